@@ -1,0 +1,1 @@
+"""diffcode: lossless image compression with differentiable entropy codes."""

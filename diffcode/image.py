@@ -1,0 +1,218 @@
+"""Images on disk <-> uint8 arrays of shape (H, W, 3); input validation. No torch.
+
+Every array that leaves this module is C-contiguous uint8 with shape (H, W, 3),
+1 <= H, W <= 65535, channels in R, G, B order. Reading is strict: an image is
+accepted only if Pillow can decode it to exactly those 8-bit values, so that the
+pixels diffcode codes are the pixels in the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from diffcode.errors import DiffcodeError, ImageError, OutputExistsError
+
+MAX_SIDE = 65535
+"""Largest height or width diffcode accepts (stored as 16-bit fields)."""
+
+LOSSY_DECODE_FORMATS = frozenset({"JPEG", "MPO"})
+"""Formats whose decoded pixels can differ between decoder libraries."""
+
+_MODE_HINTS = {
+    "RGBA": "it has an alpha channel",
+    "RGBa": "it has an alpha channel",
+    "LA": "it is grayscale with an alpha channel",
+    "PA": "it is a palette image with an alpha channel",
+    "L": "it is 8-bit grayscale",
+    "1": "it is 1-bit black and white",
+    "I;16": "it has 16 bits per sample",
+    "I;16B": "it has 16 bits per sample",
+    "I;16L": "it has 16 bits per sample",
+    "I": "it has 32-bit integer samples",
+    "F": "it has 32-bit float samples",
+    "CMYK": "it is CMYK, not RGB",
+}
+
+PathLike = str | os.PathLike
+
+
+def read_image(path: PathLike) -> np.ndarray:
+    """Read an 8-bit RGB image file into an array.
+
+    Accepts any format Pillow decodes exactly (PNG, PPM, BMP, TIFF, WebP, ...).
+    Palette images without transparency are expanded to RGB; this is lossless
+    because every palette entry is an exact 8-bit RGB triple.
+
+    Args:
+        path: image file to read.
+
+    Returns:
+        C-contiguous uint8 array of shape (H, W, 3).
+
+    Raises:
+        ImageError: the file is missing or unreadable, is JPEG, has more than
+            8 bits per sample, has an alpha channel or transparency, is not RGB,
+            has several frames, or has an unsupported size.
+    """
+    path = Path(path)
+    _check_is_file(path)
+    try:
+        with Image.open(path) as im:
+            array = _decode_rgb8(im, path)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+        raise ImageError(f"{path}: not an image Pillow can read ({e})") from e
+    except Image.DecompressionBombError as e:
+        raise ImageError(f"{path}: image is too large to read safely ({e})") from e
+    return validate_array(array, name=str(path))
+
+
+def _check_is_file(path: Path) -> None:
+    """Raise ImageError unless `path` is an existing regular file."""
+    if not path.exists():
+        raise ImageError(f"{path}: no such file")
+    if not path.is_file():
+        raise ImageError(f"{path}: not a regular file")
+
+
+def _decode_rgb8(im: Image.Image, path: Path) -> np.ndarray:
+    """Decode an opened Pillow image to uint8 RGB, refusing anything lossy."""
+    if im.format in LOSSY_DECODE_FORMATS:
+        raise ImageError(
+            f"{path}: {im.format} files are not accepted because their decoded pixels "
+            "depend on the decoder library; convert to PNG with a fixed decoder first"
+        )
+    if getattr(im, "n_frames", 1) > 1:
+        raise ImageError(f"{path}: has {im.n_frames} frames; save the frame you want as PNG")
+    _check_source_depth(im, path)
+    _check_mode(im, path)
+    if im.mode == "P":
+        im = im.convert("RGB")
+    return np.asarray(im, dtype=np.uint8)
+
+
+def _check_source_depth(im: Image.Image, path: Path) -> None:
+    """Reject files that Pillow would silently reduce to 8 bits per sample.
+
+    Pillow opens 16-bit RGB PNGs and PPMs with maxval != 255 as mode "RGB" and
+    rescales them, so the mode alone cannot tell; the raw decoder modes can.
+    """
+    for tile in im.tile:
+        args = tile.args if isinstance(tile.args, tuple) else (tile.args,)
+        rawmode = args[0] if args and isinstance(args[0], str) else ""
+        if ";16" in rawmode or ";32" in rawmode:
+            raise ImageError(
+                f"{path}: has 16 or more bits per sample (raw mode {rawmode}); "
+                "diffcode codes 8-bit RGB only"
+            )
+        if tile.codec_name == "ppm" and len(args) > 1 and args[1] != 255:
+            raise ImageError(
+                f"{path}: PPM with maxval {args[1]}; diffcode needs maxval 255 (8-bit samples)"
+            )
+
+
+def _check_mode(im: Image.Image, path: Path) -> None:
+    """Accept mode RGB, and mode P without transparency; raise ImageError otherwise."""
+    if im.mode == "RGB":
+        return
+    if im.mode == "P" and "transparency" not in im.info:
+        return
+    reason = _MODE_HINTS.get(im.mode, "it is not 8-bit RGB")
+    if im.mode == "P":
+        reason = "it is a palette image with transparency"
+    raise ImageError(
+        f"{path}: image mode is {im.mode} but diffcode needs 8-bit RGB ({reason}). "
+        "Convert it first, e.g. Image.open(p).convert('RGB').save('out.png'), "
+        "and note that this drops alpha or bit depth"
+    )
+
+
+def validate_array(a: np.ndarray, name: str = "array") -> np.ndarray:
+    """Check that `a` is an image array diffcode can code.
+
+    Args:
+        a: candidate image, uint8 of shape (H, W, 3) with 1 <= H, W <= 65535.
+        name: what to call the array in error messages.
+
+    Returns:
+        `a` itself if it is C-contiguous, else a C-contiguous copy.
+
+    Raises:
+        ImageError: wrong type, dtype, number of dimensions, channels or size.
+    """
+    if not isinstance(a, np.ndarray):
+        raise ImageError(f"{name}: expected a numpy array, got {type(a).__name__}")
+    if a.dtype != np.uint8:
+        raise ImageError(f"{name}: expected dtype uint8, got {a.dtype}")
+    if a.ndim != 3 or a.shape[2] != 3:
+        raise ImageError(f"{name}: expected shape (H, W, 3), got {a.shape}")
+    height, width = a.shape[:2]
+    if not (1 <= height <= MAX_SIDE and 1 <= width <= MAX_SIDE):
+        raise ImageError(
+            f"{name}: height and width must be in [1, {MAX_SIDE}], got {height}x{width}"
+        )
+    return np.ascontiguousarray(a)
+
+
+def encode_png(array: np.ndarray, optimize: bool = False) -> bytes:
+    """Return the bytes of `array` encoded as an 8-bit RGB PNG."""
+    array = validate_array(array)
+    buffer = io.BytesIO()
+    Image.fromarray(array, mode="RGB").save(buffer, format="PNG", optimize=optimize)
+    return buffer.getvalue()
+
+
+def write_png(path: PathLike, array: np.ndarray, overwrite: bool = False) -> None:
+    """Write `array` as a PNG file, atomically.
+
+    Args:
+        path: destination file.
+        array: uint8 image of shape (H, W, 3).
+        overwrite: replace `path` if it exists.
+
+    Raises:
+        ImageError: `array` is not a valid image.
+        OutputExistsError: `path` exists and `overwrite` is False.
+        DiffcodeError: the file could not be written (nothing is left behind).
+    """
+    write_bytes_atomic(path, encode_png(array), overwrite=overwrite)
+
+
+def write_bytes_atomic(path: PathLike, data: bytes, overwrite: bool = False) -> None:
+    """Write `data` to `path` via a temporary file and a rename.
+
+    Readers see either the old file or the complete new one, never a partial
+    file; on any error the temporary file is removed.
+
+    Raises:
+        OutputExistsError: `path` exists and `overwrite` is False.
+        DiffcodeError: the directory is missing or the write failed.
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise OutputExistsError(f"{path}: already exists; pass overwrite (--force) to replace it")
+    if not path.parent.is_dir():
+        raise DiffcodeError(f"{path}: cannot write, directory {path.parent} does not exist")
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp_name, path)
+    except BaseException as e:
+        Path(tmp_name).unlink(missing_ok=True)
+        if isinstance(e, OSError):
+            raise DiffcodeError(f"{path}: write failed ({e})") from e
+        raise
+
+
+def pixel_sha256(array: np.ndarray) -> str:
+    """Hex SHA-256 of the row-major (H, W, 3) uint8 bytes, as in PIXELS.sha256."""
+    return hashlib.sha256(validate_array(array).tobytes()).hexdigest()

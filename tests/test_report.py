@@ -1,0 +1,70 @@
+"""Tests of diffcode.report: baseline sizes and provenance-headed tables."""
+
+import csv
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from diffcode import report
+
+
+@pytest.fixture
+def small():
+    """A small smooth RGB image, so the baselines run in milliseconds."""
+    y, x = np.mgrid[0:24, 0:32]
+    return np.stack([x * 7, y * 9, (x + y) * 3], axis=-1).astype(np.uint8)
+
+
+def test_png_size(small):
+    assert report.png_size(small) > 0
+
+
+@pytest.mark.parametrize("codec", [report.webp_size, report.jxl_size])
+def test_optional_codecs(codec, small):
+    size = codec(small)
+    assert size is None or size > 0
+
+
+def test_bpsp():
+    assert report.bpsp(3, 1, 1) == 8.0
+    assert report.bpsp(768 * 512 * 3, 512, 768) == 8.0
+    with pytest.raises(ValueError):
+        report.bpsp(10, 0, 5)
+
+
+def test_write_table(tmp_path):
+    rows = [{"image": "kodim01", "bpsp": 3.14159, "size_bytes": 1000, "extra": 1},
+            {"image": "a|b", "bpsp": None, "size_bytes": 2}]
+    columns = ["image", "bpsp", "size_bytes"]
+    report.write_table(rows, tmp_path / "table", "python run.py --fast", columns)
+    commit = report.git_commit()
+    md = (tmp_path / "table.md").read_text()
+    assert "python run.py --fast" in md and commit in md
+    assert "| kodim01 | 3.1416 | 1000 |" in md and "a\\|b" in md
+    lines = (tmp_path / "table.csv").read_text().splitlines()
+    assert lines[0] == "# command: python run.py --fast"
+    assert f"# commit: {commit}" in lines
+    table = list(csv.reader(line for line in lines if not line.startswith("#")))
+    assert table == [columns, ["kodim01", "3.14159", "1000"], ["a|b", "", "2"]]
+
+
+def test_provenance_has_machine_and_date():
+    info = report.provenance("cmd")
+    assert set(info) == {"command", "commit", "date", "machine"}
+    assert "CPUs" in info["machine"] and "torch" in info["machine"]
+
+
+def test_modules_do_not_import_torch():
+    code = ("import sys, diffcode.image, diffcode.kodak, diffcode.report; "
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_dirty_means_code_differs():
+    assert not report._code_differs([])
+    assert not report._code_differs(["?? experiments/results/table.md"])
+    assert report._code_differs(["?? diffcode/new_module.py"])
+    assert report._code_differs([" M diffcode/image.py"])

@@ -1,0 +1,247 @@
+"""diffcode command line: train, fit, store, decode, info, compress.
+
+    python cli.py fit kodim17.png --variant per-pixel     # -> kodim17.per-pixel.fit
+    python cli.py store                                   # every .fit here -> .dfc, with a size report
+    python cli.py decode kodim17.dfc -o out.png
+    python cli.py info kodim17.dfc
+    python cli.py compress kodim17.png -o kodim17.dfc     # fit + store
+    python cli.py train --variant per-pixel               # train the shared decoder
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n")[0])
+
+
+class Variant(str, Enum):
+    per_pixel = "per-pixel"
+
+
+def _fail(exc: Exception) -> None:
+    typer.echo(f"error: {exc}", err=True)
+    raise typer.Exit(code=1)
+
+
+def _run(fn):
+    """Call fn, turning diffcode's own errors into a one-line message and exit code 1."""
+    from diffcode.errors import DiffcodeError
+
+    try:
+        return fn()
+    except (DiffcodeError, ValueError, FileNotFoundError) as exc:
+        _fail(exc)
+
+
+def _checkpoint(path: Optional[Path]):
+    from diffcode.decoder import Checkpoint
+
+    return Checkpoint.load(path)
+
+
+def _progress(total: int, label: str):
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, desc=label, unit="step", file=sys.stderr, leave=False)
+
+    def update(step: int, bpsp: float) -> None:
+        bar.update(1)
+        bar.set_postfix_str(f"{bpsp:.4f} bpsp")
+        if step + 1 == total:
+            bar.close()
+
+    return update
+
+
+@app.command()
+def fit(
+    image: Path = typer.Argument(..., help="PNG/PPM image to encode"),
+    variant: Variant = typer.Option(Variant.per_pixel, help="encoding variant"),
+    steps: Optional[int] = typer.Option(None, help="Adam steps (default: FitConfig.steps)"),
+    device: str = typer.Option("cpu", help="cpu, or cuda when present"),
+    seed: int = typer.Option(0, help="seed of the fit's noise and of the stored file's shared randomness"),
+    out: Optional[Path] = typer.Option(None, help="fit file to write (default IMAGE.per-pixel.fit)"),
+    overwrite: bool = typer.Option(False, help="replace an existing output"),
+    checkpoint: Optional[Path] = typer.Option(None, help="decoder checkpoint (default: the shipped one)"),
+):
+    """Fit the encodings of one image (the encoder) and write a fit file for `store`."""
+    from diffcode import fitfile
+    from diffcode.fit import FitConfig, fit_image
+    from diffcode.image import read_image
+
+    def go():
+        array = read_image(image)
+        ckpt = _checkpoint(checkpoint)
+        config = FitConfig(seed=seed) if steps is None else FitConfig(steps=steps, seed=seed)
+        target = out or image.with_suffix(f".{variant.value}.fit")
+        if target.exists() and not overwrite:
+            raise ValueError(f"{target} exists; pass --overwrite or --out")
+        result = fit_image(array, ckpt, config, progress=_progress(config.steps, image.name), device=device)
+        fitfile.save(target, result, source=str(image), overwrite=overwrite)
+        last = result.history[-1] if result.history else {}
+        typer.echo(f"{target}: {last.get('bpsp', float('nan')):.4f} bpsp after {config.steps} steps "
+                   f"({result.seconds:.1f} s)")
+
+    _run(go)
+
+
+@app.command()
+def store(
+    fits: List[Path] = typer.Argument(None, help="fit files (default: every *.fit in the current directory)"),
+    out_dir: Optional[Path] = typer.Option(None, help="where to write the .dfc files (default: next to each fit)"),
+    json_out: bool = typer.Option(False, "--json", help="one JSON object per file"),
+    overwrite: bool = typer.Option(False, help="replace existing outputs"),
+    device: str = typer.Option("cpu"),
+    checkpoint: Optional[Path] = typer.Option(None, help="decoder checkpoint (default: the shipped one)"),
+):
+    """Store fit files as compressed .dfc files; report theoretical entropy vs real size."""
+    from diffcode import codec, fitfile
+    from diffcode.image import write_bytes_atomic
+
+    def go():
+        paths = fits or sorted(Path(".").glob("*.fit"))
+        if not paths:
+            raise ValueError("no fit files given and none in the current directory")
+        ckpt = _checkpoint(checkpoint)
+        for path in paths:
+            result, _ = fitfile.load(path)
+            if result.checkpoint_hash != ckpt.hash:
+                raise ValueError(f"{path} was fitted with decoder {result.checkpoint_hash[:16]}, "
+                                 f"the loaded decoder is {ckpt.short_hash}")
+            target = (out_dir or path.parent) / (path.name.split(".")[0] + ".dfc")
+            data, report = codec.store(result.image, result.centers, ckpt, result.seed, device=device)
+            write_bytes_atomic(target, data, overwrite=overwrite)
+            _print_report(str(target), report.as_dict(), json_out)
+
+    _run(go)
+
+
+def _print_report(name: str, d: dict, json_out: bool) -> None:
+    d = {"file": name, **d}
+    if json_out:
+        typer.echo(json.dumps(d))
+        return
+    sub = 3 * d["height"] * d["width"]
+    row = lambda label, b: f"  {label:<12} {b:>12,.0f} B  {8 * b / sub:7.4f} bpsp"  # noqa: E731
+    typer.echo(f"{name}: {d['height']}x{d['width']} {d['variant']} / {d['storage']}")
+    typer.echo("  theoretical:")
+    typer.echo(row("encodings", d["encodings_theoretical_bytes"]))
+    typer.echo(row("error table", d["error_table_theoretical_bytes"]))
+    typer.echo(row("total", d["theoretical_bytes"]))
+    typer.echo("  real file:")
+    typer.echo(row("encodings", d["encodings_bytes"]))
+    typer.echo(row("error table", d["error_table_bytes"]))
+    typer.echo(row("header", d["header_bytes"]))
+    typer.echo(row("file", d["file_bytes"]) + f"   overhead {d['overhead_percent']:+.2f} %")
+
+
+@app.command()
+def decode(
+    file: Path = typer.Argument(..., help=".dfc file"),
+    out: Path = typer.Option(..., "-o", "--out", help="PNG to write"),
+    overwrite: bool = typer.Option(False, help="replace an existing output"),
+    device: str = typer.Option("cpu"),
+    checkpoint: Optional[Path] = typer.Option(None, help="decoder checkpoint (default: the shipped one)"),
+):
+    """Restore the image of a .dfc file, pixel for pixel."""
+    from diffcode import codec
+    from diffcode.image import write_png
+
+    def go():
+        if out.exists() and not overwrite:
+            raise ValueError(f"{out} exists; pass --overwrite")
+        image = codec.load(file.read_bytes(), _checkpoint(checkpoint), device=device)
+        write_png(out, image, overwrite=overwrite)
+        typer.echo(f"{out}: {image.shape[0]}x{image.shape[1]}, pixels verified against the file's checksum")
+
+    _run(go)
+
+
+@app.command()
+def info(
+    files: List[Path] = typer.Argument(..., help=".dfc files"),
+    json_out: bool = typer.Option(False, "--json", help="one JSON object per file"),
+):
+    """Print the header and section sizes of .dfc files."""
+    from diffcode import codec
+
+    def go():
+        for path in files:
+            d = {"file": str(path), **codec.info(path.read_bytes())}
+            if json_out:
+                typer.echo(json.dumps(d))
+                continue
+            typer.echo(f"{path}:")
+            for key, value in d.items():
+                if key not in ("file", "sections"):
+                    typer.echo(f"  {key:<20} {value}")
+            for i, s in enumerate(d["sections"]):
+                typer.echo(f"  section {i:<3} {s['kind']:<12} {s['bytes']:>10,} B  crc32 {s['crc32']}")
+
+    _run(go)
+
+
+@app.command()
+def compress(
+    image: Path = typer.Argument(..., help="PNG/PPM image"),
+    out: Path = typer.Option(..., "-o", "--out", help=".dfc file to write"),
+    steps: Optional[int] = typer.Option(None, help="Adam steps"),
+    seed: int = typer.Option(0),
+    device: str = typer.Option("cpu"),
+    overwrite: bool = typer.Option(False, help="replace an existing output"),
+    json_out: bool = typer.Option(False, "--json"),
+    checkpoint: Optional[Path] = typer.Option(None, help="decoder checkpoint (default: the shipped one)"),
+):
+    """Fit and store in one go."""
+    from diffcode import codec
+    from diffcode.fit import FitConfig, fit_image
+    from diffcode.image import read_image, write_bytes_atomic
+
+    def go():
+        if out.exists() and not overwrite:
+            raise ValueError(f"{out} exists; pass --overwrite")
+        array, ckpt = read_image(image), _checkpoint(checkpoint)
+        config = FitConfig(seed=seed) if steps is None else FitConfig(steps=steps, seed=seed)
+        result = fit_image(array, ckpt, config, progress=_progress(config.steps, image.name), device=device)
+        data, report = codec.store(array, result.centers, ckpt, result.seed, device=device)
+        write_bytes_atomic(out, data, overwrite=overwrite)
+        _print_report(str(out), report.as_dict(), json_out)
+
+    _run(go)
+
+
+@app.command()
+def train(
+    variant: Variant = typer.Option(Variant.per_pixel, help="encoding variant"),
+    steps: Optional[int] = typer.Option(None, help="training steps"),
+    crop: Optional[int] = typer.Option(None, help="side of the training crops"),
+    kodak_dir: Optional[Path] = typer.Option(None, help="folder with kodim01..24.png"),
+    out: Path = typer.Option(Path("per_pixel.npz"), help="checkpoint to write"),
+    overwrite: bool = typer.Option(False, help="replace an existing output"),
+):
+    """Train the shared decoder on the Kodak training split, selecting by validation bpsp."""
+    from dataclasses import replace
+
+    from diffcode.train import TrainConfig, train as run_train
+
+    def go():
+        if out.exists() and not overwrite:
+            raise ValueError(f"{out} exists; pass --overwrite")
+        config = TrainConfig()
+        config = replace(config, **{k: v for k, v in {"steps": steps, "crop": crop}.items() if v is not None})
+        ckpt = run_train(config, kodak_dir=str(kodak_dir) if kodak_dir else None, log=typer.echo)
+        ckpt.save(out)
+        typer.echo(f"{out}: decoder {ckpt.short_hash}, validation {ckpt.meta['validation_bpsp']:.4f} bpsp")
+
+    _run(go)
+
+
+if __name__ == "__main__":
+    app()

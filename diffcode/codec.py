@@ -1,0 +1,164 @@
+"""Fitted intervals -> bytes -> image: store, load and verification.
+
+    image --fit (float torch, diffcode.fit)--> FitResult (centers per stage)
+          --store: exact fixed-point decoder pass, stage by stage:
+                entropies (decoder-known) -> random-seed search -> stored angles -> next stage
+                head -> Cauchy table indexes -> rANS error table
+          --> .dfc bytes (diffcode.storage.container)
+          --load: the same fixed-point pass, reading tries instead of searching
+          --> pixels, checked against the header's pixel hash
+
+The encoder decodes its own file before returning it (`verify=True`), so a file that would
+decode wrong is never written. The decode path never imports the fitting code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import cauchy
+from .decoder import Checkpoint
+from .encodings import angles_to_u32
+from .errors import ChecksumError, CorruptFileError, DecoderMismatchError
+from .image import validate_array
+from .storage import container, randseed, rans
+from .storage.entropy_units import UNITS_PER_BIT
+from .storage.rng import RNG_VERSION
+from .superres import size_schedule
+from .variants import per_pixel
+
+STORAGE = "randseed"
+ERROR_MODEL = "cauchy"
+
+
+@dataclass(frozen=True)
+class StoreReport:
+    """Theoretical entropy next to the real size of one stored file (bytes unless said)."""
+
+    file_bytes: int
+    encodings_bytes: int
+    error_table_bytes: int
+    header_bytes: int
+    encodings_theoretical_bytes: float
+    error_table_theoretical_bytes: float
+    height: int
+    width: int
+    variant: str = per_pixel.NAME
+    storage: str = STORAGE
+
+    @property
+    def theoretical_bytes(self) -> float:
+        return self.encodings_theoretical_bytes + self.error_table_theoretical_bytes
+
+    def as_dict(self) -> dict:
+        """The keys used wherever results are written (`--json`, experiment tables)."""
+        subpixels = 3 * self.height * self.width
+        d = dict(self.__dict__)
+        d["theoretical_bytes"] = self.theoretical_bytes
+        d["overhead_percent"] = 100.0 * (self.file_bytes / self.theoretical_bytes - 1.0)
+        d["bpsp"] = 8.0 * self.file_bytes / subpixels
+        d["theoretical_bpsp"] = 8.0 * self.theoretical_bytes / subpixels
+        return d
+
+
+def pixel_hash(image: np.ndarray) -> bytes:
+    return hashlib.sha256(np.ascontiguousarray(image, dtype=np.uint8).tobytes()).digest()[:16]
+
+
+def _symbols(image: np.ndarray) -> np.ndarray:
+    """Pixels in coding order: color plane, row, column (matches the head's channel layout)."""
+    return image.transpose(2, 0, 1).reshape(-1).astype(np.int64)
+
+
+def store(image: np.ndarray, centers: list[np.ndarray], checkpoint: Checkpoint, seed: int = 0, *,
+          budget_nats: float = randseed.DEFAULT_BUDGET_NATS, verify: bool = True,
+          device: str = "cpu") -> tuple[bytes, StoreReport]:
+    """Serialize fitted encodings and the error table into a .dfc file.
+
+    Args:
+        image: uint8 (H, W, 3), the image that was fitted.
+        centers: fitted centers per stage (head last), radians, shapes (n, h_k, w_k).
+    """
+    image = validate_array(image)
+    h, w, _ = image.shape
+    schedule = size_schedule(h, w, checkpoint.config)
+    if len(centers) != len(schedule.encoding_grids()):
+        raise ValueError(f"{len(centers)} encoding stages given, the decoder needs {len(schedule.encoding_grids())}")
+    sections, units_total = [], 0
+
+    def provide(k: int, units: np.ndarray) -> np.ndarray:
+        nonlocal units_total
+        c = angles_to_u32(np.asarray(centers[k], dtype=np.float64))
+        data, values = randseed.encode_stage(c.reshape(-1), units.reshape(-1), seed, k, budget_nats)
+        sections.append((container.ENCODINGS, data))
+        units_total += int(units.sum())
+        return values.reshape(units.shape)
+
+    params = per_pixel.fixed_pass(checkpoint, schedule, provide, device)
+    symbols = _symbols(image)
+    sections.append((container.ERROR_TABLE, rans.encode(symbols, params, cauchy.CauchyModel())))
+    header = container.Header(per_pixel.NAME, STORAGE, RNG_VERSION, ERROR_MODEL, h, w, seed,
+                              round(budget_nats * 100), bytes.fromhex(checkpoint.hash[:32]), pixel_hash(image))
+    data = container.pack(header, sections)
+    if verify and not np.array_equal(load(data, checkpoint, device=device), image):
+        raise ChecksumError("internal error: the stored file does not decode to the image")
+    enc_bytes = sum(len(d) for kind, d in sections if kind == container.ENCODINGS)
+    report = StoreReport(
+        file_bytes=len(data), encodings_bytes=enc_bytes, error_table_bytes=len(sections[-1][1]),
+        header_bytes=container.header_bytes(len(sections)),
+        encodings_theoretical_bytes=units_total / UNITS_PER_BIT / 8.0,
+        error_table_theoretical_bytes=cauchy.bits_float(symbols, params) / 8.0, height=h, width=w)
+    return data, report
+
+
+def check_decoder(header: container.Header, checkpoint: Checkpoint) -> None:
+    if header.decoder_hash != bytes.fromhex(checkpoint.hash[:32]):
+        raise DecoderMismatchError(
+            f"this file was made with decoder {header.decoder_hash.hex()}, but the loaded decoder is "
+            f"{checkpoint.hash[:32]}; pass the matching checkpoint with --checkpoint")
+
+
+def load(data: bytes, checkpoint: Checkpoint | None = None, *, device: str = "cpu") -> np.ndarray:
+    """Decode a .dfc file to uint8 (H, W, 3) pixels; raises on any corruption or mismatch."""
+    header, sections = container.unpack(data)
+    checkpoint = checkpoint or Checkpoint.load()
+    check_decoder(header, checkpoint)
+    if header.rng_version != RNG_VERSION:
+        raise CorruptFileError(f"file uses shared-randomness version {header.rng_version}, this diffcode has {RNG_VERSION}")
+    schedule = size_schedule(header.height, header.width, checkpoint.config)
+    n_stages = len(schedule.encoding_grids())
+    kinds = [kind for kind, _ in sections]
+    if kinds != [container.ENCODINGS] * n_stages + [container.ERROR_TABLE]:
+        raise CorruptFileError(f"unexpected section layout {kinds} for a {header.height}x{header.width} image")
+    budget = header.segment_budget_cnats / 100.0
+
+    def provide(k: int, units: np.ndarray) -> np.ndarray:
+        values = randseed.decode_stage(sections[k][1], units.reshape(-1), header.seed, k, budget)
+        return values.reshape(units.shape)
+
+    params = per_pixel.fixed_pass(checkpoint, schedule, provide, device)
+    symbols = rans.decode(sections[-1][1], params, cauchy.CauchyModel())
+    if symbols.min(initial=0) < 0 or symbols.max(initial=0) > 255:
+        raise CorruptFileError("error table decoded to out-of-range pixel values")
+    image = symbols.astype(np.uint8).reshape(3, header.height, header.width).transpose(1, 2, 0).copy()
+    if pixel_hash(image) != header.pixel_hash:
+        raise ChecksumError("decoded pixels do not match the file's checksum: the file is corrupt "
+                            "or was decoded with a different decoder arithmetic")
+    return image
+
+
+def info(data: bytes) -> dict:
+    """Header fields and section sizes of a file, without decoding it."""
+    header, table, offset = container.unpack_header(data)
+    return {
+        "format_version": container.FORMAT_VERSION, "variant": header.variant, "storage": header.storage,
+        "rng_version": header.rng_version, "error_model": header.error_model, "height": header.height,
+        "width": header.width, "seed": header.seed, "segment_budget_nats": header.segment_budget_cnats / 100,
+        "decoder_hash": header.decoder_hash.hex(), "pixel_hash": header.pixel_hash.hex(),
+        "header_bytes": offset, "file_bytes": len(data),
+        "sections": [{"kind": container.SECTION_KINDS.get(k, str(k)), "bytes": n, "crc32": f"{c:08x}"}
+                     for k, n, c in table],
+    }

@@ -1,0 +1,159 @@
+"""The encoder: Adam on an image's encodings with the decoder fixed (report 3.3 and 4.1).
+
+The report's fitting schedule, each piece switchable in `FitConfig`:
+
+- `maximize_steps`: the first steps maximize the encodings' entropy (loss = -entropy), to make
+  the encoder request encoded information.
+- `entropy_on_fraction`: the encodings' entropy is left out of the loss until the last part
+  of the run (1.0 = always in the loss).
+- `init_from_image`: 3 encoding channels of every stage start from the image, resized.
+- `freeze_stages`: during the last `freeze_fraction` of the steps the superresolution stages
+  are frozen one by one with their *true stored* encodings (the random-seed search run on the
+  exact decoder), so that later stages adapt to what the decoder will really see.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+
+from .decoder import Checkpoint, DecoderWeights
+from .encodings import CircularEncodings
+from .superres import size_schedule
+from .variants import per_pixel
+
+LN2 = math.log(2.0)
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    """Settings of one fit. Defaults finish a 768x512 image in minutes on 2 CPU cores."""
+
+    steps: int = 400
+    lr: float = 0.05
+    maximize_steps: int = 20
+    entropy_on_fraction: float = 0.3
+    init_from_image: bool = True
+    freeze_stages: bool = True
+    freeze_fraction: float = 0.2
+    seed: int = 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class FitResult:
+    """What `store` needs: the image, the fitted centers per stage, and how the fit went."""
+
+    image: np.ndarray  # uint8 (H, W, 3)
+    centers: list[np.ndarray]  # float32 (n, h_k, w_k) radians, one per stage (head last)
+    checkpoint_hash: str
+    config: FitConfig
+    seed: int
+    history: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def image_tensor(images: np.ndarray | list[np.ndarray], device: str = "cpu") -> torch.Tensor:
+    """uint8 (H, W, 3) or a list of them -> float (B, 3, H, W) in 0..255."""
+    arr = np.stack(images) if isinstance(images, list) else images[None]
+    return torch.from_numpy(arr).permute(0, 3, 1, 2).float().to(device)
+
+
+def loss_weights(step: int, config: FitConfig) -> tuple[float, float]:
+    """(error-table weight, encoding-entropy weight) of the loss at `step`."""
+    if step < config.maximize_steps:
+        return 0.0, -1.0
+    if step >= config.steps * (1.0 - config.entropy_on_fraction):
+        return 1.0, 1.0
+    return 1.0, 0.0
+
+
+def freeze_plan(n_stages: int, config: FitConfig) -> dict[int, int]:
+    """step -> superresolution stage to freeze at that step (evenly spaced in the last part)."""
+    if not config.freeze_stages or n_stages == 0:
+        return {}
+    start = int(config.steps * (1.0 - config.freeze_fraction))
+    span = config.steps - start
+    return {start + (k * span) // n_stages: k for k in range(n_stages)}
+
+
+def freeze_stage(checkpoint: Checkpoint, schedule, encodings: CircularEncodings, stage: int,
+                 seed: int, device: str) -> None:
+    """Replace stage's sampled encodings by the values the storage scheme will really store."""
+    from .storage import randseed
+
+    def provide(k: int, units: np.ndarray) -> np.ndarray:
+        if k < stage:
+            return encodings.frozen_values[k][0]
+        _, values = randseed.encode_stage(encodings.centers_u32(k).reshape(-1), units.reshape(-1), seed, k)
+        encodings.freeze(k, values.reshape(units.shape)[None])
+        raise per_pixel.StopPass
+
+    try:
+        per_pixel.fixed_pass(checkpoint, schedule, provide, device)
+    except per_pixel.StopPass:
+        pass
+
+
+def fit_batch(weights: DecoderWeights, images: torch.Tensor, config: FitConfig, *,
+              encodings: CircularEncodings | None = None, progress=None,
+              checkpoint: Checkpoint | None = None, device: str = "cpu") -> tuple[CircularEncodings, list[dict]]:
+    """Fit the encodings of a batch of same-size images with the decoder fixed.
+
+    Args:
+        weights: decoder (its parameters are not updated).
+        images: float (B, 3, H, W) in 0..255.
+        progress: optional callable(step, bpsp_total) for a progress bar.
+        checkpoint: needed only for `freeze_stages` (the exact coding pass).
+    Returns:
+        the fitted encodings and a history of {step, bpsp, error_bpsp, encodings_bpsp}.
+    """
+    b, _, h, w = images.shape
+    schedule = size_schedule(h, w, weights.config)
+    torch.manual_seed(config.seed)
+    if encodings is None:
+        encodings = CircularEncodings(schedule.encoding_grids(), weights.config.encodings_per_pixel, b).to(device)
+        if config.init_from_image:
+            encodings.init_from_image(images)
+    weights.requires_grad_(False)
+    opt = torch.optim.Adam(encodings.parameters(), lr=config.lr)
+    plan = freeze_plan(len(schedule.stages), config) if checkpoint is not None and b == 1 else {}
+    per_bit = 1.0 / (b * 3 * h * w * LN2)
+    history = []
+    for step in range(config.steps):
+        if step in plan:
+            freeze_stage(checkpoint, schedule, encodings, plan[step], config.seed, device)
+        out, enc_nats = per_pixel.float_pass(weights, encodings, schedule, b)
+        err_nats = per_pixel.error_table_nats(images, out)
+        we, wc = loss_weights(step, config)
+        loss = (we * err_nats.sum() + wc * enc_nats.sum()) * per_bit
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        rec = {"step": step, "error_bpsp": err_nats.sum().item() * per_bit,
+               "encodings_bpsp": enc_nats.sum().item() * per_bit}
+        rec["bpsp"] = rec["error_bpsp"] + rec["encodings_bpsp"]
+        history.append(rec)
+        if progress is not None:
+            progress(step, rec["bpsp"])
+    weights.requires_grad_(True)
+    return encodings, history
+
+
+def fit_image(image: np.ndarray, checkpoint: Checkpoint, config: FitConfig = FitConfig(), *,
+              progress=None, device: str = "cpu") -> FitResult:
+    """Fit one uint8 (H, W, 3) image; returns everything `store` needs."""
+    t0 = time.perf_counter()
+    weights = checkpoint.weights().to(device)
+    encodings, history = fit_batch(weights, image_tensor(image, device), config,
+                                   progress=progress, checkpoint=checkpoint, device=device)
+    # frozen stages keep their centers, so store's search finds the same stored values again
+    centers = [c[0].detach().float().cpu().numpy() for c in encodings.centers]
+    return FitResult(image=image, centers=centers, checkpoint_hash=checkpoint.hash, config=config,
+                     seed=config.seed, history=history, seconds=time.perf_counter() - t0)

@@ -1,0 +1,48 @@
+"""The .fit file: everything `store` needs from a fit (an .npz without pickles).
+
+Arrays: `image` uint8 (H, W, 3), `centers_<k>` float32 (n, h_k, w_k) radians per stage (head
+last), `meta` a UTF-8 JSON document: fit-file version, variant, checkpoint hash, seed, fit
+config, source path, fit seconds and the loss history (bpsp per step).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .errors import DiffcodeError
+from .fit import FitConfig, FitResult
+from .image import write_bytes_atomic
+
+FIT_FILE_VERSION = 1
+
+
+def save(path: str | Path, fit: FitResult, source: str = "", overwrite: bool = False) -> None:
+    meta = {"fit_file_version": FIT_FILE_VERSION, "variant": "per-pixel",
+            "checkpoint_hash": fit.checkpoint_hash, "seed": fit.seed, "config": fit.config.to_dict(),
+            "source": source, "seconds": fit.seconds, "history": fit.history}
+    arrays = {f"centers_{k}": c.astype(np.float32) for k, c in enumerate(fit.centers)}
+    buf = io.BytesIO()
+    np.savez_compressed(buf, image=fit.image, meta=np.frombuffer(json.dumps(meta).encode(), np.uint8), **arrays)
+    write_bytes_atomic(path, buf.getvalue(), overwrite=overwrite)
+
+
+def load(path: str | Path) -> tuple[FitResult, dict]:
+    """Read a fit file; returns the FitResult and its metadata."""
+    try:
+        with np.load(Path(path), allow_pickle=False) as z:
+            meta = json.loads(z["meta"].tobytes().decode())
+            n = sum(1 for k in z.files if k.startswith("centers_"))
+            centers = [z[f"centers_{k}"] for k in range(n)]
+            image = z["image"]
+    except (OSError, ValueError, KeyError, json.JSONDecodeError) as exc:
+        raise DiffcodeError(f"{path}: not a readable diffcode fit file ({exc})") from exc
+    if meta.get("fit_file_version") != FIT_FILE_VERSION:
+        raise DiffcodeError(f"{path}: fit file version {meta.get('fit_file_version')} is not supported")
+    fit = FitResult(image=image, centers=centers, checkpoint_hash=meta["checkpoint_hash"],
+                    config=FitConfig(**meta["config"]), seed=meta["seed"], history=meta["history"],
+                    seconds=meta["seconds"])
+    return fit, meta

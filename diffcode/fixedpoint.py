@@ -1,0 +1,95 @@
+"""Exact fixed-point arithmetic for the coding-time decoder pass.
+
+Why the coding parameters are identical on every machine, thread count and batching:
+every activation is an integer multiple of 2^-12 held as an integer in a float64 tensor, every
+weight an integer multiple of 2^-12, every bias of 2^-24. A 3x3 convolution is an im2col copy
+followed by a float64 matrix product whose products and partial sums are all integers below
+2^53 (|activation| <= 2^24 units, |weight| <= 2^15 units, at most 9*1820 terms), so every
+summation order, blocking, FMA use or thread split gives the *same exact integer*. The result is
+rescaled with floor((acc + 2^11) / 2^12) (exact in float64) and clamped. Nonlinearities are
+relu (exact) and integer lookup tables (`cos_sin_fixed` here, entropies in
+`diffcode.storage.entropy_units`, Cauchy indexes in `diffcode.cauchy`) built with mpmath or
+checked against pinned hashes. No libm function touches a value that reaches the coder.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+FRAC_BITS = 12
+ONE = 1 << FRAC_BITS
+WEIGHT_LIMIT = 8 * ONE  # |weight| <= 8.0
+ACT_LIMIT = 1 << 24  # |activation| <= 4096.0
+MAX_CONV_INPUTS = (1 << 53) // (ACT_LIMIT * WEIGHT_LIMIT * 9 * 2)  # keeps sums below 2^53
+COS_TABLE_BITS = 14
+
+
+def requantize(acc: torch.Tensor, shift: int = FRAC_BITS) -> torch.Tensor:
+    """Round an exact integer accumulator (float64) from 2^-2F to 2^-F units, then clamp."""
+    out = torch.floor((acc + float(1 << (shift - 1))) * (1.0 / (1 << shift)))
+    return out.clamp_(-ACT_LIMIT, ACT_LIMIT)
+
+
+def conv3x3_valid(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, rows_per_chunk: int = 64) -> torch.Tensor:
+    """Exact valid 3x3 convolution of one fixed-point image.
+
+    Args:
+        x: float64 (C, H, W) integers in 2^-12 units.
+        weight: float64 (O, C*9) integers in 2^-12 units (im2col layout of a Conv2d weight).
+        bias: float64 (O,) integers in 2^-24 units.
+        rows_per_chunk: output rows per im2col block; any value gives the same result.
+    Returns:
+        float64 (O, H-2, W-2) integers in 2^-12 units.
+    """
+    c, h, w = x.shape
+    if c > MAX_CONV_INPUTS:
+        raise ValueError(f"{c} input channels exceed the exact-arithmetic limit {MAX_CONV_INPUTS}")
+    chunks = []
+    for r0 in range(0, h - 2, rows_per_chunk):
+        r1 = min(h - 2, r0 + rows_per_chunk)
+        cols = F.unfold(x[None, :, r0:r1 + 2, :], 3)[0]  # (C*9, rows*(W-2))
+        acc = weight @ cols + bias[:, None]
+        chunks.append(requantize(acc).view(-1, r1 - r0, w - 2))
+    return torch.cat(chunks, dim=1)
+
+
+@functools.lru_cache(maxsize=1)
+def cos_table() -> np.ndarray:
+    """round(cos(2*pi*i / 2^14) * 2^12) for i in 0..2^14-1, int64, computed exactly with mpmath."""
+    import mpmath
+
+    n = 1 << COS_TABLE_BITS
+    quarter = n // 4
+    with mpmath.workprec(80):
+        q = [int(mpmath.nint(mpmath.cos(2 * mpmath.pi * i / n) * ONE)) for i in range(quarter + 1)]
+    q = np.array(q, dtype=np.int64)
+    # cos over the full circle from the quarter wave: exact symmetries
+    i = np.arange(n)
+    j = i % (n // 2)
+    mirrored = np.where(j <= quarter, q[np.minimum(j, quarter)], -q[np.minimum(n // 2 - j, quarter)])
+    table = np.where(i < n // 2, mirrored, -mirrored)
+    return table
+
+
+def cos_sin_fixed(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """cos and sin of stored angles, in 2^-12 units.
+
+    Args:
+        values: uint32 angles, angle = 2*pi*v/2^32.
+    Returns:
+        (cos, sin) int64 arrays of the same shape, from the nearest of 2^14 table angles.
+    """
+    n = 1 << COS_TABLE_BITS
+    shift = 32 - COS_TABLE_BITS
+    idx = ((values.astype(np.int64) + (1 << (shift - 1))) >> shift) % n
+    table = cos_table()
+    return table[idx], table[(idx - n // 4) % n]
+
+
+def cos_table_sha256() -> str:
+    return hashlib.sha256(cos_table().astype("<i8").tobytes()).hexdigest()

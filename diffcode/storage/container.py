@@ -1,0 +1,143 @@
+"""The .dfc file format, declared in one place.
+
+Layout (all integers little-endian)::
+
+    offset size field
+    0      4    magic              b"\\x89DFC"
+    4      1    format_version     FORMAT_VERSION
+    5      1    variant            VARIANTS (1 = per-pixel)
+    6      1    storage            STORAGES (1 = randseed: the report's random-seed segments)
+    7      1    rng_version        diffcode.storage.rng.RNG_VERSION
+    8      1    error_model        ERROR_MODELS (1 = cauchy: quantized folded Cauchy, rANS 24 bit)
+    9      2    height             1..65535
+    11     2    width              1..65535
+    13     4    seed               shared-randomness seed
+    17     2    segment_budget     random-seed segment budget in 1/100 nat
+    19     16   decoder_hash       first 16 bytes of the decoder checkpoint's SHA-256
+    35     16   pixel_hash         first 16 bytes of SHA-256 of the HxWx3 uint8 pixels
+    51     2    n_sections
+    53     9*n  sections           (kind u8, length u32, crc32 u32) each
+    ..     4    header_crc32       CRC-32 of every header byte before it
+    ..          payloads           the sections' bytes, in order
+
+Sections: one `ENCODINGS` section per superresolution stage and one for the head, in decode
+order, then one `ERROR_TABLE` section.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass
+
+from ..errors import CorruptFileError
+
+MAGIC = b"\x89DFC"
+FORMAT_VERSION = 1
+VARIANTS = {1: "per-pixel"}
+STORAGES = {1: "randseed"}
+ERROR_MODELS = {1: "cauchy"}
+SECTION_KINDS = {1: "encodings", 2: "error-table"}
+ENCODINGS, ERROR_TABLE = 1, 2
+
+_FIXED = struct.Struct("<4sBBBBBHHIH16s16sH")
+_SECTION = struct.Struct("<BII")
+_CRC = struct.Struct("<I")
+
+
+def _code(table: dict[int, str], name: str, what: str) -> int:
+    for code, value in table.items():
+        if value == name:
+            return code
+    raise ValueError(f"unknown {what} {name!r}; known: {sorted(table.values())}")
+
+
+@dataclass(frozen=True)
+class Header:
+    """Everything a decoder needs before it reads the payloads."""
+
+    variant: str
+    storage: str
+    rng_version: int
+    error_model: str
+    height: int
+    width: int
+    seed: int
+    segment_budget_cnats: int
+    decoder_hash: bytes
+    pixel_hash: bytes
+
+    def check(self) -> None:
+        """Range checks of every field (raises ValueError)."""
+        if not (1 <= self.height <= 65535 and 1 <= self.width <= 65535):
+            raise ValueError(f"image size {self.height}x{self.width} out of range")
+        if not (0 <= self.seed < 2**32):
+            raise ValueError(f"seed {self.seed} does not fit in 32 bits")
+        if not (1 <= self.segment_budget_cnats < 2**16):
+            raise ValueError(f"segment budget {self.segment_budget_cnats} out of range")
+        if len(self.decoder_hash) != 16 or len(self.pixel_hash) != 16:
+            raise ValueError("hashes must be 16 bytes")
+
+
+def pack(header: Header, sections: list[tuple[int, bytes]]) -> bytes:
+    """Serialize a header and its (kind, payload) sections into a file."""
+    header.check()
+    fixed = _FIXED.pack(MAGIC, FORMAT_VERSION, _code(VARIANTS, header.variant, "variant"),
+                        _code(STORAGES, header.storage, "storage"), header.rng_version,
+                        _code(ERROR_MODELS, header.error_model, "error model"), header.height,
+                        header.width, header.seed, header.segment_budget_cnats, header.decoder_hash,
+                        header.pixel_hash, len(sections))
+    table = b"".join(_SECTION.pack(kind, len(data), zlib.crc32(data)) for kind, data in sections)
+    head = fixed + table
+    return head + _CRC.pack(zlib.crc32(head)) + b"".join(data for _, data in sections)
+
+
+def _need(data: bytes, end: int, what: str) -> None:
+    if len(data) < end:
+        raise CorruptFileError(f"file truncated: {len(data)} bytes, {what} needs {end}")
+
+
+def _lookup(table: dict[int, str], code: int, what: str) -> str:
+    if code not in table:
+        raise CorruptFileError(f"unknown {what} code {code} (this diffcode knows {table})")
+    return table[code]
+
+
+def unpack_header(data: bytes) -> tuple[Header, list[tuple[int, int, int]], int]:
+    """Parse and verify the header; returns (header, [(kind, length, crc)], payload offset)."""
+    _need(data, _FIXED.size, "the header")
+    magic, version, variant, storage, rng, model, h, w, seed, budget, dhash, phash, n = _FIXED.unpack_from(data)
+    if magic != MAGIC:
+        raise CorruptFileError("not a diffcode file (bad magic bytes)")
+    if version != FORMAT_VERSION:
+        raise CorruptFileError(f"format version {version} is not supported (this diffcode reads {FORMAT_VERSION})")
+    end = _FIXED.size + n * _SECTION.size
+    _need(data, end + _CRC.size, "the section table")
+    (crc,) = _CRC.unpack_from(data, end)
+    if crc != zlib.crc32(data[:end]):
+        raise CorruptFileError("header checksum mismatch: the file is corrupt")
+    sections = [_SECTION.unpack_from(data, _FIXED.size + i * _SECTION.size) for i in range(n)]
+    header = Header(_lookup(VARIANTS, variant, "variant"), _lookup(STORAGES, storage, "storage"), rng,
+                    _lookup(ERROR_MODELS, model, "error model"), h, w, seed, budget, dhash, phash)
+    return header, sections, end + _CRC.size
+
+
+def unpack(data: bytes) -> tuple[Header, list[tuple[int, bytes]]]:
+    """Parse a file; every section's length and CRC are checked."""
+    header, table, offset = unpack_header(data)
+    sections = []
+    for i, (kind, length, crc) in enumerate(table):
+        _need(data, offset + length, f"section {i}")
+        payload = data[offset:offset + length]
+        if zlib.crc32(payload) != crc:
+            raise CorruptFileError(f"section {i} ({SECTION_KINDS.get(kind, kind)}) checksum mismatch: the file is corrupt")
+        sections.append((kind, payload))
+        offset += length
+    if offset != len(data):
+        raise CorruptFileError(f"{len(data) - offset} unexpected bytes after the last section")
+    return header, sections
+
+
+def header_bytes(n_sections: int) -> int:
+    """Size of the header of a file with n sections."""
+    return _FIXED.size + n_sections * _SECTION.size + _CRC.size

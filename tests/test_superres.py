@@ -1,0 +1,93 @@
+"""Size schedule and the float/fixed-point decoder passes."""
+
+import numpy as np
+import pytest
+import torch
+
+from diffcode.backends import FixedBackend
+from diffcode.decoder import Checkpoint, DecoderWeights
+from diffcode.encodings import CircularEncodings
+from diffcode.errors import ImageError
+from diffcode.fixedpoint import FRAC_BITS, cos_sin_fixed
+from diffcode.superres import SHRINK_PER_BLOCK, DecoderConfig, run_decoder, size_schedule
+from diffcode.variants import per_pixel
+
+
+@pytest.mark.parametrize("hw", [(1, 1), (2, 3), (37, 23), (23, 37), (128, 128), (512, 768), (768, 512), (1001, 17)])
+def test_schedule_reaches_the_image_size(hw):
+    config = DecoderConfig()
+    s = size_schedule(*hw, config)
+    assert max(s.seed_hw) <= config.seed_size
+    size = s.seed_hw
+    for stage in s.stages:
+        assert stage.in_hw == size
+        up = (2 * size[0] - stage.crop_hw[0], 2 * size[1] - stage.crop_hw[1])
+        assert set(stage.crop_hw) <= {0, 1}
+        size = (up[0] - SHRINK_PER_BLOCK, up[1] - SHRINK_PER_BLOCK)
+        assert stage.out_hw == size
+    assert (size[0] - SHRINK_PER_BLOCK, size[1] - SHRINK_PER_BLOCK) == hw
+
+
+@pytest.mark.parametrize("hw", [(0, 5), (5, 0), (70000, 3)])
+def test_unsupported_sizes_are_clear_errors(hw):
+    with pytest.raises(ImageError, match="not supported"):
+        size_schedule(*hw, DecoderConfig())
+
+
+def _random_checkpoint(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    w = DecoderWeights(DecoderConfig(), g)
+    with torch.no_grad():
+        for p in w.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=g))
+    return Checkpoint.from_weights(w)
+
+
+def _fixed_output(ckpt, schedule, values, rows_per_chunk=64):
+    def hook(k, units):
+        cos, sin = cos_sin_fixed(values[k])
+        return np.concatenate([cos, sin])
+
+    return run_decoder(schedule, FixedBackend(ckpt, rows_per_chunk=rows_per_chunk), hook, ckpt.config)
+
+
+def _random_values(schedule, seed=0):
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 2**32, size=(5, h, w), dtype=np.uint64).astype(np.uint32)
+            for h, w in schedule.encoding_grids()]
+
+
+def test_fixed_point_pass_matches_the_float_pass():
+    ckpt = _random_checkpoint()
+    schedule = size_schedule(37, 23, ckpt.config)
+    values = _random_values(schedule)
+    fixed = _fixed_output(ckpt, schedule, values).numpy() / 2**FRAC_BITS
+    enc = CircularEncodings(schedule.encoding_grids(), 5, 1)
+    for k, v in enumerate(values):
+        enc.freeze(k, v[None])
+    out, _ = per_pixel.float_pass(ckpt.weights(), enc, schedule, 1)
+    assert np.abs(fixed - out[0].detach().double().numpy()).max() < 5e-3
+
+
+def test_fixed_point_pass_is_identical_across_threads_and_chunking():
+    ckpt = _random_checkpoint(1)
+    schedule = size_schedule(45, 61, ckpt.config)
+    values = _random_values(schedule, 1)
+    before = torch.get_num_threads()
+    try:
+        outs = []
+        for threads, rows in [(1, 64), (2, 64), (2, 3), (1, 1000)]:
+            torch.set_num_threads(threads)
+            outs.append(_fixed_output(ckpt, schedule, values, rows))
+    finally:
+        torch.set_num_threads(before)
+    assert all(torch.equal(outs[0], o) for o in outs[1:])
+    assert torch.equal(outs[0], torch.round(outs[0]))  # integers in 2^-12 units
+
+
+def test_checkpoint_round_trip_keeps_the_hash(tmp_path):
+    ckpt = _random_checkpoint(2)
+    ckpt.save(tmp_path / "c.npz")
+    again = Checkpoint.load(tmp_path / "c.npz")
+    assert again.hash == ckpt.hash
+    assert Checkpoint.from_weights(again.weights()).hash == ckpt.hash

@@ -339,13 +339,13 @@ def encode_tries(tries: np.ndarray, p_fx: np.ndarray) -> bytes:
     digits, a = rows.split(tries)
     symbols = np.concatenate([digits, np.minimum(a, ESCAPE)])
     params = np.concatenate([rows.digit_params, rows.escape_params])
-    out = []
+    out, escape_params = [], rows.escape_params
     while len(symbols):
         chunk = rans.encode(symbols, params, _MODEL)
         out += [_uvarint(len(chunk)), chunk]
         keep = a >= ESCAPE
-        a, params = a[keep] - BASE, rows.escape_params[keep]
-        rows.escape_params = params
+        escape_params = escape_params[keep]
+        a, params = a[keep] - BASE, escape_params
         symbols = np.minimum(a, ESCAPE)
     return b"".join(out)
 

@@ -1,0 +1,273 @@
+"""The discretized Cauchy error model: differentiable nats for fitting, integer tables for coding.
+
+The decoder's head outputs two raw values per pixel and color, ``o_loc`` and
+``o_log2scale``. They define a Cauchy distribution over the pixel value
+x in 0..255 (the report's per-pixel per-color error table)::
+
+    loc   = clamp(127.5 + 64 * o_loc, LOC_MIN, LOC_MAX)                 pixel units
+    sigma = 2 ** clamp(o_log2scale, SCALE_LOG2_MIN, SCALE_LOG2_MAX)      pixel units
+    P(x)  = F((x + 0.5 - loc) / sigma) - F((x - 0.5 - loc) / sigma),    F(t) = 1/2 + atan(t)/pi
+
+with the tails folded: P(0) holds all mass below 0.5 and P(255) all mass above 254.5.
+
+Data flow::
+
+    raw head outputs --nats()-----------------------------> entropy in nats (torch, fitting)
+          |
+          +--params_from_fixed() --> (loc_index, scale_index) int64 (N, 2)
+                                          |
+                                  CauchyModel.cdf (integer TABLE) --> rans.encode / decode
+
+For coding, loc is quantized to quarter pixels (loc_index = round(4 * loc) in
+[-4, 1024]) and sigma to 8 levels per octave (scale_index = round(8 * (log2 sigma + 4.5))
+in [0, 95]). The integer cdf is ``cdf(x) = x + TABLE[scale_index, 4x - 2 - loc_index + 1022]``
+for x in 1..255, cdf(0) = 0 and cdf(256) = TOTAL, so every symbol has frequency >= 1 and
+each row sums to exactly TOTAL. TABLE is built once at import and checked against the
+pinned SHA-256 of the exactly rounded (mpmath) table, so every platform codes the same bits.
+(No float64 value of the numpy build lies within 6.7e-6 of a rounding tie, far beyond libm
+error, so the mpmath fallback should only ever run on a broken libm.)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+
+import numpy as np
+import torch
+
+from diffcode.storage.rans import PRECISION_BITS, TOTAL
+
+N_VALUES = 256  # pixel values 0..255
+
+LOC_MIN, LOC_MAX = -1.0, 256.0  # pixel units
+LOC_STEPS_PER_LEVEL = 4  # loc is quantized to quarter pixels
+LOC_INDEX_MIN, LOC_INDEX_MAX = -4, 1024  # round(4 * LOC_MIN), round(4 * LOC_MAX)
+
+SCALE_LOG2_MIN = -4.5
+SCALE_LEVELS_PER_OCTAVE = 8
+N_SCALES = 96
+SCALE_LOG2_MAX = SCALE_LOG2_MIN + (N_SCALES - 1) / SCALE_LEVELS_PER_OCTAVE  # 7.375
+SCALE_MIN, SCALE_MAX = 2.0**SCALE_LOG2_MIN, 2.0**SCALE_LOG2_MAX  # pixel units
+
+TABLE_MASS = TOTAL - N_VALUES  # the table spreads this mass; each symbol also gets 1
+TABLE_OFFSET = 1022  # column of offset 0; offsets 4x - 2 - loc_index span [-1022, 1022]
+TABLE_WIDTH = 2 * TABLE_OFFSET + 1
+TABLE_SHA256 = "9fabbdea1cfc5b916f9d78766c0458b40b4383635ec6cee458d7e3fe04602705"
+
+
+# ----------------------------------------------------------------------------- fitting (torch)
+
+
+def _tail_angle(t: torch.Tensor) -> torch.Tensor:
+    """pi * P(T > t) for a standard Cauchy T, without cancellation for large t (float64)."""
+    positive = t > 0
+    t_safe = torch.where(positive, t, torch.ones_like(t))
+    return torch.where(positive, torch.atan(1.0 / t_safe), math.pi / 2 - torch.atan(t))
+
+
+def _atan_diff(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """atan(b) - atan(a) for a < b, accurate when both lie far in the same tail (float64)."""
+    same_sign = (a >= 0) | (b <= 0)
+    denominator = 1.0 + torch.where(same_sign, a * b, torch.zeros_like(a))
+    return torch.where(same_sign, torch.atan((b - a) / denominator), torch.atan(b) - torch.atan(a))
+
+
+def _nats_loc_scale(x: torch.Tensor, loc: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """-ln P(x) of the folded discretized Cauchy; all float64, pixel units, same shapes."""
+    a = (x - 0.5 - loc) / sigma
+    b = (x + 0.5 - loc) / sigma
+    interior_or_top = torch.where(x >= N_VALUES - 1, _tail_angle(a), _atan_diff(a, b))
+    angle = torch.where(x <= 0, _tail_angle(-b), interior_or_top)  # pi * P(x), tails folded
+    return math.log(math.pi) - torch.log(angle)
+
+
+def loc_scale(o_loc: torch.Tensor, o_log2scale: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Clamped (loc, sigma) in pixel units, float64, from the head's raw outputs."""
+    loc = (127.5 + 64.0 * o_loc.double()).clamp(LOC_MIN, LOC_MAX)
+    sigma = torch.exp2(o_log2scale.double().clamp(SCALE_LOG2_MIN, SCALE_LOG2_MAX))
+    return loc, sigma
+
+
+def nats(x: torch.Tensor, o_loc: torch.Tensor, o_log2scale: torch.Tensor) -> torch.Tensor:
+    """Elementwise entropy -ln P(x) in nats, differentiable w.r.t. the raw outputs.
+
+    Computed in float64 with tail-stable atan identities (relative error ~1e-12).
+    Params are clamped exactly like the integer path, so their gradient is zero outside
+    [LOC_MIN, LOC_MAX] / [SCALE_LOG2_MIN, SCALE_LOG2_MAX].
+
+    Args:
+        x: pixel values 0..255 (any real or integer dtype), broadcastable to o_loc.
+        o_loc: raw location output; loc = 127.5 + 64 * o_loc pixels.
+        o_log2scale: raw scale output, same shape; sigma = 2 ** o_log2scale pixels.
+
+    Returns:
+        nats, the broadcast shape, dtype of ``o_loc``.
+    """
+    loc, sigma = loc_scale(o_loc, o_log2scale)
+    return _nats_loc_scale(x.double(), loc, sigma).to(o_loc.dtype)
+
+
+# ----------------------------------------------------------------------------- quantization
+
+
+def _round_half_up_fixed(value_fx: np.ndarray, multiplier: int, frac_bits: int) -> np.ndarray:
+    """floor(multiplier * value_fx / 2**frac_bits + 1/2) in int64 arithmetic only."""
+    return (2 * multiplier * value_fx + (1 << frac_bits)) >> (frac_bits + 1)
+
+
+def params_from_fixed(o_loc_fx: np.ndarray, o_log2scale_fx: np.ndarray, frac_bits: int) -> np.ndarray:
+    """Quantize fixed-point raw outputs to table indexes, integer operations only.
+
+    Args:
+        o_loc_fx: int64 (N,), o_loc * 2**frac_bits.
+        o_log2scale_fx: int64 (N,), o_log2scale * 2**frac_bits.
+        frac_bits: number of fractional bits, 0..48.
+
+    Returns:
+        int64 (N, 2): loc_index = round(4 * loc) in [-4, 1024] and
+        scale_index = round(8 * (log2 sigma + 4.5)) in [0, 95], rounding half up.
+    """
+    if not 0 <= frac_bits <= 48:
+        raise ValueError(f"frac_bits must be in 0..48, got {frac_bits}")
+    one = np.int64(1 << frac_bits)
+    # Values beyond these bounds saturate anyway; clipping first keeps the products in int64.
+    o_loc = np.clip(np.asarray(o_loc_fx, dtype=np.int64), -4 * one, 4 * one)
+    o_scale = np.clip(np.asarray(o_log2scale_fx, dtype=np.int64), -16 * one, 16 * one)
+    loc_index = 510 + _round_half_up_fixed(o_loc, 256, frac_bits)
+    scale_index = 36 + _round_half_up_fixed(o_scale, SCALE_LEVELS_PER_OCTAVE, frac_bits)
+    return _stack_clipped(loc_index, scale_index)
+
+
+def params_from_float(o_loc: np.ndarray, o_log2scale: np.ndarray) -> np.ndarray:
+    """Like :func:`params_from_fixed` for float64 raw outputs (experiments only), same rounding."""
+    o_loc, o_scale = np.asarray(o_loc, np.float64), np.asarray(o_log2scale, np.float64)
+    if not (np.all(np.isfinite(o_loc)) and np.all(np.isfinite(o_scale))):
+        raise ValueError("raw outputs must be finite")
+    o_loc, o_scale = np.clip(o_loc, -4.0, 4.0), np.clip(o_scale, -16.0, 16.0)
+    loc_index = 510 + _round_half_up_float(256.0 * o_loc)
+    scale_index = 36 + _round_half_up_float(SCALE_LEVELS_PER_OCTAVE * o_scale)
+    return _stack_clipped(loc_index, scale_index)
+
+
+def _round_half_up_float(y: np.ndarray) -> np.ndarray:
+    """floor(y + 1/2) as int64, exact for float64 y (no rounding in the addition)."""
+    floor = np.floor(y)
+    return floor.astype(np.int64) + (y - floor >= 0.5)
+
+
+def _stack_clipped(loc_index: np.ndarray, scale_index: np.ndarray) -> np.ndarray:
+    """int64 (N, 2) of indexes clipped to their ranges."""
+    loc_index = np.clip(loc_index, LOC_INDEX_MIN, LOC_INDEX_MAX)
+    scale_index = np.clip(scale_index, 0, N_SCALES - 1)
+    return np.stack([loc_index, scale_index], axis=-1).astype(np.int64).reshape(-1, 2)
+
+
+def loc_sigma_of_params(params: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Quantized (loc, sigma) in pixels, float64 (N,) each, of int64 (N, 2) params."""
+    loc = params[:, 0] / LOC_STEPS_PER_LEVEL
+    sigma = np.exp2(SCALE_LOG2_MIN + params[:, 1] / SCALE_LEVELS_PER_OCTAVE)
+    return loc, sigma
+
+
+# ----------------------------------------------------------------------------- integer table
+
+
+def _half_table_numpy() -> np.ndarray:
+    """round(TABLE_MASS * F(d / (4 sigma_k))) for d = 0..1022 with float64 numpy, int64 (96, 1023)."""
+    log2_sigma = SCALE_LOG2_MIN + np.arange(N_SCALES) / SCALE_LEVELS_PER_OCTAVE
+    t = np.arange(TABLE_OFFSET + 1) / LOC_STEPS_PER_LEVEL * np.exp2(-log2_sigma)[:, None]
+    return np.floor(TABLE_MASS * (0.5 + np.arctan(t) / np.pi) + 0.5).astype(np.int64)
+
+
+def _half_table_mpmath(dps: int = 40) -> np.ndarray:
+    """The exactly rounded version of :func:`_half_table_numpy` (mpmath, a few seconds)."""
+    import mpmath
+
+    half = np.empty((N_SCALES, TABLE_OFFSET + 1), np.int64)
+    with mpmath.workdps(dps):
+        mass_over_pi, offset = TABLE_MASS / mpmath.pi, mpmath.mpf(TABLE_MASS + 1) / 2
+        for k in range(N_SCALES):
+            step = mpmath.mpf(2) ** (mpmath.mpf(36 - k) / SCALE_LEVELS_PER_OCTAVE) / LOC_STEPS_PER_LEVEL
+            for d in range(TABLE_OFFSET + 1):
+                half[k, d] = int(mpmath.floor(mass_over_pi * mpmath.atan(d * step) + offset))
+    return half
+
+
+def _mirror(half: np.ndarray) -> np.ndarray:
+    """Full int32 (96, 2045) table from offsets 0..1022, using F(-t) = 1 - F(t)."""
+    return np.concatenate([TABLE_MASS - half[:, :0:-1], half], axis=1).astype(np.int32)
+
+
+def table_sha256(table: np.ndarray) -> str:
+    """SHA-256 hex digest of a table as little-endian int32, row-major."""
+    return hashlib.sha256(np.ascontiguousarray(table, dtype="<i4").tobytes()).hexdigest()
+
+
+def build_table(use_mpmath: bool = False) -> np.ndarray:
+    """The Cauchy cdf table, int32 (N_SCALES, TABLE_WIDTH), values in [0, TABLE_MASS]."""
+    return _mirror(_half_table_mpmath() if use_mpmath else _half_table_numpy())
+
+
+def _load_table() -> np.ndarray:
+    """Build the table with numpy; fall back to mpmath if its hash is not the pinned one."""
+    table = build_table()
+    if table_sha256(table) != TABLE_SHA256:
+        table = build_table(use_mpmath=True)
+        if table_sha256(table) != TABLE_SHA256:
+            raise RuntimeError("Cauchy table hash mismatch even with mpmath; cannot code portably")
+    table.setflags(write=False)
+    return table
+
+
+TABLE = _load_table()
+_TABLE_FLAT = TABLE.reshape(-1)
+_COLUMN_WEIGHTS = np.array([-1, TABLE_WIDTH], dtype=np.int64)  # params @ w = row start - loc_index
+
+
+class CauchyModel:
+    """The folded discretized Cauchy as a :class:`diffcode.storage.rans.Model`.
+
+    Params: int64 (N, 2) = (loc_index in [-4, 1024], scale_index in [0, 95]); 256 symbols.
+    Requirements for correctness: params in range (checked by :meth:`n_symbols`, which
+    the coder calls on every row before any :meth:`cdf`).
+    """
+
+    def n_symbols(self, params: np.ndarray) -> np.ndarray:
+        """int64 (N,) of 256; raises ValueError if any param is out of range."""
+        params = np.asarray(params)
+        if params.ndim != 2 or params.shape[1] != 2:
+            raise ValueError(f"Cauchy params must be (N, 2), got {params.shape}")
+        loc_ok = (params[:, 0] >= LOC_INDEX_MIN) & (params[:, 0] <= LOC_INDEX_MAX)
+        scale_ok = (params[:, 1] >= 0) & (params[:, 1] < N_SCALES)
+        if not np.all(loc_ok & scale_ok):
+            raise ValueError("Cauchy params out of range: loc_index in [-4, 1024], scale_index in [0, 95]")
+        return np.full(len(params), N_VALUES, dtype=np.int64)
+
+    def cdf(self, params: np.ndarray, symbols: np.ndarray) -> np.ndarray:
+        """int64 (N,) cumulative frequency of symbols int64 (N,) in 0..256."""
+        column = params @ _COLUMN_WEIGHTS + 4 * symbols + (TABLE_OFFSET - 2)
+        # Only symbols 0 and 256 can fall outside their row; their value is replaced below.
+        cdf = symbols + np.take(_TABLE_FLAT, column, mode="clip")
+        cdf[symbols <= 0] = 0
+        cdf[symbols >= N_VALUES] = TOTAL
+        return cdf
+
+
+# ----------------------------------------------------------------------------- reporting
+
+
+def bits_float(x: np.ndarray, params: np.ndarray) -> float:
+    """Total ideal bits of pixel values x int (N,) under the float Cauchy with quantized params (N, 2)."""
+    loc, sigma = loc_sigma_of_params(np.asarray(params))
+    with torch.no_grad():
+        nats_ = _nats_loc_scale(*(torch.from_numpy(np.asarray(v, np.float64)) for v in (x, loc, sigma)))
+    return float(nats_.sum()) / math.log(2)
+
+
+def bits_quantized(x: np.ndarray, params: np.ndarray) -> float:
+    """Total ideal bits of pixel values x int (N,) under the integer table with params (N, 2)."""
+    x, params = np.asarray(x, np.int64), np.asarray(params, np.int64)
+    model = CauchyModel()
+    freq = model.cdf(params, x + 1) - model.cdf(params, x)
+    return float(np.sum(PRECISION_BITS - np.log2(freq)))

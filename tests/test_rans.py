@@ -1,0 +1,163 @@
+"""Properties and exact bits of the interleaved rANS coder."""
+
+import hashlib
+
+import numpy as np
+import pytest
+
+from diffcode.cauchy import CauchyModel, bits_quantized
+from diffcode.errors import CorruptFileError
+from diffcode.storage.rans import TOTAL, decode, encode, num_lanes
+
+
+class UniformModel:
+    """params int64 (N, 1) = n; uniform over 0..n-1 (floor-spaced cdf)."""
+
+    def n_symbols(self, params):
+        return params[:, 0]
+
+    def cdf(self, params, symbols):
+        return symbols * TOTAL // params[:, 0]
+
+
+class TableModel:
+    """params int64 (N, 1) = row of a fixed set of random frequency tables (variable support)."""
+
+    def __init__(self, seed=0, rows=8):
+        rng = np.random.default_rng(seed)
+        sizes = [1, 2, 3, 256, 300, 5000, 17, 64][:rows]
+        self.sizes = np.array(sizes, np.int64)
+        self.cdfs = np.zeros((rows, max(sizes) + 1), np.int64)
+        for r, n in enumerate(sizes):
+            weights = rng.pareto(1.0, n) + 1e-3
+            freq = 1 + np.floor(weights / weights.sum() * (TOTAL - n)).astype(np.int64)
+            freq[np.argmax(freq)] += TOTAL - freq.sum()
+            self.cdfs[r, 1:] = TOTAL
+            self.cdfs[r, 1 : n + 1] = np.cumsum(freq)
+
+    def n_symbols(self, params):
+        return self.sizes[params[:, 0]]
+
+    def cdf(self, params, symbols):
+        return self.cdfs[params[:, 0], symbols]
+
+    def sample(self, params, rng):
+        u = rng.integers(0, TOTAL, len(params))
+        return np.array([np.searchsorted(self.cdfs[r], v, side="right") - 1 for r, v in zip(params[:, 0], u)])
+
+
+def cauchy_data(n, seed=0):
+    """Cauchy params (n, 2) and symbols drawn from roughly matching distributions."""
+    rng = np.random.default_rng(seed)
+    params = np.stack([rng.integers(-4, 1025, n), rng.integers(0, 96, n)], axis=1)
+    sigma = 2.0 ** (-4.5 + params[:, 1] / 8)
+    x = np.round(params[:, 0] / 4 + sigma * rng.standard_cauchy(n))
+    return params, np.clip(x, 0, 255).astype(np.int64)
+
+
+@pytest.mark.parametrize("n", [0, 1, 4097, 300_000])
+def test_round_trip_uniform(n):
+    rng = np.random.default_rng(n)
+    params = rng.integers(1, 300, (n, 1))
+    symbols = rng.integers(0, params[:, 0])
+    data = encode(symbols, params, UniformModel())
+    assert np.array_equal(decode(data, params, UniformModel()), symbols)
+
+
+@pytest.mark.parametrize("n", [1, 5, 4097, 20_000])
+def test_round_trip_random_tables(n):
+    model, rng = TableModel(seed=n), np.random.default_rng(n)
+    params = rng.integers(0, 8, (n, 1))
+    symbols = model.sample(params, rng)
+    assert np.array_equal(decode(encode(symbols, params, model), params, model), symbols)
+
+
+@pytest.mark.parametrize("n", [1, 4097, 100_000])
+def test_round_trip_cauchy(n):
+    params, symbols = cauchy_data(n)
+    data = encode(symbols, params, CauchyModel())
+    assert np.array_equal(decode(data, params, CauchyModel()), symbols)
+
+
+def test_empty_stream():
+    params = np.zeros((0, 2), np.int64)
+    assert encode(np.zeros(0, np.int64), params, CauchyModel()) == b""
+    assert decode(b"", params, CauchyModel()).shape == (0,)
+    with pytest.raises(CorruptFileError):
+        decode(b"\0" * 8, params, CauchyModel())
+
+
+def test_lane_count():
+    assert [num_lanes(n) for n in (0, 1, 4096, 4097, 10**9)] == [0, 1, 1, 2, 256]
+
+
+def test_golden_bytes():
+    params, symbols = cauchy_data(10, seed=1)
+    data = encode(symbols, params, CauchyModel())
+    assert data.hex() == GOLDEN_HEX
+    big_params, big_symbols = cauchy_data(50_000, seed=2)
+    big = encode(big_symbols, big_params, CauchyModel())
+    assert hashlib.sha256(big).hexdigest() == GOLDEN_SHA256
+
+
+GOLDEN_HEX = "41fc84b5700000006c0163ff"
+GOLDEN_SHA256 = "6b4fa678ea2c84c13b498a014471fd9c5c9c4e3a43d517985f9eac7b9e59a55b"
+
+
+def test_real_bits_close_to_ideal():
+    params, symbols = cauchy_data(100_000, seed=3)
+    ideal_bits = bits_quantized(symbols, params)
+    real_bits = 8 * len(encode(symbols, params, CauchyModel()))
+    lanes = num_lanes(len(symbols))
+    assert ideal_bits - 64 * lanes <= real_bits <= ideal_bits * 1.002 + 64 * lanes
+
+
+def test_single_symbol_support_costs_nothing():
+    params = np.ones((5000, 1), np.int64)
+    data = encode(np.zeros(5000, np.int64), params, UniformModel())
+    assert len(data) == 8 * num_lanes(5000)
+    assert np.array_equal(decode(data, params, UniformModel()), np.zeros(5000))
+
+
+@pytest.mark.parametrize("position", [0, 3, 7, 8, 100, -1, -5])
+def test_flipped_byte_is_detected(position):
+    params, symbols = cauchy_data(1000, seed=4)
+    data = bytearray(encode(symbols, params, CauchyModel()))
+    data[position] ^= 0x10
+    with pytest.raises(CorruptFileError, match="corrupt"):
+        decode(bytes(data), params, CauchyModel())
+
+
+@pytest.mark.parametrize("cut", [1, 4, 8, 200])
+def test_truncated_or_extended_stream_is_detected(cut):
+    params, symbols = cauchy_data(1000, seed=5)
+    data = encode(symbols, params, CauchyModel())
+    for bad in (data[:-cut], data + b"\0" * cut):
+        with pytest.raises(CorruptFileError, match="corrupt"):
+            decode(bad, params, CauchyModel())
+
+
+def test_encoder_rejects_bad_input():
+    params = np.full((3, 1), 4, np.int64)
+    with pytest.raises(ValueError, match="outside its support"):
+        encode(np.array([0, 4, 1]), params, UniformModel())
+    with pytest.raises(ValueError, match="outside its support"):
+        encode(np.array([0, -1, 1]), params, UniformModel())
+    with pytest.raises(ValueError):
+        encode(np.array([0, 1]), params, UniformModel())
+
+
+class FlatModel(UniformModel):
+    """Violates the contract: symbol 1 has zero frequency."""
+
+    def cdf(self, params, symbols):
+        return np.minimum(np.maximum(symbols - 1, 0) * TOTAL // (params[:, 0] - 1), TOTAL)
+
+
+def test_zero_frequency_rejected_by_encoder_and_decoder():
+    params = np.full((3, 1), 4, np.int64)
+    with pytest.raises(ValueError, match="frequency"):
+        encode(np.array([0, 1, 2]), params, FlatModel())
+    data = encode(np.array([3, 3, 3]), params, UniformModel())
+    with pytest.raises(CorruptFileError):
+        decode(data, params, FlatModel())

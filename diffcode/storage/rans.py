@@ -25,9 +25,10 @@ frequencies (+0.19 %, less than the 2,048-byte flush).
 
 Speed (``python -m diffcode.storage.rans``: 1,179,648 symbols of the 256-symbol
 :class:`diffcode.cauchy.CauchyModel`, 256 lanes, numpy 2.4, on the 2-core dev machine
-while other jobs kept both cores busy): encode 0.21-0.28 s, decode 1.07-1.45 s of CPU
-time (wall time up to 2.0 s for decode under that load). The decoder resolves 4 bits of
-each symbol per ``model.cdf`` call, so a 256-symbol model costs 4 cdf calls per step.
+while other jobs kept both cores busy, load average 3.5): encode 0.21-0.31 s, decode
+1.0-1.8 s of CPU time over 8 runs (decode wall time 1.0-2.7 s under that load). The
+decoder resolves 4 bits of each symbol per ``model.cdf`` call, so a 256-symbol model
+costs 4 cdf calls per step of 256 lanes.
 
 Requirements for correctness of a :class:`Model`: ``1 <= n <= TOTAL``,
 ``cdf(p, 0) == 0``, ``cdf(p, n) == TOTAL`` (checked for every row on every call)

@@ -27,6 +27,7 @@ WEIGHT_LIMIT = 8 * ONE  # |weight| <= 8.0
 ACT_LIMIT = 1 << 24  # |activation| <= 4096.0
 MAX_CONV_INPUTS = (1 << 53) // (ACT_LIMIT * WEIGHT_LIMIT * 9 * 2)  # keeps sums below 2^53
 COS_TABLE_BITS = 14
+COS_TABLE_SHA256 = "78af9380575a8bf0cdb4ffec1f3778e8b422fa4c86ec4b42f48f293dccbf8d1b"  # exact (mpmath)
 
 
 def requantize(acc: torch.Tensor, shift: int = FRAC_BITS) -> torch.Tensor:
@@ -58,22 +59,36 @@ def conv3x3_valid(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, row
     return torch.cat(chunks, dim=1)
 
 
-@functools.lru_cache(maxsize=1)
-def cos_table() -> np.ndarray:
-    """round(cos(2*pi*i / 2^14) * 2^12) for i in 0..2^14-1, int64, computed exactly with mpmath."""
+def _cos_table_numpy() -> np.ndarray:
+    i = np.arange(1 << COS_TABLE_BITS)
+    return np.round(np.cos(2 * np.pi * i / (1 << COS_TABLE_BITS)) * ONE).astype(np.int64)
+
+
+def _cos_table_mpmath() -> np.ndarray:
     import mpmath
 
     n = 1 << COS_TABLE_BITS
-    quarter = n // 4
     with mpmath.workprec(80):
-        q = [int(mpmath.nint(mpmath.cos(2 * mpmath.pi * i / n) * ONE)) for i in range(quarter + 1)]
-    q = np.array(q, dtype=np.int64)
-    # cos over the full circle from the quarter wave: exact symmetries
-    i = np.arange(n)
-    j = i % (n // 2)
-    mirrored = np.where(j <= quarter, q[np.minimum(j, quarter)], -q[np.minimum(n // 2 - j, quarter)])
-    table = np.where(i < n // 2, mirrored, -mirrored)
-    return table
+        return np.array([int(mpmath.nint(mpmath.cos(2 * mpmath.pi * i / n) * ONE)) for i in range(n)], np.int64)
+
+
+@functools.lru_cache(maxsize=1)
+def cos_table() -> np.ndarray:
+    """round(cos(2*pi*i / 2^14) * 2^12) for i in 0..2^14-1, int64.
+
+    Built with numpy and checked against the hash of the exactly rounded (mpmath) table; a
+    platform whose libm rounds differently falls back to mpmath (about 1 s).
+    """
+    for build in (_cos_table_numpy, _cos_table_mpmath):
+        table = build()
+        if _sha256(table) == COS_TABLE_SHA256:
+            table.setflags(write=False)
+            return table
+    raise RuntimeError("cannot build the exact cos table on this platform")
+
+
+def _sha256(table: np.ndarray) -> str:
+    return hashlib.sha256(table.astype("<i8").tobytes()).hexdigest()
 
 
 def cos_sin_fixed(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -89,7 +104,3 @@ def cos_sin_fixed(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     idx = ((values.astype(np.int64) + (1 << (shift - 1))) >> shift) % n
     table = cos_table()
     return table[idx], table[(idx - n // 4) % n]
-
-
-def cos_table_sha256() -> str:
-    return hashlib.sha256(cos_table().astype("<i8").tobytes()).hexdigest()

@@ -91,3 +91,13 @@ def test_checkpoint_round_trip_keeps_the_hash(tmp_path):
     again = Checkpoint.load(tmp_path / "c.npz")
     assert again.hash == ckpt.hash
     assert Checkpoint.from_weights(again.weights()).hash == ckpt.hash
+
+
+def test_cos_table_is_exactly_rounded():
+    from diffcode import fixedpoint
+
+    exact = fixedpoint._cos_table_mpmath()
+    assert np.array_equal(fixedpoint.cos_table(), exact)
+    v = np.array([0, 1 << 30, 1 << 31, 3 << 30], dtype=np.uint32)
+    cos, sin = cos_sin_fixed(v)
+    assert cos.tolist() == [4096, 0, -4096, 0] and sin.tolist() == [0, 4096, 0, -4096]

@@ -1,0 +1,40 @@
+"""Shared fixtures: a small random decoder checkpoint (fast) and small test images."""
+
+import numpy as np
+import pytest
+import torch
+
+from diffcode.decoder import Checkpoint, DecoderWeights
+from diffcode.fit import FitConfig
+from diffcode.superres import DecoderConfig
+
+# few steps, every piece of the fitting schedule exercised (maximize, entropy off/on, freezing)
+QUICK_FIT = FitConfig(steps=6, maximize_steps=1, entropy_on_fraction=0.5, freeze_fraction=0.5)
+
+
+@pytest.fixture(scope="session")
+def checkpoint() -> Checkpoint:
+    """A randomly initialised decoder: fast, and as good as any for exactness tests."""
+    g = torch.Generator().manual_seed(0)
+    weights = DecoderWeights(DecoderConfig(), g)
+    with torch.no_grad():
+        for p in weights.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=g))
+    return Checkpoint.from_weights(weights)
+
+
+@pytest.fixture(scope="session")
+def other_checkpoint() -> Checkpoint:
+    return Checkpoint.from_weights(DecoderWeights(DecoderConfig(), torch.Generator().manual_seed(1)))
+
+
+def small_images() -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    ramp = np.linspace(0, 255, 40).astype(np.uint8)
+    return {
+        "noise": rng.integers(0, 256, (24, 20, 3), dtype=np.uint8),
+        "gradient": np.stack([np.broadcast_to(ramp[None, :], (30, 40))] * 3, axis=-1).copy(),
+        "flat": np.full((16, 16, 3), 77, np.uint8),
+        "odd 37x23": rng.integers(90, 110, (23, 37, 3), dtype=np.uint8),
+        "1x1": np.array([[[1, 2, 3]]], np.uint8),
+    }

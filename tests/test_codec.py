@@ -1,0 +1,122 @@
+"""Fit -> store -> decode round trips, compared pixel by pixel, and clear errors for bad files."""
+
+import numpy as np
+import pytest
+import torch
+
+from diffcode import codec, kodak
+from diffcode.errors import ChecksumError, CorruptFileError, DecoderMismatchError
+from diffcode.fit import fit_image
+from tests.conftest import QUICK_FIT, small_images
+
+
+def _round_trip(image, checkpoint, config=QUICK_FIT):
+    fit = fit_image(image, checkpoint, config)
+    data, report = codec.store(image, fit.centers, checkpoint, fit.seed, verify=False)
+    return data, report, codec.load(data, checkpoint)
+
+
+@pytest.mark.parametrize("name", list(small_images()))
+def test_round_trip_is_bit_exact(name, checkpoint):
+    image = small_images()[name]
+    data, report, decoded = _round_trip(image, checkpoint)
+    assert decoded.dtype == np.uint8 and np.array_equal(decoded, image)
+    assert report.file_bytes == len(data)
+    assert report.theoretical_bytes > 0
+
+
+def test_round_trip_of_a_kodak_crop(checkpoint):
+    try:
+        image = kodak.crop(kodak.load("kodim17"), (40, 48))
+    except Exception as exc:  # noqa: BLE001
+        pytest.skip(f"Kodak images not found ({exc})")
+    _, report, decoded = _round_trip(image, checkpoint)
+    assert np.array_equal(decoded, image)
+    # real size within a modest margin of the theoretical entropy (segment overhead + header)
+    assert report.file_bytes < 1.3 * report.theoretical_bytes + 200
+
+
+def test_decode_is_identical_with_one_and_two_threads(checkpoint):
+    image = small_images()["odd 37x23"]
+    fit = fit_image(image, checkpoint, QUICK_FIT)
+    data, _ = codec.store(image, fit.centers, checkpoint, fit.seed)
+    before = torch.get_num_threads()
+    try:
+        outs = []
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            outs.append(codec.load(data, checkpoint))
+    finally:
+        torch.set_num_threads(before)
+    assert np.array_equal(outs[0], outs[1]) and np.array_equal(outs[0], image)
+
+
+@pytest.fixture(scope="module")
+def stored(checkpoint):
+    image = small_images()["noise"]
+    fit = fit_image(image, checkpoint, QUICK_FIT)
+    data, _ = codec.store(image, fit.centers, checkpoint, fit.seed)
+    return image, data
+
+
+def test_store_is_deterministic(checkpoint, stored):
+    image, data = stored
+    fit = fit_image(image, checkpoint, QUICK_FIT)
+    again, _ = codec.store(image, fit.centers, checkpoint, fit.seed)
+    assert again == data
+
+
+def test_wrong_checkpoint_is_a_clear_error(stored, checkpoint, other_checkpoint):
+    _, data = stored
+    with pytest.raises(DecoderMismatchError, match=checkpoint.hash[:32]) as info:
+        codec.load(data, other_checkpoint)
+    assert other_checkpoint.hash[:32] in str(info.value)
+
+
+def test_truncated_files_are_rejected(stored, checkpoint):
+    _, data = stored
+    for cut in (0, 5, 60, len(data) // 2, len(data) - 1):
+        with pytest.raises(CorruptFileError):
+            codec.load(data[:cut], checkpoint)
+
+
+def test_corrupt_files_are_rejected(stored, checkpoint):
+    _, data = stored
+    for i in range(0, len(data), max(1, len(data) // 40)):
+        bad = bytearray(data)
+        bad[i] ^= 0x10
+        with pytest.raises(CorruptFileError):
+            codec.load(bytes(bad), checkpoint)
+
+
+def test_foreign_file_is_rejected(checkpoint):
+    with pytest.raises(CorruptFileError, match="not a diffcode file"):
+        codec.load(b"\x89PNG\r\n\x1a\n" + bytes(64), checkpoint)
+
+
+def test_wrong_pixels_fail_loudly(stored, checkpoint, monkeypatch):
+    """If the decoder arithmetic ever drifted, the pixel checksum must catch it."""
+    _, data = stored
+    real = codec.cauchy.CauchyModel.cdf
+
+    def shifted(self, params, symbols):  # a different, still valid, model
+        p = params.copy()
+        p[:, 0] = np.clip(p[:, 0] + 3, -4, 1024)
+        return real(self, p, symbols)
+
+    monkeypatch.setattr(codec.cauchy.CauchyModel, "cdf", shifted)
+    with pytest.raises(CorruptFileError):  # ChecksumError or a stream error
+        codec.load(data, checkpoint)
+
+
+def test_info_reports_header_and_sections(stored, checkpoint):
+    _, data = stored
+    d = codec.info(data)
+    assert d["file_bytes"] == len(data)
+    assert d["decoder_hash"] == checkpoint.hash[:32]
+    assert d["sections"][-1]["kind"] == "error-table"
+    assert d["header_bytes"] + sum(s["bytes"] for s in d["sections"]) == len(data)
+
+
+def test_checksum_error_is_a_corrupt_file_error():
+    assert issubclass(ChecksumError, CorruptFileError)

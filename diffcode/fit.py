@@ -62,7 +62,7 @@ class FitResult:
 def image_tensor(images: np.ndarray | list[np.ndarray], device: str = "cpu") -> torch.Tensor:
     """uint8 (H, W, 3) or a list of them -> float (B, 3, H, W) in 0..255."""
     arr = np.stack(images) if isinstance(images, list) else images[None]
-    return torch.from_numpy(arr).permute(0, 3, 1, 2).float().to(device)
+    return torch.tensor(arr).permute(0, 3, 1, 2).float().to(device)
 
 
 def loss_weights(step: int, config: FitConfig) -> tuple[float, float]:
@@ -74,13 +74,16 @@ def loss_weights(step: int, config: FitConfig) -> tuple[float, float]:
     return 1.0, 0.0
 
 
-def freeze_plan(n_stages: int, config: FitConfig) -> dict[int, int]:
-    """step -> superresolution stage to freeze at that step (evenly spaced in the last part)."""
-    if not config.freeze_stages or n_stages == 0:
-        return {}
+def freeze_plan(n_stages: int, config: FitConfig) -> dict[int, list[int]]:
+    """step -> superresolution stages to freeze at that step, in order (evenly spaced in the last part)."""
+    plan: dict[int, list[int]] = {}
+    if not config.freeze_stages:
+        return plan
     start = int(config.steps * (1.0 - config.freeze_fraction))
     span = config.steps - start
-    return {start + (k * span) // n_stages: k for k in range(n_stages)}
+    for k in range(n_stages):
+        plan.setdefault(start + (k * span) // n_stages, []).append(k)
+    return plan
 
 
 def freeze_stage(checkpoint: Checkpoint, schedule, encodings: CircularEncodings, stage: int,
@@ -127,8 +130,8 @@ def fit_batch(weights: DecoderWeights, images: torch.Tensor, config: FitConfig, 
     per_bit = 1.0 / (b * 3 * h * w * LN2)
     history = []
     for step in range(config.steps):
-        if step in plan:
-            freeze_stage(checkpoint, schedule, encodings, plan[step], config.seed, device)
+        for stage in plan.get(step, []):
+            freeze_stage(checkpoint, schedule, encodings, stage, config.seed, device)
         out, enc_nats = per_pixel.float_pass(weights, encodings, schedule, b)
         err_nats = per_pixel.error_table_nats(images, out)
         we, wc = loss_weights(step, config)

@@ -101,3 +101,13 @@ def test_cos_table_is_exactly_rounded():
     v = np.array([0, 1 << 30, 1 << 31, 3 << 30], dtype=np.uint32)
     cos, sin = cos_sin_fixed(v)
     assert cos.tolist() == [4096, 0, -4096, 0] and sin.tolist() == [0, 4096, 0, -4096]
+
+
+def test_freeze_plan_freezes_every_stage_once_in_order():
+    from diffcode.fit import FitConfig, freeze_plan
+
+    for steps in (1, 2, 6, 100):
+        plan = freeze_plan(7, FitConfig(steps=steps, freeze_fraction=0.2))
+        order = [k for step in sorted(plan) for k in plan[step]]
+        assert order == list(range(7)) and all(0 <= s < steps for s in plan)
+    assert freeze_plan(7, FitConfig(freeze_stages=False)) == {}

@@ -105,10 +105,11 @@ def _lookup(table: dict[int, str], code: int, what: str) -> str:
 
 def unpack_header(data: bytes) -> tuple[Header, list[tuple[int, int, int]], int]:
     """Parse and verify the header; returns (header, [(kind, length, crc)], payload offset)."""
+    prefix = data[:len(MAGIC)]
+    if prefix != MAGIC[:len(prefix)]:  # a short prefix of the magic is a truncated file
+        raise CorruptFileError("not a diffcode file (bad magic bytes)")
     _need(data, _FIXED.size, "the header")
     magic, version, variant, storage, rng, model, h, w, seed, budget, dhash, phash, n = _FIXED.unpack_from(data)
-    if magic != MAGIC:
-        raise CorruptFileError("not a diffcode file (bad magic bytes)")
     if version != FORMAT_VERSION:
         raise CorruptFileError(f"format version {version} is not supported (this diffcode reads {FORMAT_VERSION})")
     end = _FIXED.size + n * _SECTION.size

@@ -1,0 +1,77 @@
+"""The command line: fit -> store -> decode -> info, compress, JSON keys, refusing to overwrite."""
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+import cli
+from diffcode.image import read_image, write_png
+from tests.conftest import small_images
+
+runner = CliRunner()
+JSON_KEYS = {"file", "file_bytes", "theoretical_bytes", "encodings_theoretical_bytes",
+             "error_table_theoretical_bytes", "height", "width", "variant", "storage"}
+
+
+@pytest.fixture()
+def workdir(tmp_path, checkpoint, monkeypatch):
+    checkpoint.save(tmp_path / "decoder.npz")
+    write_png(tmp_path / "img.png", small_images()["odd 37x23"])
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def invoke(*args):
+    result = runner.invoke(cli.app, [str(a) for a in args])
+    return result.exit_code, result.output
+
+
+def test_fit_store_decode_info(workdir):
+    ck = ["--checkpoint", "decoder.npz"]
+    code, out = invoke("fit", "img.png", "--variant", "per-pixel", "--steps", 4, *ck)
+    assert code == 0, out
+    assert (workdir / "img.per-pixel.fit").exists()
+    code, out = invoke("store", "--json", *ck)  # every fit file in the current directory
+    assert code == 0, out
+    record = json.loads(out.strip().splitlines()[-1])
+    assert JSON_KEYS <= set(record)
+    assert record["file_bytes"] == (workdir / "img.dfc").stat().st_size
+    code, out = invoke("decode", "img.dfc", "-o", "out.png", *ck)
+    assert code == 0, out
+    assert np.array_equal(read_image(workdir / "out.png"), read_image(workdir / "img.png"))
+    code, out = invoke("info", "img.dfc", "--json")
+    assert code == 0 and json.loads(out)["height"] == 23
+    code, out = invoke("store", *ck)  # human-readable report, but the output exists now
+    assert code == 1 and "exists" in out
+
+
+def test_compress_and_refusing_existing_outputs(workdir):
+    ck = ["--checkpoint", "decoder.npz"]
+    code, out = invoke("compress", "img.png", "-o", "a.dfc", "--steps", 3, *ck)
+    assert code == 0, out
+    assert "overhead" in out
+    code, out = invoke("compress", "img.png", "-o", "a.dfc", "--steps", 3, *ck)
+    assert code == 1 and "exists" in out
+    (workdir / "taken.png").write_bytes(b"keep me")
+    code, out = invoke("decode", "a.dfc", "-o", "taken.png", *ck)
+    assert code == 1 and (workdir / "taken.png").read_bytes() == b"keep me"
+
+
+def test_bad_inputs_give_one_line_errors(workdir, other_checkpoint):
+    ck = ["--checkpoint", "decoder.npz"]
+    (workdir / "junk.dfc").write_bytes(b"hello world, not a file")
+    code, out = invoke("decode", "junk.dfc", "-o", "x.png", *ck)
+    assert code == 1 and "not a diffcode file" in out and not (workdir / "x.png").exists()
+    (workdir / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken")
+    code, out = invoke("fit", "bad.png", "--steps", 1, *ck)
+    assert code == 1 and "error" in out
+    invoke("compress", "img.png", "-o", "a.dfc", "--steps", 2, *ck)
+    other_checkpoint.save(workdir / "other.npz")
+    code, out = invoke("decode", "a.dfc", "-o", "y.png", "--checkpoint", "other.npz")
+    assert code == 1 and "decoder" in out and not (workdir / "y.png").exists()
+    data = (workdir / "a.dfc").read_bytes()
+    (workdir / "cut.dfc").write_bytes(data[: len(data) // 2])
+    code, out = invoke("decode", "cut.dfc", "-o", "z.png", *ck)
+    assert code == 1 and "truncated" in out and not (workdir / "z.png").exists()

@@ -40,6 +40,19 @@ def _run(fn):
         _fail(exc)
 
 
+def _device(name: str) -> str:
+    """Validate --device early, with a message a user can act on."""
+    import torch
+
+    if name == "cpu":
+        return name
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ValueError(f"--device {name}: no CUDA device is available here; use --device cpu")
+        return name
+    raise ValueError(f"--device {name}: expected cpu or cuda[:N]")
+
+
 def _checkpoint(path: Optional[Path]):
     from diffcode.decoder import Checkpoint
 
@@ -83,7 +96,7 @@ def fit(
         target = out or image.with_suffix(f".{variant.value}.fit")
         if target.exists() and not overwrite:
             raise ValueError(f"{target} exists; pass --overwrite or --out")
-        result = fit_image(array, ckpt, config, progress=_progress(config.steps, image.name), device=device)
+        result = fit_image(array, ckpt, config, progress=_progress(config.steps, image.name), device=_device(device))
         fitfile.save(target, result, source=str(image), overwrite=overwrite)
         last = result.history[-1] if result.history else {}
         typer.echo(f"{target}: {last.get('bpsp', float('nan')):.4f} bpsp after {config.steps} steps "
@@ -116,7 +129,7 @@ def store(
                 raise ValueError(f"{path} was fitted with decoder {result.checkpoint_hash[:16]}, "
                                  f"the loaded decoder is {ckpt.short_hash}")
             target = (out_dir or path.parent) / (path.name.split(".")[0] + ".dfc")
-            data, report = codec.store(result.image, result.centers, ckpt, result.seed, device=device)
+            data, report = codec.store(result.image, result.centers, ckpt, result.seed, device=_device(device))
             write_bytes_atomic(target, data, overwrite=overwrite)
             _print_report(str(target), report.as_dict(), json_out)
 
@@ -157,7 +170,7 @@ def decode(
     def go():
         if out.exists() and not overwrite:
             raise ValueError(f"{out} exists; pass --overwrite")
-        image = codec.load(file.read_bytes(), _checkpoint(checkpoint), device=device)
+        image = codec.load(file.read_bytes(), _checkpoint(checkpoint), device=_device(device))
         write_png(out, image, overwrite=overwrite)
         typer.echo(f"{out}: {image.shape[0]}x{image.shape[1]}, pixels verified against the file's checksum")
 
@@ -209,8 +222,8 @@ def compress(
             raise ValueError(f"{out} exists; pass --overwrite")
         array, ckpt = read_image(image), _checkpoint(checkpoint)
         config = FitConfig(seed=seed) if steps is None else FitConfig(steps=steps, seed=seed)
-        result = fit_image(array, ckpt, config, progress=_progress(config.steps, image.name), device=device)
-        data, report = codec.store(array, result.centers, ckpt, result.seed, device=device)
+        result = fit_image(array, ckpt, config, progress=_progress(config.steps, image.name), device=_device(device))
+        data, report = codec.store(array, result.centers, ckpt, result.seed, device=_device(device))
         write_bytes_atomic(out, data, overwrite=overwrite)
         _print_report(str(out), report.as_dict(), json_out)
 

@@ -120,3 +120,15 @@ def test_info_reports_header_and_sections(stored, checkpoint):
 
 def test_checksum_error_is_a_corrupt_file_error():
     assert issubclass(ChecksumError, CorruptFileError)
+
+
+def test_shipped_default_checkpoint_round_trip():
+    """The checkpoint inside the package loads and codes a small image bit-exactly."""
+    from diffcode.decoder import Checkpoint
+
+    default = Checkpoint.load()
+    assert default.meta.get("validation_bpsp") is not None
+    image = small_images()["odd 37x23"]
+    data = __import__("diffcode").compress(image, config=QUICK_FIT)
+    assert np.array_equal(__import__("diffcode").decompress(data), image)
+    assert codec.info(data)["decoder_hash"] == default.hash[:32]

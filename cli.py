@@ -59,6 +59,21 @@ def _checkpoint(path: Optional[Path]):
     return Checkpoint.load(path)
 
 
+def _stage_bar(label: str):
+    """A progress bar over the stages of a store."""
+    from tqdm import tqdm
+
+    bar = tqdm(desc=label, unit="stage", file=sys.stderr, leave=False)
+
+    def update(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+        if done == total:
+            bar.close()
+
+    return update
+
+
 def _progress(total: int, label: str):
     from tqdm import tqdm
 
@@ -129,7 +144,8 @@ def store(
                 raise ValueError(f"{path} was fitted with decoder {result.checkpoint_hash[:16]}, "
                                  f"the loaded decoder is {ckpt.short_hash}")
             target = (out_dir or path.parent) / (path.name.split(".")[0] + ".dfc")
-            data, report = codec.store(result.image, result.centers, ckpt, result.seed, device=_device(device))
+            data, report = codec.store(result.image, result.centers, ckpt, result.seed, device=_device(device),
+                                       progress=_stage_bar(f"store {path.name}"))
             write_bytes_atomic(target, data, overwrite=overwrite)
             _print_report(str(target), report.as_dict(), json_out)
 
@@ -223,7 +239,8 @@ def compress(
         array, ckpt = read_image(image), _checkpoint(checkpoint)
         config = FitConfig(seed=seed) if steps is None else FitConfig(steps=steps, seed=seed)
         result = fit_image(array, ckpt, config, progress=_progress(config.steps, image.name), device=_device(device))
-        data, report = codec.store(array, result.centers, ckpt, result.seed, device=_device(device))
+        data, report = codec.store(array, result.centers, ckpt, result.seed, device=_device(device),
+                                   progress=_stage_bar(f"store {image.name}"))
         write_bytes_atomic(out, data, overwrite=overwrite)
         _print_report(str(out), report.as_dict(), json_out)
 

@@ -75,12 +75,13 @@ def _symbols(image: np.ndarray) -> np.ndarray:
 
 def store(image: np.ndarray, centers: list[np.ndarray], checkpoint: Checkpoint, seed: int = 0, *,
           budget_nats: float = randseed.DEFAULT_BUDGET_NATS, verify: bool = True,
-          device: str = "cpu") -> tuple[bytes, StoreReport]:
+          device: str = "cpu", progress=None) -> tuple[bytes, StoreReport]:
     """Serialize fitted encodings and the error table into a .dfc file.
 
     Args:
         image: uint8 (H, W, 3), the image that was fitted.
         centers: fitted centers per stage (head last), radians, shapes (n, h_k, w_k).
+        progress: optional callable(stages_done, stages_total), called after each stage.
     """
     image = validate_array(image)
     h, w, _ = image.shape
@@ -95,6 +96,8 @@ def store(image: np.ndarray, centers: list[np.ndarray], checkpoint: Checkpoint, 
         data, values = randseed.encode_stage(c.reshape(-1), units.reshape(-1), seed, k, budget_nats)
         sections.append((container.ENCODINGS, data))
         units_total += int(units.sum())
+        if progress is not None:
+            progress(k + 1, len(centers))
         return values.reshape(units.shape)
 
     params = per_pixel.fixed_pass(checkpoint, schedule, provide, device)

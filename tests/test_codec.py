@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+import diffcode
 from diffcode import codec, kodak
 from diffcode.errors import ChecksumError, CorruptFileError, DecoderMismatchError
 from diffcode.fit import fit_image
@@ -129,6 +130,6 @@ def test_shipped_default_checkpoint_round_trip():
     default = Checkpoint.load()
     assert default.meta.get("validation_bpsp") is not None
     image = small_images()["odd 37x23"]
-    data = __import__("diffcode").compress(image, config=QUICK_FIT)
-    assert np.array_equal(__import__("diffcode").decompress(data), image)
+    data = diffcode.compress(image, config=QUICK_FIT)
+    assert np.array_equal(diffcode.decompress(data), image)
     assert codec.info(data)["decoder_hash"] == default.hash[:32]

@@ -45,16 +45,17 @@ class CircularEncodings(nn.Module):
                 small = F.interpolate(images, size=c.shape[-2:], mode="area")
                 c[:, :channels] = ((small[:, :channels] / 255.0 - 0.5) * math.pi)
 
-    def features(self, k: int, entropy_nats: torch.Tensor, sample: bool = True) -> torch.Tensor:
+    def features(self, k: int, entropy_nats: torch.Tensor, sample: bool = True,
+                 index: torch.Tensor | None = None) -> torch.Tensor:
         """cos/sin channels (B, 2n, h, w) of stage k's encodings.
 
         Frozen stages use their exact stored angles; otherwise a reparameterized sample inside
-        the arc (or the center when sample is False).
+        the arc (or the center when sample is False). `index` selects a sub-batch of images.
         """
         if k in self.frozen:
             angle = self.frozen[k]
         else:
-            angle = self.centers[k]
+            angle = self.centers[k] if index is None else self.centers[k][index]
             if sample:
                 width = torch.exp(-entropy_nats)
                 u = torch.rand_like(angle)

@@ -28,6 +28,8 @@ def main() -> None:
     d = TrainConfig()
     p.add_argument("--steps", type=int, default=d.steps)
     p.add_argument("--crop", type=int, default=d.crop)
+    p.add_argument("--crops-per-image", type=int, default=d.crops_per_image)
+    p.add_argument("--batch", type=int, default=d.batch)
     p.add_argument("--val-every", type=int, default=d.val_every)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
     p.add_argument("--kodak-dir", default=None)
@@ -35,7 +37,8 @@ def main() -> None:
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    config = TrainConfig(steps=args.steps, crop=args.crop, val_every=args.val_every)
+    config = TrainConfig(steps=args.steps, crop=args.crop, crops_per_image=args.crops_per_image,
+                         batch=args.batch, val_every=args.val_every)
     t0 = time.perf_counter()
     ckpt = train(config, kodak_dir=args.kodak_dir, log=lambda s: print(s, flush=True))
     ckpt.save(args.out)

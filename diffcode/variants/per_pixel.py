@@ -27,8 +27,8 @@ ValueProvider = Callable[[int, np.ndarray], np.ndarray]
 
 
 def float_pass(weights: DecoderWeights, encodings: CircularEncodings, schedule: Schedule,
-               batch: int, sample: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-    """Differentiable decoder pass.
+               batch: int, sample: bool = True, index: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Differentiable decoder pass (of the images `index` of `encodings`, if given).
 
     Returns:
         head output float (B, 6, H, W) (3 raw locations, 3 raw log2 scales) and the total
@@ -38,7 +38,7 @@ def float_pass(weights: DecoderWeights, encodings: CircularEncodings, schedule: 
 
     def hook(k: int, entropy: torch.Tensor) -> torch.Tensor:
         totals.append(entropy.sum(dim=(1, 2, 3)))
-        return encodings.features(k, entropy, sample)
+        return encodings.features(k, entropy, sample, index)
 
     out = run_decoder(schedule, FloatBackend(weights, batch), hook, weights.config)
     return out, torch.stack(totals).sum(dim=0)

@@ -1,0 +1,25 @@
+"""The training loop runs end to end on tiny crops and returns a usable checkpoint."""
+
+import numpy as np
+import pytest
+
+from diffcode import codec, kodak
+from diffcode.fit import fit_image
+from diffcode.train import TrainConfig, train
+from tests.conftest import QUICK_FIT
+
+
+def test_tiny_training_run_gives_a_working_checkpoint():
+    try:
+        kodak.find_kodak_dir()
+    except Exception as exc:  # noqa: BLE001
+        pytest.skip(f"Kodak images not found ({exc})")
+    config = TrainConfig(steps=3, crop=24, crops_per_image=2, batch=3, val_every=2, val_crop=24, val_fit_steps=2)
+    logs = []
+    ckpt = train(config, log=logs.append)
+    assert np.isfinite(ckpt.meta["validation_bpsp"])
+    assert [h["step"] for h in ckpt.meta["history"]] == [0, 2, 3]
+    image = kodak.crop(kodak.load("kodim17"), (20, 20))
+    fit = fit_image(image, ckpt, QUICK_FIT)
+    data, _ = codec.store(image, fit.centers, ckpt, fit.seed)
+    assert np.array_equal(codec.load(data, ckpt), image)

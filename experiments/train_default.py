@@ -34,6 +34,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
     p.add_argument("--kodak-dir", default=None)
     p.add_argument("--out", default=str(ROOT / "diffcode" / "data" / "per_pixel_default.npz"))
+    p.add_argument("--name", default="train_per_pixel", help="results file stem")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -46,7 +47,7 @@ def main() -> None:
     rows.append({"step": "best", "validation_bpsp": ckpt.meta["validation_bpsp"],
                  "seconds": time.perf_counter() - t0, "checkpoint": ckpt.short_hash})
     command = "python " + " ".join(sys.argv)
-    write_table(rows, ROOT / "experiments" / "results" / "train_per_pixel", command,
+    write_table(rows, ROOT / "experiments" / "results" / args.name, command,
                 ["step", "validation_bpsp", "seconds", "checkpoint"])
     print(f"saved {args.out} ({ckpt.short_hash}), best validation {ckpt.meta['validation_bpsp']:.4f} bpsp")
 

@@ -197,20 +197,27 @@ def decode(
 def info(
     files: List[Path] = typer.Argument(..., help=".dfc files"),
     json_out: bool = typer.Option(False, "--json", help="one JSON object per file"),
+    header_only: bool = typer.Option(False, help="skip decoding (no theoretical entropy)"),
+    device: str = typer.Option("cpu"),
+    checkpoint: Optional[Path] = typer.Option(None, help="decoder checkpoint (default: the shipped one)"),
 ):
-    """Print the header and section sizes of .dfc files."""
+    """Print the header and section sizes of .dfc files and, by decoding, their theoretical entropy."""
     from diffcode import codec
 
     def go():
+        ckpt = None if header_only else _checkpoint(checkpoint)
         for path in files:
-            d = {"file": str(path), **codec.info(path.read_bytes())}
+            data = path.read_bytes()
+            d = {"file": str(path), **codec.info(data)}
+            if ckpt is not None:
+                d.update(codec.analyze(data, ckpt, device=_device(device)).as_dict())
             if json_out:
                 typer.echo(json.dumps(d))
                 continue
             typer.echo(f"{path}:")
             for key, value in d.items():
                 if key not in ("file", "sections"):
-                    typer.echo(f"  {key:<20} {value}")
+                    typer.echo(f"  {key:<30} {value}")
             for i, s in enumerate(d["sections"]):
                 typer.echo(f"  section {i:<3} {s['kind']:<12} {s['bytes']:>10,} B  crc32 {s['crc32']}")
 

@@ -108,13 +108,7 @@ def store(image: np.ndarray, centers: list[np.ndarray], checkpoint: Checkpoint, 
     data = container.pack(header, sections)
     if verify and not np.array_equal(load(data, checkpoint, device=device), image):
         raise ChecksumError("internal error: the stored file does not decode to the image")
-    enc_bytes = sum(len(d) for kind, d in sections if kind == container.ENCODINGS)
-    report = StoreReport(
-        file_bytes=len(data), encodings_bytes=enc_bytes, error_table_bytes=len(sections[-1][1]),
-        header_bytes=container.header_bytes(len(sections)),
-        encodings_theoretical_bytes=units_total / UNITS_PER_BIT / 8.0,
-        error_table_theoretical_bytes=cauchy.bits_float(symbols, params) / 8.0, height=h, width=w)
-    return data, report
+    return data, _report(image, sections, units_total, params)
 
 
 def check_decoder(header: container.Header, checkpoint: Checkpoint) -> None:
@@ -126,8 +120,29 @@ def check_decoder(header: container.Header, checkpoint: Checkpoint) -> None:
 
 def load(data: bytes, checkpoint: Checkpoint | None = None, *, device: str = "cpu") -> np.ndarray:
     """Decode a .dfc file to uint8 (H, W, 3) pixels; raises on any corruption or mismatch."""
+    return _decode(data, checkpoint or Checkpoint.load(), device)[0]
+
+
+def analyze(data: bytes, checkpoint: Checkpoint | None = None, *, device: str = "cpu") -> StoreReport:
+    """Decode a file and account for it: theoretical entropy next to the real sizes."""
+    image, units_total, params, sections = _decode(data, checkpoint or Checkpoint.load(), device)
+    return _report(image, sections, units_total, params)
+
+
+def _report(image: np.ndarray, sections: list[tuple[int, bytes]], units_total: int,
+            params: np.ndarray) -> StoreReport:
+    h, w, _ = image.shape
+    return StoreReport(
+        file_bytes=container.header_bytes(len(sections)) + sum(len(d) for _, d in sections),
+        encodings_bytes=sum(len(d) for kind, d in sections if kind == container.ENCODINGS),
+        error_table_bytes=len(sections[-1][1]), header_bytes=container.header_bytes(len(sections)),
+        encodings_theoretical_bytes=units_total / UNITS_PER_BIT / 8.0,
+        error_table_theoretical_bytes=cauchy.bits_float(_symbols(image), params) / 8.0, height=h, width=w)
+
+
+def _decode(data: bytes, checkpoint: Checkpoint, device: str):
+    """The decode path; returns (image, total entropy units, Cauchy params, sections)."""
     header, sections = container.unpack(data)
-    checkpoint = checkpoint or Checkpoint.load()
     check_decoder(header, checkpoint)
     if header.rng_version != RNG_VERSION:
         raise CorruptFileError(f"file uses shared-randomness version {header.rng_version}, this diffcode has {RNG_VERSION}")
@@ -137,8 +152,11 @@ def load(data: bytes, checkpoint: Checkpoint | None = None, *, device: str = "cp
     if kinds != [container.ENCODINGS] * n_stages + [container.ERROR_TABLE]:
         raise CorruptFileError(f"unexpected section layout {kinds} for a {header.height}x{header.width} image")
     budget = header.segment_budget_cnats / 100.0
+    units_total = 0
 
     def provide(k: int, units: np.ndarray) -> np.ndarray:
+        nonlocal units_total
+        units_total += int(units.sum())
         values = randseed.decode_stage(sections[k][1], units.reshape(-1), header.seed, k, budget)
         return values.reshape(units.shape)
 
@@ -150,7 +168,7 @@ def load(data: bytes, checkpoint: Checkpoint | None = None, *, device: str = "cp
     if pixel_hash(image) != header.pixel_hash:
         raise ChecksumError("decoded pixels do not match the file's checksum: the file is corrupt "
                             "or was decoded with a different decoder arithmetic")
-    return image
+    return image, units_total, params, sections
 
 
 def info(data: bytes) -> dict:

@@ -41,8 +41,13 @@ def test_fit_store_decode_info(workdir):
     code, out = invoke("decode", "img.dfc", "-o", "out.png", *ck)
     assert code == 0, out
     assert np.array_equal(read_image(workdir / "out.png"), read_image(workdir / "img.png"))
-    code, out = invoke("info", "img.dfc", "--json")
-    assert code == 0 and json.loads(out)["height"] == 23
+    code, out = invoke("info", "img.dfc", "--json", *ck)
+    assert code == 0, out
+    info = json.loads(out)
+    assert JSON_KEYS <= set(info) and info["height"] == 23
+    assert info["file_bytes"] == record["file_bytes"] and info["theoretical_bytes"] == record["theoretical_bytes"]
+    code, out = invoke("info", "img.dfc", "--header-only")
+    assert code == 0 and "decoder_hash" in out
     code, out = invoke("store", *ck)  # human-readable report, but the output exists now
     assert code == 1 and "exists" in out
 

@@ -108,7 +108,7 @@ def store(image: np.ndarray, centers: list[np.ndarray], checkpoint: Checkpoint, 
     data = container.pack(header, sections)
     if verify and not np.array_equal(load(data, checkpoint, device=device), image):
         raise ChecksumError("internal error: the stored file does not decode to the image")
-    return data, _report(image, sections, units_total, params)
+    return data, _report(image, symbols, sections, units_total, params)
 
 
 def check_decoder(header: container.Header, checkpoint: Checkpoint) -> None:
@@ -126,10 +126,10 @@ def load(data: bytes, checkpoint: Checkpoint | None = None, *, device: str = "cp
 def analyze(data: bytes, checkpoint: Checkpoint | None = None, *, device: str = "cpu") -> StoreReport:
     """Decode a file and account for it: theoretical entropy next to the real sizes."""
     image, units_total, params, sections = _decode(data, checkpoint or Checkpoint.load(), device)
-    return _report(image, sections, units_total, params)
+    return _report(image, _symbols(image), sections, units_total, params)
 
 
-def _report(image: np.ndarray, sections: list[tuple[int, bytes]], units_total: int,
+def _report(image: np.ndarray, symbols: np.ndarray, sections: list[tuple[int, bytes]], units_total: int,
             params: np.ndarray) -> StoreReport:
     h, w, _ = image.shape
     return StoreReport(
@@ -137,7 +137,7 @@ def _report(image: np.ndarray, sections: list[tuple[int, bytes]], units_total: i
         encodings_bytes=sum(len(d) for kind, d in sections if kind == container.ENCODINGS),
         error_table_bytes=len(sections[-1][1]), header_bytes=container.header_bytes(len(sections)),
         encodings_theoretical_bytes=units_total / UNITS_PER_BIT / 8.0,
-        error_table_theoretical_bytes=cauchy.bits_float(_symbols(image), params) / 8.0, height=h, width=w)
+        error_table_theoretical_bytes=cauchy.bits_float(symbols, params) / 8.0, height=h, width=w)
 
 
 def _decode(data: bytes, checkpoint: Checkpoint, device: str):

@@ -129,27 +129,29 @@ def fit_batch(weights: DecoderWeights, images: torch.Tensor, config: FitConfig, 
         if config.init_from_image:
             encodings.init_from_image(images)
     weights.requires_grad_(False)
-    opt = torch.optim.Adam(encodings.parameters(), lr=config.lr)
-    plan = freeze_plan(len(schedule.stages), config) if checkpoint is not None and b == 1 else {}
-    per_bit = 1.0 / (b * 3 * h * w * LN2)
-    history = []
-    for step in range(config.steps):
-        for stage in plan.get(step, []):
-            freeze_stage(checkpoint, schedule, encodings, stage, config.seed, device)
-        out, enc_nats = per_pixel.float_pass(weights, encodings, schedule, b)
-        err_nats = per_pixel.error_table_nats(images, out)
-        we, wc = loss_weights(step, config)
-        loss = (we * err_nats.sum() + wc * enc_nats.sum()) * per_bit
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        rec = {"step": step, "error_bpsp": err_nats.sum().item() * per_bit,
-               "encodings_bpsp": enc_nats.sum().item() * per_bit}
-        rec["bpsp"] = rec["error_bpsp"] + rec["encodings_bpsp"]
-        history.append(rec)
-        if progress is not None:
-            progress(step, rec["bpsp"])
-    weights.requires_grad_(True)
+    try:
+        opt = torch.optim.Adam(encodings.parameters(), lr=config.lr)
+        plan = freeze_plan(len(schedule.stages), config) if checkpoint is not None and b == 1 else {}
+        per_bit = 1.0 / (b * 3 * h * w * LN2)
+        history = []
+        for step in range(config.steps):
+            for stage in plan.get(step, []):
+                freeze_stage(checkpoint, schedule, encodings, stage, config.seed, device)
+            out, enc_nats = per_pixel.float_pass(weights, encodings, schedule, b)
+            err_nats = per_pixel.error_table_nats(images, out)
+            we, wc = loss_weights(step, config)
+            loss = (we * err_nats.sum() + wc * enc_nats.sum()) * per_bit
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            rec = {"step": step, "error_bpsp": err_nats.sum().item() * per_bit,
+                   "encodings_bpsp": enc_nats.sum().item() * per_bit}
+            rec["bpsp"] = rec["error_bpsp"] + rec["encodings_bpsp"]
+            history.append(rec)
+            if progress is not None:
+                progress(step, rec["bpsp"])
+    finally:
+        weights.requires_grad_(True)
     return encodings, history
 
 

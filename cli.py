@@ -1,4 +1,4 @@
-"""diffcode command line: train, fit, store, decode, info, compress.
+"""diffcode command line: train, fit, store, decode, info, compress, evaluate.
 
     python cli.py fit kodim17.png --variant per-pixel     # -> kodim17.per-pixel.fit
     python cli.py store                                   # every .fit here -> .dfc, with a size report
@@ -6,6 +6,7 @@
     python cli.py info kodim17.dfc
     python cli.py compress kodim17.png -o kodim17.dfc     # fit + store
     python cli.py train --variant per-pixel               # train the shared decoder
+    python cli.py evaluate --split test                   # Kodak table: entropy vs file size
 """
 
 from __future__ import annotations
@@ -250,6 +251,72 @@ def compress(
                                    progress=_stage_bar(f"store {image.name}"))
         write_bytes_atomic(out, data, overwrite=overwrite)
         _print_report(str(out), report.as_dict(), json_out)
+
+    _run(go)
+
+
+@app.command()
+def evaluate(
+    images: List[str] = typer.Argument(None, help="image files or Kodak names (instead of --split)"),
+    split: Optional[str] = typer.Option(None, help="Kodak split: train, val, test or all"),
+    variant: Variant = typer.Option(Variant.per_pixel, help="encoding variant"),
+    storage: str = typer.Option("randseed", help="storage scheme"),
+    steps: Optional[int] = typer.Option(None, help="Adam steps (default: FitConfig.steps)"),
+    crop: int = typer.Option(0, help="evaluate center crops of this side (0 = whole images)"),
+    seed: int = typer.Option(0),
+    jobs: int = typer.Option(1, help="images evaluated in parallel processes"),
+    force: bool = typer.Option(False, help="recompute images whose results are cached"),
+    figures: bool = typer.Option(True, help="write figures next to the table"),
+    name: Optional[str] = typer.Option(None, help="table name (default kodak-VARIANT-SPLIT)"),
+    out_dir: Path = typer.Option(Path("experiments/results"), help="where tables and figures go"),
+    work_dir: Path = typer.Option(Path("runs/evaluate"), help="cache of fits, files and rows"),
+    kodak_dir: Optional[Path] = typer.Option(None, help="folder with kodim01..24.png"),
+    device: str = typer.Option("cpu"),
+    checkpoint: Optional[Path] = typer.Option(None, help="decoder checkpoint (default: the shipped one)"),
+):
+    """Fit, store, decode and check every image of a split; write a table of entropy vs file size."""
+    from diffcode import evaluate as ev
+
+    def go():
+        if bool(split) == bool(images):
+            raise ValueError("give either --split or a list of images")
+        if jobs < 1:
+            raise ValueError("--jobs must be at least 1")
+        import torch
+        from tqdm import tqdm
+
+        from diffcode.fit import FitConfig
+
+        ckpt = _checkpoint(checkpoint)
+        cache = ev.cache_dir(work_dir, variant.value, ckpt.hash, steps, seed, crop)
+        job_list = ev.image_jobs([split] if split else list(images), crop=crop,
+                                 kodak_dir=str(kodak_dir) if kodak_dir else None, variant=variant.value,
+                                 storage=storage, steps=steps, seed=seed,
+                                 checkpoint=str(checkpoint) if checkpoint else None, cache=str(cache),
+                                 threads=torch.get_num_threads(), device=_device(device),
+                                 figures=figures)
+        label = split if split else "images"
+        stem = out_dir / (name or f"kodak-{variant.value}-{label}" + (f"-crop{crop}" if crop else "")
+                          + ("" if storage == "randseed" else f"-{storage}"))
+        bar = tqdm(total=len(job_list), desc="evaluate", unit="image", file=sys.stderr)
+
+        def on_row(row: dict, cached: bool) -> None:
+            bar.update(1)
+            bar.write(f"{row['image']}: {row['theoretical_bpsp']:.4f} bpsp theoretical, {row['bpsp']:.4f} real "
+                      f"({row['overhead_percent']:+.2f} %), PNG {row['png_bpsp']:.4f}, "
+                      f"{'bit-exact' if row['bit_exact'] else 'NOT BIT-EXACT'}" + (" (cached)" if cached else ""))
+
+        steps_total = steps or FitConfig().steps
+        rows = ev.evaluate(job_list, force=force, n_jobs=jobs, on_row=on_row,
+                           progress_factory=lambda job: _progress(steps_total, f"fit {job.name}"))
+        bar.close()
+        command = "python cli.py evaluate " + " ".join(sys.argv[2:])
+        paths = ev.write_results(rows, stem, command, job_list, figures=figures)
+        mean = ev.with_mean(rows)[-1]
+        typer.echo(f"{stem}.md: {len(rows)} images, mean {mean['theoretical_bpsp']:.4f} bpsp theoretical, "
+                   f"{mean['bpsp']:.4f} real, PNG {mean['png_bpsp']:.4f}; {len(paths)} figures")
+        if not all(r["bit_exact"] for r in rows):
+            raise ValueError("some images did not decode bit-exactly (see the table)")
 
     _run(go)
 

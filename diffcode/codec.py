@@ -31,6 +31,7 @@ from .superres import size_schedule
 from .variants import per_pixel
 
 STORAGE = "randseed"
+STORAGES = ("randseed",)
 ERROR_MODEL = "cauchy"
 
 
@@ -74,7 +75,7 @@ def _symbols(image: np.ndarray) -> np.ndarray:
 
 
 def store(image: np.ndarray, centers: list[np.ndarray], checkpoint: Checkpoint, seed: int = 0, *,
-          budget_nats: float = randseed.DEFAULT_BUDGET_NATS, verify: bool = True,
+          storage: str = STORAGE, budget_nats: float = randseed.DEFAULT_BUDGET_NATS, verify: bool = True,
           device: str = "cpu", progress=None) -> tuple[bytes, StoreReport]:
     """Serialize fitted encodings and the error table into a .dfc file.
 
@@ -83,6 +84,8 @@ def store(image: np.ndarray, centers: list[np.ndarray], checkpoint: Checkpoint, 
         centers: fitted centers per stage (head last), radians, shapes (n, h_k, w_k).
         progress: optional callable(stages_done, stages_total), called after each stage.
     """
+    if storage not in STORAGES:
+        raise ValueError(f"unknown storage scheme {storage!r}; known: {', '.join(STORAGES)}")
     image = validate_array(image)
     h, w, _ = image.shape
     schedule = size_schedule(h, w, checkpoint.config)
@@ -120,13 +123,44 @@ def check_decoder(header: container.Header, checkpoint: Checkpoint) -> None:
 
 def load(data: bytes, checkpoint: Checkpoint | None = None, *, device: str = "cpu") -> np.ndarray:
     """Decode a .dfc file to uint8 (H, W, 3) pixels; raises on any corruption or mismatch."""
-    return _decode(data, checkpoint or Checkpoint.load(), device)[0]
+    return _decode(data, checkpoint or Checkpoint.load(), device).image
 
 
 def analyze(data: bytes, checkpoint: Checkpoint | None = None, *, device: str = "cpu") -> StoreReport:
     """Decode a file and account for it: theoretical entropy next to the real sizes."""
-    image, units_total, params, sections = _decode(data, checkpoint or Checkpoint.load(), device)
-    return _report(image, _symbols(image), sections, units_total, params)
+    d = _decode(data, checkpoint or Checkpoint.load(), device)
+    return _report(d.image, _symbols(d.image), d.sections, d.units_total, d.params)
+
+
+@dataclass
+class Decoded:
+    """Everything the decode path computed: the pixels and the model behind each coded symbol."""
+
+    image: np.ndarray  # uint8 (H, W, 3)
+    params: np.ndarray  # int64 (3*H*W, 2) Cauchy table indexes, C-H-W order
+    stage_units: list[np.ndarray]  # per stage: int64 (n, h_k, w_k) entropy units (1/256 bit)
+    sections: list[tuple[int, bytes]]
+
+    @property
+    def units_total(self) -> int:
+        return int(sum(int(u.sum()) for u in self.stage_units))
+
+    def maps(self) -> dict:
+        """Per-pixel views for figures: predicted means, cost in bits, encodings' bits per stage."""
+        h, w, _ = self.image.shape
+        loc, _ = cauchy.loc_sigma_of_params(self.params)
+        symbols = _symbols(self.image)
+        model = cauchy.CauchyModel()
+        freq = model.cdf(self.params, symbols + 1) - model.cdf(self.params, symbols)
+        bits = cauchy.PRECISION_BITS - np.log2(freq.astype(np.float64))
+        return {"image": self.image, "loc": loc.reshape(3, h, w).astype(np.float32),
+                "bits": bits.reshape(3, h, w).astype(np.float32),
+                "stage_bits": [(u.sum(axis=0) / UNITS_PER_BIT).astype(np.float32) for u in self.stage_units]}
+
+
+def decode_details(data: bytes, checkpoint: Checkpoint | None = None, *, device: str = "cpu") -> Decoded:
+    """Decode a file and keep what the decoder computed on the way (for analysis and figures)."""
+    return _decode(data, checkpoint or Checkpoint.load(), device)
 
 
 def _report(image: np.ndarray, symbols: np.ndarray, sections: list[tuple[int, bytes]], units_total: int,
@@ -140,8 +174,8 @@ def _report(image: np.ndarray, symbols: np.ndarray, sections: list[tuple[int, by
         error_table_theoretical_bytes=cauchy.bits_float(symbols, params) / 8.0, height=h, width=w)
 
 
-def _decode(data: bytes, checkpoint: Checkpoint, device: str):
-    """The decode path; returns (image, total entropy units, Cauchy params, sections)."""
+def _decode(data: bytes, checkpoint: Checkpoint, device: str) -> Decoded:
+    """The decode path."""
     header, sections = container.unpack(data)
     check_decoder(header, checkpoint)
     if header.rng_version != RNG_VERSION:
@@ -152,11 +186,10 @@ def _decode(data: bytes, checkpoint: Checkpoint, device: str):
     if kinds != [container.ENCODINGS] * n_stages + [container.ERROR_TABLE]:
         raise CorruptFileError(f"unexpected section layout {kinds} for a {header.height}x{header.width} image")
     budget = header.segment_budget_cnats / 100.0
-    units_total = 0
+    stage_units = []
 
     def provide(k: int, units: np.ndarray) -> np.ndarray:
-        nonlocal units_total
-        units_total += int(units.sum())
+        stage_units.append(units)
         values = randseed.decode_stage(sections[k][1], units.reshape(-1), header.seed, k, budget)
         return values.reshape(units.shape)
 
@@ -168,7 +201,7 @@ def _decode(data: bytes, checkpoint: Checkpoint, device: str):
     if pixel_hash(image) != header.pixel_hash:
         raise ChecksumError("decoded pixels do not match the file's checksum: the file is corrupt "
                             "or was decoded with a different decoder arithmetic")
-    return image, units_total, params, sections
+    return Decoded(image, params, stage_units, sections)
 
 
 def info(data: bytes) -> dict:

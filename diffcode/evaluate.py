@@ -1,0 +1,257 @@
+"""Kodak evaluation: fit, store, decode and check every image; theoretical entropy vs real size.
+
+    python cli.py evaluate --variant per-pixel --split test
+    python cli.py evaluate --split val --crop 128 --steps 40 --jobs 2
+
+For every image the evaluation fits the encodings, stores them as a .dfc file, decodes the file
+and compares the pixels with the original. It writes one row per image plus the mean to
+`<out_dir>/kodak-<variant>-<split>.csv|md` (with the command and commit that made them), and
+figures of each image next to them when `--figures` is on.
+
+It is resumable. Each image's fit file, .dfc file, result row and figure maps are cached under
+`<work_dir>/<variant>-<decoder>-<fit settings>/`, and an image whose row is cached is reused
+unless `force`. Fits are cached separately from stores, so the same fits can be stored again
+with another storage scheme without refitting.
+
+`jobs > 1` runs images in separate processes, each with `cpu_count // jobs` torch threads.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from . import kodak
+from .errors import DiffcodeError
+
+COLUMNS = ["image", "height", "width", "storage", "encodings_theoretical_bytes", "error_table_theoretical_bytes",
+           "theoretical_bytes", "file_bytes", "overhead_percent", "theoretical_bpsp", "bpsp", "png_bytes",
+           "png_bpsp", "fit_seconds", "store_seconds", "decode_seconds", "bit_exact"]
+ROW_VERSION = 1  # bump when a cached row's meaning changes; older rows are recomputed
+
+
+@dataclass(frozen=True)
+class Job:
+    """One image to evaluate (picklable, sent to worker processes)."""
+
+    name: str  # row label, e.g. kodim17 or kodim17[256]
+    source: str  # Kodak name or image path
+    crop: int  # center crop side, 0 = whole image
+    kodak_dir: str | None
+    variant: str
+    storage: str
+    steps: int | None
+    seed: int
+    checkpoint: str | None  # path, None = shipped
+    cache: str  # directory of this evaluation's cached files
+    threads: int
+    device: str = "cpu"
+    figures: bool = True
+
+
+def image_jobs(items: list[str], *, crop: int = 0, **kwargs) -> list[Job]:
+    """Jobs for a list of split names, Kodak names and image paths (in order, no duplicates)."""
+    sources: list[str] = []
+    for item in items:
+        key = {"val": "validation"}.get(item, item)
+        for source in kodak.SPLITS.get(key) or [item]:
+            if source not in sources:
+                sources.append(source)
+    names = [(Path(s).stem if _is_path(s) else kodak.image_name(s)) + (f"[{crop}]" if crop else "") for s in sources]
+    if len(set(names)) != len(names):
+        raise ValueError("two inputs have the same name; rename one of them")
+    return [Job(name=n, source=s, crop=crop, **kwargs) for n, s in zip(names, sources)]
+
+
+def _is_path(source: str) -> bool:
+    return os.sep in source or "." in Path(source).name
+
+
+def cache_dir(work_dir: Path, variant: str, checkpoint_hash: str, steps: int | None, seed: int, crop: int) -> Path:
+    """The directory of cached results for one decoder and fit setting."""
+    parts = [variant, checkpoint_hash[:12], f"steps{steps}" if steps is not None else "default", f"seed{seed}"]
+    if crop:
+        parts.append(f"crop{crop}")
+    return Path(work_dir) / "-".join(parts)
+
+
+def _load_image(job: Job) -> np.ndarray:
+    from .image import read_image
+
+    image = read_image(job.source) if _is_path(job.source) else kodak.load(job.source, job.kodak_dir)
+    return kodak.crop(image, (job.crop, job.crop)) if job.crop else image
+
+
+def _row_path(job: Job) -> Path:
+    return Path(job.cache) / f"{job.name}.{job.storage}.json"
+
+
+def cached_row(job: Job) -> dict | None:
+    """The cached result row of a job, or None if it must be (re)computed."""
+    path = _row_path(job)
+    if not path.exists():
+        return None
+    try:
+        row = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return row if row.get("row_version") == ROW_VERSION and row.get("bit_exact") is not None else None
+
+
+def run_job(job: Job, progress: Callable[[int, float], None] | None = None) -> dict:
+    """Fit (or reuse the cached fit), store, decode and check one image; returns its row."""
+    import torch
+
+    from . import codec, fitfile, report
+    from .decoder import Checkpoint
+    from .fit import FitConfig, fit_image
+    from .image import write_bytes_atomic
+
+    torch.set_num_threads(job.threads)
+    cache = Path(job.cache)
+    cache.mkdir(parents=True, exist_ok=True)
+    checkpoint = Checkpoint.load(job.checkpoint)
+    image = _load_image(job)
+    fit_path = cache / f"{job.name}.fit"
+    fit = None
+    if fit_path.exists():
+        try:
+            fit, _ = fitfile.load(fit_path)
+        except DiffcodeError:
+            fit = None
+        if fit is not None and (fit.checkpoint_hash != checkpoint.hash or not np.array_equal(fit.image, image)):
+            fit = None
+    if fit is None:
+        config = FitConfig(seed=job.seed) if job.steps is None else FitConfig(steps=job.steps, seed=job.seed)
+        fit = fit_image(image, checkpoint, config, progress=progress, device=job.device)
+        fitfile.save(fit_path, fit, source=job.source, overwrite=True)
+    t0 = time.perf_counter()
+    data, rep = codec.store(image, fit.centers, checkpoint, fit.seed, storage=job.storage, verify=False,
+                            device=job.device)
+    t1 = time.perf_counter()
+    decoded = codec.decode_details(data, checkpoint, device=job.device)
+    t2 = time.perf_counter()
+    write_bytes_atomic(cache / f"{job.name}.{job.storage}.dfc", data, overwrite=True)
+    h, w, _ = image.shape
+    png = report.png_size(image)
+    row = {"image": job.name, **rep.as_dict(), "png_bytes": png, "png_bpsp": report.bpsp(png, h, w),
+           "fit_seconds": fit.seconds, "store_seconds": t1 - t0, "decode_seconds": t2 - t1,
+           "bit_exact": bool(np.array_equal(decoded.image, image)), "source": job.source,
+           "fit_steps": fit.config.steps, "decoder": checkpoint.short_hash, "row_version": ROW_VERSION}
+    if job.figures:
+        maps = decoded.maps()
+        np.savez_compressed(cache / f"{job.name}.maps.npz", loc=maps["loc"].astype(np.float16),
+                            bits=maps["bits"].astype(np.float16),
+                            **{f"stage_bits_{k}": b for k, b in enumerate(maps["stage_bits"])})
+    write_bytes_atomic(_row_path(job), json.dumps(row, indent=1).encode(), overwrite=True)
+    return row
+
+
+def load_maps(job: Job) -> dict | None:
+    """The figure maps cached by `run_job` (None if absent)."""
+    path = Path(job.cache) / f"{job.name}.maps.npz"
+    if not path.exists():
+        return None
+    with np.load(path) as z:
+        n = sum(1 for k in z.files if k.startswith("stage_bits_"))
+        return {"image": _load_image(job), "loc": z["loc"].astype(np.float32), "bits": z["bits"].astype(np.float32),
+                "stage_bits": [z[f"stage_bits_{k}"] for k in range(n)]}
+
+
+def _worker(job: Job) -> dict:
+    return run_job(job)
+
+
+def evaluate(jobs: list[Job], *, force: bool = False, n_jobs: int = 1,
+             on_row: Callable[[dict, bool], None] | None = None,
+             progress_factory: Callable[[Job], Callable[[int, float], None]] | None = None) -> list[dict]:
+    """Evaluate every job, reusing cached rows unless `force`; returns the rows in job order.
+
+    on_row(row, cached) is called as each image finishes; progress_factory(job) may return a
+    per-step fit progress callback (used only with n_jobs == 1).
+    """
+    rows: dict[str, dict] = {}
+    todo = []
+    for job in jobs:
+        row = None if force else cached_row(job)
+        if row is not None:
+            rows[job.name] = row
+            if on_row:
+                on_row(row, True)
+        else:
+            todo.append(job)
+    if force:
+        for job in todo:
+            _row_path(job).unlink(missing_ok=True)
+    if n_jobs <= 1 or len(todo) <= 1:
+        for job in todo:
+            row = run_job(job, progress_factory(job) if progress_factory else None)
+            rows[job.name] = row
+            if on_row:
+                on_row(row, False)
+    else:
+        import multiprocessing
+
+        threads = max(1, (os.cpu_count() or 1) // n_jobs)
+        with ProcessPoolExecutor(max_workers=n_jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = [pool.submit(_worker, replace(job, threads=threads)) for job in todo]
+            for future in as_completed(futures):
+                row = future.result()
+                rows[row["image"]] = row
+                if on_row:
+                    on_row(row, False)
+    return [rows[job.name] for job in jobs]
+
+
+def with_mean(rows: list[dict]) -> list[dict]:
+    """rows plus a 'mean' row over every numeric column (bit_exact: all of them)."""
+    if len(rows) < 2:
+        return list(rows)
+    mean = {"image": "mean", "storage": rows[0].get("storage"), "bit_exact": all(r["bit_exact"] for r in rows)}
+    for key in COLUMNS:
+        values = [r.get(key) for r in rows]
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            mean[key] = float(np.mean(values))
+    return rows + [mean]
+
+
+def write_results(rows: list[dict], stem: Path, command: str, jobs: list[Job] | None = None,
+                  figures: bool = True) -> list[Path]:
+    """Write the table (with the mean row) and, if asked, the figures; returns the figure paths."""
+    from . import report
+
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    paths: list[Path] = []
+    if figures and jobs:
+        paths = _figures(rows, stem, jobs)
+    report.write_table(with_mean(rows), stem, command, COLUMNS)
+    if paths:
+        md = stem.with_name(stem.name + ".md")
+        links = "\n".join(f"- [{p.name}]({p.relative_to(stem.parent)})" for p in paths)
+        md.write_text(md.read_text() + "\nFigures:\n\n" + links + "\n")
+    return paths
+
+
+def _figures(rows: list[dict], stem: Path, jobs: list[Job]) -> list[Path]:
+    try:
+        from . import figures
+    except ImportError:  # pragma: no cover - figures need matplotlib
+        return []
+    folder = stem.with_name(stem.name + "-figures")
+    folder.mkdir(exist_ok=True)
+    paths = []
+    for job in jobs:
+        maps = load_maps(job)
+        if maps is not None:
+            paths += figures.image_figures(maps, folder / job.name.replace("[", "-").replace("]", ""))
+    plot = folder / "bpsp.png"
+    figures.bpsp_plot(rows, plot, ours_key="bpsp", baseline_keys=("png_bpsp",))
+    return paths + [plot]

@@ -26,6 +26,16 @@ class Variant(str, Enum):
     per_pixel = "per-pixel"
 
 
+class Storage(str, Enum):
+    """Storage schemes (diffcode.storage.schemes)."""
+
+    dither = "dither"
+    randseed = "randseed"
+
+
+DEFAULT_STORAGE = "dither"  # diffcode.storage.schemes.DEFAULT (kept here so --help needs no import)
+
+
 def _fail(exc: Exception) -> None:
     typer.echo(f"error: {exc}", err=True)
     raise typer.Exit(code=1)
@@ -96,11 +106,14 @@ def fit(
     steps: Optional[int] = typer.Option(None, help="Adam steps (default: FitConfig.steps)"),
     device: str = typer.Option("cpu", help="cpu, or cuda when present"),
     seed: int = typer.Option(0, help="seed of the fit's noise and of the stored file's shared randomness"),
+    storage: Storage = typer.Option(Storage.dither, help="storage scheme the fit prepares for"),
     out: Optional[Path] = typer.Option(None, help="fit file to write (default IMAGE.per-pixel.fit)"),
     overwrite: bool = typer.Option(False, help="replace an existing output"),
     checkpoint: Optional[Path] = typer.Option(None, help="decoder checkpoint (default: the shipped one)"),
 ):
     """Fit the encodings of one image (the encoder) and write a fit file for `store`."""
+    from dataclasses import replace
+
     from diffcode import fitfile
     from diffcode.fit import FitConfig, fit_image
     from diffcode.image import read_image
@@ -108,7 +121,9 @@ def fit(
     def go():
         array = read_image(image)
         ckpt = _checkpoint(checkpoint)
-        config = FitConfig(seed=seed) if steps is None else FitConfig(steps=steps, seed=seed)
+        config = FitConfig(seed=seed, storage=storage.value)
+        if steps is not None:
+            config = replace(config, steps=steps)
         target = out or image.with_suffix(f".{variant.value}.fit")
         if target.exists() and not overwrite:
             raise ValueError(f"{target} exists; pass --overwrite or --out")
@@ -126,6 +141,8 @@ def store(
     fits: List[Path] = typer.Argument(None, help="fit files (default: every *.fit in the current directory)"),
     out_dir: Optional[Path] = typer.Option(None, help="where to write the .dfc files (default: next to each fit)"),
     json_out: bool = typer.Option(False, "--json", help="one JSON object per file"),
+    storage: Optional[Storage] = typer.Option(None, help="storage scheme (default: the one the fit prepared for)"),
+    budget: Optional[float] = typer.Option(None, help="randseed segment budget in nats (default 8)"),
     overwrite: bool = typer.Option(False, help="replace existing outputs"),
     device: str = typer.Option("cpu"),
     checkpoint: Optional[Path] = typer.Option(None, help="decoder checkpoint (default: the shipped one)"),
@@ -145,7 +162,11 @@ def store(
                 raise ValueError(f"{path} was fitted with decoder {result.checkpoint_hash[:16]}, "
                                  f"the loaded decoder is {ckpt.short_hash}")
             target = (out_dir or path.parent) / (path.name.split(".")[0] + ".dfc")
-            data, report = codec.store(result.image, result.centers, ckpt, result.seed, device=_device(device),
+            scheme = storage.value if storage else result.config.storage
+            if target.exists() and not overwrite:
+                raise ValueError(f"{target} exists; pass --overwrite")
+            data, report = codec.store(result.image, result.centers, ckpt, result.seed, storage=scheme,
+                                       budget_nats=budget, device=_device(device),
                                        progress=_stage_bar(f"store {path.name}"))
             write_bytes_atomic(target, data, overwrite=overwrite)
             _print_report(str(target), report.as_dict(), json_out)
@@ -231,12 +252,15 @@ def compress(
     out: Path = typer.Option(..., "-o", "--out", help=".dfc file to write"),
     steps: Optional[int] = typer.Option(None, help="Adam steps"),
     seed: int = typer.Option(0),
+    storage: Storage = typer.Option(Storage.dither, help="storage scheme"),
     device: str = typer.Option("cpu"),
     overwrite: bool = typer.Option(False, help="replace an existing output"),
     json_out: bool = typer.Option(False, "--json"),
     checkpoint: Optional[Path] = typer.Option(None, help="decoder checkpoint (default: the shipped one)"),
 ):
     """Fit and store in one go."""
+    from dataclasses import replace
+
     from diffcode import codec
     from diffcode.fit import FitConfig, fit_image
     from diffcode.image import read_image, write_bytes_atomic
@@ -245,9 +269,12 @@ def compress(
         if out.exists() and not overwrite:
             raise ValueError(f"{out} exists; pass --overwrite")
         array, ckpt = read_image(image), _checkpoint(checkpoint)
-        config = FitConfig(seed=seed) if steps is None else FitConfig(steps=steps, seed=seed)
+        config = FitConfig(seed=seed, storage=storage.value)
+        if steps is not None:
+            config = replace(config, steps=steps)
         result = fit_image(array, ckpt, config, progress=_progress(config.steps, image.name), device=_device(device))
-        data, report = codec.store(array, result.centers, ckpt, result.seed, device=_device(device),
+        data, report = codec.store(array, result.centers, ckpt, result.seed, storage=storage.value,
+                                   device=_device(device),
                                    progress=_stage_bar(f"store {image.name}"))
         write_bytes_atomic(out, data, overwrite=overwrite)
         _print_report(str(out), report.as_dict(), json_out)
@@ -260,7 +287,8 @@ def evaluate(
     images: List[str] = typer.Argument(None, help="image files or Kodak names (instead of --split)"),
     split: Optional[str] = typer.Option(None, help="Kodak split: train, val, test or all"),
     variant: Variant = typer.Option(Variant.per_pixel, help="encoding variant"),
-    storage: str = typer.Option("randseed", help="storage scheme"),
+    storage: Storage = typer.Option(Storage.dither, help="storage scheme"),
+    fit_storage: Optional[Storage] = typer.Option(None, help="scheme the fits prepare for (default: --storage)"),
     steps: Optional[int] = typer.Option(None, help="Adam steps (default: FitConfig.steps)"),
     crop: int = typer.Option(0, help="evaluate center crops of this side (0 = whole images)"),
     seed: int = typer.Option(0),
@@ -288,16 +316,18 @@ def evaluate(
         from diffcode.fit import FitConfig
 
         ckpt = _checkpoint(checkpoint)
-        cache = ev.cache_dir(work_dir, variant.value, ckpt.hash, steps, seed, crop)
+        fit_scheme = (fit_storage or storage).value
+        cache = ev.cache_dir(work_dir, variant.value, ckpt.hash, steps, seed, crop, fit_scheme)
         job_list = ev.image_jobs([split] if split else list(images), crop=crop,
                                  kodak_dir=str(kodak_dir) if kodak_dir else None, variant=variant.value,
-                                 storage=storage, steps=steps, seed=seed,
+                                 storage=storage.value, fit_storage=fit_scheme, steps=steps, seed=seed,
                                  checkpoint=str(checkpoint) if checkpoint else None, cache=str(cache),
                                  threads=torch.get_num_threads(), device=_device(device),
                                  figures=figures)
         label = split if split else "images"
         stem = out_dir / (name or f"kodak-{variant.value}-{label}" + (f"-crop{crop}" if crop else "")
-                          + ("" if storage == "randseed" else f"-{storage}"))
+                          + ("" if storage.value == DEFAULT_STORAGE else f"-{storage.value}")
+                          + ("" if fit_scheme == storage.value else f"-fit{fit_scheme}"))
         bar = tqdm(total=len(job_list), desc="evaluate", unit="image", file=sys.stderr)
 
         def on_row(row: dict, cached: bool) -> None:

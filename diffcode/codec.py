@@ -24,14 +24,13 @@ from .decoder import Checkpoint
 from .encodings import angles_to_u32
 from .errors import ChecksumError, CorruptFileError, DecoderMismatchError
 from .image import validate_array
-from .storage import container, randseed, rans
+from .storage import container, randseed, rans, schemes
 from .storage.entropy_units import UNITS_PER_BIT
 from .storage.rng import RNG_VERSION
 from .superres import size_schedule
 from .variants import per_pixel
 
-STORAGE = "randseed"
-STORAGES = ("randseed",)
+STORAGE = schemes.DEFAULT
 ERROR_MODEL = "cauchy"
 
 
@@ -43,10 +42,11 @@ class StoreReport:
     encodings_bytes: int
     error_table_bytes: int
     header_bytes: int
-    encodings_theoretical_bytes: float
+    encodings_theoretical_bytes: float  # what the storage scheme's model pays (dither: sum log2 n)
     error_table_theoretical_bytes: float
     height: int
     width: int
+    encodings_model_bytes: float = 0.0  # the decoder's continuous entropies, sum of e (before the scheme)
     variant: str = per_pixel.NAME
     storage: str = STORAGE
 
@@ -75,7 +75,7 @@ def _symbols(image: np.ndarray) -> np.ndarray:
 
 
 def store(image: np.ndarray, centers: list[np.ndarray], checkpoint: Checkpoint, seed: int = 0, *,
-          storage: str = STORAGE, budget_nats: float = randseed.DEFAULT_BUDGET_NATS, verify: bool = True,
+          storage: str = STORAGE, budget_nats: float | None = None, verify: bool = True,
           device: str = "cpu", progress=None) -> tuple[bytes, StoreReport]:
     """Serialize fitted encodings and the error table into a .dfc file.
 
@@ -84,21 +84,19 @@ def store(image: np.ndarray, centers: list[np.ndarray], checkpoint: Checkpoint, 
         centers: fitted centers per stage (head last), radians, shapes (n, h_k, w_k).
         progress: optional callable(stages_done, stages_total), called after each stage.
     """
-    if storage not in STORAGES:
-        raise ValueError(f"unknown storage scheme {storage!r}; known: {', '.join(STORAGES)}")
+    scheme = schemes.get(storage, budget_nats)
     image = validate_array(image)
     h, w, _ = image.shape
     schedule = size_schedule(h, w, checkpoint.config)
     if len(centers) != len(schedule.encoding_grids()):
         raise ValueError(f"{len(centers)} encoding stages given, the decoder needs {len(schedule.encoding_grids())}")
-    sections, units_total = [], 0
+    sections, stage_units = [], []
 
     def provide(k: int, units: np.ndarray) -> np.ndarray:
-        nonlocal units_total
         c = angles_to_u32(np.asarray(centers[k], dtype=np.float64))
-        data, values = randseed.encode_stage(c.reshape(-1), units.reshape(-1), seed, k, budget_nats)
+        data, values = scheme.encode_stage(c.reshape(-1), units.reshape(-1), seed, k)
         sections.append((container.ENCODINGS, data))
-        units_total += int(units.sum())
+        stage_units.append(units)
         if progress is not None:
             progress(k + 1, len(centers))
         return values.reshape(units.shape)
@@ -106,12 +104,12 @@ def store(image: np.ndarray, centers: list[np.ndarray], checkpoint: Checkpoint, 
     params = per_pixel.fixed_pass(checkpoint, schedule, provide, device)
     symbols = _symbols(image)
     sections.append((container.ERROR_TABLE, rans.encode(symbols, params, cauchy.CauchyModel())))
-    header = container.Header(per_pixel.NAME, STORAGE, RNG_VERSION, ERROR_MODEL, h, w, seed,
-                              round(budget_nats * 100), bytes.fromhex(checkpoint.hash[:32]), pixel_hash(image))
+    header = container.Header(per_pixel.NAME, scheme.name, RNG_VERSION, ERROR_MODEL, h, w, seed,
+                              round(scheme.budget_nats * 100), bytes.fromhex(checkpoint.hash[:32]), pixel_hash(image))
     data = container.pack(header, sections)
     if verify and not np.array_equal(load(data, checkpoint, device=device), image):
         raise ChecksumError("internal error: the stored file does not decode to the image")
-    return data, _report(image, symbols, sections, units_total, params)
+    return data, _report(Decoded(image, params, stage_units, sections, scheme))
 
 
 def check_decoder(header: container.Header, checkpoint: Checkpoint) -> None:
@@ -128,8 +126,7 @@ def load(data: bytes, checkpoint: Checkpoint | None = None, *, device: str = "cp
 
 def analyze(data: bytes, checkpoint: Checkpoint | None = None, *, device: str = "cpu") -> StoreReport:
     """Decode a file and account for it: theoretical entropy next to the real sizes."""
-    d = _decode(data, checkpoint or Checkpoint.load(), device)
-    return _report(d.image, _symbols(d.image), d.sections, d.units_total, d.params)
+    return _report(_decode(data, checkpoint or Checkpoint.load(), device))
 
 
 @dataclass
@@ -140,10 +137,15 @@ class Decoded:
     params: np.ndarray  # int64 (3*H*W, 2) Cauchy table indexes, C-H-W order
     stage_units: list[np.ndarray]  # per stage: int64 (n, h_k, w_k) entropy units (1/256 bit)
     sections: list[tuple[int, bytes]]
+    scheme: object  # the storage scheme (diffcode.storage.schemes)
 
     @property
     def units_total(self) -> int:
         return int(sum(int(u.sum()) for u in self.stage_units))
+
+    @property
+    def encodings_theoretical_bits(self) -> float:
+        return sum(self.scheme.theoretical_bits(u.reshape(-1)) for u in self.stage_units)
 
     def maps(self) -> dict:
         """Per-pixel views for figures: predicted means, cost in bits, encodings' bits per stage."""
@@ -163,15 +165,16 @@ def decode_details(data: bytes, checkpoint: Checkpoint | None = None, *, device:
     return _decode(data, checkpoint or Checkpoint.load(), device)
 
 
-def _report(image: np.ndarray, symbols: np.ndarray, sections: list[tuple[int, bytes]], units_total: int,
-            params: np.ndarray) -> StoreReport:
-    h, w, _ = image.shape
+def _report(d: "Decoded") -> StoreReport:
+    h, w, _ = d.image.shape
+    sections = d.sections
     return StoreReport(
-        file_bytes=container.header_bytes(len(sections)) + sum(len(d) for _, d in sections),
-        encodings_bytes=sum(len(d) for kind, d in sections if kind == container.ENCODINGS),
+        file_bytes=container.header_bytes(len(sections)) + sum(len(p) for _, p in sections),
+        encodings_bytes=sum(len(p) for kind, p in sections if kind == container.ENCODINGS),
         error_table_bytes=len(sections[-1][1]), header_bytes=container.header_bytes(len(sections)),
-        encodings_theoretical_bytes=units_total / UNITS_PER_BIT / 8.0,
-        error_table_theoretical_bytes=cauchy.bits_float(symbols, params) / 8.0, height=h, width=w)
+        encodings_theoretical_bytes=d.encodings_theoretical_bits / 8.0,
+        error_table_theoretical_bytes=cauchy.bits_float(_symbols(d.image), d.params) / 8.0, height=h, width=w,
+        encodings_model_bytes=d.units_total / UNITS_PER_BIT / 8.0, storage=d.scheme.name)
 
 
 def _decode(data: bytes, checkpoint: Checkpoint, device: str) -> Decoded:
@@ -185,12 +188,17 @@ def _decode(data: bytes, checkpoint: Checkpoint, device: str) -> Decoded:
     kinds = [kind for kind, _ in sections]
     if kinds != [container.ENCODINGS] * n_stages + [container.ERROR_TABLE]:
         raise CorruptFileError(f"unexpected section layout {kinds} for a {header.height}x{header.width} image")
-    budget = header.segment_budget_cnats / 100.0
+    try:
+        scheme = schemes.get(header.storage, header.segment_budget_cnats / 100.0)
+        if header.storage == "randseed":
+            randseed.budget_units(scheme.budget_nats)
+    except ValueError as exc:
+        raise CorruptFileError(f"bad storage parameters in the header: {exc}") from exc
     stage_units = []
 
     def provide(k: int, units: np.ndarray) -> np.ndarray:
         stage_units.append(units)
-        values = randseed.decode_stage(sections[k][1], units.reshape(-1), header.seed, k, budget)
+        values = scheme.decode_stage(sections[k][1], units.reshape(-1), header.seed, k)
         return values.reshape(units.shape)
 
     params = per_pixel.fixed_pass(checkpoint, schedule, provide, device)
@@ -201,7 +209,7 @@ def _decode(data: bytes, checkpoint: Checkpoint, device: str) -> Decoded:
     if pixel_hash(image) != header.pixel_hash:
         raise ChecksumError("decoded pixels do not match the file's checksum: the file is corrupt "
                             "or was decoded with a different decoder arithmetic")
-    return Decoded(image, params, stage_units, sections)
+    return Decoded(image, params, stage_units, sections, scheme)
 
 
 def info(data: bytes) -> dict:

@@ -31,8 +31,8 @@ import numpy as np
 from . import kodak
 from .errors import DiffcodeError
 
-COLUMNS = ["image", "height", "width", "storage", "encodings_theoretical_bytes", "error_table_theoretical_bytes",
-           "theoretical_bytes", "file_bytes", "overhead_percent", "theoretical_bpsp", "bpsp", "png_bytes",
+COLUMNS = ["image", "height", "width", "storage", "encodings_model_bytes", "encodings_theoretical_bytes", "error_table_theoretical_bytes",
+           "theoretical_bytes", "encodings_bytes", "file_bytes", "overhead_percent", "theoretical_bpsp", "bpsp", "png_bytes",
            "png_bpsp", "fit_seconds", "store_seconds", "decode_seconds", "bit_exact"]
 ROW_VERSION = 1  # bump when a cached row's meaning changes; older rows are recomputed
 
@@ -47,6 +47,7 @@ class Job:
     kodak_dir: str | None
     variant: str
     storage: str
+    fit_storage: str  # the scheme the fit prepared for (usually `storage`)
     steps: int | None
     seed: int
     checkpoint: str | None  # path, None = shipped
@@ -74,9 +75,11 @@ def _is_path(source: str) -> bool:
     return os.sep in source or "." in Path(source).name
 
 
-def cache_dir(work_dir: Path, variant: str, checkpoint_hash: str, steps: int | None, seed: int, crop: int) -> Path:
+def cache_dir(work_dir: Path, variant: str, checkpoint_hash: str, steps: int | None, seed: int, crop: int,
+              fit_storage: str) -> Path:
     """The directory of cached results for one decoder and fit setting."""
-    parts = [variant, checkpoint_hash[:12], f"steps{steps}" if steps is not None else "default", f"seed{seed}"]
+    parts = [variant, checkpoint_hash[:12], f"steps{steps}" if steps is not None else "default", f"seed{seed}",
+             f"fit{fit_storage}"]
     if crop:
         parts.append(f"crop{crop}")
     return Path(work_dir) / "-".join(parts)
@@ -126,10 +129,13 @@ def run_job(job: Job, progress: Callable[[int, float], None] | None = None) -> d
             fit, _ = fitfile.load(fit_path)
         except DiffcodeError:
             fit = None
-        if fit is not None and (fit.checkpoint_hash != checkpoint.hash or not np.array_equal(fit.image, image)):
+        if fit is not None and (fit.checkpoint_hash != checkpoint.hash or not np.array_equal(fit.image, image)
+                                or fit.config.storage != job.fit_storage):
             fit = None
     if fit is None:
-        config = FitConfig(seed=job.seed) if job.steps is None else FitConfig(steps=job.steps, seed=job.seed)
+        config = FitConfig(seed=job.seed, storage=job.fit_storage)
+        if job.steps is not None:
+            config = replace(config, steps=job.steps)
         fit = fit_image(image, checkpoint, config, progress=progress, device=job.device)
         fitfile.save(fit_path, fit, source=job.source, overwrite=True)
     t0 = time.perf_counter()

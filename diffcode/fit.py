@@ -8,8 +8,11 @@ The report's fitting schedule, each piece switchable in `FitConfig`:
   of the run (1.0 = always in the loss).
 - `init_from_image`: 3 encoding channels of every stage start from the image, resized.
 - `freeze_stages`: during the last `freeze_fraction` of the steps the superresolution stages
-  are frozen one by one with their *true stored* encodings (the random-seed search run on the
+  are frozen one by one with their *true stored* encodings (the storage scheme run on the
   exact decoder), so that later stages adapt to what the decoder will really see.
+
+`storage` names the scheme the fit prepares for. With `dither`, the arcs have widths 1/n while
+the entropy is in the loss (straight-through), so the objective is the entropy the file pays.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ class FitConfig:
     freeze_stages: bool = True
     freeze_fraction: float = 0.2
     seed: int = 0
+    storage: str = "dither"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -91,14 +95,16 @@ def freeze_plan(n_stages: int, config: FitConfig) -> dict[int, list[int]]:
 
 
 def freeze_stage(checkpoint: Checkpoint, schedule, encodings: CircularEncodings, stage: int,
-                 seed: int, device: str) -> None:
+                 seed: int, device: str, storage: str = "dither") -> None:
     """Replace stage's sampled encodings by the values the storage scheme will really store."""
-    from .storage import randseed
+    from .storage import schemes
+
+    scheme = schemes.get(storage)
 
     def provide(k: int, units: np.ndarray) -> np.ndarray:
         if k < stage:
             return encodings.frozen_values[k][0]
-        _, values = randseed.encode_stage(encodings.centers_u32(k).reshape(-1), units.reshape(-1), seed, k)
+        _, values = scheme.encode_stage(encodings.centers_u32(k).reshape(-1), units.reshape(-1), seed, k)
         encodings.freeze(k, values.reshape(units.shape)[None])
         raise per_pixel.StopPass
 
@@ -136,10 +142,11 @@ def fit_batch(weights: DecoderWeights, images: torch.Tensor, config: FitConfig, 
         history = []
         for step in range(config.steps):
             for stage in plan.get(step, []):
-                freeze_stage(checkpoint, schedule, encodings, stage, config.seed, device)
-            out, enc_nats = per_pixel.float_pass(weights, encodings, schedule, b)
-            err_nats = per_pixel.error_table_nats(images, out)
+                freeze_stage(checkpoint, schedule, encodings, stage, config.seed, device, config.storage)
             we, wc = loss_weights(step, config)
+            quantize = config.storage == "dither" and wc > 0
+            out, enc_nats = per_pixel.float_pass(weights, encodings, schedule, b, quantize_widths=quantize)
+            err_nats = per_pixel.error_table_nats(images, out)
             loss = (we * err_nats.sum() + wc * enc_nats.sum()) * per_bit
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -42,7 +42,8 @@ def load(path: str | Path) -> tuple[FitResult, dict]:
         raise DiffcodeError(f"{path}: not a readable diffcode fit file ({exc})") from exc
     if meta.get("fit_file_version") != FIT_FILE_VERSION:
         raise DiffcodeError(f"{path}: fit file version {meta.get('fit_file_version')} is not supported")
+    # fit files older than the storage field were made for the random-seed scheme
     fit = FitResult(image=image, centers=centers, checkpoint_hash=meta["checkpoint_hash"],
-                    config=FitConfig(**meta["config"]), seed=meta["seed"], history=meta["history"],
+                    config=FitConfig(**{"storage": "randseed", **meta["config"]}), seed=meta["seed"], history=meta["history"],
                     seconds=meta["seconds"])
     return fit, meta

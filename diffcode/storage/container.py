@@ -6,13 +6,14 @@ Layout (all integers little-endian)::
     0      4    magic              b"\\x89DFC"
     4      1    format_version     FORMAT_VERSION
     5      1    variant            VARIANTS (1 = per-pixel)
-    6      1    storage            STORAGES (1 = randseed: the report's random-seed segments)
+    6      1    storage            STORAGES (1 = randseed: the report's random-seed segments,
+                                                2 = dither: dithered quantization, diffcode.storage.dither)
     7      1    rng_version        diffcode.storage.rng.RNG_VERSION
     8      1    error_model        ERROR_MODELS (1 = cauchy: quantized folded Cauchy, rANS 24 bit)
     9      2    height             1..65535
     11     2    width              1..65535
     13     4    seed               shared-randomness seed
-    17     2    segment_budget     random-seed segment budget in 1/100 nat
+    17     2    segment_budget     random-seed segment budget in 1/100 nat (0 for dither)
     19     16   decoder_hash       first 16 bytes of the decoder checkpoint's SHA-256
     35     16   pixel_hash         first 16 bytes of SHA-256 of the HxWx3 uint8 pixels
     51     2    n_sections
@@ -35,7 +36,7 @@ from ..errors import CorruptFileError
 MAGIC = b"\x89DFC"
 FORMAT_VERSION = 1
 VARIANTS = {1: "per-pixel"}
-STORAGES = {1: "randseed"}
+STORAGES = {1: "randseed", 2: "dither"}
 ERROR_MODELS = {1: "cauchy"}
 SECTION_KINDS = {1: "encodings", 2: "error-table"}
 ENCODINGS, ERROR_TABLE = 1, 2
@@ -73,7 +74,7 @@ class Header:
             raise ValueError(f"image size {self.height}x{self.width} out of range")
         if not (0 <= self.seed < 2**32):
             raise ValueError(f"seed {self.seed} does not fit in 32 bits")
-        if not (1 <= self.segment_budget_cnats < 2**16):
+        if not (0 <= self.segment_budget_cnats < 2**16):
             raise ValueError(f"segment budget {self.segment_budget_cnats} out of range")
         if len(self.decoder_hash) != 16 or len(self.pixel_hash) != 16:
             raise ValueError("hashes must be 16 bytes")

@@ -26,9 +26,21 @@ NAME = "per-pixel"
 ValueProvider = Callable[[int, np.ndarray], np.ndarray]
 
 
+def quantized_entropy(entropy_nats: torch.Tensor) -> torch.Tensor:
+    """ln n with n = round(e^entropy) >= 1 (arcs of width 1/n, as dithered storage keeps them).
+
+    Straight-through: the value is ln n, the gradient that of the continuous entropy.
+    """
+    n = torch.round(torch.exp(entropy_nats.detach())).clamp(min=1.0)
+    return entropy_nats + (torch.log(n) - entropy_nats).detach()
+
+
 def float_pass(weights: DecoderWeights, encodings: CircularEncodings, schedule: Schedule,
-               batch: int, sample: bool = True, index: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+               batch: int, sample: bool = True, index: torch.Tensor | None = None,
+               quantize_widths: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Differentiable decoder pass (of the images `index` of `encodings`, if given).
+
+    quantize_widths: use arcs of width 1/n (see `quantized_entropy`), as dithered storage does.
 
     Returns:
         head output float (B, 6, H, W) (3 raw locations, 3 raw log2 scales) and the total
@@ -37,6 +49,8 @@ def float_pass(weights: DecoderWeights, encodings: CircularEncodings, schedule: 
     totals = []
 
     def hook(k: int, entropy: torch.Tensor) -> torch.Tensor:
+        if quantize_widths:
+            entropy = quantized_entropy(entropy)
         totals.append(entropy.sum(dim=(1, 2, 3)))
         return encodings.features(k, entropy, sample, index)
 

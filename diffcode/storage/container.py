@@ -121,6 +121,10 @@ def unpack_header(data: bytes) -> tuple[Header, list[tuple[int, int, int]], int]
     sections = [_SECTION.unpack_from(data, _FIXED.size + i * _SECTION.size) for i in range(n)]
     header = Header(_lookup(VARIANTS, variant, "variant"), _lookup(STORAGES, storage, "storage"), rng,
                     _lookup(ERROR_MODELS, model, "error model"), h, w, seed, budget, dhash, phash)
+    try:  # the writer's range checks, so that a bad field is a corrupt file, not another error later
+        header.check()
+    except ValueError as exc:
+        raise CorruptFileError(f"corrupt header: {exc}") from exc
     return header, sections, end + _CRC.size
 
 

@@ -1,0 +1,459 @@
+"""Damaged .dfc files end in a clear diffcode error: never another exception, a hang or a wrong image.
+
+Small files (5x7 and 12x9, the conftest checkpoint, a quick fit; one set per storage scheme the
+container knows) are damaged three ways:
+
+- raw: every single-bit flip and every truncation, which is what a disk, a network or a partial
+  copy does. The section and header CRC-32s must catch all of them (a CRC-32 detects every
+  single-bit error), so each is rejected before any decoding.
+- deep: single-bit flips with every CRC recomputed afterwards, so the damage gets past the
+  checksums to the field checks and the stream decoders (a buggy writer, a crafted file). CI
+  sweeps every header bit (one byte of each 16-byte hash) and a sample of the payload bits;
+  `experiments/reliability.py` sweeps them all.
+- fuzz (hypothesis): arbitrary bytes, random edits of a valid file (with and without recomputed
+  CRCs), headers built from arbitrary field values, and the stream decoders on arbitrary bytes.
+
+A case passes if decoding raises a CorruptFileError (ChecksumError is one) or a
+DecoderMismatchError, or returns exactly the original pixels (possible
+only when the damage hits a field the file's scheme does not read, and the pixel hash confirms
+the image). The helpers here are shared with experiments/reliability.py.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import dataclasses
+import signal
+import struct
+import zlib
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from diffcode import codec
+from diffcode.errors import CorruptFileError, DecoderMismatchError, DiffcodeError
+from diffcode.fit import FitConfig, fit_image
+from diffcode.storage import container, rans
+from tests.conftest import QUICK_FIT
+
+SIZES = ((5, 7), (12, 9))
+STORAGES = tuple(sorted(set(container.STORAGES.values())))
+CASE_SECONDS = 60  # a single decode of these files takes well under a second
+PAYLOAD_SAMPLE = 48  # deep flips of payload bits per file in CI
+
+# ----------------------------------------------------------------------------- making files
+
+
+def make_image(height: int, width: int, seed: int = 0) -> np.ndarray:
+    """A smooth gradient with noise: some structure for the decoder, some entropy for the coder."""
+    rng = np.random.default_rng(seed + 1000 * height + width)
+    y, x = np.mgrid[0:height, 0:width]
+    base = np.stack([40 + 150 * y / max(height - 1, 1), 60 + 120 * x / max(width - 1, 1),
+                     200 - 60 * (x + y) / max(height + width - 2, 1)], axis=-1)
+    return np.clip(base + rng.normal(0, 12, base.shape), 0, 255).astype(np.uint8)
+
+
+def fit_config(storage: str, base: FitConfig = QUICK_FIT) -> FitConfig:
+    """The quick fit, prepared for `storage` when FitConfig knows about storage schemes."""
+    if "storage" in {f.name for f in dataclasses.fields(FitConfig)}:
+        return dataclasses.replace(base, storage=storage)
+    return base
+
+
+def store(image: np.ndarray, checkpoint, storage: str, config: FitConfig | None = None) -> bytes:
+    """Fit and store `image` with the given storage scheme."""
+    fit = fit_image(image, checkpoint, config or fit_config(storage))
+    kwargs = {} if storage == codec.STORAGE else {"storage": storage}
+    data, _ = codec.store(image, fit.centers, checkpoint, fit.seed, **kwargs)
+    return data
+
+
+# ----------------------------------------------------------------------------- damage
+
+
+def _table(data: bytes) -> tuple[int, list[tuple[int, int, int]]] | None:
+    """(end of the section table, [(kind, length, crc)]) as far as `data` holds them, else None."""
+    fixed, section = container._FIXED.size, container._SECTION.size
+    if len(data) < fixed:
+        return None
+    (n,) = struct.unpack_from("<H", data, fixed - 2)
+    end = fixed + n * section
+    if len(data) < end + 4:
+        return None
+    return end, [container._SECTION.unpack_from(data, fixed + i * section) for i in range(n)]
+
+
+def refresh_crcs(data: bytes) -> bytes:
+    """`data` with every section CRC (whose payload it holds) and the header CRC recomputed."""
+    parsed = _table(data)
+    if parsed is None:
+        return data
+    end, table = parsed
+    out, offset = bytearray(data), end + 4
+    for i, (kind, length, _) in enumerate(table):
+        if offset + length <= len(data):
+            container._SECTION.pack_into(out, container._FIXED.size + i * container._SECTION.size, kind, length,
+                                         zlib.crc32(data[offset:offset + length]))
+        offset += length
+    struct.pack_into("<I", out, end, zlib.crc32(bytes(out[:end])))
+    return bytes(out)
+
+
+def crc_bytes(data: bytes) -> set[int]:
+    """Byte positions of the CRC fields (a deep flip there is undone by refresh_crcs)."""
+    end, table = _table(data)
+    fixed, section = container._FIXED.size, container._SECTION.size
+    out = set(range(end, end + 4))
+    for i in range(len(table)):
+        out |= set(range(fixed + i * section + 5, fixed + (i + 1) * section))
+    return out
+
+
+def flip(data: bytes, bit: int) -> bytes:
+    out = bytearray(data)
+    out[bit // 8] ^= 1 << (bit % 8)
+    return bytes(out)
+
+
+HASH_FIELDS = {"decoder_hash": 19, "pixel_hash": 35}  # offsets of the 16-byte hashes
+
+
+def deep_bits(data: bytes, payload_sample: int | None = None, hash_bytes: int | None = None) -> list[int]:
+    """Bits for a deep sweep: every bit outside the CRC fields, or in CI a subset.
+
+    hash_bytes: flip only the first `hash_bytes` bytes of each 16-byte hash field (None: all).
+    payload_sample: flip this many payload bits, evenly spread (None: all).
+    """
+    skip = crc_bytes(data)
+    header_end = _table(data)[0] + 4
+    if hash_bytes is not None:
+        for start in HASH_FIELDS.values():
+            skip |= set(range(start + hash_bytes, start + 16))
+    header = [b for b in range(8 * header_end) if b // 8 not in skip]
+    payload = list(range(8 * header_end, 8 * len(data)))
+    if payload_sample is not None and payload_sample < len(payload):
+        payload = [payload[round(i * (len(payload) - 1) / (payload_sample - 1))] for i in range(payload_sample)]
+    return header + payload
+
+
+# ----------------------------------------------------------------------------- outcomes
+
+
+class Hang(Exception):
+    """A decode ran past its time limit."""
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float):
+    """Raise Hang in the main thread after `seconds` (SIGALRM; no-op where unavailable)."""
+    if not hasattr(signal, "setitimer"):
+        yield
+        return
+
+    def alarm(signum, frame):
+        raise Hang(f"no answer within {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+REJECTED, IDENTICAL, SILENT, OTHER = "rejected", "identical", "silent", "other"
+CLEAR_ERRORS = (CorruptFileError, DecoderMismatchError)  # ChecksumError is a CorruptFileError
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    kind: str  # REJECTED (one of CLEAR_ERRORS), IDENTICAL (the original pixels), SILENT, OTHER
+    detail: str  # the error class and message, or what was wrong
+
+    @property
+    def ok(self) -> bool:
+        return self.kind in (REJECTED, IDENTICAL)
+
+
+def classify(damaged: bytes, original: np.ndarray, checkpoint, seconds: float = CASE_SECONDS) -> Outcome:
+    """Decode a damaged file and say how it ended."""
+    try:
+        with time_limit(seconds):
+            image = codec.load(damaged, checkpoint)
+    except CLEAR_ERRORS as exc:
+        return Outcome(REJECTED, f"{type(exc).__name__}: {exc}")
+    except Exception as exc:  # noqa: BLE001 - exactly what this sweep looks for (any other DiffcodeError too)
+        return Outcome(OTHER, f"{type(exc).__name__}: {exc}")
+    if isinstance(image, np.ndarray) and image.shape == original.shape and np.array_equal(image, original):
+        return Outcome(IDENTICAL, "decoded to the original pixels")
+    return Outcome(SILENT, f"decoded to a different image {getattr(image, 'shape', type(image))}")
+
+
+def sweep(cases, original: np.ndarray, checkpoint) -> tuple[collections.Counter, list[tuple[str, Outcome]]]:
+    """Classify (label, damaged bytes) cases; returns counts by kind and the failing cases."""
+    counts, failures = collections.Counter(), []
+    for label, damaged in cases:
+        outcome = classify(damaged, original, checkpoint)
+        counts[outcome.kind] += 1
+        if not outcome.ok:
+            failures.append((label, outcome))
+    return counts, failures
+
+
+def raw_cases(data: bytes):
+    """Every single-bit flip and every truncation (including the empty file)."""
+    for bit in range(8 * len(data)):
+        yield f"flip bit {bit}", flip(data, bit)
+    for cut in range(len(data)):
+        yield f"truncate to {cut} bytes", data[:cut]
+
+
+def deep_cases(data: bytes, bits):
+    for bit in bits:
+        yield f"deep flip bit {bit}", refresh_crcs(flip(data, bit))
+
+
+# ----------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """A decode of a tiny image is 3x faster on one thread when the machine is busy."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def files(checkpoint) -> dict[tuple[str, tuple[int, int]], tuple[np.ndarray, bytes]]:
+    out = {}
+    for storage in STORAGES:
+        for size in SIZES:
+            image = make_image(*size)
+            out[storage, size] = image, store(image, checkpoint, storage)
+    return out
+
+
+PARAMS = [(s, size) for s in STORAGES for size in SIZES]
+
+
+def _report(failures) -> str:
+    return "\n".join(f"{label}: {o.kind}: {o.detail}" for label, o in failures[:20])
+
+
+# ----------------------------------------------------------------------------- sweeps
+
+
+@pytest.mark.parametrize("storage,size", PARAMS, ids=[f"{s}-{h}x{w}" for s, (h, w) in PARAMS])
+def test_every_bit_flip_and_truncation_is_rejected(files, checkpoint, storage, size):
+    image, data = files[storage, size]
+    assert np.array_equal(codec.load(data, checkpoint), image)
+    counts, failures = sweep(raw_cases(data), image, checkpoint)
+    assert not failures, _report(failures)
+    # the checksums catch every raw case: none decodes, not even to the right image
+    assert counts == {REJECTED: 9 * len(data)}, counts
+
+
+@pytest.mark.parametrize("storage", STORAGES)
+def test_deep_flips_past_the_checksums(files, checkpoint, storage):
+    """Header bits (one byte of each hash) and a sample of payload bits, CRCs recomputed."""
+    image, data = files[storage, SIZES[0]]
+    bits = deep_bits(data, payload_sample=PAYLOAD_SAMPLE, hash_bytes=1)
+    counts, failures = sweep(deep_cases(data, bits), image, checkpoint)
+    assert not failures, _report(failures)
+    assert counts[REJECTED] > 0.8 * len(bits), counts
+
+
+def test_refresh_crcs_and_deep_bits():
+    """The helpers: a refreshed valid file is unchanged; CRC fields are left out of deep sweeps."""
+    sections = [(container.ENCODINGS, b"abc"), (container.ENCODINGS, b""), (container.ERROR_TABLE, b"x" * 9)]
+    header = container.Header("per-pixel", "randseed", 1, "cauchy", 5, 7, 3, 800, bytes(16), bytes(16))
+    data = container.pack(header, sections)
+    assert refresh_crcs(data) == data
+    damaged = refresh_crcs(flip(data, 8 * (len(data) - 1)))
+    assert container.unpack(damaged)[1][-1][1] == b"x" * 8 + bytes([ord("x") ^ 0x01])
+    bits = deep_bits(data)
+    assert not {b // 8 for b in bits} & crc_bytes(data)
+    assert len(bits) == 8 * (len(data) - len(crc_bytes(data)))
+    for cut in range(len(data)):  # never raises on partial files
+        refresh_crcs(data[:cut])
+
+
+# ----------------------------------------------------------------------------- fuzzing
+
+FUZZ = settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                      HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+@FUZZ
+@given(st.one_of(st.binary(max_size=400), st.binary(max_size=400).map(lambda b: container.MAGIC + b)))
+def test_container_rejects_arbitrary_bytes(data):
+    try:
+        header, sections = container.unpack(data)
+    except DiffcodeError:
+        return
+    header.check()  # a parse that succeeds gives fields in range
+    assert container.header_bytes(len(sections)) + sum(len(p) for _, p in sections) == len(data)
+
+
+EDIT = st.tuples(st.sampled_from(["set", "insert", "delete", "xor"]), st.integers(0, 2**20), st.integers(0, 255))
+
+
+def apply_edits(data: bytes, edits, refresh: bool) -> bytes:
+    out = bytearray(data)
+    for op, position, value in edits:
+        i = position % (len(out) + 1)
+        if op == "insert":
+            out.insert(i, value)
+        elif out and op == "delete":
+            del out[i % len(out)]
+        elif out and op == "set":
+            out[i % len(out)] = value
+        elif out:
+            out[i % len(out)] ^= value or 1
+    return refresh_crcs(bytes(out)) if refresh else bytes(out)
+
+
+@pytest.fixture(scope="module")
+def small_file(files):
+    return files[STORAGES[0], SIZES[0]]
+
+
+@settings(FUZZ, max_examples=300)
+@given(edits=st.lists(EDIT, min_size=1, max_size=6), refresh=st.booleans())
+def test_container_on_edited_files(small_file, edits, refresh):
+    _, data = small_file
+    damaged = apply_edits(data, edits, refresh)
+    try:
+        header, sections = container.unpack(damaged)
+    except DiffcodeError:
+        return
+    header.check()
+    assert container.header_bytes(len(sections)) + sum(len(p) for _, p in sections) == len(damaged)
+
+
+@settings(FUZZ, max_examples=25)
+@given(edits=st.lists(EDIT, min_size=1, max_size=4))
+def test_load_of_edited_files(small_file, checkpoint, edits):
+    image, data = small_file
+    outcome = classify(apply_edits(data, edits, refresh=True), image, checkpoint)
+    assert outcome.ok, outcome
+
+
+def raw_pack(fields: dict, sections: list[tuple[int, bytes]]) -> bytes:
+    """A file with exactly these header field values (no range checks), valid CRCs."""
+    fixed = container._FIXED.pack(container.MAGIC, fields["version"], fields["variant"], fields["storage"],
+                                  fields["rng"], fields["model"], fields["height"], fields["width"], fields["seed"],
+                                  fields["budget"], fields["decoder_hash"], fields["pixel_hash"], len(sections))
+    head = fixed + b"".join(container._SECTION.pack(k, len(p), zlib.crc32(p)) for k, p in sections)
+    return head + struct.pack("<I", zlib.crc32(head)) + b"".join(p for _, p in sections)
+
+
+def _codes(table: dict[int, str]):
+    return st.one_of(st.sampled_from(sorted(table)), st.integers(0, 255))
+
+
+def header_fields(header: container.Header) -> dict:
+    """The raw field values of a parsed header, as raw_pack takes them."""
+    code = {name: c for table in (container.VARIANTS, container.STORAGES, container.ERROR_MODELS)
+            for c, name in table.items()}
+    return {"version": container.FORMAT_VERSION, "variant": code[header.variant], "storage": code[header.storage],
+            "rng": header.rng_version, "model": code[header.error_model], "height": header.height,
+            "width": header.width, "seed": header.seed, "budget": header.segment_budget_cnats,
+            "decoder_hash": header.decoder_hash, "pixel_hash": header.pixel_hash}
+
+
+FIELD_VALUES = {
+    "version": st.integers(0, 255), "variant": _codes(container.VARIANTS), "storage": _codes(container.STORAGES),
+    "rng": st.integers(0, 255), "model": _codes(container.ERROR_MODELS), "height": st.integers(0, 24),
+    "width": st.integers(0, 24), "seed": st.integers(0, 2**32 - 1), "budget": st.integers(0, 2**16 - 1),
+    "decoder_hash": st.binary(min_size=16, max_size=16), "pixel_hash": st.binary(min_size=16, max_size=16),
+}
+
+
+@settings(FUZZ, max_examples=40)
+@given(data=st.data())
+def test_load_of_headers_with_arbitrary_fields(small_file, checkpoint, data):
+    """One to three header fields set to arbitrary values, the sections kept or shuffled; valid CRCs."""
+    image, original = small_file
+    header, sections = container.unpack(original)
+    fields = header_fields(header)
+    for name in data.draw(st.sets(st.sampled_from(sorted(FIELD_VALUES)), min_size=1, max_size=3)):
+        fields[name] = data.draw(FIELD_VALUES[name], label=name)
+    if data.draw(st.booleans(), label="other sections"):
+        sections = data.draw(st.lists(st.sampled_from(sections), max_size=6))
+    outcome = classify(raw_pack(fields, sections), image, checkpoint)
+    assert outcome.ok, (fields, outcome)
+
+
+@pytest.mark.parametrize("field,value", [("height", 0), ("width", 0), ("height", 65535), ("budget", 0),
+                                         ("budget", 1), ("budget", 199), ("budget", 1401), ("budget", 65535),
+                                         ("seed", 2**32 - 1), ("rng", 0), ("rng", 2), ("version", 0),
+                                         ("version", container.FORMAT_VERSION + 1)])
+def test_header_fields_at_their_limits(files, checkpoint, field, value):
+    """Boundary values of each header field, with valid CRCs, in a file of every storage scheme."""
+    for storage in STORAGES:
+        image, original = files[storage, SIZES[0]]
+        header, sections = container.unpack(original)
+        fields = header_fields(header)
+        fields[field] = value
+        outcome = classify(raw_pack(fields, sections), image, checkpoint)
+        assert outcome.ok, (storage, field, value, outcome)
+
+
+@settings(FUZZ, max_examples=200)
+@given(stream=st.binary(max_size=200), n=st.integers(0, 40), seed=st.integers(0, 2**31))
+def test_rans_decoder_on_arbitrary_bytes(stream, n, seed):
+    from diffcode.cauchy import CauchyModel
+
+    rng = np.random.default_rng(seed)
+    params = np.stack([rng.integers(-4, 1025, n), rng.integers(0, 96, n)], axis=1).astype(np.int64)
+    try:
+        symbols = rans.decode(stream, params, CauchyModel())
+    except DiffcodeError:
+        return
+    assert symbols.shape == (n,) and (n == 0 or (symbols.min() >= 0 and symbols.max() <= 255))
+
+
+def _stage_decoders():
+    out = []
+    try:
+        from diffcode.storage import schemes
+    except ImportError:
+        from diffcode.storage import randseed
+
+        return [("randseed", lambda d, e, s, k, b: randseed.decode_stage(d, e, s, k, b))]
+    for name in schemes.NAMES:
+        out.append((name, lambda d, e, s, k, b, name=name: schemes.get(name, b).decode_stage(d, e, s, k)))
+    return out
+
+
+@settings(FUZZ, max_examples=150)
+@given(stream=st.binary(max_size=120), units=st.lists(st.integers(0, 5120), max_size=60),
+       seed=st.integers(0, 2**32 - 1), stage=st.integers(0, 12), which=st.integers(0, 10),
+       budget=st.sampled_from([2.0, 8.0, 14.0]))
+def test_stage_decoders_on_arbitrary_bytes(stream, units, seed, stage, which, budget):
+    decoders = _stage_decoders()
+    name, decode = decoders[which % len(decoders)]
+    e = np.array(units, np.int64)
+    try:
+        values = decode(stream, e, seed, stage, budget)
+    except DiffcodeError:
+        return
+    assert values.dtype == np.uint32 and values.shape == e.shape, name
+
+
+def test_header_with_an_empty_side_is_a_corrupt_file():
+    """Regression: height or width 0 with valid CRCs used to pass the parser and end in an ImageError."""
+    header = container.Header("per-pixel", "randseed", 1, "cauchy", 5, 7, 3, 800, bytes(16), bytes(16))
+    fields = header_fields(header)
+    for side in ("height", "width"):
+        with pytest.raises(CorruptFileError, match="corrupt header"):
+            container.unpack(raw_pack({**fields, side: 0}, [(container.ERROR_TABLE, b"")]))
+

@@ -55,7 +55,7 @@ from diffcode.storage.rng import fold_key, seed_state
 
 DEFAULT_BUDGET_NATS = 8.0
 MIN_BUDGET_NATS = 2.0  # keeps every split window 2W+1 below the full circle
-MAX_BUDGET_NATS = 14.0  # e^14 tries per segment is already slow
+MAX_BUDGET_NATS = 16.0  # e^16 ~ 9e6 tries per segment: minutes per thousand segments
 UNITS_PER_NAT = 369.3299304675746  # 256 / ln 2, written out so every platform rounds alike
 UNSEGMENTED = (1 << 64) - 1  # segment key of the entropy-0 encodings
 _MAX_PAIRS = 1 << 21  # candidates alive at once during the search

@@ -293,7 +293,8 @@ def evaluate(
     crop: int = typer.Option(0, help="evaluate center crops of this side (0 = whole images)"),
     seed: int = typer.Option(0),
     jobs: int = typer.Option(1, help="images evaluated in parallel processes"),
-    force: bool = typer.Option(False, help="recompute images whose results are cached"),
+    force: bool = typer.Option(False, help="store and decode again images whose results are cached (reusing fits)"),
+    refit: bool = typer.Option(False, help="also fit again"),
     figures: bool = typer.Option(True, help="write figures next to the table"),
     name: Optional[str] = typer.Option(None, help="table name (default kodak-VARIANT-SPLIT)"),
     out_dir: Path = typer.Option(Path("experiments/results"), help="where tables and figures go"),
@@ -337,7 +338,7 @@ def evaluate(
                       f"{'bit-exact' if row['bit_exact'] else 'NOT BIT-EXACT'}" + (" (cached)" if cached else ""))
 
         steps_total = steps or FitConfig().steps
-        rows = ev.evaluate(job_list, force=force, n_jobs=jobs, on_row=on_row,
+        rows = ev.evaluate(job_list, force=force, refit=refit, n_jobs=jobs, on_row=on_row,
                            progress_factory=lambda job: _progress(steps_total, f"fit {job.name}"))
         bar.close()
         command = "python cli.py evaluate " + " ".join(sys.argv[2:])

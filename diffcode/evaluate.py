@@ -10,7 +10,7 @@ figures of each image next to them when `--figures` is on.
 
 It is resumable. Each image's fit file, .dfc file, result row and figure maps are cached under
 `<work_dir>/<variant>-<decoder>-<fit settings>/`, and an image whose row is cached is reused
-unless `force`. Fits are cached separately from stores, so the same fits can be stored again
+unless `force` (store and decode again from the cached fit) or `refit` (fit again too). Fits are cached separately from stores, so the same fits can be stored again
 with another storage scheme without refitting.
 
 `jobs > 1` runs images in separate processes, each with `cpu_count // jobs` torch threads.
@@ -175,14 +175,17 @@ def _worker(job: Job) -> dict:
     return run_job(job)
 
 
-def evaluate(jobs: list[Job], *, force: bool = False, n_jobs: int = 1,
+def evaluate(jobs: list[Job], *, force: bool = False, refit: bool = False, n_jobs: int = 1,
              on_row: Callable[[dict, bool], None] | None = None,
              progress_factory: Callable[[Job], Callable[[int, float], None]] | None = None) -> list[dict]:
     """Evaluate every job, reusing cached rows unless `force`; returns the rows in job order.
 
+    `force` stores and decodes again from the cached fits; `refit` also refits.
+
     on_row(row, cached) is called as each image finishes; progress_factory(job) may return a
     per-step fit progress callback (used only with n_jobs == 1).
     """
+    force = force or refit
     rows: dict[str, dict] = {}
     todo = []
     for job in jobs:
@@ -196,6 +199,8 @@ def evaluate(jobs: list[Job], *, force: bool = False, n_jobs: int = 1,
     if force:
         for job in todo:
             _row_path(job).unlink(missing_ok=True)
+            if refit:
+                (Path(job.cache) / f"{job.name}.fit").unlink(missing_ok=True)
     if n_jobs <= 1 or len(todo) <= 1:
         for job in todo:
             row = run_job(job, progress_factory(job) if progress_factory else None)

@@ -108,7 +108,7 @@ def fit(
     seed: int = typer.Option(0, help="seed of the fit's noise and of the stored file's shared randomness"),
     storage: Storage = typer.Option(Storage.dither, help="storage scheme the fit prepares for"),
     out: Optional[Path] = typer.Option(None, help="fit file to write (default IMAGE.per-pixel.fit)"),
-    overwrite: bool = typer.Option(False, help="replace an existing output"),
+    overwrite: bool = typer.Option(False, "--force", "--overwrite", help="replace an existing output"),
     checkpoint: Optional[Path] = typer.Option(None, help="decoder checkpoint (default: the shipped one)"),
 ):
     """Fit the encodings of one image (the encoder) and write a fit file for `store`."""
@@ -126,7 +126,7 @@ def fit(
             config = replace(config, steps=steps)
         target = out or image.with_suffix(f".{variant.value}.fit")
         if target.exists() and not overwrite:
-            raise ValueError(f"{target} exists; pass --overwrite or --out")
+            raise ValueError(f"{target} exists; pass --force or --out")
         result = fit_image(array, ckpt, config, progress=_progress(config.steps, image.name), device=_device(device))
         fitfile.save(target, result, source=str(image), overwrite=overwrite)
         last = result.history[-1] if result.history else {}
@@ -143,7 +143,7 @@ def store(
     json_out: bool = typer.Option(False, "--json", help="one JSON object per file"),
     storage: Optional[Storage] = typer.Option(None, help="storage scheme (default: the one the fit prepared for)"),
     budget: Optional[float] = typer.Option(None, help="randseed segment budget in nats (default 8)"),
-    overwrite: bool = typer.Option(False, help="replace existing outputs"),
+    overwrite: bool = typer.Option(False, "--force", "--overwrite", help="replace existing outputs"),
     device: str = typer.Option("cpu"),
     checkpoint: Optional[Path] = typer.Option(None, help="decoder checkpoint (default: the shipped one)"),
 ):
@@ -164,7 +164,7 @@ def store(
             target = (out_dir or path.parent) / (path.name.split(".")[0] + ".dfc")
             scheme = storage.value if storage else result.config.storage
             if target.exists() and not overwrite:
-                raise ValueError(f"{target} exists; pass --overwrite")
+                raise ValueError(f"{target} exists; pass --force")
             data, report = codec.store(result.image, result.centers, ckpt, result.seed, storage=scheme,
                                        budget_nats=budget, device=_device(device),
                                        progress=_stage_bar(f"store {path.name}"))
@@ -197,7 +197,7 @@ def _print_report(name: str, d: dict, json_out: bool) -> None:
 def decode(
     file: Path = typer.Argument(..., help=".dfc file"),
     out: Path = typer.Option(..., "-o", "--out", help="PNG to write"),
-    overwrite: bool = typer.Option(False, help="replace an existing output"),
+    overwrite: bool = typer.Option(False, "--force", "--overwrite", help="replace an existing output"),
     device: str = typer.Option("cpu"),
     checkpoint: Optional[Path] = typer.Option(None, help="decoder checkpoint (default: the shipped one)"),
 ):
@@ -207,7 +207,7 @@ def decode(
 
     def go():
         if out.exists() and not overwrite:
-            raise ValueError(f"{out} exists; pass --overwrite")
+            raise ValueError(f"{out} exists; pass --force")
         image = codec.load(file.read_bytes(), _checkpoint(checkpoint), device=_device(device))
         write_png(out, image, overwrite=overwrite)
         typer.echo(f"{out}: {image.shape[0]}x{image.shape[1]}, pixels verified against the file's checksum")
@@ -254,7 +254,7 @@ def compress(
     seed: int = typer.Option(0),
     storage: Storage = typer.Option(Storage.dither, help="storage scheme"),
     device: str = typer.Option("cpu"),
-    overwrite: bool = typer.Option(False, help="replace an existing output"),
+    overwrite: bool = typer.Option(False, "--force", "--overwrite", help="replace an existing output"),
     json_out: bool = typer.Option(False, "--json"),
     checkpoint: Optional[Path] = typer.Option(None, help="decoder checkpoint (default: the shipped one)"),
 ):
@@ -267,7 +267,7 @@ def compress(
 
     def go():
         if out.exists() and not overwrite:
-            raise ValueError(f"{out} exists; pass --overwrite")
+            raise ValueError(f"{out} exists; pass --force")
         array, ckpt = read_image(image), _checkpoint(checkpoint)
         config = FitConfig(seed=seed, storage=storage.value)
         if steps is not None:
@@ -359,7 +359,7 @@ def train(
     crop: Optional[int] = typer.Option(None, help="side of the training crops"),
     kodak_dir: Optional[Path] = typer.Option(None, help="folder with kodim01..24.png"),
     out: Path = typer.Option(Path("per_pixel.npz"), help="checkpoint to write"),
-    overwrite: bool = typer.Option(False, help="replace an existing output"),
+    overwrite: bool = typer.Option(False, "--force", "--overwrite", help="replace an existing output"),
 ):
     """Train the shared decoder on the Kodak training split, selecting by validation bpsp."""
     from dataclasses import replace
@@ -368,7 +368,7 @@ def train(
 
     def go():
         if out.exists() and not overwrite:
-            raise ValueError(f"{out} exists; pass --overwrite")
+            raise ValueError(f"{out} exists; pass --force")
         config = TrainConfig()
         config = replace(config, **{k: v for k, v in {"steps": steps, "crop": crop}.items() if v is not None})
         ckpt = run_train(config, kodak_dir=str(kodak_dir) if kodak_dir else None, log=typer.echo)

@@ -1,0 +1,263 @@
+"""Outputs: no writer replaces an existing file unless told to, and an interrupted write leaves nothing.
+
+Writers: diffcode.image.write_bytes_atomic and write_png, diffcode.fitfile.save, and the CLI
+commands fit, store, decode and compress. For each:
+
+- an existing output is refused without the overwrite flag, and left byte for byte (and mtime)
+  as it was;
+- a write interrupted midway (the file write or the final rename raising, or Ctrl-C) leaves no
+  file at the target, no temporary file, and, with the overwrite flag, the old file intact;
+- a process killed before the rename leaves at most a hidden `.NAME.*.tmp` file that no command
+  picks up as input.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+import cli
+from diffcode import codec, fitfile
+from diffcode.errors import DiffcodeError, OutputExistsError
+from diffcode.fit import FitConfig, fit_image
+from diffcode.image import read_image, write_bytes_atomic, write_png
+
+IMAGE = np.random.default_rng(3).integers(0, 256, (6, 8, 3), dtype=np.uint8)
+OLD = b"an existing output, keep me\n"
+runner = CliRunner()
+
+
+def snapshot(path: Path) -> tuple[bytes, int]:
+    return path.read_bytes(), path.stat().st_mtime_ns
+
+
+def listing(folder: Path) -> set[str]:
+    return {p.name for p in folder.iterdir()}
+
+
+class _Interrupted(OSError):
+    pass
+
+
+def fail_rename(monkeypatch, exc: BaseException | None = None):
+    """Make the final os.replace raise (default: a disk error)."""
+    def boom(*args, **kwargs):
+        raise exc or _Interrupted(errno.EIO, "simulated I/O error during rename")
+
+    monkeypatch.setattr(os, "replace", boom)
+
+
+def fail_midway(monkeypatch):
+    """Make the temporary file's write stop halfway with 'no space left on device'."""
+    real_fdopen = os.fdopen
+
+    class HalfWriter:
+        def __init__(self, f):
+            self.f = f
+
+        def write(self, data):
+            self.f.write(data[: len(data) // 2])
+            self.f.flush()
+            raise _Interrupted(errno.ENOSPC, "simulated: no space left on device")
+
+        def __getattr__(self, name):
+            return getattr(self.f, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+    monkeypatch.setattr(os, "fdopen", lambda *a, **k: HalfWriter(real_fdopen(*a, **k)))
+
+
+INTERRUPTIONS = {
+    "rename fails": lambda mp: fail_rename(mp),
+    "write fails midway": fail_midway,
+    "ctrl-c at rename": lambda mp: fail_rename(mp, KeyboardInterrupt()),
+}
+
+
+# ----------------------------------------------------------------------------- library writers
+
+
+@pytest.fixture(scope="module")
+def fit(checkpoint):
+    return fit_image(IMAGE, checkpoint, FitConfig(steps=2, maximize_steps=1))
+
+
+def _writers(fit):
+    return {
+        "write_bytes_atomic": lambda path, overwrite=False: write_bytes_atomic(path, b"new bytes", overwrite=overwrite),
+        "write_png": lambda path, overwrite=False: write_png(path, IMAGE, overwrite=overwrite),
+        "fitfile.save": lambda path, overwrite=False: fitfile.save(path, fit, overwrite=overwrite),
+    }
+
+
+WRITERS = ["write_bytes_atomic", "write_png", "fitfile.save"]
+
+
+@pytest.mark.parametrize("writer", WRITERS)
+def test_writer_refuses_an_existing_output(tmp_path, fit, writer):
+    target = tmp_path / "out.bin"
+    target.write_bytes(OLD)
+    before = snapshot(target)
+    with pytest.raises(OutputExistsError, match="exists"):
+        _writers(fit)[writer](target)
+    assert snapshot(target) == before and listing(tmp_path) == {"out.bin"}
+    _writers(fit)[writer](target, overwrite=True)
+    assert target.read_bytes() != OLD
+
+
+@pytest.mark.parametrize("how", list(INTERRUPTIONS))
+@pytest.mark.parametrize("writer", WRITERS)
+def test_interrupted_write_leaves_nothing(tmp_path, fit, monkeypatch, writer, how):
+    target = tmp_path / "out.bin"
+    INTERRUPTIONS[how](monkeypatch)
+    expected = KeyboardInterrupt if how.startswith("ctrl-c") else DiffcodeError
+    with pytest.raises(expected):
+        _writers(fit)[writer](target)
+    assert listing(tmp_path) == set()
+
+
+@pytest.mark.parametrize("how", list(INTERRUPTIONS))
+@pytest.mark.parametrize("writer", WRITERS)
+def test_interrupted_overwrite_keeps_the_old_file(tmp_path, fit, monkeypatch, writer, how):
+    target = tmp_path / "out.bin"
+    target.write_bytes(OLD)
+    INTERRUPTIONS[how](monkeypatch)
+    with pytest.raises((DiffcodeError, KeyboardInterrupt)):
+        _writers(fit)[writer](target, overwrite=True)
+    assert target.read_bytes() == OLD and listing(tmp_path) == {"out.bin"}
+
+
+def test_missing_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(DiffcodeError, match="does not exist"):
+        write_bytes_atomic(tmp_path / "no" / "out.dfc", b"x")
+    assert listing(tmp_path) == set()
+
+
+def test_killed_writer_leaves_only_a_hidden_tmp_file(tmp_path):
+    """A process that dies before the rename cannot clean up; what it leaves must not pass for output."""
+    script = ("import os, sys; from diffcode.image import write_bytes_atomic; "
+              "os.replace = lambda *a: os._exit(9); "
+              "write_bytes_atomic(sys.argv[1], b'partial fit file', overwrite=False)")
+    target = tmp_path / "img.per-pixel.fit"
+    proc = subprocess.run([sys.executable, "-c", script, str(target)], check=False, cwd=Path(__file__).resolve().parent.parent)
+    assert proc.returncode == 9
+    left = listing(tmp_path)
+    assert not target.exists() and len(left) == 1
+    (name,) = left
+    assert name.startswith(".img.per-pixel.fit.") and name.endswith(".tmp")
+    # neither `store` (every *.fit) nor a *.dfc / *.png glob picks it up
+    assert not [p for pattern in ("*.fit", "*.dfc", "*.png") for p in tmp_path.glob(pattern)]
+
+
+# ----------------------------------------------------------------------------- command line
+
+
+@pytest.fixture(scope="module")
+def materials(tmp_path_factory, checkpoint, fit) -> Path:
+    """A decoder, an image, its fit file and its .dfc file, made once."""
+    folder = tmp_path_factory.mktemp("materials")
+    checkpoint.save(folder / "decoder.npz")
+    write_png(folder / "img.png", IMAGE)
+    fitfile.save(folder / "img.per-pixel.fit", fit, source="img.png")
+    data, _ = codec.store(IMAGE, fit.centers, checkpoint, fit.seed)
+    (folder / "img.dfc").write_bytes(data)
+    return folder
+
+
+@pytest.fixture()
+def workdir(tmp_path, materials, monkeypatch):
+    for f in materials.iterdir():
+        shutil.copy(f, tmp_path / f.name)
+    (tmp_path / "outdir").mkdir()
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+CK = ["--checkpoint", "decoder.npz"]
+# command line, and the output it writes
+COMMANDS = {
+    "fit": (["fit", "img.png", "--steps", "2", "--out", "out.fit"], "out.fit"),
+    "store": (["store", "img.per-pixel.fit", "--out-dir", "outdir"], "outdir/img.dfc"),
+    "decode": (["decode", "img.dfc", "-o", "out.png"], "out.png"),
+    "compress": (["compress", "img.png", "-o", "out.dfc", "--steps", "2"], "out.dfc"),
+}
+OVERWRITE_FLAGS = ["--force", "--overwrite"]  # --force as the issue asks, --overwrite kept as an alias
+
+
+def invoke(args):
+    result = runner.invoke(cli.app, [*args, *CK])
+    return result.exit_code, result.output
+
+
+def everything(folder: Path) -> dict[str, tuple[bytes, int]]:
+    return {str(p.relative_to(folder)): snapshot(p) for p in folder.rglob("*") if p.is_file()}
+
+
+def accepted_options(command: str) -> set[str]:
+    import typer.main
+
+    params = typer.main.get_command(cli.app).commands[command].params
+    return {opt for p in params for opt in p.opts}
+
+
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_command_refuses_an_existing_output(workdir, command):
+    target = workdir / COMMANDS[command][1]
+    target.write_bytes(OLD)
+    before = everything(workdir)
+    code, out = invoke(COMMANDS[command][0])
+    assert code == 1 and "exists" in out, out
+    assert len(out.strip().splitlines()) == 1, out  # a one-line error, no traceback
+    assert everything(workdir) == before  # the output and every other file untouched
+    # the message names the flag that replaces the output, and the command accepts it
+    named = set(re.findall(r"--[a-z][a-z-]*", out))
+    assert named and named <= accepted_options(command), (named, out)
+
+
+@pytest.mark.parametrize("flag", OVERWRITE_FLAGS)
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_command_replaces_an_output_when_told(workdir, command, flag):
+    assert flag in accepted_options(command)
+    target = workdir / COMMANDS[command][1]
+    target.write_bytes(OLD)
+    code, out = invoke([*COMMANDS[command][0], flag])
+    assert code == 0, out
+    assert target.read_bytes() != OLD
+    if command == "decode":
+        assert np.array_equal(read_image(target), IMAGE)
+    assert not [p for p in workdir.rglob("*.tmp")]
+
+
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_command_interrupted_at_the_rename_leaves_nothing(workdir, monkeypatch, command):
+    target = workdir / COMMANDS[command][1]
+    before = everything(workdir)
+    fail_rename(monkeypatch)
+    code, out = invoke(COMMANDS[command][0])
+    assert code == 1 and "write failed" in out, out
+    assert not target.exists() and everything(workdir) == before
+
+
+@pytest.mark.parametrize("command", ["store", "decode"])
+def test_command_interrupted_midway_keeps_the_old_output(workdir, monkeypatch, command):
+    target = workdir / COMMANDS[command][1]
+    target.write_bytes(OLD)
+    before = everything(workdir)
+    fail_midway(monkeypatch)
+    code, out = invoke([*COMMANDS[command][0], "--force"])
+    assert code == 1 and "no space left" in out, out
+    assert everything(workdir) == before

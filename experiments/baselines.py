@@ -75,6 +75,29 @@ def comparison(rows: list[dict], split: str) -> str:
     return "\n".join(lines)
 
 
+def inflation(rows: list[dict], split: str, patches: bool, grayscale: bool) -> str:
+    """Markdown: this run's mean bpsp next to the whole-image RGB reference of the same split."""
+    if split not in SPLIT_COLUMNS:
+        return ""
+    column = SPLIT_COLUMNS.index(split)
+    setting = " + ".join(x for x, on in (("32x64 patches", patches), ("grayscale", grayscale)) if on)
+    lines = [f"Effect of {setting} (the setting of Deletang et al., 'Language modeling is "
+             "compression'): this run's mean bpsp against the whole-image RGB reference of the "
+             f"same split (../shared/kodak/README.md, reproduced in baselines-all-summary.md)"
+             + (". Grayscale rates are per gray subpixel, RGB rates per colour subpixel, so the "
+                "ratio mixes the cost of patching with the change of task (one luma sample per "
+                "pixel, without the redundancy between colour channels that RGB rates profit from)"
+                if grayscale else "") + ":",
+             "", f"| codec | {setting} | whole-image RGB | ratio |", "|---|---|---|---|"]
+    for summary in baselines.summarize(rows):
+        codec, value = summary["codec"], summary["mean_bpsp"]
+        reference = REFERENCE.get(codec, (None,) * 4)[column]
+        if value is None or reference is None:
+            continue
+        lines.append(f"| {codec} | {value:.4f} | {reference:.3f} | {value / reference:.3f} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--split", default="test", help="train, validation, test or all")
@@ -96,6 +119,8 @@ def main() -> None:
             f"Libraries: {baselines.library_versions()}.")
     if not args.patches and not args.grayscale:
         note = comparison(rows, args.split) + "\n\n" + note
+    else:
+        note = inflation(rows, args.split, args.patches, args.grayscale) + "\n\n" + note
     stem = args.out or baselines.default_stem(args.split, args.patches, args.grayscale)
     command = "python " + " ".join(shlex.quote(a) for a in [str(Path(sys.argv[0])), *sys.argv[1:]])
     for path in baselines.write(rows, stem, command, note=note):

@@ -24,6 +24,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
+import re
 import signal
 import struct
 import zlib
@@ -75,9 +76,36 @@ def store(image: np.ndarray, checkpoint, storage: str, config: FitConfig | None 
 # ----------------------------------------------------------------------------- damage
 
 
+FIRST_FIELDS = ("magic", "version", "variant", "storage", "rng", "model")
+LAST_FIELDS = ("height", "width", "seed", "budget", "decoder_hash", "pixel_hash", "n_sections")
+
+
+def fixed_layout(version: int) -> struct.Struct:
+    """The fixed header part of a format version (the current one for unknown versions)."""
+    return getattr(container, "_FIXED_BY_VERSION", {}).get(version, container._FIXED)
+
+
+def field_names(fixed: struct.Struct) -> list[str]:
+    """Names of the fixed header fields; fields between the first and last ones are new in later versions."""
+    n = len(fixed.unpack(bytes(fixed.size)))
+    middle = n - len(FIRST_FIELDS) - len(LAST_FIELDS)
+    return [*FIRST_FIELDS, *(["color_mode"] if middle == 1 else [f"extra{i}" for i in range(middle)]), *LAST_FIELDS]
+
+
+def field_offsets(fixed: struct.Struct) -> dict[str, int]:
+    """Byte offset of each named field."""
+    tokens = re.findall(r"(\d*)([a-zA-Z?])", fixed.format)
+    return {name: struct.calcsize("<" + "".join(c + t for c, t in tokens[:i]))
+            for i, name in enumerate(field_names(fixed))}
+
+
+def _fixed_of(data: bytes) -> struct.Struct:
+    return fixed_layout(data[len(container.MAGIC)] if len(data) > len(container.MAGIC) else container.FORMAT_VERSION)
+
+
 def _table(data: bytes) -> tuple[int, list[tuple[int, int, int]]] | None:
     """(end of the section table, [(kind, length, crc)]) as far as `data` holds them, else None."""
-    fixed, section = container._FIXED.size, container._SECTION.size
+    fixed, section = _fixed_of(data).size, container._SECTION.size
     if len(data) < fixed:
         return None
     (n,) = struct.unpack_from("<H", data, fixed - 2)
@@ -96,7 +124,7 @@ def refresh_crcs(data: bytes) -> bytes:
     out, offset = bytearray(data), end + 4
     for i, (kind, length, _) in enumerate(table):
         if offset + length <= len(data):
-            container._SECTION.pack_into(out, container._FIXED.size + i * container._SECTION.size, kind, length,
+            container._SECTION.pack_into(out, _fixed_of(data).size + i * container._SECTION.size, kind, length,
                                          zlib.crc32(data[offset:offset + length]))
         offset += length
     struct.pack_into("<I", out, end, zlib.crc32(bytes(out[:end])))
@@ -106,7 +134,7 @@ def refresh_crcs(data: bytes) -> bytes:
 def crc_bytes(data: bytes) -> set[int]:
     """Byte positions of the CRC fields (a deep flip there is undone by refresh_crcs)."""
     end, table = _table(data)
-    fixed, section = container._FIXED.size, container._SECTION.size
+    fixed, section = _fixed_of(data).size, container._SECTION.size
     out = set(range(end, end + 4))
     for i in range(len(table)):
         out |= set(range(fixed + i * section + 5, fixed + (i + 1) * section))
@@ -119,9 +147,6 @@ def flip(data: bytes, bit: int) -> bytes:
     return bytes(out)
 
 
-HASH_FIELDS = {"decoder_hash": 19, "pixel_hash": 35}  # offsets of the 16-byte hashes
-
-
 def deep_bits(data: bytes, payload_sample: int | None = None, hash_bytes: int | None = None) -> list[int]:
     """Bits for a deep sweep: every bit outside the CRC fields, or in CI a subset.
 
@@ -131,7 +156,8 @@ def deep_bits(data: bytes, payload_sample: int | None = None, hash_bytes: int | 
     skip = crc_bytes(data)
     header_end = _table(data)[0] + 4
     if hash_bytes is not None:
-        for start in HASH_FIELDS.values():
+        offsets = field_offsets(_fixed_of(data))
+        for start in (offsets["decoder_hash"], offsets["pixel_hash"]):
             skip |= set(range(start + hash_bytes, start + 16))
     header = [b for b in range(8 * header_end) if b // 8 not in skip]
     payload = list(range(8 * header_end, 8 * len(data)))
@@ -299,7 +325,7 @@ def test_container_rejects_arbitrary_bytes(data):
     except DiffcodeError:
         return
     header.check()  # a parse that succeeds gives fields in range
-    assert container.header_bytes(len(sections)) + sum(len(p) for _, p in sections) == len(data)
+    assert container.unpack_header(data)[2] + sum(len(p) for _, p in sections) == len(data)
 
 
 EDIT = st.tuples(st.sampled_from(["set", "insert", "delete", "xor"]), st.integers(0, 2**20), st.integers(0, 255))
@@ -335,7 +361,7 @@ def test_container_on_edited_files(small_file, edits, refresh):
     except DiffcodeError:
         return
     header.check()
-    assert container.header_bytes(len(sections)) + sum(len(p) for _, p in sections) == len(damaged)
+    assert container.unpack_header(damaged)[2] + sum(len(p) for _, p in sections) == len(damaged)
 
 
 @settings(FUZZ, max_examples=25)
@@ -347,11 +373,14 @@ def test_load_of_edited_files(small_file, checkpoint, edits):
 
 
 def raw_pack(fields: dict, sections: list[tuple[int, bytes]]) -> bytes:
-    """A file with exactly these header field values (no range checks), valid CRCs."""
-    fixed = container._FIXED.pack(container.MAGIC, fields["version"], fields["variant"], fields["storage"],
-                                  fields["rng"], fields["model"], fields["height"], fields["width"], fields["seed"],
-                                  fields["budget"], fields["decoder_hash"], fields["pixel_hash"], len(sections))
-    head = fixed + b"".join(container._SECTION.pack(k, len(p), zlib.crc32(p)) for k, p in sections)
+    """A file with exactly these header field values (no range checks) and valid CRCs.
+
+    The layout is that of fields["version"]; fields it lacks are 0, n_sections is len(sections).
+    """
+    fixed = fixed_layout(fields["version"])
+    values = {**fields, "magic": container.MAGIC, "n_sections": len(sections)}
+    head = fixed.pack(*(values.get(name, 0) for name in field_names(fixed)))
+    head += b"".join(container._SECTION.pack(k, len(p), zlib.crc32(p)) for k, p in sections)
     return head + struct.pack("<I", zlib.crc32(head)) + b"".join(p for _, p in sections)
 
 
@@ -359,14 +388,12 @@ def _codes(table: dict[int, str]):
     return st.one_of(st.sampled_from(sorted(table)), st.integers(0, 255))
 
 
-def header_fields(header: container.Header) -> dict:
-    """The raw field values of a parsed header, as raw_pack takes them."""
-    code = {name: c for table in (container.VARIANTS, container.STORAGES, container.ERROR_MODELS)
-            for c, name in table.items()}
-    return {"version": container.FORMAT_VERSION, "variant": code[header.variant], "storage": code[header.storage],
-            "rng": header.rng_version, "model": code[header.error_model], "height": header.height,
-            "width": header.width, "seed": header.seed, "budget": header.segment_budget_cnats,
-            "decoder_hash": header.decoder_hash, "pixel_hash": header.pixel_hash}
+def header_fields(data: bytes) -> dict:
+    """The raw values of a file's fixed header fields, by name (as raw_pack takes them)."""
+    fixed = _fixed_of(data)
+    fields = dict(zip(field_names(fixed), fixed.unpack_from(data)))
+    del fields["magic"], fields["n_sections"]
+    return fields
 
 
 FIELD_VALUES = {
@@ -375,6 +402,10 @@ FIELD_VALUES = {
     "width": st.integers(0, 24), "seed": st.integers(0, 2**32 - 1), "budget": st.integers(0, 2**16 - 1),
     "decoder_hash": st.binary(min_size=16, max_size=16), "pixel_hash": st.binary(min_size=16, max_size=16),
 }
+for _name in field_names(container._FIXED):  # fields of later format versions, e.g. color_mode
+    FIELD_VALUES.setdefault(_name, st.integers(0, 255))
+for _name in ("magic", "n_sections"):
+    FIELD_VALUES.pop(_name, None)
 
 
 @settings(FUZZ, max_examples=40)
@@ -382,8 +413,8 @@ FIELD_VALUES = {
 def test_load_of_headers_with_arbitrary_fields(small_file, checkpoint, data):
     """One to three header fields set to arbitrary values, the sections kept or shuffled; valid CRCs."""
     image, original = small_file
-    header, sections = container.unpack(original)
-    fields = header_fields(header)
+    _, sections = container.unpack(original)
+    fields = header_fields(original)
     for name in data.draw(st.sets(st.sampled_from(sorted(FIELD_VALUES)), min_size=1, max_size=3)):
         fields[name] = data.draw(FIELD_VALUES[name], label=name)
     if data.draw(st.booleans(), label="other sections"):
@@ -400,8 +431,8 @@ def test_header_fields_at_their_limits(files, checkpoint, field, value):
     """Boundary values of each header field, with valid CRCs, in a file of every storage scheme."""
     for storage in STORAGES:
         image, original = files[storage, SIZES[0]]
-        header, sections = container.unpack(original)
-        fields = header_fields(header)
+        _, sections = container.unpack(original)
+        fields = header_fields(original)
         fields[field] = value
         outcome = classify(raw_pack(fields, sections), image, checkpoint)
         assert outcome.ok, (storage, field, value, outcome)
@@ -452,7 +483,7 @@ def test_stage_decoders_on_arbitrary_bytes(stream, units, seed, stage, which, bu
 def test_header_with_an_empty_side_is_a_corrupt_file():
     """Regression: height or width 0 with valid CRCs used to pass the parser and end in an ImageError."""
     header = container.Header("per-pixel", "randseed", 1, "cauchy", 5, 7, 3, 800, bytes(16), bytes(16))
-    fields = header_fields(header)
+    fields = header_fields(container.pack(header, [(container.ERROR_TABLE, b"")]))
     for side in ("height", "width"):
         with pytest.raises(CorruptFileError, match="corrupt header"):
             container.unpack(raw_pack({**fields, side: 0}, [(container.ERROR_TABLE, b"")]))

@@ -1,4 +1,4 @@
-"""diffcode command line: train, fit, store, decode, info, compress, evaluate.
+"""diffcode command line: train, fit, store, decode, info, compress, evaluate, baselines.
 
     python cli.py fit kodim17.png --variant per-pixel     # -> kodim17.per-pixel.fit
     python cli.py store                                   # every .fit here -> .dfc, with a size report
@@ -7,6 +7,7 @@
     python cli.py compress kodim17.png -o kodim17.dfc     # fit + store
     python cli.py train --variant per-pixel               # train the shared decoder
     python cli.py evaluate --split test                   # Kodak table: entropy vs file size
+    python cli.py baselines --split test                  # PNG, WebP, JPEG XL, ... on the same images
 """
 
 from __future__ import annotations
@@ -64,6 +65,17 @@ def _device(name: str) -> str:
     raise ValueError(f"--device {name}: expected cpu or cuda[:N]")
 
 
+def _read(path: Path) -> bytes:
+    from diffcode.errors import DiffcodeError
+
+    if not path.is_file():
+        raise DiffcodeError(f"{path}: no such file")
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise DiffcodeError(f"{path}: cannot read ({exc})") from exc
+
+
 def _checkpoint(path: Optional[Path]):
     from diffcode.decoder import Checkpoint
 
@@ -116,10 +128,10 @@ def fit(
 
     from diffcode import fitfile
     from diffcode.fit import FitConfig, fit_image
-    from diffcode.image import read_image
+    from diffcode.image import read_image_mode
 
     def go():
-        array = read_image(image)
+        array, color = read_image_mode(image)
         ckpt = _checkpoint(checkpoint)
         config = FitConfig(seed=seed, storage=storage.value)
         if steps is not None:
@@ -128,6 +140,7 @@ def fit(
         if target.exists() and not overwrite:
             raise ValueError(f"{target} exists; pass --force or --out")
         result = fit_image(array, ckpt, config, progress=_progress(config.steps, image.name), device=_device(device))
+        result.color = color
         fitfile.save(target, result, source=str(image), overwrite=overwrite)
         last = result.history[-1] if result.history else {}
         typer.echo(f"{target}: {last.get('bpsp', float('nan')):.4f} bpsp after {config.steps} steps "
@@ -149,7 +162,7 @@ def store(
 ):
     """Store fit files as compressed .dfc files; report theoretical entropy vs real size."""
     from diffcode import codec, fitfile
-    from diffcode.image import write_bytes_atomic
+    from diffcode.image import ColorMode, write_bytes_atomic
 
     def go():
         paths = fits or sorted(Path(".").glob("*.fit"))
@@ -166,7 +179,7 @@ def store(
             if target.exists() and not overwrite:
                 raise ValueError(f"{target} exists; pass --force")
             data, report = codec.store(result.image, result.centers, ckpt, result.seed, storage=scheme,
-                                       budget_nats=budget, device=_device(device),
+                                       budget_nats=budget, device=_device(device), color=result.color or ColorMode(),
                                        progress=_stage_bar(f"store {path.name}"))
             write_bytes_atomic(target, data, overwrite=overwrite)
             _print_report(str(target), report.as_dict(), json_out)
@@ -203,14 +216,14 @@ def decode(
 ):
     """Restore the image of a .dfc file, pixel for pixel."""
     from diffcode import codec
-    from diffcode.image import write_png
+    from diffcode.image import write_image
 
     def go():
         if out.exists() and not overwrite:
             raise ValueError(f"{out} exists; pass --force")
-        image = codec.load(file.read_bytes(), _checkpoint(checkpoint), device=_device(device))
-        write_png(out, image, overwrite=overwrite)
-        typer.echo(f"{out}: {image.shape[0]}x{image.shape[1]}, pixels verified against the file's checksum")
+        image, color = codec.load_image(_read(file), _checkpoint(checkpoint), device=_device(device))
+        write_image(out, image, color, overwrite=overwrite)
+        typer.echo(f"{out}: {image.shape[0]}x{image.shape[1]} {color.mode}, pixels verified against the file's checksum")
 
     _run(go)
 
@@ -229,7 +242,7 @@ def info(
     def go():
         ckpt = None if header_only else _checkpoint(checkpoint)
         for path in files:
-            data = path.read_bytes()
+            data = _read(path)
             d = {"file": str(path), **codec.info(data)}
             if ckpt is not None:
                 d.update(codec.analyze(data, ckpt, device=_device(device)).as_dict())
@@ -263,18 +276,18 @@ def compress(
 
     from diffcode import codec
     from diffcode.fit import FitConfig, fit_image
-    from diffcode.image import read_image, write_bytes_atomic
+    from diffcode.image import read_image_mode, write_bytes_atomic
 
     def go():
         if out.exists() and not overwrite:
             raise ValueError(f"{out} exists; pass --force")
-        array, ckpt = read_image(image), _checkpoint(checkpoint)
+        (array, color), ckpt = read_image_mode(image), _checkpoint(checkpoint)
         config = FitConfig(seed=seed, storage=storage.value)
         if steps is not None:
             config = replace(config, steps=steps)
         result = fit_image(array, ckpt, config, progress=_progress(config.steps, image.name), device=_device(device))
         data, report = codec.store(array, result.centers, ckpt, result.seed, storage=storage.value,
-                                   device=_device(device),
+                                   device=_device(device), color=color,
                                    progress=_stage_bar(f"store {image.name}"))
         write_bytes_atomic(out, data, overwrite=overwrite)
         _print_report(str(out), report.as_dict(), json_out)
@@ -348,6 +361,35 @@ def evaluate(
                    f"{mean['bpsp']:.4f} real, PNG {mean['png_bpsp']:.4f}; {len(paths)} figures")
         if not all(r["bit_exact"] for r in rows):
             raise ValueError("some images did not decode bit-exactly (see the table)")
+
+    _run(go)
+
+
+@app.command()
+def baselines(
+    images: List[str] = typer.Argument(None, help="image files or Kodak names (instead of --split)"),
+    split: Optional[str] = typer.Option(None, help="Kodak split: train, val, test or all"),
+    patches: bool = typer.Option(False, help="code 32x64 patches separately (the LLM-compression critique's setting)"),
+    grayscale: bool = typer.Option(False, help="code the Pillow 'L' luma instead of RGB"),
+    out: Optional[Path] = typer.Option(None, help="output stem (default experiments/results/baselines-SPLIT...)"),
+    kodak_dir: Optional[Path] = typer.Option(None, help="folder with kodim01..24.png"),
+):
+    """Sizes, timings and checked round trips of raw, gzip, bzip2, xz, zstd, PNG, WebP, JPEG 2000, JPEG XL."""
+    from diffcode import baselines as bl
+    from diffcode import kodak
+
+    def go():
+        if bool(split) == bool(images):
+            raise ValueError("give either --split or a list of images")
+        names = kodak.split(split) if split else list(images)
+        rows = bl.run(names, kodak_dir=str(kodak_dir) if kodak_dir else None, patches=patches, grayscale=grayscale)
+        stem = out or bl.default_stem(split or "images", patches, grayscale)
+        command = "python cli.py baselines " + " ".join(sys.argv[2:])
+        for path in bl.write(rows, stem, command, note=f"Libraries: {bl.library_versions()}."):
+            typer.echo(str(path))
+        for row in bl.summarize(rows):
+            bpsp = "n/a" if row["mean_bpsp"] is None else f"{row['mean_bpsp']:.4f}"
+            typer.echo(f"{row['codec']:9s} {bpsp:>8s} bpsp  {row['note'] or ''}")
 
     _run(go)
 

@@ -23,7 +23,7 @@ from . import cauchy
 from .decoder import Checkpoint
 from .encodings import angles_to_u32
 from .errors import ChecksumError, CorruptFileError, DecoderMismatchError
-from .image import validate_array
+from .image import ColorMode, validate_array
 from .storage import container, randseed, rans, schemes
 from .storage.entropy_units import UNITS_PER_BIT
 from .storage.rng import RNG_VERSION
@@ -76,11 +76,12 @@ def _symbols(image: np.ndarray) -> np.ndarray:
 
 def store(image: np.ndarray, centers: list[np.ndarray], checkpoint: Checkpoint, seed: int = 0, *,
           storage: str = STORAGE, budget_nats: float | None = None, verify: bool = True,
-          device: str = "cpu", progress=None) -> tuple[bytes, StoreReport]:
+          device: str = "cpu", progress=None, color: ColorMode = ColorMode()) -> tuple[bytes, StoreReport]:
     """Serialize fitted encodings and the error table into a .dfc file.
 
     Args:
         image: uint8 (H, W, 3), the image that was fitted.
+        color: the mode to give the image back in (L, 1 and P images are coded as RGB).
         centers: fitted centers per stage (head last), radians, shapes (n, h_k, w_k).
         progress: optional callable(stages_done, stages_total), called after each stage.
     """
@@ -104,12 +105,18 @@ def store(image: np.ndarray, centers: list[np.ndarray], checkpoint: Checkpoint, 
     params = per_pixel.fixed_pass(checkpoint, schedule, provide, device)
     symbols = _symbols(image)
     sections.append((container.ERROR_TABLE, rans.encode(symbols, params, cauchy.CauchyModel())))
+    if color.mode == "P":
+        sections.append((container.PALETTE, color.palette))
+    from .image import to_pil
+
+    to_pil(image, color)  # raises now, not at decode time, if the pixels do not fit the mode
     header = container.Header(per_pixel.NAME, scheme.name, RNG_VERSION, ERROR_MODEL, h, w, seed,
-                              round(scheme.budget_nats * 100), bytes.fromhex(checkpoint.hash[:32]), pixel_hash(image))
+                              round(scheme.budget_nats * 100), bytes.fromhex(checkpoint.hash[:32]), pixel_hash(image),
+                              color.mode)
     data = container.pack(header, sections)
     if verify and not np.array_equal(load(data, checkpoint, device=device), image):
         raise ChecksumError("internal error: the stored file does not decode to the image")
-    return data, _report(Decoded(image, params, stage_units, sections, scheme))
+    return data, _report(Decoded(image, params, stage_units, sections, scheme, color))
 
 
 def check_decoder(header: container.Header, checkpoint: Checkpoint) -> None:
@@ -122,6 +129,12 @@ def check_decoder(header: container.Header, checkpoint: Checkpoint) -> None:
 def load(data: bytes, checkpoint: Checkpoint | None = None, *, device: str = "cpu") -> np.ndarray:
     """Decode a .dfc file to uint8 (H, W, 3) pixels; raises on any corruption or mismatch."""
     return _decode(data, checkpoint or Checkpoint.load(), device).image
+
+
+def load_image(data: bytes, checkpoint: Checkpoint | None = None, *, device: str = "cpu") -> tuple[np.ndarray, ColorMode]:
+    """Decode a .dfc file to RGB pixels and the mode (and palette) the image came in."""
+    d = _decode(data, checkpoint or Checkpoint.load(), device)
+    return d.image, d.color
 
 
 def analyze(data: bytes, checkpoint: Checkpoint | None = None, *, device: str = "cpu") -> StoreReport:
@@ -138,6 +151,7 @@ class Decoded:
     stage_units: list[np.ndarray]  # per stage: int64 (n, h_k, w_k) entropy units (1/256 bit)
     sections: list[tuple[int, bytes]]
     scheme: object  # the storage scheme (diffcode.storage.schemes)
+    color: ColorMode = ColorMode()
 
     @property
     def units_total(self) -> int:
@@ -171,7 +185,8 @@ def _report(d: "Decoded") -> StoreReport:
     return StoreReport(
         file_bytes=container.header_bytes(len(sections)) + sum(len(p) for _, p in sections),
         encodings_bytes=sum(len(p) for kind, p in sections if kind == container.ENCODINGS),
-        error_table_bytes=len(sections[-1][1]), header_bytes=container.header_bytes(len(sections)),
+        error_table_bytes=sum(len(p) for kind, p in sections if kind == container.ERROR_TABLE),
+        header_bytes=container.header_bytes(len(sections)),
         encodings_theoretical_bytes=d.encodings_theoretical_bits / 8.0,
         error_table_theoretical_bytes=cauchy.bits_float(_symbols(d.image), d.params) / 8.0, height=h, width=w,
         encodings_model_bytes=d.units_total / UNITS_PER_BIT / 8.0, storage=d.scheme.name)
@@ -186,8 +201,13 @@ def _decode(data: bytes, checkpoint: Checkpoint, device: str) -> Decoded:
     schedule = size_schedule(header.height, header.width, checkpoint.config)
     n_stages = len(schedule.encoding_grids())
     kinds = [kind for kind, _ in sections]
-    if kinds != [container.ENCODINGS] * n_stages + [container.ERROR_TABLE]:
+    palette = [container.PALETTE] if header.color_mode == "P" else []
+    if kinds != [container.ENCODINGS] * n_stages + [container.ERROR_TABLE] + palette:
         raise CorruptFileError(f"unexpected section layout {kinds} for a {header.height}x{header.width} image")
+    try:
+        color = ColorMode(header.color_mode, sections[-1][1] if palette else None)
+    except ValueError as exc:
+        raise CorruptFileError(f"bad color mode section: {exc}") from exc
     try:
         scheme = schemes.get(header.storage, header.segment_budget_cnats / 100.0)
         if header.storage == "randseed":
@@ -202,21 +222,22 @@ def _decode(data: bytes, checkpoint: Checkpoint, device: str) -> Decoded:
         return values.reshape(units.shape)
 
     params = per_pixel.fixed_pass(checkpoint, schedule, provide, device)
-    symbols = rans.decode(sections[-1][1], params, cauchy.CauchyModel())
+    symbols = rans.decode(sections[n_stages][1], params, cauchy.CauchyModel())
     if symbols.min(initial=0) < 0 or symbols.max(initial=0) > 255:
         raise CorruptFileError("error table decoded to out-of-range pixel values")
     image = symbols.astype(np.uint8).reshape(3, header.height, header.width).transpose(1, 2, 0).copy()
     if pixel_hash(image) != header.pixel_hash:
         raise ChecksumError("decoded pixels do not match the file's checksum: the file is corrupt "
                             "or was decoded with a different decoder arithmetic")
-    return Decoded(image, params, stage_units, sections, scheme)
+    return Decoded(image, params, stage_units, sections, scheme, color)
 
 
 def info(data: bytes) -> dict:
     """Header fields and section sizes of a file, without decoding it."""
     header, table, offset = container.unpack_header(data)
     return {
-        "format_version": container.FORMAT_VERSION, "variant": header.variant, "storage": header.storage,
+        "format_version": data[4], "variant": header.variant, "storage": header.storage,
+        "color_mode": header.color_mode,
         "rng_version": header.rng_version, "error_model": header.error_model, "height": header.height,
         "width": header.width, "seed": header.seed, "segment_budget_nats": header.segment_budget_cnats / 100,
         "decoder_hash": header.decoder_hash.hex(), "pixel_hash": header.pixel_hash.hex(),

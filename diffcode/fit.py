@@ -65,6 +65,7 @@ class FitResult:
     seed: int
     history: list[dict] = field(default_factory=list)
     seconds: float = 0.0
+    color: "ColorMode | None" = None  # the mode to give the image back in (None = RGB)
 
 
 def image_tensor(images: np.ndarray | list[np.ndarray], device: str = "cpu") -> torch.Tensor:

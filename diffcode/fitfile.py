@@ -15,7 +15,7 @@ import numpy as np
 
 from .errors import DiffcodeError
 from .fit import FitConfig, FitResult
-from .image import write_bytes_atomic
+from .image import ColorMode, write_bytes_atomic
 
 FIT_FILE_VERSION = 1
 
@@ -23,7 +23,9 @@ FIT_FILE_VERSION = 1
 def save(path: str | Path, fit: FitResult, source: str = "", overwrite: bool = False) -> None:
     meta = {"fit_file_version": FIT_FILE_VERSION, "variant": "per-pixel",
             "checkpoint_hash": fit.checkpoint_hash, "seed": fit.seed, "config": fit.config.to_dict(),
-            "source": source, "seconds": fit.seconds, "history": fit.history}
+            "source": source, "seconds": fit.seconds, "history": fit.history,
+            "color_mode": fit.color.mode if fit.color else "RGB",
+            "palette": fit.color.palette.hex() if fit.color and fit.color.palette else None}
     arrays = {f"centers_{k}": c.astype(np.float32) for k, c in enumerate(fit.centers)}
     buf = io.BytesIO()
     np.savez_compressed(buf, image=fit.image, meta=np.frombuffer(json.dumps(meta).encode(), np.uint8), **arrays)
@@ -38,12 +40,13 @@ def load(path: str | Path) -> tuple[FitResult, dict]:
             n = sum(1 for k in z.files if k.startswith("centers_"))
             centers = [z[f"centers_{k}"] for k in range(n)]
             image = z["image"]
-    except (OSError, ValueError, KeyError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError, KeyError, EOFError, json.JSONDecodeError) as exc:
         raise DiffcodeError(f"{path}: not a readable diffcode fit file ({exc})") from exc
     if meta.get("fit_file_version") != FIT_FILE_VERSION:
         raise DiffcodeError(f"{path}: fit file version {meta.get('fit_file_version')} is not supported")
     # fit files older than the storage field were made for the random-seed scheme
     fit = FitResult(image=image, centers=centers, checkpoint_hash=meta["checkpoint_hash"],
                     config=FitConfig(**{"storage": "randseed", **meta["config"]}), seed=meta["seed"], history=meta["history"],
-                    seconds=meta["seconds"])
+                    seconds=meta["seconds"],
+                    color=ColorMode(meta.get("color_mode", "RGB"), bytes.fromhex(meta["palette"]) if meta.get("palette") else None))
     return fit, meta

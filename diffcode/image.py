@@ -4,6 +4,11 @@ Every array that leaves this module is C-contiguous uint8 with shape (H, W, 3),
 1 <= H, W <= 65535, channels in R, G, B order. Reading is strict: an image is
 accepted only if Pillow can decode it to exactly those 8-bit values, so that the
 pixels diffcode codes are the pixels in the file.
+
+Modes: RGB is coded as is. L (8-bit gray), 1 (black and white) and P (palette, no
+transparency) are expanded to RGB exactly and their mode (and palette) is kept in the file
+(`ColorMode`), so that decoding gives back the same mode, values and palette indexes.
+Everything else (alpha, 16-bit, CMYK, float, ...) is refused with a one-line reason.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
+
+from dataclasses import dataclass
 
 from diffcode.errors import DiffcodeError, ImageError, OutputExistsError
 
@@ -30,8 +37,6 @@ _MODE_HINTS = {
     "RGBa": "it has an alpha channel",
     "LA": "it is grayscale with an alpha channel",
     "PA": "it is a palette image with an alpha channel",
-    "L": "it is 8-bit grayscale",
-    "1": "it is 1-bit black and white",
     "I;16": "it has 16 bits per sample",
     "I;16B": "it has 16 bits per sample",
     "I;16L": "it has 16 bits per sample",
@@ -41,6 +46,77 @@ _MODE_HINTS = {
 }
 
 PathLike = str | os.PathLike
+
+
+COLOR_MODES = ("RGB", "L", "1", "P")
+"""Modes diffcode stores exactly (everything else is refused)."""
+
+
+@dataclass(frozen=True)
+class ColorMode:
+    """The mode an image came in, to give it back in: RGB, L, 1 or P (with its 768-byte palette)."""
+
+    mode: str = "RGB"
+    palette: bytes | None = None
+
+    def __post_init__(self) -> None:
+        if self.mode not in COLOR_MODES:
+            raise ValueError(f"unknown color mode {self.mode!r}")
+        if (self.mode == "P") != (self.palette is not None) or (self.palette is not None and len(self.palette) != 768):
+            raise ValueError("mode P needs a 768-byte palette, other modes none")
+
+
+def read_image_mode(path: PathLike) -> tuple[np.ndarray, ColorMode]:
+    """Read an image as uint8 (H, W, 3) RGB plus the mode to restore it in (see module doc)."""
+    path = Path(path)
+    _check_is_file(path)
+    try:
+        with Image.open(path) as im:
+            array, color = _decode_rgb8(im, path)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as e:
+        raise ImageError(f"{path}: not an image Pillow can read ({e})") from e
+    except Image.DecompressionBombError as e:
+        raise ImageError(f"{path}: image is too large to read safely ({e})") from e
+    return validate_array(array, name=str(path)), color
+
+
+def to_pil(array: np.ndarray, color: ColorMode = ColorMode()) -> Image.Image:
+    """The Pillow image of RGB pixels in their original mode (exact; raises ImageError if impossible)."""
+    array = validate_array(array)
+    if color.mode == "RGB":
+        return Image.fromarray(array, mode="RGB")
+    if color.mode in ("L", "1"):
+        gray = array[:, :, 0]
+        if not (np.array_equal(gray, array[:, :, 1]) and np.array_equal(gray, array[:, :, 2])):
+            raise ImageError(f"pixels are not gray, cannot give them back in mode {color.mode}")
+        if color.mode == "1":
+            if not np.all((gray == 0) | (gray == 255)):
+                raise ImageError("pixels are not black and white, cannot give them back in mode 1")
+            return Image.fromarray(gray, mode="L").convert("1")
+        return Image.fromarray(gray, mode="L")
+    palette = np.frombuffer(color.palette, np.uint8).reshape(256, 3).astype(np.int64)
+    keys = (palette[:, 0] << 16) | (palette[:, 1] << 8) | palette[:, 2]
+    pix = array.astype(np.int64)
+    pk = (pix[..., 0] << 16) | (pix[..., 1] << 8) | pix[..., 2]
+    uniq, first = np.unique(keys, return_index=True)
+    pos = np.clip(np.searchsorted(uniq, pk), 0, len(uniq) - 1)
+    if not np.all(uniq[pos] == pk):
+        raise ImageError("pixels use colors that are not in the palette")
+    im = Image.fromarray(first[pos].astype(np.uint8), mode="P")
+    im.putpalette(color.palette)
+    return im
+
+
+def encode_image(array: np.ndarray, color: ColorMode = ColorMode()) -> bytes:
+    """PNG bytes of RGB pixels in their original mode."""
+    buffer = io.BytesIO()
+    to_pil(array, color).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def write_image(path: PathLike, array: np.ndarray, color: ColorMode = ColorMode(), overwrite: bool = False) -> None:
+    """Write RGB pixels as a PNG in their original mode, atomically (see write_bytes_atomic)."""
+    write_bytes_atomic(path, encode_image(array, color), overwrite=overwrite)
 
 
 def read_image(path: PathLike) -> np.ndarray:
@@ -61,16 +137,7 @@ def read_image(path: PathLike) -> np.ndarray:
             8 bits per sample, has an alpha channel or transparency, is not RGB,
             has several frames, or has an unsupported size.
     """
-    path = Path(path)
-    _check_is_file(path)
-    try:
-        with Image.open(path) as im:
-            array = _decode_rgb8(im, path)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
-        raise ImageError(f"{path}: not an image Pillow can read ({e})") from e
-    except Image.DecompressionBombError as e:
-        raise ImageError(f"{path}: image is too large to read safely ({e})") from e
-    return validate_array(array, name=str(path))
+    return read_image_mode(path)[0]
 
 
 def _check_is_file(path: Path) -> None:
@@ -81,8 +148,8 @@ def _check_is_file(path: Path) -> None:
         raise ImageError(f"{path}: not a regular file")
 
 
-def _decode_rgb8(im: Image.Image, path: Path) -> np.ndarray:
-    """Decode an opened Pillow image to uint8 RGB, refusing anything lossy."""
+def _decode_rgb8(im: Image.Image, path: Path) -> tuple[np.ndarray, ColorMode]:
+    """Decode an opened Pillow image to uint8 RGB and its mode, refusing anything lossy."""
     if im.format in LOSSY_DECODE_FORMATS:
         raise ImageError(
             f"{path}: {im.format} files are not accepted because their decoded pixels "
@@ -93,8 +160,26 @@ def _decode_rgb8(im: Image.Image, path: Path) -> np.ndarray:
     _check_source_depth(im, path)
     _check_mode(im, path)
     if im.mode == "P":
-        im = im.convert("RGB")
-    return np.asarray(im, dtype=np.uint8)
+        palette = _palette(im, path)
+        return np.asarray(im.convert("RGB"), dtype=np.uint8), ColorMode("P", palette)
+    if im.mode in ("L", "1"):
+        gray = np.asarray(im.convert("L"), dtype=np.uint8)
+        return np.repeat(gray[:, :, None], 3, axis=2), ColorMode(im.mode)
+    return np.asarray(im, dtype=np.uint8), ColorMode()
+
+
+def _palette(im: Image.Image, path: Path) -> bytes:
+    """The 768-byte RGB palette of a P image whose used colors are distinct (else ImageError)."""
+    if im.palette is None or im.palette.mode != "RGB":
+        raise ImageError(f"{path}: palette image without an RGB palette")
+    raw = bytes(im.getpalette("RGB") or b"")
+    raw = (raw + bytes(768))[:768]
+    used = np.unique(np.asarray(im))
+    colors = np.frombuffer(raw, np.uint8).reshape(256, 3)[used]
+    if len(np.unique(colors, axis=0)) != len(used):
+        raise ImageError(f"{path}: its palette uses the same color at two indexes, so the indexes cannot be "
+                         "restored from the colors; convert it to RGB first")
+    return raw
 
 
 def _check_source_depth(im: Image.Image, path: Path) -> None:
@@ -118,8 +203,8 @@ def _check_source_depth(im: Image.Image, path: Path) -> None:
 
 
 def _check_mode(im: Image.Image, path: Path) -> None:
-    """Accept mode RGB, and mode P without transparency; raise ImageError otherwise."""
-    if im.mode == "RGB":
+    """Accept modes RGB, L, 1, and P without transparency; raise ImageError otherwise."""
+    if im.mode in ("RGB", "L", "1"):
         return
     if im.mode == "P" and "transparency" not in im.info:
         return
@@ -127,7 +212,7 @@ def _check_mode(im: Image.Image, path: Path) -> None:
     if im.mode == "P":
         reason = "it is a palette image with transparency"
     raise ImageError(
-        f"{path}: image mode is {im.mode} but diffcode needs 8-bit RGB ({reason}). "
+        f"{path}: image mode is {im.mode}; diffcode codes 8-bit RGB, L, 1 and P without transparency ({reason}). "
         "Convert it first, e.g. Image.open(p).convert('RGB').save('out.png'), "
         "and note that this drops alpha or bit depth"
     )

@@ -76,12 +76,20 @@ def test_truncated_png(tmp_path, rgb):
 
 @pytest.mark.parametrize(
     "mode, message",
-    [("RGBA", "RGBA.*alpha"), ("L", "mode is L.*grayscale"), ("LA", "LA")],
+    [("RGBA", "RGBA.*alpha"), ("LA", "LA"), ("CMYK", "CMYK")],
 )
 def test_wrong_modes_rejected(tmp_path, mode, message):
-    Image.new(mode, (4, 3)).save(tmp_path / "x.png")
+    path = tmp_path / ("x.tif" if mode == "CMYK" else "x.png")
+    Image.new(mode, (4, 3)).save(path)
     with pytest.raises(ImageError, match=message):
-        read_image(tmp_path / "x.png")
+        read_image(path)
+
+
+def test_grayscale_is_read_as_equal_channels(tmp_path):
+    gray = np.arange(12, dtype=np.uint8).reshape(3, 4) * 20
+    Image.fromarray(gray, mode="L").save(tmp_path / "g.png")
+    array = read_image(tmp_path / "g.png")
+    assert array.shape == (3, 4, 3) and all(np.array_equal(array[:, :, c], gray) for c in range(3))
 
 
 def test_16bit_grayscale_rejected(tmp_path):

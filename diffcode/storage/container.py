@@ -10,19 +10,24 @@ Layout (all integers little-endian)::
                                                 2 = dither: dithered quantization, diffcode.storage.dither)
     7      1    rng_version        diffcode.storage.rng.RNG_VERSION
     8      1    error_model        ERROR_MODELS (1 = cauchy: quantized folded Cauchy, rANS 24 bit)
-    9      2    height             1..65535
-    11     2    width              1..65535
-    13     4    seed               shared-randomness seed
-    17     2    segment_budget     random-seed segment budget in 1/100 nat (0 for dither)
-    19     16   decoder_hash       first 16 bytes of the decoder checkpoint's SHA-256
-    35     16   pixel_hash         first 16 bytes of SHA-256 of the HxWx3 uint8 pixels
-    51     2    n_sections
-    53     9*n  sections           (kind u8, length u32, crc32 u32) each
+    9      1    color_mode         COLOR_MODES (0 = RGB, 1 = L, 2 = 1, 3 = P)   [version 2 only]
+    10     2    height             1..65535
+    12     2    width              1..65535
+    14     4    seed               shared-randomness seed
+    18     2    segment_budget     random-seed segment budget in 1/100 nat (0 for dither)
+    20     16   decoder_hash       first 16 bytes of the decoder checkpoint's SHA-256
+    36     16   pixel_hash         first 16 bytes of SHA-256 of the HxWx3 uint8 RGB pixels
+    52     2    n_sections
+    54     9*n  sections           (kind u8, length u32, crc32 u32) each
     ..     4    header_crc32       CRC-32 of every header byte before it
     ..          payloads           the sections' bytes, in order
 
 Sections: one `ENCODINGS` section per superresolution stage and one for the head, in decode
-order, then one `ERROR_TABLE` section.
+order, then one `ERROR_TABLE` section, then (mode P only) one `PALETTE` section of 768 bytes.
+
+Version policy: FORMAT_VERSION is bumped whenever a change would make an old decoder misread a
+new file. Every version listed in READABLE_VERSIONS decodes; any other version is refused with
+its number. Version 1 is version 2 without the color_mode byte (always RGB).
 """
 
 from __future__ import annotations
@@ -34,14 +39,18 @@ from dataclasses import dataclass
 from ..errors import CorruptFileError
 
 MAGIC = b"\x89DFC"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 VARIANTS = {1: "per-pixel"}
 STORAGES = {1: "randseed", 2: "dither"}
 ERROR_MODELS = {1: "cauchy"}
-SECTION_KINDS = {1: "encodings", 2: "error-table"}
-ENCODINGS, ERROR_TABLE = 1, 2
+SECTION_KINDS = {1: "encodings", 2: "error-table", 3: "palette"}
+ENCODINGS, ERROR_TABLE, PALETTE = 1, 2, 3
+COLOR_MODES = {0: "RGB", 1: "L", 2: "1", 3: "P"}
 
-_FIXED = struct.Struct("<4sBBBBBHHIH16s16sH")
+_FIXED_V1 = struct.Struct("<4sBBBBBHHIH16s16sH")
+_FIXED = struct.Struct("<4sBBBBBBHHIH16s16sH")
+_FIXED_BY_VERSION = {1: _FIXED_V1, 2: _FIXED}
 _SECTION = struct.Struct("<BII")
 _CRC = struct.Struct("<I")
 
@@ -67,6 +76,7 @@ class Header:
     segment_budget_cnats: int
     decoder_hash: bytes
     pixel_hash: bytes
+    color_mode: str = "RGB"
 
     def check(self) -> None:
         """Range checks of every field (raises ValueError)."""
@@ -85,7 +95,8 @@ def pack(header: Header, sections: list[tuple[int, bytes]]) -> bytes:
     header.check()
     fixed = _FIXED.pack(MAGIC, FORMAT_VERSION, _code(VARIANTS, header.variant, "variant"),
                         _code(STORAGES, header.storage, "storage"), header.rng_version,
-                        _code(ERROR_MODELS, header.error_model, "error model"), header.height,
+                        _code(ERROR_MODELS, header.error_model, "error model"),
+                        _code(COLOR_MODES, header.color_mode, "color mode"), header.height,
                         header.width, header.seed, header.segment_budget_cnats, header.decoder_hash,
                         header.pixel_hash, len(sections))
     table = b"".join(_SECTION.pack(kind, len(data), zlib.crc32(data)) for kind, data in sections)
@@ -109,18 +120,27 @@ def unpack_header(data: bytes) -> tuple[Header, list[tuple[int, int, int]], int]
     prefix = data[:len(MAGIC)]
     if prefix != MAGIC[:len(prefix)]:  # a short prefix of the magic is a truncated file
         raise CorruptFileError("not a diffcode file (bad magic bytes)")
-    _need(data, _FIXED.size, "the header")
-    magic, version, variant, storage, rng, model, h, w, seed, budget, dhash, phash, n = _FIXED.unpack_from(data)
-    if version != FORMAT_VERSION:
-        raise CorruptFileError(f"format version {version} is not supported (this diffcode reads {FORMAT_VERSION})")
-    end = _FIXED.size + n * _SECTION.size
+    _need(data, len(MAGIC) + 1, "the header")
+    version = data[len(MAGIC)]
+    if version not in READABLE_VERSIONS:
+        raise CorruptFileError(f"format version {version} is not supported (this diffcode reads versions "
+                               f"{', '.join(map(str, READABLE_VERSIONS))})")
+    fixed = _FIXED_BY_VERSION[version]
+    _need(data, fixed.size, "the header")
+    if version == 1:
+        magic, version, variant, storage, rng, model, h, w, seed, budget, dhash, phash, n = fixed.unpack_from(data)
+        color = 0
+    else:
+        magic, version, variant, storage, rng, model, color, h, w, seed, budget, dhash, phash, n = fixed.unpack_from(data)
+    end = fixed.size + n * _SECTION.size
     _need(data, end + _CRC.size, "the section table")
     (crc,) = _CRC.unpack_from(data, end)
     if crc != zlib.crc32(data[:end]):
         raise CorruptFileError("header checksum mismatch: the file is corrupt")
-    sections = [_SECTION.unpack_from(data, _FIXED.size + i * _SECTION.size) for i in range(n)]
+    sections = [_SECTION.unpack_from(data, fixed.size + i * _SECTION.size) for i in range(n)]
     header = Header(_lookup(VARIANTS, variant, "variant"), _lookup(STORAGES, storage, "storage"), rng,
-                    _lookup(ERROR_MODELS, model, "error model"), h, w, seed, budget, dhash, phash)
+                    _lookup(ERROR_MODELS, model, "error model"), h, w, seed, budget, dhash, phash,
+                    _lookup(COLOR_MODES, color, "color mode"))
     try:  # the writer's range checks, so that a bad field is a corrupt file, not another error later
         header.check()
     except ValueError as exc:
@@ -144,6 +164,6 @@ def unpack(data: bytes) -> tuple[Header, list[tuple[int, bytes]]]:
     return header, sections
 
 
-def header_bytes(n_sections: int) -> int:
+def header_bytes(n_sections: int, version: int = FORMAT_VERSION) -> int:
     """Size of the header of a file with n sections."""
-    return _FIXED.size + n_sections * _SECTION.size + _CRC.size
+    return _FIXED_BY_VERSION[version].size + n_sections * _SECTION.size + _CRC.size

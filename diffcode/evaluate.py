@@ -33,7 +33,8 @@ from .errors import DiffcodeError
 
 COLUMNS = ["image", "height", "width", "storage", "encodings_model_bytes", "encodings_theoretical_bytes", "error_table_theoretical_bytes",
            "theoretical_bytes", "encodings_bytes", "file_bytes", "overhead_percent", "theoretical_bpsp", "bpsp", "png_bytes",
-           "png_bpsp", "fit_seconds", "store_seconds", "decode_seconds", "bit_exact"]
+           "png_bpsp", "webp_bpsp", "jxl_bpsp", "fit_seconds", "store_seconds", "decode_seconds", "bit_exact"]
+BASELINES_TABLE = Path(__file__).resolve().parent.parent / "experiments" / "results" / "baselines-all.csv"
 ROW_VERSION = 1  # bump when a cached row's meaning changes; older rows are recomputed
 
 
@@ -221,6 +222,25 @@ def evaluate(jobs: list[Job], *, force: bool = False, refit: bool = False, n_job
     return [rows[job.name] for job in jobs]
 
 
+def attach_baselines(rows: list[dict], table: Path = BASELINES_TABLE) -> list[dict]:
+    """Copy WebP and JPEG XL bpsp of whole (uncropped) images from a `cli.py baselines` table."""
+    import csv
+
+    if not Path(table).exists():
+        return rows
+    with open(table, newline="") as f:
+        by_image = {r["image"]: r for r in csv.DictReader(line for line in f if not line.startswith("#"))}
+    out = []
+    for row in rows:
+        ref = by_image.get(row["image"])
+        extra = {}
+        if ref and row.get("png_bpsp") is not None and abs(float(ref["png"]) - row["png_bpsp"]) < 1e-6:
+            extra = {"webp_bpsp": float(ref["webp"]) if ref.get("webp") else None,
+                     "jxl_bpsp": float(ref["jpegxl"]) if ref.get("jpegxl") else None}
+        out.append({**row, **extra})
+    return out
+
+
 def with_mean(rows: list[dict]) -> list[dict]:
     """rows plus a 'mean' row over every numeric column (bit_exact: all of them)."""
     if len(rows) < 2:
@@ -240,6 +260,7 @@ def write_results(rows: list[dict], stem: Path, command: str, jobs: list[Job] | 
 
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
+    rows = attach_baselines(rows)
     paths: list[Path] = []
     if figures and jobs:
         paths = _figures(rows, stem, jobs)
@@ -264,5 +285,5 @@ def _figures(rows: list[dict], stem: Path, jobs: list[Job]) -> list[Path]:
         if maps is not None:
             paths += figures.image_figures(maps, folder / job.name.replace("[", "-").replace("]", ""))
     plot = folder / "bpsp.png"
-    figures.bpsp_plot(rows, plot, ours_key="bpsp", baseline_keys=("png_bpsp",))
+    figures.bpsp_plot(rows, plot, ours_key="bpsp", baseline_keys=("png_bpsp", "webp_bpsp", "jxl_bpsp"))
     return paths + [plot]

@@ -6,7 +6,7 @@
         --schemes dither randseed:4 randseed:8 randseed:12 --name storage_budgets_crop128
 
 Reads every `<image>.fit` of an evaluation cache directory (made by `python cli.py evaluate`),
-stores it with each scheme (`randseed:B` = random-seed segments of B nats), decodes the file and
+stores it with each scheme (rows are cached next to the fits, so a rerun only adds what is new) (`randseed:B` = random-seed segments of B nats), decodes the file and
 compares the pixels. Columns per (image, scheme): the scheme's theoretical encodings entropy,
 the decoder's continuous entropy (before any width quantization), the bytes of the encodings
 sections, their overhead, the whole file against the whole theoretical entropy, seconds.
@@ -15,6 +15,7 @@ sections, their overhead, the whole file against the whole theoretical entropy, 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -33,6 +34,16 @@ COLUMNS = ["image", "scheme", "encodings_model_bytes", "encodings_theoretical_by
 
 
 def run(fit_path: Path, scheme: str, checkpoint: Checkpoint) -> dict:
+    """One (image, scheme) row, cached next to the fit as <image>.scheme-<scheme>.json."""
+    cached = fit_path.with_name(f"{fit_path.stem}.scheme-{scheme.replace(':', '-')}.json")
+    if cached.exists():
+        return json.loads(cached.read_text())
+    row = _measure(fit_path, scheme, checkpoint)
+    cached.write_text(json.dumps({**row, "commit": report.git_commit()}))
+    return row
+
+
+def _measure(fit_path: Path, scheme: str, checkpoint: Checkpoint) -> dict:
     fit, _ = fitfile.load(fit_path)
     name, _, budget = scheme.partition(":")
     t0 = time.perf_counter()

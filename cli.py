@@ -25,6 +25,40 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split
 
 class Variant(str, Enum):
     per_pixel = "per-pixel"
+    weights = "weights"
+
+
+class Preset(str, Enum):
+    """Presets of the weights variant (diffcode.variants.weights.PRESETS)."""
+
+    default = "default"
+    report = "report"
+    tiny = "tiny"
+
+
+def _fit_weights(array, color, preset: "Preset", steps, seed: int, label: str):
+    """Fit the weights variant (report 4.2) with the shipped MLP; --steps rescales the preset's phases."""
+    from diffcode.fit_weights import fit_image as fit_w
+    from diffcode.variants import weights as wv
+
+    p = wv.preset(preset.value)
+    if steps is not None:
+        p = wv.with_steps(p, steps)
+    result = fit_w(array, wv.MLPCheckpoint.load(), p, seed, progress=_progress(p.steps, label))
+    result.color = color
+    return result
+
+
+def _store_weights(result):
+    from diffcode import weights_codec
+    from diffcode.image import ColorMode
+    from diffcode.variants import weights as wv
+
+    mlp = wv.MLPCheckpoint.load()
+    if result.mlp_hash != mlp.hash:
+        raise ValueError(f"the fit used weights MLP {result.mlp_hash[:16]}, the shipped one is {mlp.hash[:16]}")
+    return weights_codec.store(result.image, result.centers, result.level_index, wv.preset(result.preset), mlp,
+                               result.seed, color=result.color or ColorMode())
 
 
 class Storage(str, Enum):
@@ -119,9 +153,10 @@ def fit(
     device: str = typer.Option("cpu", help="cpu, or cuda when present"),
     seed: int = typer.Option(0, help="seed of the fit's noise and of the stored file's shared randomness"),
     storage: Storage = typer.Option(Storage.dither, help="storage scheme the fit prepares for"),
-    out: Optional[Path] = typer.Option(None, help="fit file to write (default IMAGE.per-pixel.fit)"),
+    out: Optional[Path] = typer.Option(None, help="fit file to write (default IMAGE.VARIANT.fit)"),
     overwrite: bool = typer.Option(False, "--force", "--overwrite", help="replace an existing output"),
     checkpoint: Optional[Path] = typer.Option(None, help="decoder checkpoint (default: the shipped one)"),
+    preset: Preset = typer.Option(Preset.default, help="weights variant: CNN size and schedule"),
 ):
     """Fit the encodings of one image (the encoder) and write a fit file for `store`."""
     from dataclasses import replace
@@ -139,6 +174,12 @@ def fit(
         target = out or image.with_suffix(f".{variant.value}.fit")
         if target.exists() and not overwrite:
             raise ValueError(f"{target} exists; pass --force or --out")
+        if variant == Variant.weights:
+            result = _fit_weights(array, color, preset, steps, seed, image.name)
+            fitfile.save(target, result, source=str(image), overwrite=overwrite)
+            typer.echo(f"{target}: {result.history[-1]['bpsp']:.4f} bpsp after {len(result.history)} steps "
+                       f"({result.seconds:.1f} s)")
+            return
         result = fit_image(array, ckpt, config, progress=_progress(config.steps, image.name), device=_device(device))
         result.color = color
         fitfile.save(target, result, source=str(image), overwrite=overwrite)
@@ -171,10 +212,17 @@ def store(
         ckpt = _checkpoint(checkpoint)
         for path in paths:
             result, _ = fitfile.load(path)
+            target = (out_dir or path.parent) / (path.name.split(".")[0] + ".dfc")
+            if getattr(result, "variant", "") == "weights":
+                if target.exists() and not overwrite:
+                    raise ValueError(f"{target} exists; pass --force")
+                data, report = _store_weights(result)
+                write_bytes_atomic(target, data, overwrite=overwrite)
+                _print_report(str(target), report.as_dict(), json_out)
+                continue
             if result.checkpoint_hash != ckpt.hash:
                 raise ValueError(f"{path} was fitted with decoder {result.checkpoint_hash[:16]}, "
                                  f"the loaded decoder is {ckpt.short_hash}")
-            target = (out_dir or path.parent) / (path.name.split(".")[0] + ".dfc")
             scheme = storage.value if storage else result.config.storage
             if target.exists() and not overwrite:
                 raise ValueError(f"{target} exists; pass --force")
@@ -198,8 +246,13 @@ def _print_report(name: str, d: dict, json_out: bool) -> None:
     typer.echo("  theoretical:")
     typer.echo(row("encodings", d["encodings_theoretical_bytes"]))
     typer.echo(row("error table", d["error_table_theoretical_bytes"]))
+    if "side_info_bytes" in d:  # weights variant: side information (width levels) separately
+        typer.echo(row("side info", d["side_info_theoretical_bytes"]))
+        typer.echo(row("w/o side info", d["theoretical_bytes_without_side_info"]))
     typer.echo(row("total", d["theoretical_bytes"]))
     typer.echo("  real file:")
+    if "side_info_bytes" in d:
+        typer.echo(row("side info", d["side_info_bytes"]))
     typer.echo(row("encodings", d["encodings_bytes"]))
     typer.echo(row("error table", d["error_table_bytes"]))
     typer.echo(row("header", d["header_bytes"]))
@@ -270,6 +323,8 @@ def compress(
     overwrite: bool = typer.Option(False, "--force", "--overwrite", help="replace an existing output"),
     json_out: bool = typer.Option(False, "--json"),
     checkpoint: Optional[Path] = typer.Option(None, help="decoder checkpoint (default: the shipped one)"),
+    variant: Variant = typer.Option(Variant.per_pixel, help="encoding variant"),
+    preset: Preset = typer.Option(Preset.default, help="weights variant: CNN size and schedule"),
 ):
     """Fit and store in one go."""
     from dataclasses import replace
@@ -282,6 +337,11 @@ def compress(
         if out.exists() and not overwrite:
             raise ValueError(f"{out} exists; pass --force")
         (array, color), ckpt = read_image_mode(image), _checkpoint(checkpoint)
+        if variant == Variant.weights:
+            data, report = _store_weights(_fit_weights(array, color, preset, steps, seed, image.name))
+            write_bytes_atomic(out, data, overwrite=overwrite)
+            _print_report(str(out), report.as_dict(), json_out)
+            return
         config = FitConfig(seed=seed, storage=storage.value)
         if steps is not None:
             config = replace(config, steps=steps)

@@ -180,6 +180,8 @@ def decode_details(data: bytes, checkpoint: Checkpoint | None = None, *, device:
 
 
 def _report(d: "Decoded") -> StoreReport:
+    if not isinstance(d, Decoded):  # another variant's decode result accounts for itself
+        return d.report()
     h, w, _ = d.image.shape
     sections = d.sections
     return StoreReport(
@@ -195,6 +197,10 @@ def _report(d: "Decoded") -> StoreReport:
 def _decode(data: bytes, checkpoint: Checkpoint, device: str) -> Decoded:
     """The decode path."""
     header, sections = container.unpack(data)
+    if header.variant != per_pixel.NAME:  # the weights variant (report 4.2) has its own decoder
+        from . import weights_codec
+
+        return weights_codec.decode_sections(header, sections)
     check_decoder(header, checkpoint)
     if header.rng_version != RNG_VERSION:
         raise CorruptFileError(f"file uses shared-randomness version {header.rng_version}, this diffcode has {RNG_VERSION}")

@@ -58,4 +58,4 @@ def test_header_range_checks():
     with pytest.raises(ValueError):
         container.pack(_header(seed=2**32), SECTIONS)
     with pytest.raises(ValueError, match="unknown variant"):
-        container.pack(_header(variant="weights"), SECTIONS)
+        container.pack(_header(variant="no-such-variant"), SECTIONS)

@@ -1,0 +1,132 @@
+"""The encoder of the weights variant (report 4.2): Adam on one image's CNN weight encodings.
+
+Each weight has a center in [0, 1) (a parameter); each group (an output channel, a bias, the
+seed; see `diffcode.variants.weights`) has an entropy softplus(b) nats shared by its weights.
+A weight's interval has width w = e^-entropy around its center (clamped to stay inside [0, 1)),
+and, as in report 3.1.2, a uniform sample is drawn first and mapped into the interval, so
+gradients reach centers and widths. The schedule of the preset:
+
+1. `center_steps`: widths fixed at `init_entropy_bits`, loss = error table only (the report's
+   3500 steps).
+2. `width_steps`: centers and widths, loss = error table + encodings (the report's 2000).
+3. `final_steps`: every group's width is fixed to the stored level, n = LEVELS[j] nearest to
+   e^entropy, and the centers are fitted with those widths (1/n), so the entropy the fit reports
+   is the entropy the file pays (sum log2 n, dithered storage).
+
+Side information (the js) is not in the loss: it costs a few bytes per image.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .image import ColorMode
+from .variants import weights as wv
+
+LN2 = math.log(2.0)
+
+
+@dataclass
+class WeightsFitResult:
+    """What `store` needs for the weights variant."""
+
+    image: np.ndarray  # uint8 (H, W, 3)
+    centers: np.ndarray  # float64 (N,) interval centers in [0, 1), storage order of the layout
+    level_index: np.ndarray  # int64 (G,) j of every group, n = LEVELS[j]
+    mlp_hash: str
+    preset: str
+    seed: int
+    history: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+    color: ColorMode | None = None
+    variant: str = wv.NAME
+
+
+def nearest_levels(entropy_nats: torch.Tensor) -> torch.Tensor:
+    """int64 j with ln LEVELS[j] nearest to each entropy."""
+    log_levels = torch.log(torch.from_numpy(wv.LEVELS.astype(np.float64))).to(entropy_nats)
+    return (entropy_nats.detach()[:, None] - log_levels[None, :]).abs().argmin(dim=1)
+
+
+def _inverse_softplus(y: float) -> float:
+    return y + math.log(-math.expm1(-y))
+
+
+def positions(centers: torch.Tensor, entropy: torch.Tensor, noise: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(sampled positions, clamped centers): intervals of width e^-entropy kept inside [0, 1)."""
+    w = torch.exp(-entropy)
+    c = torch.minimum(torch.maximum(centers, w / 2), 1 - w / 2)
+    return (c if noise is None else c + (noise - 0.5) * w), c
+
+
+def fit_tensors(image: np.ndarray, mlp: wv.MLP, p: wv.Preset, seed: int = 0, progress=None,
+                train_mlp: bool = False, lr_mlp: float = 1e-3) -> tuple[torch.Tensor, torch.Tensor, list[dict]]:
+    """Run the preset's schedule on one uint8 (H, W, 3) image.
+
+    Returns:
+        clamped centers float64 (N,), level indexes int64 (G,), history of {step, phase, bpsp,
+        error_bpsp, encodings_bpsp}.
+    """
+    h, w, _ = image.shape
+    specs = wv.layout(p)
+    groups = torch.from_numpy(wv.group_of_weight(specs))
+    g = torch.Generator().manual_seed(seed)
+    target = torch.tensor(image).permute(2, 0, 1)[None].float()
+    centers = torch.nn.Parameter(0.05 + 0.9 * torch.rand(len(groups), generator=g))
+    init = _inverse_softplus(p.init_entropy_bits * LN2)
+    b = torch.nn.Parameter(torch.full((wv.n_groups(specs),), init))
+    param_groups = [{"params": [centers], "lr": p.lr_centers}, {"params": [b], "lr": p.lr_widths}]
+    if train_mlp:
+        param_groups.append({"params": list(mlp.parameters()), "lr": lr_mlp})
+    else:
+        mlp.requires_grad_(False)
+    opt = torch.optim.Adam(param_groups)
+    per_bit = 1.0 / (3 * h * w * LN2)
+    history, levels = [], None
+    for step in range(p.steps):
+        if step < p.center_steps:
+            phase, entropy = 1, F.softplus(b.detach())
+        elif step < p.center_steps + p.width_steps:
+            phase, entropy = 2, F.softplus(b)
+        else:
+            if levels is None:
+                levels = nearest_levels(F.softplus(b))
+            phase, entropy = 3, torch.log(torch.from_numpy(wv.LEVELS.astype(np.float32)))[levels]
+        entropy_w = entropy[groups]
+        pos, _ = positions(centers, entropy_w, torch.rand(len(groups), generator=g))
+        out = wv.float_pass(wv.float_values(mlp, pos, specs), p, h, w)
+        err = wv.error_table_nats(target, out)
+        enc = entropy_w.sum()
+        loss = (err + (enc if phase > 1 else 0.0)) * per_bit
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            centers.clamp_(0.0, 1.0 - 2.0**-24)
+        rec = {"step": step, "phase": phase, "error_bpsp": err.item() * per_bit, "encodings_bpsp": enc.item() * per_bit}
+        rec["bpsp"] = rec["error_bpsp"] + rec["encodings_bpsp"]
+        history.append(rec)
+        if progress is not None:
+            progress(step, rec["bpsp"])
+    if levels is None:
+        levels = nearest_levels(F.softplus(b))
+    entropy_w = torch.log(torch.from_numpy(wv.LEVELS.astype(np.float64)))[levels][groups]
+    _, c = positions(centers.detach().double(), entropy_w, None)
+    mlp.requires_grad_(True)
+    return c, levels, history
+
+
+def fit_image(image: np.ndarray, mlp_ckpt: wv.MLPCheckpoint, p: wv.Preset, seed: int = 0,
+              progress=None) -> WeightsFitResult:
+    """Fit one uint8 (H, W, 3) image with the shipped (fixed) MLP."""
+    t0 = time.perf_counter()
+    c, levels, history = fit_tensors(image, mlp_ckpt.model(), p, seed, progress)
+    return WeightsFitResult(image=image, centers=c.numpy(), level_index=levels.numpy().astype(np.int64),
+                            mlp_hash=mlp_ckpt.hash, preset=p.name, seed=seed, history=history,
+                            seconds=time.perf_counter() - t0)

@@ -1,0 +1,177 @@
+"""The weights variant (report 4.2) with the tiny preset: exact round trips, damage, determinism, side info."""
+
+import numpy as np
+import pytest
+import torch
+
+from diffcode import codec, weights_codec
+from diffcode.errors import CorruptFileError, DecoderMismatchError, DiffcodeError
+from diffcode.fit_weights import fit_image
+from diffcode.storage import container, side_info
+from diffcode.variants import weights as wv
+from tests.test_damage import refresh_crcs
+
+TINY = wv.PRESETS["tiny"]
+
+
+@pytest.fixture(scope="module")
+def mlp() -> wv.MLPCheckpoint:
+    return wv.MLPCheckpoint.load()
+
+
+def _image(h: int, w: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+@pytest.fixture(scope="module")
+def stored(mlp) -> tuple[np.ndarray, bytes]:
+    image = _image(8, 8)
+    fit = fit_image(image, mlp, TINY, seed=3)
+    data, _ = weights_codec.store(image, fit.centers, fit.level_index, TINY, mlp, fit.seed)
+    return image, data
+
+
+def test_shipped_mlp_hash_is_pinned(mlp):
+    assert mlp.hash == wv.MLP_SHA256
+
+
+@pytest.mark.parametrize("hw", [(8, 8), (13, 7), (1, 1), (2, 5)])
+def test_round_trip_is_bit_exact(hw, mlp):
+    image = _image(*hw, seed=hw[0] * 31 + hw[1])
+    fit = fit_image(image, mlp, TINY, seed=1)
+    data, report = weights_codec.store(image, fit.centers, fit.level_index, TINY, mlp, fit.seed)
+    assert np.array_equal(codec.load(data), image)
+    assert codec.info(data)["variant"] == "weights"
+    d = report.as_dict()
+    assert d["file_bytes"] == len(data)
+    assert d["header_bytes"] + d["side_info_bytes"] + d["encodings_bytes"] + d["error_table_bytes"] == len(data)
+    # dithered storage pays sum log2 n up to the padding of the mixed-radix stream
+    assert report.encodings_bytes <= report.encodings_theoretical_bytes * 1.01 + 2
+    assert d["theoretical_bytes"] > d["theoretical_bytes_without_side_info"]
+    assert codec.analyze(data).as_dict()["theoretical_bytes"] == pytest.approx(d["theoretical_bytes"])
+
+
+def test_stored_widths_match_fit_levels(mlp):
+    image = _image(6, 9, seed=5)
+    fit = fit_image(image, mlp, TINY, seed=0)
+    data, _ = weights_codec.store(image, fit.centers, fit.level_index, TINY, mlp, fit.seed)
+    assert np.array_equal(weights_codec.decode(data, mlp).levels, fit.level_index)
+
+
+def test_positions_lie_in_their_intervals():
+    rng = np.random.default_rng(0)
+    n = wv.LEVELS[rng.integers(0, wv.N_LEVELS, 500)]
+    centers = (0.5 / n) + rng.random(500) * (1 - 1.0 / n)
+    data, values = weights_codec.encode_positions(centers, n, seed=7)
+    assert np.array_equal(weights_codec.decode_positions(data, n, seed=7), values)
+    distance = np.abs(values / 2.0**32 - centers)
+    assert np.all(distance <= 0.5 / n + 2.0**-32)
+
+
+def test_fixed_pass_does_not_depend_on_thread_count(mlp):
+    positions = np.random.default_rng(1).integers(0, 2**32, wv.layout(TINY)[-1].size * 0 + sum(
+        s.size for s in wv.layout(TINY)), dtype=np.uint64).astype(np.uint32)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = wv.fixed_pass(mlp, TINY, positions, 17, 11)
+        torch.set_num_threads(2)
+        two = wv.fixed_pass(mlp, TINY, positions, 17, 11)
+    finally:
+        torch.set_num_threads(before)
+    assert np.array_equal(one, two)
+
+
+def test_float_and_fixed_mlp_agree(mlp):
+    v = np.random.default_rng(2).integers(0, 2**32, 1000, dtype=np.uint64).astype(np.uint32)
+    fixed = wv.fixed_mlp(mlp, v).numpy() / 2.0**12
+    with torch.no_grad():
+        flt = mlp.model()(torch.from_numpy(v.astype(np.float64) / 2.0**32).float()).numpy()
+    assert np.max(np.abs(fixed - flt)) < 0.01
+
+
+@pytest.mark.parametrize("symbols", [[], [3], [0, 0, 0], list(range(24)) * 3, [23] * 50 + [5] * 7])
+def test_side_info_round_trip(symbols):
+    s = np.array(symbols, dtype=np.int64)
+    data = side_info.encode(s, 24)
+    assert np.array_equal(side_info.decode(data, len(s), 24), s)
+    assert len(data) * 8 >= side_info.theoretical_bits(s, 24) - 8
+
+
+def test_side_info_rejects_bad_counts():
+    data = bytearray(side_info.encode(np.array([1, 2, 3]), 24))
+    with pytest.raises(CorruptFileError):
+        side_info.decode(bytes(data[:2]), 3, 24)
+    data[0] ^= 0xFF
+    with pytest.raises(DiffcodeError):
+        side_info.decode(bytes(data), 3, 24)
+
+
+def test_truncated_files_are_refused(stored):
+    _, data = stored
+    for cut in (0, 3, 10, 60, len(data) // 2, len(data) - 1):
+        with pytest.raises(CorruptFileError):
+            codec.load(data[:cut])
+
+
+def test_corrupt_payloads_are_refused(stored):
+    """Flips in each section, with the CRCs recomputed so that the decoder itself must notice."""
+    image, data = stored
+    _, table, offset = container.unpack_header(data)
+    refused = 0
+    for i, (_, length, _) in enumerate(table):
+        for byte in sorted({0, length // 2, length - 1}):
+            for bit in (0, 5):
+                damaged = bytearray(data)
+                damaged[offset + byte] ^= 1 << bit
+                try:
+                    out = codec.load(refresh_crcs(bytes(damaged)))
+                except DiffcodeError:
+                    refused += 1
+                    continue
+                assert np.array_equal(out, image)  # a flip the format cannot see must not change pixels
+        offset += length
+    assert refused > 0
+    flipped = bytearray(data)
+    flipped[-1] ^= 1
+    with pytest.raises(CorruptFileError, match="checksum"):
+        codec.load(bytes(flipped))
+
+
+def test_other_mlp_is_refused(stored):
+    _, data = stored
+    other = wv.MLPCheckpoint.from_model(wv.MLP())
+    with pytest.raises(DecoderMismatchError):
+        weights_codec.decode(data, other)
+
+
+def test_presets_and_schedule():
+    assert wv.PRESETS["report"].superres == (40, 200, 100, 40) and wv.PRESETS["report"].head == (40, 100, 6)
+    assert (wv.PRESETS["report"].center_steps, wv.PRESETS["report"].width_steps) == (3500, 2000)
+    assert len(wv.size_schedule(768, 512)) == 10 and wv.size_schedule(1, 1) == []
+    p = wv.with_steps(wv.PRESETS["default"], 100)
+    assert p.steps == 100
+
+
+def test_cli_fit_store_decode(tmp_path, monkeypatch):
+    import json
+
+    from typer.testing import CliRunner
+
+    import cli
+    from diffcode.image import read_image, write_png
+
+    write_png(tmp_path / "img.png", _image(9, 6, seed=9))
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    for args in (["fit", "img.png", "--variant", "weights", "--preset", "tiny"], ["store", "--json"],
+                 ["decode", "img.dfc", "-o", "out.png"]):
+        result = runner.invoke(cli.app, args)
+        assert result.exit_code == 0, result.output
+    assert np.array_equal(read_image(tmp_path / "out.png"), read_image(tmp_path / "img.png"))
+    result = runner.invoke(cli.app, ["info", "img.dfc", "--json"])
+    info = json.loads(result.output.strip().splitlines()[-1])
+    assert info["variant"] == "weights" and info["side_info_bytes"] > 0 and info["file_bytes"] == (tmp_path / "img.dfc").stat().st_size
+    (tmp_path / "bad.dfc").write_bytes((tmp_path / "img.dfc").read_bytes()[:-3])
+    result = runner.invoke(cli.app, ["decode", "bad.dfc", "-o", "bad.png"])
+    assert result.exit_code == 1 and "error:" in result.output

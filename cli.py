@@ -380,6 +380,8 @@ def evaluate(
     from diffcode import evaluate as ev
 
     def go():
+        if variant == Variant.weights:
+            raise ValueError("evaluate runs the per-pixel variant; for weights use experiments/weights_kodak.py")
         if bool(split) == bool(images):
             raise ValueError("give either --split or a list of images")
         if jobs < 1:
@@ -469,6 +471,8 @@ def train(
     from diffcode.train import TrainConfig, train as run_train
 
     def go():
+        if variant == Variant.weights:
+            raise ValueError("the weights variant's shared MLP is trained by experiments/train_weights_mlp.py")
         if out.exists() and not overwrite:
             raise ValueError(f"{out} exists; pass --force")
         config = TrainConfig()

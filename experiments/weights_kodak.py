@@ -35,7 +35,7 @@ COLUMNS = ["image", "preset", "steps", "height", "width", "theoretical_bpsp", "t
            "bpsp", "png_bpsp", "report_bpsp", "theoretical_bytes", "theoretical_bytes_without_side_info",
            "side_info_theoretical_bytes", "encodings_theoretical_bytes", "error_table_theoretical_bytes",
            "file_bytes", "header_bytes", "side_info_bytes", "encodings_bytes", "error_table_bytes", "png_bytes",
-           "n_weights", "fit_s", "store_s", "decode_s", "bit_exact"]
+           "n_weights", "fit_final_bpsp", "fit_s", "store_s", "decode_s", "bit_exact"]
 
 
 def run_one(name: str, p: wv.Preset, crop: int, seed: int, cache: Path) -> dict:

@@ -175,3 +175,20 @@ def test_cli_fit_store_decode(tmp_path, monkeypatch):
     (tmp_path / "bad.dfc").write_bytes((tmp_path / "img.dfc").read_bytes()[:-3])
     result = runner.invoke(cli.app, ["decode", "bad.dfc", "-o", "bad.png"])
     assert result.exit_code == 1 and "error:" in result.output
+
+
+GOLDEN = __import__("pathlib").Path(__file__).resolve().parent / "weights_golden"
+
+
+@pytest.mark.parametrize("entry", __import__("json").loads((GOLDEN / "manifest.json").read_text())["files"],
+                         ids=lambda e: e["file"])
+def test_golden_weights_files_decode(entry):
+    """Committed weights-variant files (tiny preset, shipped MLP) keep decoding to the same pixels."""
+    import hashlib
+
+    from diffcode.image import pixel_sha256
+
+    data = (GOLDEN / entry["file"]).read_bytes()
+    assert hashlib.sha256(data).hexdigest() == entry["sha256"], "golden files must never be edited"
+    image = codec.load(data)
+    assert image.shape == (entry["height"], entry["width"], 3) and pixel_sha256(image) == entry["pixels_sha256"]

@@ -24,7 +24,8 @@ Choices the report leaves open, made here:
   steps from 1 to 4096 points). One j per *group*: an output channel of a conv weight, a whole
   bias, the whole seed. The js are the side information (``diffcode.storage.side_info``).
 - Scale: the MLP gives values of order 1; a tensor's weights are m(v) * 2^-shift with
-  shift = round(log2 sqrt(fan_in)) (+1 for the last conv of a stage, which feeds a residual),
+  shift = round(log2 sqrt(fan_in)) (+ `residual_shift` for the last conv of a stage, which feeds
+  a residual: 1, and more for the report's wider layers, whose stack otherwise grows ~10x a stage),
   so that uniform positions give a He-like initialisation whatever the preset.
 - Intervals stay inside [0, 1): the center is clamped to [w/2, 1 - w/2].
 - The superresolver's weights are shared by all stages (as in 4.1), and a stage adds its
@@ -87,6 +88,7 @@ class Preset:
     lr_centers: float = 0.003
     lr_widths: float = 0.05
     init_entropy_bits: float = 8.0
+    residual_shift: int = 1  # extra 2^-shift of a stage's last conv (keeps the residual stack stable)
 
     @property
     def steps(self) -> int:
@@ -100,7 +102,8 @@ PRESETS = {
     "tiny": Preset("tiny", 1, (4, 8, 4), (4, 8, 6), 12, 8, 4, lr_centers=0.01),
     # 768x512 on 2 CPU cores in about 25 minutes (see README)
     "default": Preset("default", 2, (16, 32, 16), (16, 32, 6), 600, 300, 100, lr_centers=0.01),
-    "report": Preset("report", 3, (40, 200, 100, 40), (40, 100, 6), 3500, 2000, 200, lr_centers=0.005),
+    "report": Preset("report", 3, (40, 200, 100, 40), (40, 100, 6), 3500, 2000, 200, lr_centers=0.001,
+                     residual_shift=5),
 }
 PRESET_BY_CODE = {p.code: p for p in PRESETS.values()}
 
@@ -136,10 +139,10 @@ class TensorSpec:
         return int(np.prod(self.shape))
 
 
-def _conv_specs(block: str, sizes: tuple[int, ...], residual: bool) -> list[TensorSpec]:
+def _conv_specs(block: str, sizes: tuple[int, ...], residual_shift: int) -> list[TensorSpec]:
     specs = []
     for i, (cin, cout) in enumerate(zip(sizes[:-1], sizes[1:])):
-        shift = round(math.log2(math.sqrt(9 * cin))) + (1 if residual and i == len(sizes) - 2 else 0)
+        shift = round(math.log2(math.sqrt(9 * cin))) + (residual_shift if i == len(sizes) - 2 else 0)
         specs.append(TensorSpec(f"{block}.{i}.weight", (cout, 9 * cin), cout, shift))
         specs.append(TensorSpec(f"{block}.{i}.bias", (cout,), 1, shift))
     return specs
@@ -149,8 +152,8 @@ def layout(p: Preset) -> list[TensorSpec]:
     """Every encoded tensor, in storage order: seed, superresolver convs, head convs."""
     if p.superres[0] != p.superres[-1] or p.head[0] != p.superres[0] or p.head[-1] != 6:
         raise ValueError(f"preset {p.name}: inconsistent channel counts")
-    return ([TensorSpec("seed", (p.superres[0],), 1, 0)] + _conv_specs("stage", p.superres, True)
-            + _conv_specs("head", p.head, False))
+    return ([TensorSpec("seed", (p.superres[0],), 1, 0)] + _conv_specs("stage", p.superres, p.residual_shift)
+            + _conv_specs("head", p.head, 0))
 
 
 def group_of_weight(specs: list[TensorSpec]) -> np.ndarray:

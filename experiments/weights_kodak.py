@@ -87,7 +87,12 @@ def time_steps(name: str, p: wv.Preset, steps: int) -> None:
     fit_tensors(image, wv.MLPCheckpoint.load().model(), q)
     dt = (time.perf_counter() - t0) / q.steps
     print(f"{name} {image.shape}: {dt:.2f} s per Adam step with preset {p.name} on {torch.get_num_threads()} "
-          f"threads -> {p.steps} steps = {p.steps * dt / 60:.1f} min")
+          f"threads -> {p.steps} steps = {p.steps * dt / 60:.1f} min", flush=True)
+    n = sum(s.size for s in wv.layout(p))
+    values = np.random.default_rng(0).integers(0, 2**32, n, dtype=np.uint64).astype(np.uint32)
+    t0 = time.perf_counter()
+    wv.fixed_pass(wv.MLPCheckpoint.load(), p, values, *image.shape[:2])
+    print(f"exact fixed-point pass (store and decode each run it once): {time.perf_counter() - t0:.1f} s", flush=True)
 
 
 def main() -> None:

@@ -13,12 +13,13 @@ size, a small file is made with a quick fit and damaged:
 - random edits: 1 to 4 random byte edits (set, xor, insert, delete), CRCs recomputed;
 - crafted header (one per side length in --crafted): a header declaring an S x S image with the
   decoder's hash, empty sections and valid CRCs, decoded in a child process limited to
-  --crafted-memory-gib of address space and --crafted-seconds.
+  --crafted-memory-gib of address space and --crafted-cpu-seconds of CPU time.
 
 Each case ends as: rejected cleanly (CorruptFileError, ChecksumError or DecoderMismatchError),
 decoded identical (the original pixels: the damage hit a field the scheme does not read), a
 silent failure (another image: must be 0), or another exception (any other type, or a hang).
-Writes experiments/results/reliability.md|csv (--name).
+Writes experiments/results/reliability.md|csv (--name), rewritten after every row (the last row says
+whether the run finished); the cheap kinds of damage run first, the deep flips last.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from __future__ import annotations
 import argparse
 import collections
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -46,7 +48,7 @@ from tests.test_damage import (IDENTICAL, OTHER, REJECTED, SILENT, apply_edits, 
                                deep_cases, fit_config, flip, header_fields, make_image, raw_pack, store)
 
 COLUMNS = ["decoder", "storage", "image", "file_bytes", "damage", "cases", "rejected_cleanly", "decoded_identical",
-           "silent_failures", "other_exceptions", "seconds", "most_common_outcome"]
+           "silent_failures", "other_exceptions", "cpu_seconds", "most_common_outcome"]
 
 
 def random_checkpoint() -> Checkpoint:
@@ -88,7 +90,7 @@ def random_edits(data: bytes, n: int, seed: int):
 
 def run_cases(cases, image: np.ndarray, checkpoint, row: dict, failures: list) -> dict:
     counts, outcomes = collections.Counter(), collections.Counter()
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     for label, damaged in cases:
         outcome = classify(damaged, image, checkpoint)
         counts[outcome.kind] += 1
@@ -97,7 +99,7 @@ def run_cases(cases, image: np.ndarray, checkpoint, row: dict, failures: list) -
             failures.append({**row, "case": label, "kind": outcome.kind, "detail": outcome.detail})
     return {**row, "cases": sum(counts.values()), "rejected_cleanly": counts[REJECTED],
             "decoded_identical": counts[IDENTICAL], "silent_failures": counts[SILENT],
-            "other_exceptions": counts[OTHER], "seconds": time.perf_counter() - t0,
+            "other_exceptions": counts[OTHER], "cpu_seconds": time.process_time() - t0,
             "most_common_outcome": f"{outcomes.most_common(1)[0][0]} ({outcomes.most_common(1)[0][1]})" if outcomes else ""}
 
 
@@ -112,8 +114,9 @@ def _short(detail: str) -> str:
 
 _CHILD = r"""
 import json, resource, sys, time
-limit = int(sys.argv[2]) << 30
+limit, cpu = int(sys.argv[2]) << 30, int(sys.argv[4])
 resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))  # SIGXCPU ends a decode that runs too long
 sys.path.insert(0, sys.argv[1])
 import torch
 torch.set_num_threads(1)
@@ -123,7 +126,7 @@ from diffcode.errors import CorruptFileError, DecoderMismatchError
 from experiments.reliability import random_checkpoint
 data = sys.stdin.buffer.read()
 ck = Checkpoint.load() if sys.argv[3] == "shipped" else random_checkpoint()
-t = time.perf_counter()
+t = time.process_time()
 try:
     codec.load(data, ck)
     kind, detail = "silent", "decoded"
@@ -131,7 +134,7 @@ except (CorruptFileError, DecoderMismatchError) as exc:
     kind, detail = "rejected", f"{type(exc).__name__}: {exc}"
 except BaseException as exc:
     kind, detail = "other", f"{type(exc).__name__}: {exc}"
-print(json.dumps({"kind": kind, "detail": detail[:200], "seconds": time.perf_counter() - t,
+print(json.dumps({"kind": kind, "detail": detail[:200], "cpu_seconds": time.process_time() - t,
                   "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
@@ -143,16 +146,19 @@ def crafted_file(side: int, template: bytes, checkpoint) -> bytes:
     return raw_pack(fields, [(container.ENCODINGS, b"")] * n + [(container.ERROR_TABLE, b"")])
 
 
-def crafted_case(data: bytes, decoder: str, memory_gib: int, seconds: float) -> dict:
+def crafted_case(data: bytes, decoder: str, memory_gib: int, cpu_seconds: int) -> dict:
+    """Decode in a child limited in address space and CPU time (not wall time: the machine may be busy)."""
     try:
-        proc = subprocess.run([sys.executable, "-c", _CHILD, str(ROOT), str(memory_gib), decoder], input=data,
-                              capture_output=True, timeout=seconds, check=False)
+        proc = subprocess.run([sys.executable, "-c", _CHILD, str(ROOT), str(memory_gib), decoder, str(cpu_seconds)],
+                              input=data, capture_output=True, timeout=24 * 3600, check=False)
     except subprocess.TimeoutExpired:
-        return {"kind": OTHER, "detail": f"Hang: no answer within {seconds} s", "seconds": seconds}
+        return {"kind": OTHER, "detail": "Hang: no answer within 24 h", "cpu_seconds": float("nan")}
     lines = proc.stdout.decode().strip().splitlines()
+    if proc.returncode == -signal.SIGXCPU:
+        return {"kind": OTHER, "detail": f"Hang: more than {cpu_seconds} s of CPU time", "cpu_seconds": float("nan")}
     if proc.returncode != 0 or not lines:
         return {"kind": OTHER, "detail": f"child died (exit {proc.returncode}): {proc.stderr.decode()[-200:]}",
-                "seconds": float("nan")}
+                "cpu_seconds": float("nan")}
     return json.loads(lines[-1])
 
 
@@ -168,64 +174,79 @@ def main() -> None:
     parser.add_argument("--no-deep", action="store_true", help="skip the deep bit flips (the slow part)")
     parser.add_argument("--crafted", default="256,1024,2048", help="side lengths of crafted headers ('' = none)")
     parser.add_argument("--crafted-memory-gib", type=int, default=4)
-    parser.add_argument("--crafted-seconds", type=float, default=600.0)
+    parser.add_argument("--crafted-cpu-seconds", type=int, default=600, help="CPU time limit of a crafted case")
     parser.add_argument("--name", default="reliability")
     parser.add_argument("--out-dir", type=Path, default=ROOT / "experiments" / "results")
     args = parser.parse_args()
     torch.set_num_threads(1)
     sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",") if s]
     rows, failures = [], []
+    command = "python experiments/reliability.py " + " ".join(sys.argv[1:])
+
+    def record(row: dict, done: bool = False) -> None:
+        """Print a row and rewrite the table (so that a long run always has its results so far)."""
+        if row is not None:
+            rows.append(row)
+            _print(row)
+        total = {"decoder": "all", "storage": "", "image": "", "file_bytes": None,
+                 "damage": "total" if done else "total so far (run not finished)",
+                 **{c: sum(r[c] for r in rows) for c in ("cases", "rejected_cleanly", "decoded_identical",
+                                                          "silent_failures", "other_exceptions")},
+                 "cpu_seconds": sum(r["cpu_seconds"] for r in rows if r["cpu_seconds"] == r["cpu_seconds"]),
+                 "most_common_outcome": ""}
+        report.write_table(rows + [total], args.out_dir / args.name, command, COLUMNS)
+        if done:
+            _print(total)
+
+    files = []  # (decoder, checkpoint, storage, size, image, data); the cheap kinds of damage first
     for decoder in args.decoders.split(","):
         checkpoint = Checkpoint.load() if decoder == "shipped" else random_checkpoint()
         for storage in args.storages.split(","):
-            template = None
             for h, w in sizes:
                 image = make_image(h, w)
-                config = replace(fit_config(storage), steps=6)
-                data = store(image, checkpoint, storage, config)
-                template = template or data
-                row = {"decoder": decoder, "storage": storage, "image": f"{h}x{w}", "file_bytes": len(data)}
-                kinds = [("bit flip", bit_flips(data)), ("truncation", truncations(data))]
-                if not args.no_deep:
-                    kinds.append(("deep bit flip", deep_cases(data, deep_bits(data))))
-                kinds.append(("random edits", random_edits(data, args.edits, seed=h * 1000 + w)))
-                for damage, cases in kinds:
-                    rows.append(run_cases(cases, image, checkpoint, {**row, "damage": damage}, failures))
-                    _print(rows[-1])
-            for side in [int(s) for s in args.crafted.split(",") if s]:
-                data = crafted_file(side, template, checkpoint)
-                result = crafted_case(data, decoder, args.crafted_memory_gib, args.crafted_seconds)
-                kind = result["kind"]
-                row = {"decoder": decoder, "storage": storage, "image": f"{side}x{side}", "file_bytes": len(data),
-                       "damage": f"crafted header (limit {args.crafted_memory_gib} GiB)", "cases": 1,
-                       "rejected_cleanly": int(kind == REJECTED), "decoded_identical": 0,
-                       "silent_failures": int(kind == SILENT), "other_exceptions": int(kind == OTHER),
-                       "seconds": result["seconds"],
-                       "most_common_outcome": result["detail"][:90]
-                       + (f"; peak RSS {result['peak_rss_mib']:.0f} MiB" if "peak_rss_mib" in result else "")}
-                rows.append(row)
-                if kind != REJECTED:
-                    failures.append({**row, "case": f"crafted {side}x{side}", "kind": kind, "detail": result["detail"]})
-                _print(row)
-    total = {"decoder": "all", "storage": "", "image": "", "file_bytes": None, "damage": "total",
-             **{c: sum(r[c] for r in rows) for c in ("cases", "rejected_cleanly", "decoded_identical",
-                                                      "silent_failures", "other_exceptions")},
-             "seconds": sum(r["seconds"] for r in rows if r["seconds"] == r["seconds"]), "most_common_outcome": ""}
-    rows.append(total)
-    _print(total)
-    command = "python experiments/reliability.py " + " ".join(sys.argv[1:])
-    report.write_table(rows, args.out_dir / args.name, command, COLUMNS)
+                data = store(image, checkpoint, storage, replace(fit_config(storage), steps=6))
+                files.append((decoder, checkpoint, storage, (h, w), image, data))
+    for decoder, checkpoint, storage, (h, w), image, data in files:
+        row = {"decoder": decoder, "storage": storage, "image": f"{h}x{w}", "file_bytes": len(data)}
+        for damage, cases in [("bit flip", bit_flips(data)), ("truncation", truncations(data)),
+                              ("random edits", random_edits(data, args.edits, seed=h * 1000 + w))]:
+            record(run_cases(cases, image, checkpoint, {**row, "damage": damage}, failures))
+    templates = {}
+    for decoder, _, storage, _, _, data in files:
+        templates.setdefault((decoder, storage), data)
+    for (decoder, storage), template in templates.items():
+        checkpoint = next(f[1] for f in files if f[0] == decoder)
+        for side in [int(s) for s in args.crafted.split(",") if s]:
+            data = crafted_file(side, template, checkpoint)
+            result = crafted_case(data, decoder, args.crafted_memory_gib, args.crafted_cpu_seconds)
+            kind = result["kind"]
+            row = {"decoder": decoder, "storage": storage, "image": f"{side}x{side}", "file_bytes": len(data),
+                   "damage": f"crafted header (limit {args.crafted_memory_gib} GiB)", "cases": 1,
+                   "rejected_cleanly": int(kind == REJECTED), "decoded_identical": 0,
+                   "silent_failures": int(kind == SILENT), "other_exceptions": int(kind == OTHER),
+                   "cpu_seconds": result["cpu_seconds"],
+                   "most_common_outcome": result["detail"][:90]
+                   + (f"; peak RSS {result['peak_rss_mib']:.0f} MiB" if "peak_rss_mib" in result else "")}
+            if kind != REJECTED:
+                failures.append({**row, "case": f"crafted {side}x{side}", "kind": kind, "detail": result["detail"]})
+            record(row)
+    if not args.no_deep:  # the slow part, smallest files first
+        for decoder, checkpoint, storage, (h, w), image, data in sorted(files, key=lambda f: len(f[5])):
+            row = {"decoder": decoder, "storage": storage, "image": f"{h}x{w}", "file_bytes": len(data),
+                   "damage": "deep bit flip"}
+            record(run_cases(deep_cases(data, deep_bits(data)), image, checkpoint, row, failures))
+    record(None, done=True)
     for f in failures:
         print("FAILURE", json.dumps({k: f[k] for k in ("decoder", "storage", "image", "damage", "case", "kind",
                                                         "detail")}))
-    print(f"wrote {args.out_dir / args.name}.md|csv: {total['cases']} cases, {total['silent_failures']} silent, "
-          f"{total['other_exceptions']} other")
+    print(f"wrote {args.out_dir / args.name}.md|csv: {rows and sum(r['cases'] for r in rows)} cases, "
+          f"{sum(r['silent_failures'] for r in rows)} silent, {sum(r['other_exceptions'] for r in rows)} other")
 
 
 def _print(row: dict) -> None:
     print(f"{row['decoder']:>8} {row['storage']:>9} {row['image']:>9} {row['damage']:<28} {row['cases']:>6} cases: "
           f"{row['rejected_cleanly']} rejected, {row['decoded_identical']} identical, {row['silent_failures']} silent, "
-          f"{row['other_exceptions']} other ({row['seconds']:.1f} s) {row['most_common_outcome']}", flush=True)
+          f"{row['other_exceptions']} other ({row['cpu_seconds']:.1f} CPU s) {row['most_common_outcome']}", flush=True)
 
 
 if __name__ == "__main__":

@@ -100,8 +100,8 @@ class Preset:
 
 PRESETS = {
     "tiny": Preset("tiny", 1, (4, 8, 4), (4, 8, 6), 12, 8, 4, lr_centers=0.01),
-    # 768x512 on 2 CPU cores: 9.4 s per step measured with the cores shared (README), so 180 steps
-    # are about 28 minutes plus 12 s for each exact pass (store, its check, decode)
+    # 768x512 on 2 CPU cores: sized from a first 9.4 s a step measured with the cores shared;
+    # measured afterwards, 180 steps took 286-303 s (one thread each, two fits side by side; README)
     "default": Preset("default", 2, (16, 32, 16), (16, 32, 6), 110, 50, 20, lr_centers=0.01),
     "report": Preset("report", 3, (40, 200, 100, 40), (40, 100, 6), 3500, 2000, 200, lr_centers=0.001,
                      residual_shift=5),

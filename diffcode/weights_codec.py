@@ -21,7 +21,7 @@ import numpy as np
 
 from . import cauchy
 from .codec import ERROR_MODEL, StoreReport, _symbols, pixel_hash
-from .errors import ChecksumError, CorruptFileError, DecoderMismatchError
+from .errors import ChecksumError, CorruptFileError, DecoderMismatchError, ImageError
 from .image import ColorMode, to_pil, validate_array
 from .storage import container, dither, rans, side_info
 from .storage.rng import RNG_VERSION
@@ -170,6 +170,11 @@ def decode_sections(header: container.Header, sections: list[tuple[int, bytes]],
     if pixel_hash(image) != header.pixel_hash:
         raise ChecksumError("decoded pixels do not match the file's checksum: the file is corrupt "
                             "or was decoded with a different decoder arithmetic")
+    if color.mode != "RGB":  # the pixel hash does not cover the header's color mode: it must fit the pixels
+        try:
+            to_pil(image, color)
+        except ImageError as exc:
+            raise CorruptFileError(f"the file's color mode {color.mode} does not fit its pixels ({exc})") from exc
     return DecodedWeights(image, params, levels, preset, sections, color)
 
 

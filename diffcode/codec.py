@@ -22,8 +22,8 @@ import numpy as np
 from . import cauchy
 from .decoder import Checkpoint
 from .encodings import angles_to_u32
-from .errors import ChecksumError, CorruptFileError, DecoderMismatchError
-from .image import ColorMode, validate_array
+from .errors import ChecksumError, CorruptFileError, DecoderMismatchError, ImageError
+from .image import ColorMode, to_pil, validate_array
 from .storage import container, randseed, rans, schemes
 from .storage.entropy_units import UNITS_PER_BIT
 from .storage.rng import RNG_VERSION
@@ -235,6 +235,12 @@ def _decode(data: bytes, checkpoint: Checkpoint, device: str) -> Decoded:
     if pixel_hash(image) != header.pixel_hash:
         raise ChecksumError("decoded pixels do not match the file's checksum: the file is corrupt "
                             "or was decoded with a different decoder arithmetic")
+    if color.mode != "RGB":  # the pixel hash does not cover the header's color mode: it must fit the pixels
+        try:
+            to_pil(image, color)
+        except ImageError as exc:
+            raise CorruptFileError(f"the file's color mode {color.mode} does not fit its pixels ({exc}): "
+                                   "the file is corrupt") from exc
     return Decoded(image, params, stage_units, sections, scheme, color)
 
 

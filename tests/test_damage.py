@@ -210,11 +210,22 @@ class Outcome:
         return self.kind in (REJECTED, IDENTICAL)
 
 
+def decode_as_the_cli_does(data: bytes, checkpoint) -> np.ndarray:
+    """codec.load, plus (where files carry a color mode) the conversion `decode` writes the image with."""
+    if not hasattr(codec, "load_image"):
+        return codec.load(data, checkpoint)
+    from diffcode.image import to_pil
+
+    image, color = codec.load_image(data, checkpoint)
+    to_pil(image, color)
+    return image
+
+
 def classify(damaged: bytes, original: np.ndarray, checkpoint, cpu_seconds: float = CASE_CPU_SECONDS) -> Outcome:
     """Decode a damaged file and say how it ended."""
     try:
         with cpu_time_limit(cpu_seconds):
-            image = codec.load(damaged, checkpoint)
+            image = decode_as_the_cli_does(damaged, checkpoint)
     except CLEAR_ERRORS as exc:
         return Outcome(REJECTED, f"{type(exc).__name__}: {exc}")
     except Exception as exc:  # noqa: BLE001 - exactly what this sweep looks for (any other DiffcodeError too)
@@ -492,3 +503,17 @@ def test_header_with_an_empty_side_is_a_corrupt_file():
         with pytest.raises(CorruptFileError, match="corrupt header"):
             container.unpack(raw_pack({**fields, side: 0}, [(container.ERROR_TABLE, b"")]))
 
+
+def test_color_mode_that_does_not_fit_the_pixels_is_a_corrupt_file(files, checkpoint):
+    """Regression: a color image whose header says L or 1 (CRCs recomputed) decoded, then failed to be written."""
+    image, data = files[STORAGES[0], SIZES[0]]
+    offsets = field_offsets(_fixed_of(data))
+    if "color_mode" not in offsets:
+        pytest.skip("this format version has no color mode")
+    for code in sorted(getattr(container, "COLOR_MODES", {})):
+        damaged = bytearray(data)
+        damaged[offsets["color_mode"]] = code
+        outcome = classify(refresh_crcs(bytes(damaged)), image, checkpoint)
+        assert outcome.ok, (code, outcome)
+        if container.COLOR_MODES[code] in ("L", "1"):
+            assert outcome.kind == REJECTED and "color mode" in outcome.detail, outcome

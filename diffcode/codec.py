@@ -22,7 +22,7 @@ import numpy as np
 from . import cauchy
 from .decoder import Checkpoint
 from .encodings import angles_to_u32
-from .errors import ChecksumError, CorruptFileError, DecoderMismatchError, ImageError
+from .errors import ChecksumError, CorruptFileError, DecoderMismatchError, DiffcodeError, ImageError
 from .image import ColorMode, to_pil, validate_array
 from .storage import container, randseed, rans, schemes
 from .storage.entropy_units import UNITS_PER_BIT
@@ -227,8 +227,14 @@ def _decode(data: bytes, checkpoint: Checkpoint, device: str) -> Decoded:
         values = scheme.decode_stage(sections[k][1], units.reshape(-1), header.seed, k)
         return values.reshape(units.shape)
 
-    params = per_pixel.fixed_pass(checkpoint, schedule, provide, device)
-    symbols = rans.decode(sections[n_stages][1], params, cauchy.CauchyModel())
+    try:
+        params = per_pixel.fixed_pass(checkpoint, schedule, provide, device)
+        symbols = rans.decode(sections[n_stages][1], params, cauchy.CauchyModel())
+    except (MemoryError, RuntimeError) as exc:  # torch reports a failed allocation as a RuntimeError
+        if not isinstance(exc, MemoryError) and "allocate" not in str(exc) and "out of memory" not in str(exc):
+            raise
+        raise DiffcodeError(f"not enough memory to decode this {header.height}x{header.width} image (the "
+                            f"memory a decode needs grows with the image size): {str(exc)[:200]}") from exc
     if symbols.min(initial=0) < 0 or symbols.max(initial=0) > 255:
         raise CorruptFileError("error table decoded to out-of-range pixel values")
     image = symbols.astype(np.uint8).reshape(3, header.height, header.width).transpose(1, 2, 0).copy()

@@ -15,7 +15,8 @@ size, a small file is made with a quick fit and damaged:
   decoder's hash, empty sections and valid CRCs, decoded in a child process limited to
   --crafted-memory-gib of address space and --crafted-cpu-seconds of CPU time.
 
-Each case ends as: rejected cleanly (CorruptFileError, ChecksumError or DecoderMismatchError),
+Each case ends as: rejected cleanly (CorruptFileError, ChecksumError or DecoderMismatchError; for a
+crafted header also the DiffcodeError that says the declared image needs more memory than allowed),
 decoded identical (the original pixels: the damage hit a field the scheme does not read), a
 silent failure (another image: must be 0), or another exception (any other type, or a hang).
 Writes experiments/results/reliability.md|csv (--name), rewritten after every row (the last row says
@@ -122,7 +123,7 @@ import torch
 torch.set_num_threads(1)
 from diffcode import codec
 from diffcode.decoder import Checkpoint
-from diffcode.errors import CorruptFileError, DecoderMismatchError
+from diffcode.errors import CorruptFileError, DecoderMismatchError, DiffcodeError
 from experiments.reliability import random_checkpoint
 data = sys.stdin.buffer.read()
 ck = Checkpoint.load() if sys.argv[3] == "shipped" else random_checkpoint()
@@ -131,6 +132,8 @@ try:
     codec.load(data, ck)
     kind, detail = "silent", "decoded"
 except (CorruptFileError, DecoderMismatchError) as exc:
+    kind, detail = "rejected", f"{type(exc).__name__}: {exc}"
+except DiffcodeError as exc:  # e.g. not enough memory for the declared size: a clean refusal, named as such
     kind, detail = "rejected", f"{type(exc).__name__}: {exc}"
 except BaseException as exc:
     kind, detail = "other", f"{type(exc).__name__}: {exc}"

@@ -517,3 +517,26 @@ def test_color_mode_that_does_not_fit_the_pixels_is_a_corrupt_file(files, checkp
         assert outcome.ok, (code, outcome)
         if container.COLOR_MODES[code] in ("L", "1"):
             assert outcome.kind == REJECTED and "color mode" in outcome.detail, outcome
+
+
+@pytest.mark.parametrize("exc,clean", [(MemoryError(), True),
+                                       (RuntimeError("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: "
+                                                     "can't allocate memory: you tried to allocate 42270720 bytes"), True),
+                                       (RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB"), True),
+                                       (RuntimeError("some other torch failure"), False)])
+def test_running_out_of_memory_is_a_diffcode_error(files, checkpoint, monkeypatch, exc, clean):
+    """Regression: a file declaring a large image (crafted, or real on a small machine) ended in torch's
+    allocation RuntimeError, which the CLI shows as a traceback."""
+    from diffcode.variants import per_pixel
+
+    def fail(*args, **kwargs):
+        raise exc
+
+    monkeypatch.setattr(per_pixel, "fixed_pass", fail)
+    _, data = files[STORAGES[0], SIZES[0]]
+    if clean:
+        with pytest.raises(DiffcodeError, match="not enough memory to decode this 5x7 image"):
+            codec.load(data, checkpoint)
+    else:
+        with pytest.raises(RuntimeError, match="some other"):
+            codec.load(data, checkpoint)

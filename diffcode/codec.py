@@ -235,6 +235,12 @@ def _decode(data: bytes, checkpoint: Checkpoint, device: str) -> Decoded:
             raise
         raise DiffcodeError(f"not enough memory to decode this {header.height}x{header.width} image (the "
                             f"memory a decode needs grows with the image size): {str(exc)[:200]}") from exc
+    image = checked_pixels(symbols, header, color)
+    return Decoded(image, params, stage_units, sections, scheme, color)
+
+
+def checked_pixels(symbols: np.ndarray, header: container.Header, color: ColorMode) -> np.ndarray:
+    """Decoded symbols -> uint8 (H, W, 3) pixels, checked against the header's hash and color mode."""
     if symbols.min(initial=0) < 0 or symbols.max(initial=0) > 255:
         raise CorruptFileError("error table decoded to out-of-range pixel values")
     image = symbols.astype(np.uint8).reshape(3, header.height, header.width).transpose(1, 2, 0).copy()
@@ -247,7 +253,7 @@ def _decode(data: bytes, checkpoint: Checkpoint, device: str) -> Decoded:
         except ImageError as exc:
             raise CorruptFileError(f"the file's color mode {color.mode} does not fit its pixels ({exc}): "
                                    "the file is corrupt") from exc
-    return Decoded(image, params, stage_units, sections, scheme, color)
+    return image
 
 
 def info(data: bytes) -> dict:

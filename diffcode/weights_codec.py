@@ -20,8 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import cauchy
-from .codec import ERROR_MODEL, StoreReport, _symbols, pixel_hash
-from .errors import ChecksumError, CorruptFileError, DecoderMismatchError, ImageError
+from .codec import ERROR_MODEL, StoreReport, _symbols, checked_pixels, pixel_hash
+from .errors import ChecksumError, CorruptFileError, DecoderMismatchError
 from .image import ColorMode, to_pil, validate_array
 from .storage import container, dither, rans, side_info
 from .storage.rng import RNG_VERSION
@@ -164,17 +164,7 @@ def decode_sections(header: container.Header, sections: list[tuple[int, bytes]],
     values = decode_positions(sections[1][1], per_weight_levels(preset, levels), header.seed)
     params = wv.fixed_pass(mlp, preset, values, header.height, header.width)
     symbols = rans.decode(sections[2][1], params, cauchy.CauchyModel())
-    if symbols.min(initial=0) < 0 or symbols.max(initial=0) > 255:
-        raise CorruptFileError("error table decoded to out-of-range pixel values")
-    image = symbols.astype(np.uint8).reshape(3, header.height, header.width).transpose(1, 2, 0).copy()
-    if pixel_hash(image) != header.pixel_hash:
-        raise ChecksumError("decoded pixels do not match the file's checksum: the file is corrupt "
-                            "or was decoded with a different decoder arithmetic")
-    if color.mode != "RGB":  # the pixel hash does not cover the header's color mode: it must fit the pixels
-        try:
-            to_pil(image, color)
-        except ImageError as exc:
-            raise CorruptFileError(f"the file's color mode {color.mode} does not fit its pixels ({exc})") from exc
+    image = checked_pixels(symbols, header, color)
     return DecodedWeights(image, params, levels, preset, sections, color)
 
 

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from .errors import DiffcodeError
-from .fixedpoint import FRAC_BITS, WEIGHT_LIMIT
+from .fixedpoint import FRAC_BITS, quantize_tensor
 from .superres import DecoderConfig
 
 DEFAULT_CHECKPOINT = "per_pixel_default.npz"
@@ -53,11 +53,11 @@ class DecoderWeights(nn.Module):
     # -- checkpoint ---------------------------------------------------------------------------
     def quantized_arrays(self) -> dict[str, np.ndarray]:
         """Weights in fixed point: conv weights * 2^F, biases * 2^2F, seed * 2^F (int64)."""
-        arrays = {"seed": _quantize(self.seed, FRAC_BITS)}
+        arrays = {"seed": quantize_tensor(self.seed, FRAC_BITS)}
         for block, layers in self.blocks.items():
             for name, conv in layers.items():
-                arrays[f"{block}.{name}.weight"] = _quantize(conv.weight, FRAC_BITS)
-                arrays[f"{block}.{name}.bias"] = _quantize(conv.bias, 2 * FRAC_BITS)
+                arrays[f"{block}.{name}.weight"] = quantize_tensor(conv.weight, FRAC_BITS)
+                arrays[f"{block}.{name}.bias"] = quantize_tensor(conv.bias, 2 * FRAC_BITS)
         return arrays
 
     def load_quantized(self, arrays: dict[str, np.ndarray]) -> None:
@@ -68,12 +68,6 @@ class DecoderWeights(nn.Module):
                 for name, conv in layers.items():
                     conv.weight.copy_(torch.from_numpy(arrays[f"{block}.{name}.weight"] / 2.0**FRAC_BITS))
                     conv.bias.copy_(torch.from_numpy(arrays[f"{block}.{name}.bias"] / 2.0 ** (2 * FRAC_BITS)))
-
-
-def _quantize(t: torch.Tensor, bits: int) -> np.ndarray:
-    q = np.round(t.detach().cpu().double().numpy() * 2.0**bits).astype(np.int64)
-    limit = WEIGHT_LIMIT << (bits - FRAC_BITS)
-    return np.clip(q, -limit, limit)
 
 
 class Checkpoint:

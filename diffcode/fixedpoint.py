@@ -30,6 +30,13 @@ COS_TABLE_BITS = 14
 COS_TABLE_SHA256 = "78af9380575a8bf0cdb4ffec1f3778e8b422fa4c86ec4b42f48f293dccbf8d1b"  # exact (mpmath)
 
 
+def quantize_tensor(t: torch.Tensor, bits: int) -> np.ndarray:
+    """Float tensor -> int64 array in 2^-bits units (nearest), clamped to the weight limit at that scale."""
+    q = np.round(t.detach().cpu().double().numpy() * 2.0**bits).astype(np.int64)
+    limit = WEIGHT_LIMIT << (bits - FRAC_BITS)
+    return np.clip(q, -limit, limit)
+
+
 def requantize(acc: torch.Tensor, shift: int = FRAC_BITS) -> torch.Tensor:
     """Round an exact integer accumulator (float64) from 2^-2F to 2^-F units, then clamp."""
     out = torch.floor((acc + float(1 << (shift - 1))) * (1.0 / (1 << shift)))

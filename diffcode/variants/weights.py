@@ -56,7 +56,7 @@ from torch import nn
 from .. import cauchy
 from ..backends import upsample2
 from ..errors import DecoderMismatchError, DiffcodeError
-from ..fixedpoint import ACT_LIMIT, FRAC_BITS, WEIGHT_LIMIT, conv3x3_valid, requantize
+from ..fixedpoint import ACT_LIMIT, FRAC_BITS, WEIGHT_LIMIT, conv3x3_valid, quantize_tensor, requantize
 
 NAME = "weights"
 MLP_FILE = "weights_mlp.npz"
@@ -202,8 +202,8 @@ class MLP(nn.Module):
         """Weights * 2^12, biases * 2^24 as int64 (clamped like decoder checkpoints)."""
         out = {}
         for i, layer in enumerate(self.layers):
-            out[f"{i}.weight"] = _quantize(layer.weight, FRAC_BITS)
-            out[f"{i}.bias"] = _quantize(layer.bias, 2 * FRAC_BITS)
+            out[f"{i}.weight"] = quantize_tensor(layer.weight, FRAC_BITS)
+            out[f"{i}.bias"] = quantize_tensor(layer.bias, 2 * FRAC_BITS)
         return out
 
     def load_quantized(self, arrays: dict[str, np.ndarray]) -> None:
@@ -211,12 +211,6 @@ class MLP(nn.Module):
             for i, layer in enumerate(self.layers):
                 layer.weight.copy_(torch.from_numpy(arrays[f"{i}.weight"] / 2.0**FRAC_BITS))
                 layer.bias.copy_(torch.from_numpy(arrays[f"{i}.bias"] / 2.0 ** (2 * FRAC_BITS)))
-
-
-def _quantize(t: torch.Tensor, bits: int) -> np.ndarray:
-    q = np.round(t.detach().cpu().double().numpy() * 2.0**bits).astype(np.int64)
-    limit = WEIGHT_LIMIT << (bits - FRAC_BITS)
-    return np.clip(q, -limit, limit)
 
 
 class MLPCheckpoint:

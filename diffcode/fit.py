@@ -36,8 +36,8 @@ LN2 = math.log(2.0)
 class FitConfig:
     """Settings of one fit.
 
-    Defaults: a 768x512 image in under 15 minutes on 2 CPU cores (one step costs about 3.4 s
-    there; see experiments/results/kodak_kodim17.md).
+    Defaults: `cli.py compress` of a 768x512 image took 17 min 7 s on 2 CPU cores (README,
+    its first minutes on a shared CPU); about 4-5 s per step with the stage freezing.
     """
 
     steps: int = 200

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import cauchy
+from . import cauchy, limits
 from .decoder import Checkpoint
 from .encodings import angles_to_u32
 from .errors import ChecksumError, CorruptFileError, DecoderMismatchError, DiffcodeError, ImageError
@@ -88,6 +88,7 @@ def store(image: np.ndarray, centers: list[np.ndarray], checkpoint: Checkpoint, 
     scheme = schemes.get(storage, budget_nats)
     image = validate_array(image)
     h, w, _ = image.shape
+    limits.check("store", h, w, per_pixel.NAME, device)
     schedule = size_schedule(h, w, checkpoint.config)
     if len(centers) != len(schedule.encoding_grids()):
         raise ValueError(f"{len(centers)} encoding stages given, the decoder needs {len(schedule.encoding_grids())}")
@@ -197,6 +198,7 @@ def _report(d: "Decoded") -> StoreReport:
 def _decode(data: bytes, checkpoint: Checkpoint, device: str) -> Decoded:
     """The decode path."""
     header, sections = container.unpack(data)
+    limits.check("decode", header.height, header.width, header.variant, device)  # before any allocation
     if header.variant != per_pixel.NAME:  # the weights variant (report 4.2) has its own decoder
         from . import weights_codec
 
@@ -218,6 +220,9 @@ def _decode(data: bytes, checkpoint: Checkpoint, device: str) -> Decoded:
         scheme = schemes.get(header.storage, header.segment_budget_cnats / 100.0)
         if header.storage == "randseed":
             randseed.budget_units(scheme.budget_nats)
+        elif header.segment_budget_cnats != 0:
+            raise ValueError(f"{header.storage} storage has no segment budget, the header says "
+                             f"{header.segment_budget_cnats / 100} nats")
     except ValueError as exc:
         raise CorruptFileError(f"bad storage parameters in the header: {exc}") from exc
     stage_units = []

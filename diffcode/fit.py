@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
+from . import limits
 from .decoder import Checkpoint, DecoderWeights
 from .encodings import CircularEncodings
 from .superres import size_schedule
@@ -166,6 +167,7 @@ def fit_batch(weights: DecoderWeights, images: torch.Tensor, config: FitConfig, 
 def fit_image(image: np.ndarray, checkpoint: Checkpoint, config: FitConfig = FitConfig(), *,
               progress=None, device: str = "cpu") -> FitResult:
     """Fit one uint8 (H, W, 3) image; returns everything `store` needs."""
+    limits.check("fit", image.shape[0], image.shape[1], "per-pixel", device)
     t0 = time.perf_counter()
     weights = checkpoint.weights().to(device)
     encodings, history = fit_batch(weights, image_tensor(image, device), config,

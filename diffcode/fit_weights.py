@@ -26,6 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from . import limits
 from .image import ColorMode
 from .variants import weights as wv
 
@@ -125,6 +126,7 @@ def fit_tensors(image: np.ndarray, mlp: wv.MLP, p: wv.Preset, seed: int = 0, pro
 def fit_image(image: np.ndarray, mlp_ckpt: wv.MLPCheckpoint, p: wv.Preset, seed: int = 0,
               progress=None) -> WeightsFitResult:
     """Fit one uint8 (H, W, 3) image with the shipped (fixed) MLP."""
+    limits.check("fit", image.shape[0], image.shape[1], wv.NAME)
     t0 = time.perf_counter()
     c, levels, history = fit_tensors(image, mlp_ckpt.model(), p, seed, progress)
     return WeightsFitResult(image=image, centers=c.numpy(), level_index=levels.numpy().astype(np.int64),

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import cauchy
+from . import cauchy, limits
 from .codec import ERROR_MODEL, StoreReport, _symbols, checked_pixels, pixel_hash
 from .errors import ChecksumError, CorruptFileError, DecoderMismatchError
 from .image import ColorMode, to_pil, validate_array
@@ -107,6 +107,7 @@ def store(image: np.ndarray, centers: np.ndarray, levels: np.ndarray, preset: wv
     """
     image = validate_array(image)
     h, w, _ = image.shape
+    limits.check("store", h, w, wv.NAME)
     levels = np.asarray(levels, dtype=np.int64)
     n_groups = wv.n_groups(wv.layout(preset))
     if levels.shape != (n_groups,):
@@ -133,6 +134,7 @@ def store(image: np.ndarray, centers: np.ndarray, levels: np.ndarray, preset: wv
 def decode(data: bytes, mlp: wv.MLPCheckpoint | None = None) -> DecodedWeights:
     """Decode a weights-variant file; raises on any corruption or mismatch."""
     header, sections = container.unpack(data)
+    limits.check("decode", header.height, header.width, header.variant)  # before any allocation
     return decode_sections(header, sections, mlp)
 
 
@@ -143,6 +145,9 @@ def decode_sections(header: container.Header, sections: list[tuple[int, bytes]],
     if header.decoder_hash != bytes.fromhex(mlp.hash[:32]):
         raise DecoderMismatchError(f"this file was made with weights MLP {header.decoder_hash.hex()}, but the "
                                    f"loaded MLP is {mlp.hash[:32]}")
+    if header.segment_budget_cnats != 0:
+        raise CorruptFileError(f"the weights variant has no segment budget, the header says "
+                               f"{header.segment_budget_cnats / 100} nats: the file is corrupt")
     if header.rng_version != RNG_VERSION or header.storage != STORAGE:
         raise CorruptFileError(f"weights files use {STORAGE} storage and shared-randomness version {RNG_VERSION}; "
                                f"this one says {header.storage} / {header.rng_version}")

@@ -1,0 +1,93 @@
+"""How much memory fit, store and decode need, and the refusal of images too large for this machine.
+
+Peak resident memory grows linearly with the number of pixels (every stage of the decoder is a
+convolution over an image at most the target size). The model below, peak = base + per-megapixel
+x megapixels, is fitted to `python experiments/memory.py` (see experiments/results/memory.md for
+the measured points and the command and commit that made them). Before any work, `check` compares
+the predicted peak with the memory this machine can give (MemAvailable in /proc/meminfo, or the
+`DIFFCODE_MEMORY_GIB` environment variable) and refuses with a one-line message that says what the
+image would need. A file's header declares its size, so a crafted or corrupt header that declares
+a huge image is refused before the decoder allocates anything.
+
+Only the CPU path is modelled: with a GPU (`--device cuda`) the large tensors live in device memory
+and torch reports its own out-of-memory error, which diffcode turns into a one-line error too.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from .errors import ImageError
+
+ENV = "DIFFCODE_MEMORY_GIB"
+MIB = 1 << 20
+
+
+@dataclass(frozen=True)
+class Linear:
+    base_mib: float
+    mib_per_megapixel: float
+
+    def mib(self, pixels: int) -> float:
+        return self.base_mib + self.mib_per_megapixel * pixels / 1e6
+
+
+# Least-squares fit over 256x256, 768x512 and 2048x2048 (experiments/results/memory.md), rounded
+# up by 10 % so that the prediction stays above every measured point.
+MODEL = {
+    ("per-pixel", "fit"): Linear(440.0, 3700.0),
+    ("per-pixel", "store"): Linear(300.0, 3200.0),
+    ("per-pixel", "decode"): Linear(340.0, 2600.0),
+    # the weights variant's per-image CNN is narrower than the per-pixel decoder (16-32 channels
+    # against 40-200 for the report preset); the per-pixel model bounds its default preset
+    ("weights", "fit"): Linear(440.0, 3700.0),
+    ("weights", "store"): Linear(300.0, 3200.0),
+    ("weights", "decode"): Linear(340.0, 2600.0),
+}
+
+
+def available_mib() -> float | None:
+    """Memory this process may use: $DIFFCODE_MEMORY_GIB, else MemAvailable, else None (unknown)."""
+    value = os.environ.get(ENV)
+    if value:
+        try:
+            return float(value) * 1024.0
+        except ValueError:
+            raise ImageError(f"{ENV}={value!r} is not a number of GiB") from None
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / MIB
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def needed_mib(phase: str, height: int, width: int, variant: str = "per-pixel") -> float:
+    return MODEL[(variant, phase)].mib(height * width)
+
+
+def largest_pixels(phase: str, limit_mib: float, variant: str = "per-pixel") -> int:
+    m = MODEL[(variant, phase)]
+    return max(0, int((limit_mib - m.base_mib) / m.mib_per_megapixel * 1e6))
+
+
+def check(phase: str, height: int, width: int, variant: str = "per-pixel", device: str = "cpu") -> None:
+    """Refuse, before any work, an image whose `phase` would need more memory than there is."""
+    if not str(device).startswith("cpu"):
+        return
+    limit = available_mib()
+    if limit is None:
+        return
+    need = needed_mib(phase, height, width, variant)
+    if need > limit:
+        side = int(largest_pixels(phase, limit, variant) ** 0.5)
+        raise ImageError(
+            f"a {height}x{width} image is too large to {phase} here: it needs about {need / 1024:.1f} GiB and "
+            f"{limit / 1024:.1f} GiB are available (up to about {side}x{side} pixels fit); crop or tile the "
+            f"image, or free memory (set {ENV} to change the limit)")

@@ -1,0 +1,88 @@
+"""Images too large for this machine's memory are refused up front, with a one-line error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from diffcode import codec, limits
+from diffcode.errors import CorruptFileError, ImageError
+from diffcode.storage import container
+
+GOLDEN = Path(__file__).parent / "golden"
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    from diffcode.decoder import Checkpoint
+
+    return Checkpoint.load()  # the golden files were made with the shipped decoder
+
+
+def _with_header(data: bytes, **changes) -> bytes:
+    header, sections = container.unpack(data)
+    fields = dict(header.__dict__)
+    fields.update(changes)
+    return container.pack(container.Header(**fields), sections)
+
+
+def test_model_grows_with_pixels_and_bounds_largest():
+    small = limits.needed_mib("fit", 256, 256)
+    large = limits.needed_mib("fit", 2048, 2048)
+    assert 0 < small < large
+    n = limits.largest_pixels("decode", 24 * 1024)
+    assert limits.needed_mib("decode", 1, n) <= 24 * 1024 < limits.needed_mib("decode", 1, n + 10_000)
+
+
+def test_env_sets_the_limit(monkeypatch):
+    monkeypatch.setenv(limits.ENV, "2.5")
+    assert limits.available_mib() == 2.5 * 1024
+    monkeypatch.setenv(limits.ENV, "lots")
+    with pytest.raises(ImageError, match="not a number"):
+        limits.available_mib()
+
+
+def test_fit_refused_before_any_work(monkeypatch, checkpoint):
+    from diffcode.fit import FitConfig, fit_image
+
+    monkeypatch.setenv(limits.ENV, "0.01")
+    image = np.zeros((8, 8, 3), np.uint8)
+    with pytest.raises(ImageError, match=r"too large to fit here: it needs about .* GiB"):
+        fit_image(image, checkpoint, FitConfig(steps=2))
+
+
+def test_decode_refused_before_allocation(monkeypatch, shipped):
+    data = (GOLDEN / "per-pixel-dither-v2-6x5.dfc").read_bytes()
+    monkeypatch.setenv(limits.ENV, "0.01")
+    with pytest.raises(ImageError, match="too large to decode"):
+        codec.load(data, shipped)
+
+
+def test_crafted_huge_header_is_refused_by_size(shipped):
+    """A tiny file that declares 65535x65535 pixels: refused from its header, no allocation."""
+    data = _with_header((GOLDEN / "per-pixel-dither-v2-6x5.dfc").read_bytes(), height=65535, width=65535)
+    with pytest.raises(ImageError, match="65535x65535 image is too large to decode"):
+        codec.load(data, shipped)
+
+
+def test_dither_file_with_a_budget_is_corrupt(shipped):
+    data = _with_header((GOLDEN / "per-pixel-dither-v2-6x5.dfc").read_bytes(), segment_budget_cnats=800)
+    with pytest.raises(CorruptFileError, match="no segment budget"):
+        codec.load(data, shipped)
+
+
+def test_cli_one_line_error(monkeypatch, tmp_path):
+    from typer.testing import CliRunner
+
+    import cli
+
+    monkeypatch.setenv(limits.ENV, "0.01")
+    out = tmp_path / "x.png"
+    out.write_bytes((GOLDEN / "per-pixel-dither-v2-6x5.dfc").read_bytes())
+    result = CliRunner().invoke(cli.app, ["decode", str(out), "-o", str(tmp_path / "y.png")])
+    assert result.exit_code != 0
+    assert "too large to decode" in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "y.png").exists()

@@ -478,7 +478,7 @@ def train(
         config = TrainConfig()
         config = replace(config, **{k: v for k, v in {"steps": steps, "crop": crop}.items() if v is not None})
         ckpt = run_train(config, kodak_dir=str(kodak_dir) if kodak_dir else None, log=typer.echo)
-        ckpt.save(out)
+        ckpt.save(out, overwrite=overwrite)
         typer.echo(f"{out}: decoder {ckpt.short_hash}, validation {ckpt.meta['validation_bpsp']:.4f} bpsp")
 
     _run(go)

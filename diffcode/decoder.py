@@ -100,14 +100,17 @@ class Checkpoint:
     def from_weights(cls, model: DecoderWeights, meta: dict | None = None) -> "Checkpoint":
         return cls(model.config, model.quantized_arrays(), meta)
 
-    def save(self, path: str | Path) -> None:
+    def save(self, path: str | Path, overwrite: bool = False) -> None:
+        """Write the checkpoint atomically (temporary file, then rename); refuses an existing path."""
         import json
+
+        from .image import write_bytes_atomic
 
         buf = io.BytesIO()
         np.savez_compressed(buf, __config__=np.frombuffer(self.config.to_json().encode(), np.uint8),
                             __meta__=np.frombuffer(json.dumps(self.meta).encode(), np.uint8),
                             **{k: v.astype(np.int32) for k, v in self.arrays.items()})
-        Path(path).write_bytes(buf.getvalue())
+        write_bytes_atomic(path, buf.getvalue(), overwrite=overwrite)
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> "Checkpoint":

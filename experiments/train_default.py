@@ -42,7 +42,7 @@ def main() -> None:
                          batch=args.batch, val_every=args.val_every)
     t0 = time.perf_counter()
     ckpt = train(config, kodak_dir=args.kodak_dir, log=lambda s: print(s, flush=True))
-    ckpt.save(args.out)
+    ckpt.save(args.out, overwrite=True)
     rows = [dict(h, checkpoint=ckpt.short_hash) for h in ckpt.meta["history"]]
     rows.append({"step": "best", "validation_bpsp": ckpt.meta["validation_bpsp"],
                  "seconds": time.perf_counter() - t0, "checkpoint": ckpt.short_hash})

@@ -65,7 +65,7 @@ def main() -> None:
     meta = {"image": args.image, "crop": args.crop, "steps": args.steps, "preset": dataclasses.asdict(p),
             "final_bpsp": history[-1]["bpsp"], "seconds": time.perf_counter() - t0, "quantile_init_mse": mse}
     ckpt = wv.MLPCheckpoint.from_model(mlp, meta)
-    ckpt.save(args.out)
+    ckpt.save(args.out, overwrite=True)
     print(json.dumps(meta))
     print(f"{args.out}: sha256 {ckpt.hash}")
 

@@ -261,3 +261,16 @@ def test_command_interrupted_midway_keeps_the_old_output(workdir, monkeypatch, c
     code, out = invoke([*COMMANDS[command][0], "--force"])
     assert code == 1 and "no space left" in out, out
     assert everything(workdir) == before
+
+
+def test_checkpoint_save_is_atomic_and_refuses_existing(tmp_path, checkpoint):
+    from diffcode.decoder import Checkpoint
+    from diffcode.errors import OutputExistsError
+
+    path = tmp_path / "decoder.npz"
+    checkpoint.save(path)
+    with pytest.raises(OutputExistsError):
+        checkpoint.save(path)
+    checkpoint.save(path, overwrite=True)
+    assert Checkpoint.load(path).hash == checkpoint.hash
+    assert [p.name for p in tmp_path.iterdir()] == ["decoder.npz"]  # no temporary file left behind

@@ -234,11 +234,14 @@ class MLPCheckpoint:
     def from_model(cls, model: MLP, meta: dict | None = None) -> MLPCheckpoint:
         return cls(model.quantized_arrays(), meta)
 
-    def save(self, path: str | Path) -> None:
+    def save(self, path: str | Path, overwrite: bool = False) -> None:
+        """Write the MLP atomically (temporary file, then rename); refuses an existing path."""
+        from ..image import write_bytes_atomic
+
         buf = io.BytesIO()
         np.savez_compressed(buf, __meta__=np.frombuffer(json.dumps(self.meta).encode(), np.uint8),
                             **{k: v.astype(np.int64) for k, v in self.arrays.items()})
-        Path(path).write_bytes(buf.getvalue())
+        write_bytes_atomic(path, buf.getvalue(), overwrite=overwrite)
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> MLPCheckpoint:

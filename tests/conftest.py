@@ -14,20 +14,28 @@ QUICK_FIT = FitConfig(steps=6, maximize_steps=1, entropy_on_fraction=0.5, freeze
 
 @pytest.fixture(scope="session")
 def checkpoint() -> Checkpoint:
-    """A randomly initialised decoder: fast, and as good as any for exactness tests."""
-    g = torch.Generator().manual_seed(0)
-    weights = DecoderWeights(DecoderConfig(), g)
-    with torch.no_grad():
-        for p in weights.parameters():
-            p.add_(0.05 * torch.randn(p.shape, generator=g))
-        for block in ("stage", "head"):  # mostly narrow-entropy encodings, like a trained decoder
-            weights.conv(block, "pre2").bias[:5] -= 4.0
+    """A randomly initialised decoder: fast, and as good as any for exactness tests.
+
+    The same checkpoint whatever ran before: nn.Conv2d initialises from torch's global generator,
+    so that generator is seeded here (inside fork_rng, leaving the caller's state untouched).
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        g = torch.Generator().manual_seed(0)
+        weights = DecoderWeights(DecoderConfig(), g)
+        with torch.no_grad():
+            for p in weights.parameters():
+                p.add_(0.05 * torch.randn(p.shape, generator=g))
+            for block in ("stage", "head"):  # mostly narrow-entropy encodings, like a trained decoder
+                weights.conv(block, "pre2").bias[:5] -= 4.0
     return Checkpoint.from_weights(weights)
 
 
 @pytest.fixture(scope="session")
 def other_checkpoint() -> Checkpoint:
-    return Checkpoint.from_weights(DecoderWeights(DecoderConfig(), torch.Generator().manual_seed(1)))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(1)
+        return Checkpoint.from_weights(DecoderWeights(DecoderConfig(), torch.Generator().manual_seed(1)))
 
 
 def small_images() -> dict[str, np.ndarray]:

@@ -111,3 +111,12 @@ def test_freeze_plan_freezes_every_stage_once_in_order():
         order = [k for step in sorted(plan) for k in plan[step]]
         assert order == list(range(7)) and all(0 <= s < steps for s in plan)
     assert freeze_plan(7, FitConfig(freeze_stages=False)) == {}
+
+
+def test_conftest_checkpoint_does_not_depend_on_the_global_seed(checkpoint):
+    """The shared test decoder is the same whatever ran before (its hash pins it)."""
+    import tests.conftest as conftest
+
+    torch.manual_seed(12345)
+    torch.rand(7)
+    assert conftest.checkpoint.__wrapped__().hash == checkpoint.hash

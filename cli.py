@@ -36,29 +36,17 @@ class Preset(str, Enum):
     tiny = "tiny"
 
 
-def _fit_weights(array, color, preset: "Preset", steps, seed: int, label: str):
-    """Fit the weights variant (report 4.2) with the shipped MLP; --steps rescales the preset's phases."""
-    from diffcode.fit_weights import fit_image as fit_w
-    from diffcode.variants import weights as wv
-
-    p = wv.preset(preset.value)
+def _fit_steps(variant: Variant, preset: Preset, steps: Optional[int]) -> int:
+    """Length of the fit's progress bar."""
     if steps is not None:
-        p = wv.with_steps(p, steps)
-    result = fit_w(array, wv.MLPCheckpoint.load(), p, seed, progress=_progress(p.steps, label))
-    result.color = color
-    return result
+        return steps
+    if variant == Variant.weights:
+        from diffcode.variants import weights as wv
 
+        return wv.preset(preset.value).steps
+    from diffcode.fit import FitConfig
 
-def _store_weights(result):
-    from diffcode import weights_codec
-    from diffcode.image import ColorMode
-    from diffcode.variants import weights as wv
-
-    mlp = wv.MLPCheckpoint.load()
-    if result.mlp_hash != mlp.hash:
-        raise ValueError(f"the fit used weights MLP {result.mlp_hash[:16]}, the shipped one is {mlp.hash[:16]}")
-    return weights_codec.store(result.image, result.centers, result.level_index, wv.preset(result.preset), mlp,
-                               result.seed, color=result.color or ColorMode())
+    return FitConfig().steps
 
 
 class Storage(str, Enum):
@@ -159,32 +147,21 @@ def fit(
     preset: Preset = typer.Option(Preset.default, help="weights variant: CNN size and schedule"),
 ):
     """Fit the encodings of one image (the encoder) and write a fit file for `store`."""
-    from dataclasses import replace
-
-    from diffcode import fitfile
-    from diffcode.fit import FitConfig, fit_image
+    from diffcode import api, fitfile
     from diffcode.image import read_image_mode
 
     def go():
         array, color = read_image_mode(image)
-        ckpt = _checkpoint(checkpoint)
-        config = FitConfig(seed=seed, storage=storage.value)
-        if steps is not None:
-            config = replace(config, steps=steps)
         target = out or image.with_suffix(f".{variant.value}.fit")
         if target.exists() and not overwrite:
             raise ValueError(f"{target} exists; pass --force or --out")
-        if variant == Variant.weights:
-            result = _fit_weights(array, color, preset, steps, seed, image.name)
-            fitfile.save(target, result, source=str(image), overwrite=overwrite)
-            typer.echo(f"{target}: {result.history[-1]['bpsp']:.4f} bpsp after {len(result.history)} steps "
-                       f"({result.seconds:.1f} s)")
-            return
-        result = fit_image(array, ckpt, config, progress=_progress(config.steps, image.name), device=_device(device))
-        result.color = color
+        result = api.fit(array, variant=variant.value, color=color, preset=preset.value, steps=steps, seed=seed,
+                         storage=None if variant == Variant.weights else storage.value,
+                         checkpoint=_checkpoint(checkpoint) if variant == Variant.per_pixel else None,
+                         progress=_progress(_fit_steps(variant, preset, steps), image.name), device=_device(device))
         fitfile.save(target, result, source=str(image), overwrite=overwrite)
         last = result.history[-1] if result.history else {}
-        typer.echo(f"{target}: {last.get('bpsp', float('nan')):.4f} bpsp after {config.steps} steps "
+        typer.echo(f"{target}: {last.get('bpsp', float('nan')):.4f} bpsp after {len(result.history)} steps "
                    f"({result.seconds:.1f} s)")
 
     _run(go)
@@ -202,33 +179,24 @@ def store(
     checkpoint: Optional[Path] = typer.Option(None, help="decoder checkpoint (default: the shipped one)"),
 ):
     """Store fit files as compressed .dfc files; report theoretical entropy vs real size."""
-    from diffcode import codec, fitfile
-    from diffcode.image import ColorMode, write_bytes_atomic
+    from diffcode import api, fitfile
+    from diffcode.image import write_bytes_atomic
 
     def go():
         paths = fits or sorted(Path(".").glob("*.fit"))
         if not paths:
             raise ValueError("no fit files given and none in the current directory")
-        ckpt = _checkpoint(checkpoint)
+        ckpt = None
         for path in paths:
             result, _ = fitfile.load(path)
             target = (out_dir or path.parent) / (path.name.split(".")[0] + ".dfc")
-            if getattr(result, "variant", "") == "weights":
-                if target.exists() and not overwrite:
-                    raise ValueError(f"{target} exists; pass --force")
-                data, report = _store_weights(result)
-                write_bytes_atomic(target, data, overwrite=overwrite)
-                _print_report(str(target), report.as_dict(), json_out)
-                continue
-            if result.checkpoint_hash != ckpt.hash:
-                raise ValueError(f"{path} was fitted with decoder {result.checkpoint_hash[:16]}, "
-                                 f"the loaded decoder is {ckpt.short_hash}")
-            scheme = storage.value if storage else result.config.storage
             if target.exists() and not overwrite:
                 raise ValueError(f"{target} exists; pass --force")
-            data, report = codec.store(result.image, result.centers, ckpt, result.seed, storage=scheme,
-                                       budget_nats=budget, device=_device(device), color=result.color or ColorMode(),
-                                       progress=_stage_bar(f"store {path.name}"))
+            if result.variant == Variant.per_pixel.value:
+                ckpt = ckpt or _checkpoint(checkpoint)
+            data, report = api.store(result, checkpoint=ckpt, storage=storage.value if storage else None,
+                                     budget_nats=budget, device=_device(device),
+                                     progress=_stage_bar(f"store {path.name}"))
             write_bytes_atomic(target, data, overwrite=overwrite)
             _print_report(str(target), report.as_dict(), json_out)
 
@@ -327,28 +295,19 @@ def compress(
     preset: Preset = typer.Option(Preset.default, help="weights variant: CNN size and schedule"),
 ):
     """Fit and store in one go."""
-    from dataclasses import replace
-
-    from diffcode import codec
-    from diffcode.fit import FitConfig, fit_image
+    from diffcode import api
     from diffcode.image import read_image_mode, write_bytes_atomic
 
     def go():
         if out.exists() and not overwrite:
             raise ValueError(f"{out} exists; pass --force")
-        (array, color), ckpt = read_image_mode(image), _checkpoint(checkpoint)
-        if variant == Variant.weights:
-            data, report = _store_weights(_fit_weights(array, color, preset, steps, seed, image.name))
-            write_bytes_atomic(out, data, overwrite=overwrite)
-            _print_report(str(out), report.as_dict(), json_out)
-            return
-        config = FitConfig(seed=seed, storage=storage.value)
-        if steps is not None:
-            config = replace(config, steps=steps)
-        result = fit_image(array, ckpt, config, progress=_progress(config.steps, image.name), device=_device(device))
-        data, report = codec.store(array, result.centers, ckpt, result.seed, storage=storage.value,
-                                   device=_device(device), color=color,
-                                   progress=_stage_bar(f"store {image.name}"))
+        array, color = read_image_mode(image)
+        ckpt = _checkpoint(checkpoint) if variant == Variant.per_pixel else None
+        result = api.fit(array, variant=variant.value, color=color, preset=preset.value, steps=steps, seed=seed,
+                         storage=None if variant == Variant.weights else storage.value, checkpoint=ckpt,
+                         progress=_progress(_fit_steps(variant, preset, steps), image.name), device=_device(device))
+        data, report = api.store(result, checkpoint=ckpt, device=_device(device),
+                                 progress=_stage_bar(f"store {image.name}"))
         write_bytes_atomic(out, data, overwrite=overwrite)
         _print_report(str(out), report.as_dict(), json_out)
 

@@ -67,6 +67,7 @@ class FitResult:
     history: list[dict] = field(default_factory=list)
     seconds: float = 0.0
     color: "ColorMode | None" = None  # the mode to give the image back in (None = RGB)
+    variant: str = per_pixel.NAME
 
 
 def image_tensor(images: np.ndarray | list[np.ndarray], device: str = "cpu") -> torch.Tensor:

@@ -67,7 +67,8 @@ def positions(centers: torch.Tensor, entropy: torch.Tensor, noise: torch.Tensor 
 
 
 def fit_tensors(image: np.ndarray, mlp: wv.MLP, p: wv.Preset, seed: int = 0, progress=None,
-                train_mlp: bool = False, lr_mlp: float = 1e-3) -> tuple[torch.Tensor, torch.Tensor, list[dict]]:
+                train_mlp: bool = False, lr_mlp: float = 1e-3,
+                device: str = "cpu") -> tuple[torch.Tensor, torch.Tensor, list[dict]]:
     """Run the preset's schedule on one uint8 (H, W, 3) image.
 
     Returns:
@@ -76,12 +77,13 @@ def fit_tensors(image: np.ndarray, mlp: wv.MLP, p: wv.Preset, seed: int = 0, pro
     """
     h, w, _ = image.shape
     specs = wv.layout(p)
-    groups = torch.from_numpy(wv.group_of_weight(specs))
-    g = torch.Generator().manual_seed(seed)
-    target = torch.tensor(image).permute(2, 0, 1)[None].float()
-    centers = torch.nn.Parameter(0.05 + 0.9 * torch.rand(len(groups), generator=g))
+    groups = torch.from_numpy(wv.group_of_weight(specs)).to(device)
+    g = torch.Generator().manual_seed(seed)  # the noise is drawn on the CPU: the same fit on any device
+    target = torch.tensor(image).permute(2, 0, 1)[None].float().to(device)
+    mlp = mlp.to(device)
+    centers = torch.nn.Parameter((0.05 + 0.9 * torch.rand(len(groups), generator=g)).to(device))
     init = _inverse_softplus(p.init_entropy_bits * LN2)
-    b = torch.nn.Parameter(torch.full((wv.n_groups(specs),), init))
+    b = torch.nn.Parameter(torch.full((wv.n_groups(specs),), init, device=device))
     param_groups = [{"params": [centers], "lr": p.lr_centers}, {"params": [b], "lr": p.lr_widths}]
     if train_mlp:
         param_groups.append({"params": list(mlp.parameters()), "lr": lr_mlp})
@@ -98,9 +100,9 @@ def fit_tensors(image: np.ndarray, mlp: wv.MLP, p: wv.Preset, seed: int = 0, pro
         else:
             if levels is None:
                 levels = nearest_levels(F.softplus(b))
-            phase, entropy = 3, torch.log(torch.from_numpy(wv.LEVELS.astype(np.float32)))[levels]
+            phase, entropy = 3, torch.log(torch.from_numpy(wv.LEVELS.astype(np.float32))).to(device)[levels]
         entropy_w = entropy[groups]
-        pos, _ = positions(centers, entropy_w, torch.rand(len(groups), generator=g))
+        pos, _ = positions(centers, entropy_w, torch.rand(len(groups), generator=g).to(device))
         out = wv.float_pass(wv.float_values(mlp, pos, specs), p, h, w)
         err = wv.error_table_nats(target, out)
         enc = entropy_w.sum()
@@ -117,18 +119,19 @@ def fit_tensors(image: np.ndarray, mlp: wv.MLP, p: wv.Preset, seed: int = 0, pro
             progress(step, rec["bpsp"])
     if levels is None:
         levels = nearest_levels(F.softplus(b))
+    levels, groups = levels.cpu(), groups.cpu()
     entropy_w = torch.log(torch.from_numpy(wv.LEVELS.astype(np.float64)))[levels][groups]
-    _, c = positions(centers.detach().double(), entropy_w, None)
+    _, c = positions(centers.detach().cpu().double(), entropy_w, None)
     mlp.requires_grad_(True)
     return c, levels, history
 
 
 def fit_image(image: np.ndarray, mlp_ckpt: wv.MLPCheckpoint, p: wv.Preset, seed: int = 0,
-              progress=None) -> WeightsFitResult:
+              progress=None, device: str = "cpu") -> WeightsFitResult:
     """Fit one uint8 (H, W, 3) image with the shipped (fixed) MLP."""
-    limits.check("fit", image.shape[0], image.shape[1], wv.NAME)
+    limits.check("fit", image.shape[0], image.shape[1], wv.NAME, device)
     t0 = time.perf_counter()
-    c, levels, history = fit_tensors(image, mlp_ckpt.model(), p, seed, progress)
+    c, levels, history = fit_tensors(image, mlp_ckpt.model(), p, seed, progress, device=device)
     return WeightsFitResult(image=image, centers=c.numpy(), level_index=levels.numpy().astype(np.int64),
                             mlp_hash=mlp_ckpt.hash, preset=p.name, seed=seed, history=history,
                             seconds=time.perf_counter() - t0)

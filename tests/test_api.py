@@ -1,0 +1,50 @@
+"""The Python API dispatches on the variant: fit, store and decompress work the same for both."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.conftest import QUICK_FIT
+from diffcode import api
+from diffcode.fit import FitResult
+from diffcode.fit_weights import WeightsFitResult
+from diffcode.image import ColorMode
+
+
+@pytest.fixture(scope="module")
+def image() -> np.ndarray:
+    return np.random.default_rng(3).integers(60, 200, (9, 11, 3), dtype=np.uint8)
+
+
+def test_per_pixel_fit_store_decompress(image, checkpoint):
+    result = api.fit(image, config=QUICK_FIT, checkpoint=checkpoint, storage="randseed", seed=5)
+    assert isinstance(result, FitResult) and result.variant == "per-pixel"
+    assert result.config.storage == "randseed" and result.seed == 5
+    data, report = api.store(result, checkpoint=checkpoint)
+    assert report.storage == "randseed"  # the scheme the fit prepared for
+    assert np.array_equal(api.decompress(data, checkpoint=checkpoint), image)
+
+
+def test_weights_fit_store_decompress(image, checkpoint):
+    result = api.fit(image, variant="weights", preset="tiny", steps=6, color=ColorMode())
+    assert isinstance(result, WeightsFitResult) and result.variant == "weights" and len(result.history) == 6
+    data, report = api.store(result)
+    assert report.as_dict()["file_bytes"] == len(data)
+    assert np.array_equal(api.decompress(data, checkpoint=checkpoint), image)
+    assert np.array_equal(api.decompress(api.compress(image, variant="weights", preset="tiny", steps=3)), image)
+
+
+def test_store_refuses_a_fit_from_another_decoder(image, checkpoint, other_checkpoint):
+    result = api.fit(image, config=QUICK_FIT, checkpoint=checkpoint)
+    with pytest.raises(ValueError, match="loaded decoder"):
+        api.store(result, checkpoint=other_checkpoint)
+
+
+def test_bad_arguments_are_refused(image):
+    with pytest.raises(ValueError, match="unknown variant"):
+        api.fit(image, variant="jpeg")
+    with pytest.raises(ValueError, match="dither only"):
+        api.fit(image, variant="weights", preset="tiny", storage="randseed")
+    with pytest.raises(ValueError, match="unknown preset"):
+        api.fit(image, variant="weights", preset="huge")

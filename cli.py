@@ -334,13 +334,14 @@ def evaluate(
     kodak_dir: Optional[Path] = typer.Option(None, help="folder with kodim01..24.png"),
     device: str = typer.Option("cpu"),
     checkpoint: Optional[Path] = typer.Option(None, help="decoder checkpoint (default: the shipped one)"),
+    preset: Preset = typer.Option(Preset.default, help="weights variant: CNN size and schedule"),
 ):
     """Fit, store, decode and check every image of a split; write a table of entropy vs file size."""
     from diffcode import evaluate as ev
 
     def go():
-        if variant == Variant.weights:
-            raise ValueError("evaluate runs the per-pixel variant; for weights use experiments/weights_kodak.py")
+        if variant == Variant.weights and (storage != Storage.dither or fit_storage not in (None, Storage.dither)):
+            raise ValueError("the weights variant stores with dither only")
         if bool(split) == bool(images):
             raise ValueError("give either --split or a list of images")
         if jobs < 1:
@@ -348,19 +349,24 @@ def evaluate(
         import torch
         from tqdm import tqdm
 
-        from diffcode.fit import FitConfig
-
         ckpt = _checkpoint(checkpoint)
         fit_scheme = (fit_storage or storage).value
-        cache = ev.cache_dir(work_dir, variant.value, ckpt.hash, steps, seed, crop, fit_scheme)
+        if variant == Variant.weights:
+            from diffcode.variants import weights as wv
+
+            model_hash = wv.MLPCheckpoint.load().hash
+        else:
+            model_hash = ckpt.hash
+        cache = ev.cache_dir(work_dir, variant.value, model_hash, steps, seed, crop, fit_scheme, preset.value)
         job_list = ev.image_jobs([split] if split else list(images), crop=crop,
                                  kodak_dir=str(kodak_dir) if kodak_dir else None, variant=variant.value,
                                  storage=storage.value, fit_storage=fit_scheme, steps=steps, seed=seed,
                                  checkpoint=str(checkpoint) if checkpoint else None, cache=str(cache),
                                  threads=torch.get_num_threads(), device=_device(device),
-                                 figures=figures)
+                                 figures=figures, preset=preset.value)
         label = split if split else "images"
-        stem = out_dir / (name or f"kodak-{variant.value}-{label}" + (f"-crop{crop}" if crop else "")
+        stem = out_dir / (name or f"kodak-{variant.value}-{label}"
+                          + (f"-{preset.value}" if variant == Variant.weights else "") + (f"-crop{crop}" if crop else "")
                           + ("" if storage.value == DEFAULT_STORAGE else f"-{storage.value}")
                           + ("" if fit_scheme == storage.value else f"-fit{fit_scheme}"))
         bar = tqdm(total=len(job_list), desc="evaluate", unit="image", file=sys.stderr)
@@ -371,7 +377,7 @@ def evaluate(
                       f"({row['overhead_percent']:+.2f} %), PNG {row['png_bpsp']:.4f}, "
                       f"{'bit-exact' if row['bit_exact'] else 'NOT BIT-EXACT'}" + (" (cached)" if cached else ""))
 
-        steps_total = steps or FitConfig().steps
+        steps_total = _fit_steps(variant, preset, steps)
         rows = ev.evaluate(job_list, force=force, refit=refit, n_jobs=jobs, on_row=on_row,
                            progress_factory=lambda job: _progress(steps_total, f"fit {job.name}"))
         bar.close()

@@ -17,8 +17,9 @@ from dataclasses import replace
 import numpy as np
 
 from . import codec
+from . import fit as _per_pixel  # called through the module, so tests can count fits
 from .decoder import Checkpoint
-from .fit import FitConfig, FitResult, fit_image
+from .fit import FitConfig, FitResult
 from .image import ColorMode, validate_array
 
 VARIANTS = ("per-pixel", "weights")
@@ -55,7 +56,8 @@ def fit(image: np.ndarray, *, variant: str = "per-pixel", color: ColorMode | Non
         config = config or FitConfig()
         overrides = {"steps": steps, "seed": seed, "storage": storage}
         config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
-        result = fit_image(image, checkpoint or Checkpoint.load(), config, progress=progress, device=device)
+        result = _per_pixel.fit_image(image, checkpoint or Checkpoint.load(), config, progress=progress,
+                                      device=device)
     else:
         raise ValueError(f"unknown variant {variant!r}; known: {', '.join(VARIANTS)}")
     result.color = color

@@ -2,6 +2,7 @@
 
     python cli.py evaluate --variant per-pixel --split test
     python cli.py evaluate --split val --crop 128 --steps 40 --jobs 2
+    python cli.py evaluate --variant weights --preset default kodim17 kodim18
 
 For every image the evaluation fits the encodings, stores them as a .dfc file, decodes the file
 and compares the pixels with the original. It writes one row per image plus the mean to
@@ -9,7 +10,7 @@ and compares the pixels with the original. It writes one row per image plus the 
 figures of each image next to them when `--figures` is on.
 
 It is resumable. Each image's fit file, .dfc file, result row and figure maps are cached under
-`<work_dir>/<variant>-<decoder>-<fit settings>/`, and an image whose row is cached is reused
+`<work_dir>/<variant>-<decoder or MLP>-<fit settings>/`, and an image whose row is cached is reused
 unless `force` (store and decode again from the cached fit) or `refit` (fit again too). Fits are cached separately from stores, so the same fits can be stored again
 with another storage scheme without refitting.
 
@@ -32,7 +33,8 @@ from . import kodak
 from .errors import DiffcodeError
 
 COLUMNS = ["image", "height", "width", "storage", "encodings_model_bytes", "encodings_theoretical_bytes", "error_table_theoretical_bytes",
-           "theoretical_bytes", "encodings_bytes", "file_bytes", "overhead_percent", "theoretical_bpsp", "bpsp", "png_bytes",
+           "side_info_theoretical_bytes", "theoretical_bytes", "theoretical_bpsp_without_side_info", "encodings_bytes",
+           "side_info_bytes", "file_bytes", "overhead_percent", "theoretical_bpsp", "bpsp", "png_bytes",
            "png_bpsp", "webp_bpsp", "jxl_bpsp", "fit_seconds", "store_seconds", "decode_seconds", "bit_exact"]
 BASELINES_TABLE = Path(__file__).resolve().parent.parent / "experiments" / "results" / "baselines-all.csv"
 ROW_VERSION = 1  # bump when a cached row's meaning changes; older rows are recomputed
@@ -56,6 +58,7 @@ class Job:
     threads: int
     device: str = "cpu"
     figures: bool = True
+    preset: str = "default"  # weights variant: CNN size and schedule
 
 
 def image_jobs(items: list[str], *, crop: int = 0, **kwargs) -> list[Job]:
@@ -77,10 +80,10 @@ def _is_path(source: str) -> bool:
 
 
 def cache_dir(work_dir: Path, variant: str, checkpoint_hash: str, steps: int | None, seed: int, crop: int,
-              fit_storage: str) -> Path:
-    """The directory of cached results for one decoder and fit setting."""
-    parts = [variant, checkpoint_hash[:12], f"steps{steps}" if steps is not None else "default", f"seed{seed}",
-             f"fit{fit_storage}"]
+              fit_storage: str, preset: str | None = None) -> Path:
+    """The directory of cached results for one decoder (or weights MLP) and fit setting."""
+    parts = [variant, checkpoint_hash[:12]] + ([preset] if variant == "weights" and preset else []) + [
+        f"steps{steps}" if steps is not None else "default", f"seed{seed}", f"fit{fit_storage}"]
     if crop:
         parts.append(f"crop{crop}")
     return Path(work_dir) / "-".join(parts)
@@ -113,15 +116,16 @@ def run_job(job: Job, progress: Callable[[int, float], None] | None = None) -> d
     """Fit (or reuse the cached fit), store, decode and check one image; returns its row."""
     import torch
 
-    from . import codec, fitfile, report
+    from . import api, codec, fitfile, report
     from .decoder import Checkpoint
-    from .fit import FitConfig, fit_image
     from .image import write_bytes_atomic
 
     torch.set_num_threads(job.threads)
     cache = Path(job.cache)
     cache.mkdir(parents=True, exist_ok=True)
+    weights = job.variant == "weights"
     checkpoint = Checkpoint.load(job.checkpoint)
+    model_hash = _weights_mlp_hash() if weights else checkpoint.hash
     image = _load_image(job)
     fit_path = cache / f"{job.name}.fit"
     fit = None
@@ -130,18 +134,16 @@ def run_job(job: Job, progress: Callable[[int, float], None] | None = None) -> d
             fit, _ = fitfile.load(fit_path)
         except DiffcodeError:
             fit = None
-        if fit is not None and (fit.checkpoint_hash != checkpoint.hash or not np.array_equal(fit.image, image)
-                                or fit.config.storage != job.fit_storage):
+        if fit is not None and not (_fit_matches(fit, job, model_hash) and np.array_equal(fit.image, image)):
             fit = None
     if fit is None:
-        config = FitConfig(seed=job.seed, storage=job.fit_storage)
-        if job.steps is not None:
-            config = replace(config, steps=job.steps)
-        fit = fit_image(image, checkpoint, config, progress=progress, device=job.device)
+        fit = api.fit(image, variant=job.variant, preset=job.preset, steps=job.steps, seed=job.seed,
+                      storage=None if weights else job.fit_storage, checkpoint=None if weights else checkpoint,
+                      progress=progress, device=job.device)
         fitfile.save(fit_path, fit, source=job.source, overwrite=True)
     t0 = time.perf_counter()
-    data, rep = codec.store(image, fit.centers, checkpoint, fit.seed, storage=job.storage, verify=False,
-                            device=job.device)
+    data, rep = api.store(fit, checkpoint=None if weights else checkpoint, storage=None if weights else job.storage,
+                          verify=False, device=job.device)
     t1 = time.perf_counter()
     decoded = codec.decode_details(data, checkpoint, device=job.device)
     t2 = time.perf_counter()
@@ -151,14 +153,30 @@ def run_job(job: Job, progress: Callable[[int, float], None] | None = None) -> d
     row = {"image": job.name, **rep.as_dict(), "png_bytes": png, "png_bpsp": report.bpsp(png, h, w),
            "fit_seconds": fit.seconds, "store_seconds": t1 - t0, "decode_seconds": t2 - t1,
            "bit_exact": bool(np.array_equal(decoded.image, image)), "source": job.source,
-           "fit_steps": fit.config.steps, "decoder": checkpoint.short_hash, "row_version": ROW_VERSION}
-    if job.figures:
+           "fit_steps": len(fit.history) if weights else fit.config.steps, "decoder": model_hash[:12],
+           "row_version": ROW_VERSION}
+    if job.figures and hasattr(decoded, "maps"):  # the weights variant has no per-stage maps
         maps = decoded.maps()
         np.savez_compressed(cache / f"{job.name}.maps.npz", loc=maps["loc"].astype(np.float16),
                             bits=maps["bits"].astype(np.float16),
                             **{f"stage_bits_{k}": b for k, b in enumerate(maps["stage_bits"])})
     write_bytes_atomic(_row_path(job), json.dumps(row, indent=1).encode(), overwrite=True)
     return row
+
+
+def _weights_mlp_hash() -> str:
+    from .variants import weights as wv
+
+    return wv.MLPCheckpoint.load().hash
+
+
+def _fit_matches(fit, job: Job, model_hash: str) -> bool:
+    """Whether a cached fit was made for this job's variant, model and settings."""
+    if getattr(fit, "variant", "per-pixel") != job.variant:
+        return False
+    if job.variant == "weights":
+        return fit.mlp_hash == model_hash and fit.preset == job.preset and fit.seed == job.seed
+    return fit.checkpoint_hash == model_hash and fit.config.storage == job.fit_storage
 
 
 def load_maps(job: Job) -> dict | None:

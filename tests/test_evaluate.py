@@ -81,3 +81,19 @@ def test_inputs_name_their_rows_and_reject_duplicates(tmp_path):
     with pytest.raises(ValueError):
         ev.image_jobs(["a/x.png", "b/x.png"], variant="per-pixel", storage="dither", fit_storage="dither",
                       steps=1, seed=0, kodak_dir=None, checkpoint=None, cache=str(tmp_path), threads=1)
+
+
+def test_weights_variant_rows(tmp_path):
+    """The weights variant (tiny preset) evaluates like the per-pixel one: bit-exact rows with side info."""
+    from diffcode.variants import weights as wv
+
+    path = tmp_path / "noise.png"
+    write_png(path, small_images()["noise"])
+    cache = ev.cache_dir(tmp_path / "work", "weights", wv.MLPCheckpoint.load().hash, 6, 0, 0, "dither", "tiny")
+    assert "-tiny-" in cache.name
+    jobs = ev.image_jobs([str(path)], variant="weights", storage="dither", fit_storage="dither", steps=6, seed=0,
+                         kodak_dir=None, checkpoint=None, cache=str(cache), threads=1, figures=True, preset="tiny")
+    row = ev.evaluate(jobs)[0]
+    assert row["bit_exact"] is True and row["fit_steps"] == 6
+    assert row["side_info_bytes"] > 0 and row["theoretical_bpsp_without_side_info"] < row["theoretical_bpsp"]
+    assert ev.evaluate(jobs, force=True)[0]["file_bytes"] == row["file_bytes"]  # same fit, same file

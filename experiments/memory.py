@@ -1,6 +1,7 @@
 """Peak memory (RSS) of fit, store and decode by image size, and the largest image that fits in RAM.
 
     python experiments/memory.py [--sizes 256x256,768x512,2048x2048] [--fit-steps 3] [--limit-gib 24]
+    python experiments/memory.py --variant weights --name memory-weights     # default preset
 
 Each measurement runs in a fresh child process that imports diffcode, loads the shipped decoder,
 reads its input from the work folder and runs exactly one phase:
@@ -10,6 +11,9 @@ reads its input from the work folder and runs exactly one phase:
 - store:  `codec.store` of that fit with the default scheme, verify=True as the CLI runs it
           (so it includes one decode of the file it made);
 - decode: `codec.load` of the stored file.
+
+With `--variant weights` the same phases run the weights variant (`api.fit` with --preset rescaled
+to --fit-steps, `api.store`, `codec.load`); the child loads both shipped models either way.
 
 The child reports its own peak resident set size (`getrusage(RUSAGE_SELF).ru_maxrss`, which the
 parent also sees as `RUSAGE_CHILDREN` when it runs one child at a time) and its RSS after the
@@ -47,16 +51,26 @@ import json, resource, sys, time
 from pathlib import Path
 sys.path.insert(0, sys.argv[1])
 phase, work, h, w, steps = sys.argv[2], Path(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
+variant, preset = sys.argv[7], sys.argv[8]
 import numpy as np
-from diffcode import codec, fitfile
+from diffcode import api, codec, fitfile
 from diffcode.decoder import Checkpoint
 from diffcode.fit import FitConfig, fit_image
+from diffcode.variants import weights as wv
 from experiments.memory import memory_image
 checkpoint = Checkpoint.load()
+mlp = wv.MLPCheckpoint.load()
 baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-stem = work / f"{h}x{w}"
+stem = work / f"{variant}-{h}x{w}"
 t0 = time.perf_counter()
-if phase == "fit":
+if variant == "weights" and phase == "fit":
+    image = memory_image(h, w)
+    fitfile.save(stem.with_suffix(".fit"), api.fit(image, variant="weights", preset=preset, steps=steps), overwrite=True)
+elif variant == "weights" and phase == "store":
+    fit, _ = fitfile.load(stem.with_suffix(".fit"))
+    data, _ = api.store(fit)
+    stem.with_suffix(".dfc").write_bytes(data)
+elif phase == "fit":
     image = memory_image(h, w)
     config = FitConfig(steps=steps, maximize_steps=1, entropy_on_fraction=0.5, freeze_fraction=0.5)
     fitfile.save(stem.with_suffix(".fit"), fit_image(image, checkpoint, config), overwrite=True)
@@ -94,9 +108,11 @@ def memory_image(height: int, width: int) -> np.ndarray:
 
 
 
-def measure(phase: str, work: Path, h: int, w: int, steps: int) -> dict:
+def measure(phase: str, work: Path, h: int, w: int, steps: int, variant: str = "per-pixel",
+            preset: str = "default") -> dict:
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    proc = subprocess.run([sys.executable, "-c", _CHILD, str(ROOT), phase, str(work), str(h), str(w), str(steps)],
+    proc = subprocess.run([sys.executable, "-c", _CHILD, str(ROOT), phase, str(work), str(h), str(w), str(steps),
+                           variant, preset],
                           capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"{phase} {h}x{w} failed:\n{proc.stderr[-2000:]}")
@@ -119,6 +135,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="256x256,768x512,2048x2048", help="HxW, comma-separated")
     parser.add_argument("--fit-steps", type=int, default=3)
+    parser.add_argument("--variant", choices=("per-pixel", "weights"), default="per-pixel")
+    parser.add_argument("--preset", default="default", help="weights variant preset")
     parser.add_argument("--limit-gib", type=float, default=24.0)
     parser.add_argument("--work-dir", type=Path, default=ROOT / "runs" / "memory")
     parser.add_argument("--name", default="memory")
@@ -130,7 +148,7 @@ def main() -> None:
     for h, w in sizes:
         for phase in PHASES:
             t0 = time.perf_counter()
-            m = measure(phase, args.work_dir, h, w, args.fit_steps)
+            m = measure(phase, args.work_dir, h, w, args.fit_steps, args.variant, args.preset)
             peak, base = m["peak_kib"] / 1024, m["baseline_kib"] / 1024
             note = f"{args.fit_steps} steps" if phase == "fit" else ""
             if m["children_kib"] is not None and abs(m["children_kib"] - m["peak_kib"]) > 1024:
@@ -146,15 +164,19 @@ def main() -> None:
     largest = None
     for phase, (pixels, peaks) in by_phase.items():
         a, b = fit_line(pixels, peaks)
-        max_pixels = (limit_mib - a) / b if b > 0 else math.inf
+        if b <= 0:
+            print(f"{phase}: peak does not grow over these sizes; no limit stated", flush=True)
+            continue
+        max_pixels = (limit_mib - a) / b
         largest = max_pixels if largest is None else min(largest, max_pixels)
         rows.append({"size": f"max in {args.limit_gib:g} GiB", "phase": phase, "pixels": int(max_pixels),
                      "peak_rss_mib": limit_mib, "baseline_rss_mib": a, "phase_rss_mib": None, "seconds": None,
                      "note": f"peak = {a:.0f} MiB + {b * 1e6:.1f} MiB per megapixel over {len(pixels)} sizes; "
                              f"square {math.isqrt(int(max_pixels))}^2, 3:2 {_three_two(max_pixels)}"})
         print(rows[-1]["note"], f"-> {phase}: {max_pixels / 1e6:.1f} megapixels", flush=True)
-    print(f"largest image with every phase under {args.limit_gib:g} GiB: {largest / 1e6:.1f} megapixels "
-          f"(square {math.isqrt(int(largest))}^2, 3:2 {_three_two(largest)})")
+    if largest is not None:
+        print(f"largest image with every phase under {args.limit_gib:g} GiB: {largest / 1e6:.1f} megapixels "
+              f"(square {math.isqrt(int(largest))}^2, 3:2 {_three_two(largest)})")
     command = "python experiments/memory.py " + " ".join(sys.argv[1:])
     report.write_table(rows, args.out_dir / args.name, command, COLUMNS)
     print(f"wrote {args.out_dir / args.name}.md|csv")

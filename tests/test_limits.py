@@ -86,3 +86,19 @@ def test_cli_one_line_error(monkeypatch, tmp_path):
     assert "too large to decode" in result.output
     assert "Traceback" not in result.output
     assert not (tmp_path / "y.png").exists()
+
+
+@pytest.mark.parametrize("variant, table", [("per-pixel", "memory.csv"), ("weights", "memory-weights.csv")])
+def test_model_lies_above_every_measured_peak(variant, table):
+    """The refusal model is an upper bound of the committed measurements (experiments/memory.py)."""
+    import csv
+
+    path = Path(__file__).resolve().parent.parent / "experiments" / "results" / table
+    with open(path, newline="") as f:
+        rows = [r for r in csv.DictReader(line for line in f if not line.startswith("#")) if r["size"][0].isdigit()]
+    assert {r["size"] for r in rows} >= {"256x256", "768x512", "2048x2048"}
+    for r in rows:
+        h, w = (int(v) for v in r["size"].split("x"))
+        predicted = limits.needed_mib(r["phase"], h, w, variant)
+        assert predicted >= float(r["peak_rss_mib"]), (r["size"], r["phase"])
+        assert predicted <= 1.3 * float(r["peak_rss_mib"]) + 300, (r["size"], r["phase"])  # and not far above

@@ -3,9 +3,12 @@
     import diffcode
     data = diffcode.compress(array)          # uint8 (H, W, 3) -> bytes of a .dfc file
     assert (diffcode.decompress(data) == array).all()
+
+    result = diffcode.fit(array, variant="weights")   # or step by step, either variant
+    data, report = diffcode.store(result)             # report: theoretical entropy vs real bytes
 """
 
-__all__ = ["compress", "decompress"]
+__all__ = ["compress", "decompress", "fit", "store"]
 
 
 def __getattr__(name: str):

@@ -52,7 +52,7 @@ def main() -> None:
     mse = init_quantile(mlp)
     print(f"quantile init: mse {mse:.4f}", flush=True)
     image = kodak.crop(kodak.load(args.image), args.crop)
-    base = wv.PRESETS["default"]
+    base = wv.PRESETS["default-v1"]  # the preset the shipped MLP was trained with
     # error-table phase only: with the encodings' cost in the loss, a crop this small makes the
     # best MLP a constant (no information in the encodings), which is useless for larger images
     p = dataclasses.replace(base, name="mlp-training", center_steps=args.steps - 2, width_steps=1, final_steps=1)

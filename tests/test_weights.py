@@ -192,3 +192,12 @@ def test_golden_weights_files_decode(entry):
     assert hashlib.sha256(data).hexdigest() == entry["sha256"], "golden files must never be edited"
     image = codec.load(data)
     assert image.shape == (entry["height"], entry["width"], 3) and pixel_sha256(image) == entry["pixels_sha256"]
+
+
+def test_preset_codes_are_stable():
+    """Files name their preset by code: a code, once used, keeps its CNN and scales for ever."""
+    assert {c: p.name for c, p in wv.PRESET_BY_CODE.items()} == {1: "tiny", 2: "default-v1", 3: "report", 4: "default"}
+    old = wv.PRESET_BY_CODE[2]
+    assert (old.superres, old.head, old.residual_shift) == ((16, 32, 16), (16, 32, 6), 1)
+    new = wv.PRESET_BY_CODE[4]
+    assert (new.superres, new.head, new.residual_shift) == ((16, 32, 16), (16, 32, 6), 2)

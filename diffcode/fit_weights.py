@@ -131,7 +131,7 @@ def fit_image(image: np.ndarray, mlp_ckpt: wv.MLPCheckpoint, p: wv.Preset, seed:
     """Fit one uint8 (H, W, 3) image with the shipped (fixed) MLP."""
     limits.check("fit", image.shape[0], image.shape[1], wv.NAME, device)
     t0 = time.perf_counter()
-    c, levels, history = fit_tensors(image, mlp_ckpt.model(), p, seed, progress, device=device)
+    c, levels, history = fit_tensors(image, wv.TableMLP(mlp_ckpt.model()), p, seed, progress, device=device)
     return WeightsFitResult(image=image, centers=c.numpy(), level_index=levels.numpy().astype(np.int64),
                             mlp_hash=mlp_ckpt.hash, preset=p.name, seed=seed, history=history,
                             seconds=time.perf_counter() - t0)

@@ -201,3 +201,17 @@ def test_preset_codes_are_stable():
     assert (old.superres, old.head, old.residual_shift) == ((16, 32, 16), (16, 32, 6), 1)
     new = wv.PRESET_BY_CODE[4]
     assert (new.superres, new.head, new.residual_shift) == ((16, 32, 16), (16, 32, 6), 2)
+
+
+def test_table_mlp_matches_the_mlp():
+    """The fit's interpolated MLP is the MLP to far below a weight's fixed-point step (2^-12)."""
+    import torch
+
+    mlp = wv.MLPCheckpoint.load().model()
+    table = wv.TableMLP(mlp)
+    u = torch.cat([torch.rand(20000, generator=torch.Generator().manual_seed(0)), torch.tensor([0.0, 1.0 - 2**-24])])
+    with torch.no_grad():
+        assert (mlp(u) - table(u)).abs().max().item() < 2**-16
+    u.requires_grad_(True)
+    table(u).sum().backward()
+    assert torch.isfinite(u.grad).all() and u.grad.abs().max() > 0

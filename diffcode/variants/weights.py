@@ -218,6 +218,34 @@ class MLP(nn.Module):
                 layer.bias.copy_(torch.from_numpy(arrays[f"{i}.bias"] / 2.0 ** (2 * FRAC_BITS)))
 
 
+class TableMLP(nn.Module):
+    """The fixed MLP as a table of 2^bits + 1 values with linear interpolation, for fitting.
+
+    The MLP is piecewise linear (relu), so interpolating it on a fine grid changes its values by
+    far less than a weight's fixed-point step, while a fit step costs a gather instead of two
+    40-wide layers per weight (the report preset has 330,000 weights). Gradients are the
+    interpolation's slopes. Only the float fit uses it; coding runs the exact `fixed_mlp`.
+    """
+
+    def __init__(self, mlp: MLP, bits: int = 16):
+        super().__init__()
+        self.bits = bits
+        grid = torch.arange(2**bits + 1, dtype=torch.float64) / 2**bits
+        with torch.no_grad():
+            x = grid.reshape(-1, 1)
+            for i, layer in enumerate(mlp.layers):
+                x = x @ layer.weight.double().T + layer.bias.double()
+                if i < len(mlp.layers) - 1:
+                    x = torch.relu(x)
+        self.register_buffer("table", x.reshape(-1).float())
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
+        x = u.clamp(0.0, 1.0) * 2**self.bits
+        i = x.detach().floor().clamp(max=2**self.bits - 1).long()
+        lo, hi = self.table[i], self.table[i + 1]
+        return lo + (x - i) * (hi - lo)
+
+
 class MLPCheckpoint:
     """The shipped MLP's integer arrays; `hash` names it in every weights-variant file header."""
 

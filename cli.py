@@ -192,11 +192,12 @@ def store(
             target = (out_dir or path.parent) / (path.name.split(".")[0] + ".dfc")
             if target.exists() and not overwrite:
                 raise ValueError(f"{target} exists; pass --force")
-            if result.variant == Variant.per_pixel.value:
+            per_pixel = result.variant == Variant.per_pixel.value  # weights: no decoder, no stages
+            if per_pixel:
                 ckpt = ckpt or _checkpoint(checkpoint)
             data, report = api.store(result, checkpoint=ckpt, storage=storage.value if storage else None,
                                      budget_nats=budget, device=_device(device),
-                                     progress=_stage_bar(f"store {path.name}"))
+                                     progress=_stage_bar(f"store {path.name}") if per_pixel else None)
             write_bytes_atomic(target, data, overwrite=overwrite)
             _print_report(str(target), report.as_dict(), json_out)
 
@@ -307,7 +308,7 @@ def compress(
                          storage=None if variant == Variant.weights else storage.value, checkpoint=ckpt,
                          progress=_progress(_fit_steps(variant, preset, steps), image.name), device=_device(device))
         data, report = api.store(result, checkpoint=ckpt, device=_device(device),
-                                 progress=_stage_bar(f"store {image.name}"))
+                                 progress=_stage_bar(f"store {image.name}") if ckpt is not None else None)
         write_bytes_atomic(out, data, overwrite=overwrite)
         _print_report(str(out), report.as_dict(), json_out)
 

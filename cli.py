@@ -352,13 +352,8 @@ def evaluate(
 
         ckpt = _checkpoint(checkpoint)
         fit_scheme = (fit_storage or storage).value
-        if variant == Variant.weights:
-            from diffcode.variants import weights as wv
-
-            model_hash = wv.MLPCheckpoint.load().hash
-        else:
-            model_hash = ckpt.hash
-        cache = ev.cache_dir(work_dir, variant.value, model_hash, steps, seed, crop, fit_scheme, preset.value)
+        cache = ev.cache_dir(work_dir, variant.value, ev.model_hash(variant.value, ckpt), steps, seed, crop, fit_scheme,
+                             preset.value)
         job_list = ev.image_jobs([split] if split else list(images), crop=crop,
                                  kodak_dir=str(kodak_dir) if kodak_dir else None, variant=variant.value,
                                  storage=storage.value, fit_storage=fit_scheme, steps=steps, seed=seed,

@@ -125,7 +125,7 @@ def run_job(job: Job, progress: Callable[[int, float], None] | None = None) -> d
     cache.mkdir(parents=True, exist_ok=True)
     weights = job.variant == "weights"
     checkpoint = Checkpoint.load(job.checkpoint)
-    model_hash = _weights_mlp_hash() if weights else checkpoint.hash
+    shared_hash = model_hash(job.variant, checkpoint)
     image = _load_image(job)
     fit_path = cache / f"{job.name}.fit"
     fit = None
@@ -134,7 +134,7 @@ def run_job(job: Job, progress: Callable[[int, float], None] | None = None) -> d
             fit, _ = fitfile.load(fit_path)
         except DiffcodeError:
             fit = None
-        if fit is not None and not (_fit_matches(fit, job, model_hash) and np.array_equal(fit.image, image)):
+        if fit is not None and not (_fit_matches(fit, job, shared_hash) and np.array_equal(fit.image, image)):
             fit = None
     if fit is None:
         fit = api.fit(image, variant=job.variant, preset=job.preset, steps=job.steps, seed=job.seed,
@@ -153,7 +153,7 @@ def run_job(job: Job, progress: Callable[[int, float], None] | None = None) -> d
     row = {"image": job.name, **rep.as_dict(), "png_bytes": png, "png_bpsp": report.bpsp(png, h, w),
            "fit_seconds": fit.seconds, "store_seconds": t1 - t0, "decode_seconds": t2 - t1,
            "bit_exact": bool(np.array_equal(decoded.image, image)), "source": job.source,
-           "fit_steps": len(fit.history) if weights else fit.config.steps, "decoder": model_hash[:12],
+           "fit_steps": len(fit.history) if weights else fit.config.steps, "decoder": shared_hash[:12],
            "row_version": ROW_VERSION}
     if job.figures and hasattr(decoded, "maps"):  # the weights variant has no per-stage maps
         maps = decoded.maps()
@@ -164,19 +164,22 @@ def run_job(job: Job, progress: Callable[[int, float], None] | None = None) -> d
     return row
 
 
-def _weights_mlp_hash() -> str:
-    from .variants import weights as wv
+def model_hash(variant: str, checkpoint) -> str:
+    """The hash of the shared model a variant's files depend on: the decoder, or the weights MLP."""
+    if variant == "weights":
+        from .variants import weights as wv
 
-    return wv.MLPCheckpoint.load().hash
+        return wv.MLPCheckpoint.load().hash
+    return checkpoint.hash
 
 
-def _fit_matches(fit, job: Job, model_hash: str) -> bool:
+def _fit_matches(fit, job: Job, shared_hash: str) -> bool:
     """Whether a cached fit was made for this job's variant, model and settings."""
     if getattr(fit, "variant", "per-pixel") != job.variant:
         return False
     if job.variant == "weights":
-        return fit.mlp_hash == model_hash and fit.preset == job.preset and fit.seed == job.seed
-    return fit.checkpoint_hash == model_hash and fit.config.storage == job.fit_storage
+        return fit.mlp_hash == shared_hash and fit.preset == job.preset and fit.seed == job.seed
+    return fit.checkpoint_hash == shared_hash and fit.config.storage == job.fit_storage
 
 
 def load_maps(job: Job) -> dict | None:

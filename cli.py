@@ -44,7 +44,7 @@ def _fit_steps(variant: Variant, preset: Preset, steps: Optional[int]) -> int:
         from diffcode.variants import weights as wv
 
         return wv.preset(preset.value).steps
-    from diffcode.fit import FitConfig
+    from diffcode.fit_per_pixel import FitConfig
 
     return FitConfig().steps
 

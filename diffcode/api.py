@@ -5,7 +5,7 @@
     image = api.decompress(data)                              # bit-exact, the header names the variant
     data = api.compress(image)                                # fit + store
 
-The variant decides which encoder and which coder run (`diffcode.fit` and `diffcode.codec` for
+The variant decides which encoder and which coder run (`diffcode.fit_per_pixel` and `diffcode.codec` for
 per-pixel encodings, `diffcode.fit_weights` and `diffcode.weights_codec` for CNN weight encodings);
 a fit result carries its variant, so `store` needs no flag. The CLI is a thin layer over these.
 """
@@ -17,9 +17,9 @@ from dataclasses import replace
 import numpy as np
 
 from . import codec
-from . import fit as _per_pixel  # called through the module, so tests can count fits
+from . import fit_per_pixel as _per_pixel  # called through the module, so tests can count fits
 from .decoder import Checkpoint
-from .fit import FitConfig, FitResult
+from .fit_per_pixel import FitConfig, FitResult
 from .image import ColorMode, validate_array
 
 VARIANTS = ("per-pixel", "weights")
@@ -38,7 +38,7 @@ def fit(image: np.ndarray, *, variant: str = "per-pixel", color: ColorMode | Non
         progress: optional callable(step, bpsp).
 
     Returns:
-        `diffcode.fit.FitResult` or `diffcode.fit_weights.WeightsFitResult`; both have `.variant`,
+        `diffcode.fit_per_pixel.FitResult` or `diffcode.fit_weights.WeightsFitResult`; both have `.variant`,
         `.image`, `.history` and `.seconds`, and `store` takes either.
     """
     image = validate_array(image, "image")

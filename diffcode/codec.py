@@ -1,6 +1,6 @@
 """Fitted intervals -> bytes -> image: store, load and verification.
 
-    image --fit (float torch, diffcode.fit)--> FitResult (centers per stage)
+    image --fit (float torch, diffcode.fit_per_pixel)--> FitResult (centers per stage)
           --store: exact fixed-point decoder pass, stage by stage:
                 entropies (decoder-known) -> random-seed search -> stored angles -> next stage
                 head -> Cauchy table indexes -> rANS error table

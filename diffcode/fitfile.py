@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DiffcodeError
-from .fit import FitConfig, FitResult
+from .fit_per_pixel import FitConfig, FitResult
 from .image import ColorMode, write_bytes_atomic
 
 FIT_FILE_VERSION = 1

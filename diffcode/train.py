@@ -20,7 +20,7 @@ import torch
 from . import kodak
 from .decoder import Checkpoint, DecoderWeights
 from .encodings import CircularEncodings
-from .fit import LN2, FitConfig, fit_batch, image_tensor
+from .fit_per_pixel import LN2, FitConfig, fit_batch, image_tensor
 from .superres import DecoderConfig, size_schedule
 from .variants import per_pixel
 

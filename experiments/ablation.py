@@ -22,7 +22,7 @@ import numpy as np  # noqa: E402
 
 from diffcode import codec, kodak, report  # noqa: E402
 from diffcode.decoder import Checkpoint  # noqa: E402
-from diffcode.fit import FitConfig, fit_image  # noqa: E402
+from diffcode.fit_per_pixel import FitConfig, fit_image  # noqa: E402
 
 COLUMNS = ["configuration", "fit_final_bpsp", "encodings_theoretical_bpsp", "theoretical_bpsp", "bpsp",
            "overhead_percent", "fit_seconds", "bit_exact"]

@@ -22,7 +22,7 @@ import numpy as np  # noqa: E402
 
 from diffcode import codec, kodak, report  # noqa: E402
 from diffcode.decoder import Checkpoint  # noqa: E402
-from diffcode.fit import FitConfig, fit_image  # noqa: E402
+from diffcode.fit_per_pixel import FitConfig, fit_image  # noqa: E402
 
 COLUMNS = ["file", "height", "width", "variant", "storage", "encodings_theoretical_bytes",
            "error_table_theoretical_bytes", "theoretical_bytes", "file_bytes", "overhead_percent",

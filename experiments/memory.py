@@ -55,7 +55,7 @@ variant, preset = sys.argv[7], sys.argv[8]
 import numpy as np
 from diffcode import api, codec, fitfile
 from diffcode.decoder import Checkpoint
-from diffcode.fit import FitConfig, fit_image
+from diffcode.fit_per_pixel import FitConfig, fit_image
 from diffcode.variants import weights as wv
 from experiments.memory import memory_image
 checkpoint = Checkpoint.load()

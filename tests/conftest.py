@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from diffcode.decoder import Checkpoint, DecoderWeights
-from diffcode.fit import FitConfig
+from diffcode.fit_per_pixel import FitConfig
 from diffcode.superres import DecoderConfig
 
 # few steps, every piece of the fitting schedule exercised (maximize, entropy off/on, freezing)

@@ -7,7 +7,7 @@ import pytest
 
 from tests.conftest import QUICK_FIT
 from diffcode import api
-from diffcode.fit import FitResult
+from diffcode.fit_per_pixel import FitResult
 from diffcode.fit_weights import WeightsFitResult
 from diffcode.image import ColorMode
 
@@ -48,3 +48,15 @@ def test_bad_arguments_are_refused(image):
         api.fit(image, variant="weights", preset="tiny", storage="randseed")
     with pytest.raises(ValueError, match="unknown preset"):
         api.fit(image, variant="weights", preset="huge")
+
+
+def test_public_names_are_not_shadowed_by_submodules():
+    """`diffcode.fit(...)` from the README works after any API call (issue 14, defect 3)."""
+    import pkgutil
+
+    import diffcode
+    from diffcode import api as api_module  # imports the per-pixel fitter, which once was `diffcode.fit`
+
+    assert not set(diffcode.__all__) & {m.name for m in pkgutil.iter_modules(diffcode.__path__)}
+    for name in diffcode.__all__:
+        assert getattr(diffcode, name) is getattr(api_module, name)

@@ -9,7 +9,7 @@ from dataclasses import replace
 import diffcode
 from diffcode import codec, kodak
 from diffcode.errors import ChecksumError, CorruptFileError, DecoderMismatchError
-from diffcode.fit import fit_image
+from diffcode.fit_per_pixel import fit_image
 from diffcode.storage.schemes import NAMES as STORAGES
 from tests.conftest import QUICK_FIT, small_images
 

@@ -37,7 +37,7 @@ from hypothesis import strategies as st
 
 from diffcode import codec
 from diffcode.errors import CorruptFileError, DecoderMismatchError, DiffcodeError
-from diffcode.fit import FitConfig, fit_image
+from diffcode.fit_per_pixel import FitConfig, fit_image
 from diffcode.storage import container, rans
 from tests.conftest import QUICK_FIT
 

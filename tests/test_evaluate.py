@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from diffcode import evaluate as ev
-from diffcode import fit as fit_module
+from diffcode import fit_per_pixel as fit_module
 from diffcode.image import write_png
 from tests.conftest import small_images
 

@@ -45,7 +45,7 @@ def test_env_sets_the_limit(monkeypatch):
 
 
 def test_fit_refused_before_any_work(monkeypatch, checkpoint):
-    from diffcode.fit import FitConfig, fit_image
+    from diffcode.fit_per_pixel import FitConfig, fit_image
 
     monkeypatch.setenv(limits.ENV, "0.01")
     image = np.zeros((8, 8, 3), np.uint8)

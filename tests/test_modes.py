@@ -8,7 +8,7 @@ from PIL import Image
 
 from diffcode import codec
 from diffcode.errors import ImageError
-from diffcode.fit import fit_image
+from diffcode.fit_per_pixel import fit_image
 from diffcode.image import encode_image, read_image_mode, to_pil
 from tests.conftest import QUICK_FIT
 

@@ -28,7 +28,7 @@ from typer.testing import CliRunner
 import cli
 from diffcode import codec, fitfile
 from diffcode.errors import DiffcodeError, OutputExistsError
-from diffcode.fit import FitConfig, fit_image
+from diffcode.fit_per_pixel import FitConfig, fit_image
 from diffcode.image import read_image, write_bytes_atomic, write_png
 
 IMAGE = np.random.default_rng(3).integers(0, 256, (6, 8, 3), dtype=np.uint8)

@@ -104,7 +104,7 @@ def test_cos_table_is_exactly_rounded():
 
 
 def test_freeze_plan_freezes_every_stage_once_in_order():
-    from diffcode.fit import FitConfig, freeze_plan
+    from diffcode.fit_per_pixel import FitConfig, freeze_plan
 
     for steps in (1, 2, 6, 100):
         plan = freeze_plan(7, FitConfig(steps=steps, freeze_fraction=0.2))

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from diffcode import codec, kodak
-from diffcode.fit import fit_image
+from diffcode.fit_per_pixel import fit_image
 from diffcode.train import TrainConfig, train
 from tests.conftest import QUICK_FIT
 

@@ -32,7 +32,7 @@ import numpy as np  # noqa: E402
 
 from diffcode import codec, report  # noqa: E402
 from diffcode.decoder import Checkpoint  # noqa: E402
-from diffcode.fit import FitConfig, fit_image  # noqa: E402
+from diffcode.fit_per_pixel import FitConfig, fit_image  # noqa: E402
 from diffcode.image import pixel_sha256, write_bytes_atomic  # noqa: E402
 from diffcode.storage import container  # noqa: E402
 from diffcode.variants import per_pixel  # noqa: E402

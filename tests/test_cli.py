@@ -80,3 +80,17 @@ def test_bad_inputs_give_one_line_errors(workdir, other_checkpoint):
     (workdir / "cut.dfc").write_bytes(data[: len(data) // 2])
     code, out = invoke("decode", "cut.dfc", "-o", "z.png", *ck)
     assert code == 1 and "truncated" in out and not (workdir / "z.png").exists()
+
+
+def test_console_command_is_declared():
+    """`pip install` makes a `diffcode` command running the same app as `python cli.py` (issue 14)."""
+    import importlib
+    import tomllib
+    from pathlib import Path
+
+    scripts = tomllib.loads((Path(__file__).parent.parent / "pyproject.toml").read_text())["project"]["scripts"]
+    module, _, function = scripts["diffcode"].partition(":")
+    main = getattr(importlib.import_module(module), function)
+    assert main.__module__ == cli.app.registered_commands[0].callback.__module__
+    code, out = invoke("--help")
+    assert code == 0 and "compress" in out

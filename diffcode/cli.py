@@ -1,0 +1,454 @@
+"""The `diffcode` command (and `python cli.py`): train, fit, store, decode, info, compress, evaluate, baselines.
+
+    python cli.py fit kodim17.png --variant per-pixel     # -> kodim17.per-pixel.fit
+    python cli.py store                                   # every .fit here -> .dfc, with a size report
+    python cli.py decode kodim17.dfc -o out.png
+    python cli.py info kodim17.dfc
+    python cli.py compress kodim17.png -o kodim17.dfc     # fit + store
+    python cli.py train --variant per-pixel               # train the shared decoder
+    python cli.py evaluate --split test                   # Kodak table: entropy vs file size
+    python cli.py baselines --split test                  # PNG, WebP, JPEG XL, ... on the same images
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n")[0])
+
+
+class Variant(str, Enum):
+    per_pixel = "per-pixel"
+    weights = "weights"
+
+
+class Preset(str, Enum):
+    """Presets of the weights variant (diffcode.variants.weights.PRESETS)."""
+
+    default = "default"
+    report = "report"
+    tiny = "tiny"
+
+
+def _fit_steps(variant: Variant, preset: Preset, steps: Optional[int]) -> int:
+    """Length of the fit's progress bar."""
+    if steps is not None:
+        return steps
+    if variant == Variant.weights:
+        from diffcode.variants import weights as wv
+
+        return wv.preset(preset.value).steps
+    from diffcode.fit_per_pixel import FitConfig
+
+    return FitConfig().steps
+
+
+class Storage(str, Enum):
+    """Storage schemes (diffcode.storage.schemes)."""
+
+    dither = "dither"
+    randseed = "randseed"
+
+
+DEFAULT_STORAGE = "dither"  # diffcode.storage.schemes.DEFAULT (kept here so --help needs no import)
+
+
+def _fail(exc: Exception) -> None:
+    typer.echo(f"error: {exc}", err=True)
+    raise typer.Exit(code=1)
+
+
+def _run(fn):
+    """Call fn, turning diffcode's own errors into a one-line message and exit code 1."""
+    from diffcode.errors import DiffcodeError
+
+    try:
+        return fn()
+    except (DiffcodeError, ValueError, FileNotFoundError) as exc:
+        _fail(exc)
+
+
+def _device(name: str) -> str:
+    """Validate --device early, with a message a user can act on."""
+    import torch
+
+    if name == "cpu":
+        return name
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ValueError(f"--device {name}: no CUDA device is available here; use --device cpu")
+        return name
+    raise ValueError(f"--device {name}: expected cpu or cuda[:N]")
+
+
+def _read(path: Path) -> bytes:
+    from diffcode.errors import DiffcodeError
+
+    if not path.is_file():
+        raise DiffcodeError(f"{path}: no such file")
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise DiffcodeError(f"{path}: cannot read ({exc})") from exc
+
+
+def _checkpoint(path: Optional[Path]):
+    from diffcode.decoder import Checkpoint
+
+    return Checkpoint.load(path)
+
+
+def _stage_bar(label: str):
+    """A progress bar over the stages of a store."""
+    from tqdm import tqdm
+
+    bar = tqdm(desc=label, unit="stage", file=sys.stderr, leave=False)
+
+    def update(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+        if done == total:
+            bar.close()
+
+    return update
+
+
+def _progress(total: int, label: str):
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, desc=label, unit="step", file=sys.stderr, leave=False)
+
+    def update(step: int, bpsp: float) -> None:
+        bar.update(1)
+        bar.set_postfix_str(f"{bpsp:.4f} bpsp")
+        if step + 1 == total:
+            bar.close()
+
+    return update
+
+
+@app.command()
+def fit(
+    image: Path = typer.Argument(..., help="PNG/PPM image to encode"),
+    variant: Variant = typer.Option(Variant.per_pixel, help="encoding variant"),
+    steps: Optional[int] = typer.Option(None, help="Adam steps (default: FitConfig.steps)"),
+    device: str = typer.Option("cpu", help="cpu, or cuda when present"),
+    seed: int = typer.Option(0, help="seed of the fit's noise and of the stored file's shared randomness"),
+    storage: Storage = typer.Option(Storage.dither, help="storage scheme the fit prepares for"),
+    out: Optional[Path] = typer.Option(None, help="fit file to write (default IMAGE.VARIANT.fit)"),
+    overwrite: bool = typer.Option(False, "--force", "--overwrite", help="replace an existing output"),
+    checkpoint: Optional[Path] = typer.Option(None, help="decoder checkpoint (default: the shipped one)"),
+    preset: Preset = typer.Option(Preset.default, help="weights variant: CNN size and schedule"),
+):
+    """Fit the encodings of one image (the encoder) and write a fit file for `store`."""
+    from diffcode import api, fitfile
+    from diffcode.image import read_image_mode
+
+    def go():
+        array, color = read_image_mode(image)
+        target = out or image.with_suffix(f".{variant.value}.fit")
+        if target.exists() and not overwrite:
+            raise ValueError(f"{target} exists; pass --force or --out")
+        result = api.fit(array, variant=variant.value, color=color, preset=preset.value, steps=steps, seed=seed,
+                         storage=None if variant == Variant.weights else storage.value,
+                         checkpoint=_checkpoint(checkpoint) if variant == Variant.per_pixel else None,
+                         progress=_progress(_fit_steps(variant, preset, steps), image.name), device=_device(device))
+        fitfile.save(target, result, source=str(image), overwrite=overwrite)
+        last = result.history[-1] if result.history else {}
+        typer.echo(f"{target}: {last.get('bpsp', float('nan')):.4f} bpsp after {len(result.history)} steps "
+                   f"({result.seconds:.1f} s)")
+
+    _run(go)
+
+
+@app.command()
+def store(
+    fits: List[Path] = typer.Argument(None, help="fit files (default: every *.fit in the current directory)"),
+    out_dir: Optional[Path] = typer.Option(None, help="where to write the .dfc files (default: next to each fit)"),
+    json_out: bool = typer.Option(False, "--json", help="one JSON object per file"),
+    storage: Optional[Storage] = typer.Option(None, help="storage scheme (default: the one the fit prepared for)"),
+    budget: Optional[float] = typer.Option(None, help="randseed segment budget in nats (default 8)"),
+    overwrite: bool = typer.Option(False, "--force", "--overwrite", help="replace existing outputs"),
+    device: str = typer.Option("cpu"),
+    checkpoint: Optional[Path] = typer.Option(None, help="decoder checkpoint (default: the shipped one)"),
+):
+    """Store fit files as compressed .dfc files; report theoretical entropy vs real size."""
+    from diffcode import api, fitfile
+    from diffcode.image import write_bytes_atomic
+
+    def go():
+        paths = fits or sorted(Path(".").glob("*.fit"))
+        if not paths:
+            raise ValueError("no fit files given and none in the current directory")
+        ckpt = None
+        for path in paths:
+            result, _ = fitfile.load(path)
+            target = (out_dir or path.parent) / (path.name.split(".")[0] + ".dfc")
+            if target.exists() and not overwrite:
+                raise ValueError(f"{target} exists; pass --force")
+            per_pixel = result.variant == Variant.per_pixel.value  # weights: no decoder, no stages
+            if per_pixel:
+                ckpt = ckpt or _checkpoint(checkpoint)
+            data, report = api.store(result, checkpoint=ckpt, storage=storage.value if storage else None,
+                                     budget_nats=budget, device=_device(device),
+                                     progress=_stage_bar(f"store {path.name}") if per_pixel else None)
+            write_bytes_atomic(target, data, overwrite=overwrite)
+            _print_report(str(target), report.as_dict(), json_out)
+
+    _run(go)
+
+
+def _print_report(name: str, d: dict, json_out: bool) -> None:
+    d = {"file": name, **d}
+    if json_out:
+        typer.echo(json.dumps(d))
+        return
+    sub = 3 * d["height"] * d["width"]
+    row = lambda label, b: f"  {label:<12} {b:>12,.0f} B  {8 * b / sub:7.4f} bpsp"  # noqa: E731
+    typer.echo(f"{name}: {d['height']}x{d['width']} {d['variant']} / {d['storage']}")
+    typer.echo("  theoretical:")
+    typer.echo(row("encodings", d["encodings_theoretical_bytes"]))
+    typer.echo(row("error table", d["error_table_theoretical_bytes"]))
+    if "side_info_bytes" in d:  # weights variant: side information (width levels) separately
+        typer.echo(row("side info", d["side_info_theoretical_bytes"]))
+        typer.echo(row("w/o side info", d["theoretical_bytes_without_side_info"]))
+    typer.echo(row("total", d["theoretical_bytes"]))
+    typer.echo("  real file:")
+    if "side_info_bytes" in d:
+        typer.echo(row("side info", d["side_info_bytes"]))
+    typer.echo(row("encodings", d["encodings_bytes"]))
+    typer.echo(row("error table", d["error_table_bytes"]))
+    typer.echo(row("header", d["header_bytes"]))
+    typer.echo(row("file", d["file_bytes"]) + f"   overhead {d['overhead_percent']:+.2f} %")
+
+
+@app.command()
+def decode(
+    file: Path = typer.Argument(..., help=".dfc file"),
+    out: Path = typer.Option(..., "-o", "--out", help="PNG to write"),
+    overwrite: bool = typer.Option(False, "--force", "--overwrite", help="replace an existing output"),
+    device: str = typer.Option("cpu"),
+    checkpoint: Optional[Path] = typer.Option(None, help="decoder checkpoint (default: the shipped one)"),
+):
+    """Restore the image of a .dfc file, pixel for pixel."""
+    from diffcode import codec
+    from diffcode.image import write_image
+
+    def go():
+        if out.exists() and not overwrite:
+            raise ValueError(f"{out} exists; pass --force")
+        image, color = codec.load_image(_read(file), _checkpoint(checkpoint), device=_device(device))
+        write_image(out, image, color, overwrite=overwrite)
+        typer.echo(f"{out}: {image.shape[0]}x{image.shape[1]} {color.mode}, pixels verified against the file's checksum")
+
+    _run(go)
+
+
+@app.command()
+def info(
+    files: List[Path] = typer.Argument(..., help=".dfc files"),
+    json_out: bool = typer.Option(False, "--json", help="one JSON object per file"),
+    header_only: bool = typer.Option(False, help="skip decoding (no theoretical entropy)"),
+    device: str = typer.Option("cpu"),
+    checkpoint: Optional[Path] = typer.Option(None, help="decoder checkpoint (default: the shipped one)"),
+):
+    """Print the header and section sizes of .dfc files and, by decoding, their theoretical entropy."""
+    from diffcode import codec
+
+    def go():
+        ckpt = None if header_only else _checkpoint(checkpoint)
+        for path in files:
+            data = _read(path)
+            d = {"file": str(path), **codec.info(data)}
+            if ckpt is not None:
+                d.update(codec.analyze(data, ckpt, device=_device(device)).as_dict())
+            if json_out:
+                typer.echo(json.dumps(d))
+                continue
+            typer.echo(f"{path}:")
+            for key, value in d.items():
+                if key not in ("file", "sections"):
+                    typer.echo(f"  {key:<30} {value}")
+            for i, s in enumerate(d["sections"]):
+                typer.echo(f"  section {i:<3} {s['kind']:<12} {s['bytes']:>10,} B  crc32 {s['crc32']}")
+
+    _run(go)
+
+
+@app.command()
+def compress(
+    image: Path = typer.Argument(..., help="PNG/PPM image"),
+    out: Path = typer.Option(..., "-o", "--out", help=".dfc file to write"),
+    steps: Optional[int] = typer.Option(None, help="Adam steps"),
+    seed: int = typer.Option(0),
+    storage: Storage = typer.Option(Storage.dither, help="storage scheme"),
+    device: str = typer.Option("cpu"),
+    overwrite: bool = typer.Option(False, "--force", "--overwrite", help="replace an existing output"),
+    json_out: bool = typer.Option(False, "--json"),
+    checkpoint: Optional[Path] = typer.Option(None, help="decoder checkpoint (default: the shipped one)"),
+    variant: Variant = typer.Option(Variant.per_pixel, help="encoding variant"),
+    preset: Preset = typer.Option(Preset.default, help="weights variant: CNN size and schedule"),
+):
+    """Fit and store in one go."""
+    from diffcode import api
+    from diffcode.image import read_image_mode, write_bytes_atomic
+
+    def go():
+        if out.exists() and not overwrite:
+            raise ValueError(f"{out} exists; pass --force")
+        array, color = read_image_mode(image)
+        ckpt = _checkpoint(checkpoint) if variant == Variant.per_pixel else None
+        result = api.fit(array, variant=variant.value, color=color, preset=preset.value, steps=steps, seed=seed,
+                         storage=None if variant == Variant.weights else storage.value, checkpoint=ckpt,
+                         progress=_progress(_fit_steps(variant, preset, steps), image.name), device=_device(device))
+        data, report = api.store(result, checkpoint=ckpt, device=_device(device),
+                                 progress=_stage_bar(f"store {image.name}") if ckpt is not None else None)
+        write_bytes_atomic(out, data, overwrite=overwrite)
+        _print_report(str(out), report.as_dict(), json_out)
+
+    _run(go)
+
+
+@app.command()
+def evaluate(
+    images: List[str] = typer.Argument(None, help="image files or Kodak names (instead of --split)"),
+    split: Optional[str] = typer.Option(None, help="Kodak split: train, val, test or all"),
+    variant: Variant = typer.Option(Variant.per_pixel, help="encoding variant"),
+    storage: Storage = typer.Option(Storage.dither, help="storage scheme"),
+    fit_storage: Optional[Storage] = typer.Option(None, help="scheme the fits prepare for (default: --storage)"),
+    steps: Optional[int] = typer.Option(None, help="Adam steps (default: FitConfig.steps)"),
+    crop: int = typer.Option(0, help="evaluate center crops of this side (0 = whole images)"),
+    seed: int = typer.Option(0),
+    jobs: int = typer.Option(1, help="images evaluated in parallel processes"),
+    force: bool = typer.Option(False, help="store and decode again images whose results are cached (reusing fits)"),
+    refit: bool = typer.Option(False, help="also fit again"),
+    figures: bool = typer.Option(True, help="write figures next to the table"),
+    name: Optional[str] = typer.Option(None, help="table name (default kodak-VARIANT-SPLIT)"),
+    out_dir: Path = typer.Option(Path("experiments/results"), help="where tables and figures go"),
+    work_dir: Path = typer.Option(Path("runs/evaluate"), help="cache of fits, files and rows"),
+    kodak_dir: Optional[Path] = typer.Option(None, help="folder with kodim01..24.png"),
+    device: str = typer.Option("cpu"),
+    checkpoint: Optional[Path] = typer.Option(None, help="decoder checkpoint (default: the shipped one)"),
+    preset: Preset = typer.Option(Preset.default, help="weights variant: CNN size and schedule"),
+):
+    """Fit, store, decode and check every image of a split; write a table of entropy vs file size."""
+    from diffcode import evaluate as ev
+
+    def go():
+        if variant == Variant.weights and (storage != Storage.dither or fit_storage not in (None, Storage.dither)):
+            raise ValueError("the weights variant stores with dither only")
+        if bool(split) == bool(images):
+            raise ValueError("give either --split or a list of images")
+        if jobs < 1:
+            raise ValueError("--jobs must be at least 1")
+        import torch
+        from tqdm import tqdm
+
+        ckpt = _checkpoint(checkpoint)
+        fit_scheme = (fit_storage or storage).value
+        cache = ev.cache_dir(work_dir, variant.value, ev.model_hash(variant.value, ckpt), steps, seed, crop, fit_scheme,
+                             preset.value)
+        job_list = ev.image_jobs([split] if split else list(images), crop=crop,
+                                 kodak_dir=str(kodak_dir) if kodak_dir else None, variant=variant.value,
+                                 storage=storage.value, fit_storage=fit_scheme, steps=steps, seed=seed,
+                                 checkpoint=str(checkpoint) if checkpoint else None, cache=str(cache),
+                                 threads=torch.get_num_threads(), device=_device(device),
+                                 figures=figures, preset=preset.value)
+        label = split if split else "images"
+        stem = out_dir / (name or f"kodak-{variant.value}-{label}"
+                          + (f"-{preset.value}" if variant == Variant.weights else "") + (f"-crop{crop}" if crop else "")
+                          + ("" if storage.value == DEFAULT_STORAGE else f"-{storage.value}")
+                          + ("" if fit_scheme == storage.value else f"-fit{fit_scheme}"))
+        bar = tqdm(total=len(job_list), desc="evaluate", unit="image", file=sys.stderr)
+
+        def on_row(row: dict, cached: bool) -> None:
+            bar.update(1)
+            bar.write(f"{row['image']}: {row['theoretical_bpsp']:.4f} bpsp theoretical, {row['bpsp']:.4f} real "
+                      f"({row['overhead_percent']:+.2f} %), PNG {row['png_bpsp']:.4f}, "
+                      f"{'bit-exact' if row['bit_exact'] else 'NOT BIT-EXACT'}" + (" (cached)" if cached else ""))
+
+        steps_total = _fit_steps(variant, preset, steps)
+        rows = ev.evaluate(job_list, force=force, refit=refit, n_jobs=jobs, on_row=on_row,
+                           progress_factory=lambda job: _progress(steps_total, f"fit {job.name}"))
+        bar.close()
+        command = "python cli.py evaluate " + " ".join(sys.argv[2:])
+        paths = ev.write_results(rows, stem, command, job_list, figures=figures)
+        mean = ev.with_mean(rows)[-1]
+        typer.echo(f"{stem}.md: {len(rows)} images, mean {mean['theoretical_bpsp']:.4f} bpsp theoretical, "
+                   f"{mean['bpsp']:.4f} real, PNG {mean['png_bpsp']:.4f}; {len(paths)} figures")
+        if not all(r["bit_exact"] for r in rows):
+            raise ValueError("some images did not decode bit-exactly (see the table)")
+
+    _run(go)
+
+
+@app.command()
+def baselines(
+    images: List[str] = typer.Argument(None, help="image files or Kodak names (instead of --split)"),
+    split: Optional[str] = typer.Option(None, help="Kodak split: train, val, test or all"),
+    patches: bool = typer.Option(False, help="code 32x64 patches separately (the LLM-compression critique's setting)"),
+    grayscale: bool = typer.Option(False, help="code the Pillow 'L' luma instead of RGB"),
+    out: Optional[Path] = typer.Option(None, help="output stem (default experiments/results/baselines-SPLIT...)"),
+    kodak_dir: Optional[Path] = typer.Option(None, help="folder with kodim01..24.png"),
+):
+    """Sizes, timings and checked round trips of raw, gzip, bzip2, xz, zstd, PNG, WebP, JPEG 2000, JPEG XL."""
+    from diffcode import baselines as bl
+    from diffcode import kodak
+
+    def go():
+        if bool(split) == bool(images):
+            raise ValueError("give either --split or a list of images")
+        names = kodak.split(split) if split else list(images)
+        rows = bl.run(names, kodak_dir=str(kodak_dir) if kodak_dir else None, patches=patches, grayscale=grayscale)
+        stem = out or bl.default_stem(split or "images", patches, grayscale)
+        command = "python cli.py baselines " + " ".join(sys.argv[2:])
+        for path in bl.write(rows, stem, command, note=f"Libraries: {bl.library_versions()}."):
+            typer.echo(str(path))
+        for row in bl.summarize(rows):
+            bpsp = "n/a" if row["mean_bpsp"] is None else f"{row['mean_bpsp']:.4f}"
+            typer.echo(f"{row['codec']:9s} {bpsp:>8s} bpsp  {row['note'] or ''}")
+
+    _run(go)
+
+
+@app.command()
+def train(
+    variant: Variant = typer.Option(Variant.per_pixel, help="encoding variant"),
+    steps: Optional[int] = typer.Option(None, help="training steps"),
+    crop: Optional[int] = typer.Option(None, help="side of the training crops"),
+    kodak_dir: Optional[Path] = typer.Option(None, help="folder with kodim01..24.png"),
+    out: Path = typer.Option(Path("per_pixel.npz"), help="checkpoint to write"),
+    overwrite: bool = typer.Option(False, "--force", "--overwrite", help="replace an existing output"),
+):
+    """Train the shared decoder on the Kodak training split, selecting by validation bpsp."""
+    from dataclasses import replace
+
+    from diffcode.train import TrainConfig, train as run_train
+
+    def go():
+        if variant == Variant.weights:
+            raise ValueError("the weights variant's shared MLP is trained by experiments/train_weights_mlp.py")
+        if out.exists() and not overwrite:
+            raise ValueError(f"{out} exists; pass --force")
+        config = TrainConfig()
+        config = replace(config, **{k: v for k, v in {"steps": steps, "crop": crop}.items() if v is not None})
+        ckpt = run_train(config, kodak_dir=str(kodak_dir) if kodak_dir else None, log=typer.echo)
+        ckpt.save(out, overwrite=overwrite)
+        typer.echo(f"{out}: decoder {ckpt.short_hash}, validation {ckpt.meta['validation_bpsp']:.4f} bpsp")
+
+    _run(go)
+
+
+def main() -> None:
+    """Entry point of the `diffcode` console command (pyproject.toml [project.scripts])."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

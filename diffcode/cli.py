@@ -148,13 +148,11 @@ def fit(
 ):
     """Fit the encodings of one image (the encoder) and write a fit file for `store`."""
     from diffcode import api, fitfile
-    from diffcode.image import read_image_mode
+    from diffcode.image import check_output, read_image_mode
 
     def go():
+        target = check_output(out or image.with_suffix(f".{variant.value}.fit"), overwrite)
         array, color = read_image_mode(image)
-        target = out or image.with_suffix(f".{variant.value}.fit")
-        if target.exists() and not overwrite:
-            raise ValueError(f"{target} exists; pass --force or --out")
         result = api.fit(array, variant=variant.value, color=color, preset=preset.value, steps=steps, seed=seed,
                          storage=None if variant == Variant.weights else storage.value,
                          checkpoint=_checkpoint(checkpoint) if variant == Variant.per_pixel else None,
@@ -180,18 +178,18 @@ def store(
 ):
     """Store fit files as compressed .dfc files; report theoretical entropy vs real size."""
     from diffcode import api, fitfile
-    from diffcode.image import write_bytes_atomic
+    from diffcode.image import check_output, write_bytes_atomic
 
     def go():
         paths = fits or sorted(Path(".").glob("*.fit"))
         if not paths:
             raise ValueError("no fit files given and none in the current directory")
+        targets = [(out_dir or path.parent) / (path.name.split(".")[0] + ".dfc") for path in paths]
+        for target in targets:  # every output, before any work
+            check_output(target, overwrite)
         ckpt = None
-        for path in paths:
+        for path, target in zip(paths, targets):
             result, _ = fitfile.load(path)
-            target = (out_dir or path.parent) / (path.name.split(".")[0] + ".dfc")
-            if target.exists() and not overwrite:
-                raise ValueError(f"{target} exists; pass --force")
             per_pixel = result.variant == Variant.per_pixel.value  # weights: no decoder, no stages
             if per_pixel:
                 ckpt = ckpt or _checkpoint(checkpoint)
@@ -238,11 +236,10 @@ def decode(
 ):
     """Restore the image of a .dfc file, pixel for pixel."""
     from diffcode import codec
-    from diffcode.image import write_image
+    from diffcode.image import check_output, write_image
 
     def go():
-        if out.exists() and not overwrite:
-            raise ValueError(f"{out} exists; pass --force")
+        check_output(out, overwrite)
         image, color = codec.load_image(_read(file), _checkpoint(checkpoint), device=_device(device))
         write_image(out, image, color, overwrite=overwrite)
         typer.echo(f"{out}: {image.shape[0]}x{image.shape[1]} {color.mode}, pixels verified against the file's checksum")
@@ -297,11 +294,10 @@ def compress(
 ):
     """Fit and store in one go."""
     from diffcode import api
-    from diffcode.image import read_image_mode, write_bytes_atomic
+    from diffcode.image import check_output, read_image_mode, write_bytes_atomic
 
     def go():
-        if out.exists() and not overwrite:
-            raise ValueError(f"{out} exists; pass --force")
+        check_output(out, overwrite)
         array, color = read_image_mode(image)
         ckpt = _checkpoint(checkpoint) if variant == Variant.per_pixel else None
         result = api.fit(array, variant=variant.value, color=color, preset=preset.value, steps=steps, seed=seed,
@@ -429,13 +425,13 @@ def train(
     """Train the shared decoder on the Kodak training split, selecting by validation bpsp."""
     from dataclasses import replace
 
+    from diffcode.image import check_output
     from diffcode.train import TrainConfig, train as run_train
 
     def go():
         if variant == Variant.weights:
             raise ValueError("the weights variant's shared MLP is trained by experiments/train_weights_mlp.py")
-        if out.exists() and not overwrite:
-            raise ValueError(f"{out} exists; pass --force")
+        check_output(out, overwrite)
         config = TrainConfig()
         config = replace(config, **{k: v for k, v in {"steps": steps, "crop": crop}.items() if v is not None})
         ckpt = run_train(config, kodak_dir=str(kodak_dir) if kodak_dir else None, log=typer.echo)

@@ -269,23 +269,66 @@ def write_png(path: PathLike, array: np.ndarray, overwrite: bool = False) -> Non
     write_bytes_atomic(path, encode_png(array), overwrite=overwrite)
 
 
+def check_output(path: PathLike, overwrite: bool = False) -> Path:
+    """Refuse, before any work, an output that cannot be written; returns `path` as a Path.
+
+    Checks that `path` does not exist (unless `overwrite`), is not a folder, and that its folder
+    exists and accepts a new file (a probe file is created and removed: this also catches
+    read-only file systems and ACLs, which permission bits do not show). Messages name `path`.
+
+    Raises:
+        OutputExistsError: `path` exists and `overwrite` is False.
+        DiffcodeError: `path` is a folder, or its folder is missing or not writable.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise DiffcodeError(f"{path}: is a folder; give a file name")
+    if path.exists() and not overwrite:
+        raise OutputExistsError(f"{path}: already exists; pass overwrite (--force) to replace it")
+    if not path.parent.is_dir():
+        raise DiffcodeError(f"{path}: cannot write, folder {path.parent} does not exist")
+    try:
+        fd, probe = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise DiffcodeError(f"{path}: cannot write to folder {path.parent} ({e.strerror})") from e
+    os.close(fd)
+    os.unlink(probe)
+    return path
+
+
+def _new_file_mode(path: Path) -> int:
+    """The mode `path` gets: an existing file's mode, else 0o666 minus the umask (as open() gives)."""
+    try:
+        return path.stat().st_mode & 0o7777
+    except OSError:
+        umask = os.umask(0o022)  # the only portable way to read the umask is to set it
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
 def write_bytes_atomic(path: PathLike, data: bytes, overwrite: bool = False) -> None:
     """Write `data` to `path` via a temporary file and a rename.
 
     Readers see either the old file or the complete new one, never a partial
-    file; on any error the temporary file is removed.
+    file; on any error the temporary file is removed. A new file gets the mode
+    open() would give it (0o666 minus the umask), a replaced file keeps its mode.
 
     Raises:
         OutputExistsError: `path` exists and `overwrite` is False.
-        DiffcodeError: the directory is missing or the write failed.
+        DiffcodeError: the directory is missing or the write failed (the message names `path`).
     """
     path = Path(path)
     if path.exists() and not overwrite:
         raise OutputExistsError(f"{path}: already exists; pass overwrite (--force) to replace it")
     if not path.parent.is_dir():
         raise DiffcodeError(f"{path}: cannot write, directory {path.parent} does not exist")
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    mode = _new_file_mode(path)
     try:
+        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise DiffcodeError(f"{path}: cannot write to folder {path.parent} ({e.strerror})") from e
+    try:
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -294,7 +337,7 @@ def write_bytes_atomic(path: PathLike, data: bytes, overwrite: bool = False) -> 
     except BaseException as e:
         Path(tmp_name).unlink(missing_ok=True)
         if isinstance(e, OSError):
-            raise DiffcodeError(f"{path}: write failed ({e})") from e
+            raise DiffcodeError(f"{path}: write failed ({e.strerror or e})") from e
         raise
 
 

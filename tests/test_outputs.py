@@ -274,3 +274,84 @@ def test_checkpoint_save_is_atomic_and_refuses_existing(tmp_path, checkpoint):
     checkpoint.save(path, overwrite=True)
     assert Checkpoint.load(path).hash == checkpoint.hash
     assert [p.name for p in tmp_path.iterdir()] == ["decoder.npz"]  # no temporary file left behind
+
+
+# ----------------------------------------------------------------------------- issue 14: outputs checked first
+
+
+def deny_writes(monkeypatch):
+    """Every new file is refused, as in a folder without write permission or on a read-only file system.
+
+    (The tests run as root, whom permission bits do not stop, so the refusal is simulated where a
+    file is created.)"""
+    import tempfile
+
+    def deny(*args, dir=None, prefix="", suffix="", **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied", os.path.join(dir or ".", f"{prefix}XXXX{suffix}"))
+
+    monkeypatch.setattr(tempfile, "mkstemp", deny)
+
+
+@pytest.fixture()
+def no_fit(monkeypatch):
+    """Fail the test if a command starts fitting or storing."""
+    from diffcode import api
+
+    calls = []
+    monkeypatch.setattr(api, "fit", lambda *a, **k: calls.append("fit"))
+    monkeypatch.setattr(api, "store", lambda *a, **k: calls.append("store"))
+    return calls
+
+
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_unwritable_output_is_refused_before_any_work(workdir, monkeypatch, no_fit, command):
+    args, target = COMMANDS[command]
+    deny_writes(monkeypatch)
+    code, out = invoke(args)
+    assert code == 1 and len(out.strip().splitlines()) == 1, out
+    assert target in out and "Permission denied" in out and ".tmp" not in out and "XXXX" not in out, out
+    assert no_fit == []
+
+
+MISSING_FOLDER = {
+    "fit": ["fit", "img.png", "--steps", "2", "--out", "nodir/x.fit"],
+    "store": ["store", "img.per-pixel.fit", "--out-dir", "nodir"],
+    "decode": ["decode", "img.dfc", "-o", "nodir/x.png"],
+    "compress": ["compress", "img.png", "-o", "nodir/x.dfc", "--steps", "2"],
+}
+
+
+@pytest.mark.parametrize("command", list(MISSING_FOLDER))
+def test_missing_output_folder_is_refused_before_any_work(workdir, no_fit, command):
+    code, out = invoke(MISSING_FOLDER[command])
+    assert code == 1 and len(out.strip().splitlines()) == 1, out
+    assert "nodir" in out and "does not exist" in out, out
+    assert no_fit == [] and not (workdir / "nodir").exists()
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_new_outputs_follow_the_umask(tmp_path, umask, mode):
+    old = os.umask(umask)
+    try:
+        write_bytes_atomic(tmp_path / "a.dfc", b"x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.dfc").stat().st_mode & 0o777 == mode
+
+
+def test_replaced_outputs_keep_their_mode(tmp_path):
+    target = tmp_path / "a.dfc"
+    target.write_bytes(OLD)
+    target.chmod(0o640)
+    write_bytes_atomic(target, b"new", overwrite=True)
+    assert target.read_bytes() == b"new" and target.stat().st_mode & 0o777 == 0o640
+
+
+def test_command_outputs_follow_the_umask(workdir):
+    old = os.umask(0o022)
+    try:
+        code, out = invoke(["decode", "img.dfc", "-o", "out.png"])
+    finally:
+        os.umask(old)
+    assert code == 0, out
+    assert (workdir / "out.png").stat().st_mode & 0o777 == 0o644

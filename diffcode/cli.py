@@ -1,9 +1,9 @@
 """The `diffcode` command (and `python cli.py`): train, fit, store, decode, info, compress, evaluate, baselines.
 
     python cli.py fit kodim17.png --variant per-pixel     # -> kodim17.per-pixel.fit
-    python cli.py store                                   # every .fit here -> .dfc, with a size report
-    python cli.py decode kodim17.dfc -o out.png
-    python cli.py info kodim17.dfc
+    python cli.py store                                   # every .fit here -> .dfc (kodim17.per-pixel.dfc)
+    python cli.py decode kodim17.per-pixel.dfc -o out.png
+    python cli.py info kodim17.per-pixel.dfc
     python cli.py compress kodim17.png -o kodim17.dfc     # fit + store
     python cli.py train --variant per-pixel               # train the shared decoder
     python cli.py evaluate --split test                   # Kodak table: entropy vs file size
@@ -167,7 +167,8 @@ def fit(
 
 @app.command()
 def store(
-    fits: List[Path] = typer.Argument(None, help="fit files (default: every *.fit in the current directory)"),
+    fits: List[Path] = typer.Argument(None, help="fit files (default: every *.fit in the current directory); "
+                                                 "IMAGE.VARIANT.fit is stored to IMAGE.VARIANT.dfc"),
     out_dir: Optional[Path] = typer.Option(None, help="where to write the .dfc files (default: next to each fit)"),
     json_out: bool = typer.Option(False, "--json", help="one JSON object per file"),
     storage: Optional[Storage] = typer.Option(None, help="storage scheme (default: the one the fit prepared for)"),
@@ -184,7 +185,11 @@ def store(
         paths = fits or sorted(Path(".").glob("*.fit"))
         if not paths:
             raise ValueError("no fit files given and none in the current directory")
-        targets = [(out_dir or path.parent) / (path.name.split(".")[0] + ".dfc") for path in paths]
+        # IMAGE.VARIANT.fit -> IMAGE.VARIANT.dfc: fits of one image with both variants do not collide
+        targets = [(out_dir or path.parent) / path.with_suffix(".dfc").name for path in paths]
+        if len(set(targets)) != len(targets):
+            twice = sorted({str(t) for t in targets if targets.count(t) > 1})
+            raise ValueError(f"two fit files would be stored to the same file ({', '.join(twice)}); rename one")
         for target in targets:  # every output, before any work
             check_output(target, overwrite)
         ckpt = None

@@ -37,16 +37,16 @@ def test_fit_store_decode_info(workdir):
     assert code == 0, out
     record = json.loads(out.strip().splitlines()[-1])
     assert JSON_KEYS <= set(record)
-    assert record["file_bytes"] == (workdir / "img.dfc").stat().st_size
-    code, out = invoke("decode", "img.dfc", "-o", "out.png", *ck)
+    assert record["file_bytes"] == (workdir / "img.per-pixel.dfc").stat().st_size
+    code, out = invoke("decode", "img.per-pixel.dfc", "-o", "out.png", *ck)
     assert code == 0, out
     assert np.array_equal(read_image(workdir / "out.png"), read_image(workdir / "img.png"))
-    code, out = invoke("info", "img.dfc", "--json", *ck)
+    code, out = invoke("info", "img.per-pixel.dfc", "--json", *ck)
     assert code == 0, out
     info = json.loads(out)
     assert JSON_KEYS <= set(info) and info["height"] == 23
     assert info["file_bytes"] == record["file_bytes"] and info["theoretical_bytes"] == record["theoretical_bytes"]
-    code, out = invoke("info", "img.dfc", "--header-only")
+    code, out = invoke("info", "img.per-pixel.dfc", "--header-only")
     assert code == 0 and "decoder_hash" in out
     code, out = invoke("store", *ck)  # human-readable report, but the output exists now
     assert code == 1 and "exists" in out
@@ -94,3 +94,27 @@ def test_console_command_is_declared():
     assert main.__module__ == cli.app.registered_commands[0].callback.__module__
     code, out = invoke("--help")
     assert code == 0 and "compress" in out
+
+
+def test_both_variants_of_one_image_store_to_their_own_files(workdir):
+    """img.per-pixel.fit and img.weights.fit once both stored to img.dfc (issue 14, defect 9)."""
+    ck = ["--checkpoint", "decoder.npz"]
+    assert invoke("fit", "img.png", "--steps", 2, *ck)[0] == 0
+    assert invoke("fit", "img.png", "--variant", "weights", "--preset", "tiny", "--steps", 3)[0] == 0
+    code, out = invoke("store", *ck)
+    assert code == 0, out
+    for variant in ("per-pixel", "weights"):
+        code, out = invoke("decode", f"img.{variant}.dfc", "-o", f"{variant}.png", *ck)
+        assert code == 0, out
+        assert np.array_equal(read_image(workdir / f"{variant}.png"), read_image(workdir / "img.png"))
+        assert json.loads(invoke("info", f"img.{variant}.dfc", "--json", "--header-only")[1])["variant"] == variant
+
+
+def test_store_refuses_two_fits_with_one_target(workdir):
+    ck = ["--checkpoint", "decoder.npz"]
+    assert invoke("fit", "img.png", "--steps", 2, *ck)[0] == 0
+    (workdir / "sub").mkdir()
+    (workdir / "sub" / "img.per-pixel.fit").write_bytes((workdir / "img.per-pixel.fit").read_bytes())
+    (workdir / "out").mkdir()
+    code, out = invoke("store", "img.per-pixel.fit", "sub/img.per-pixel.fit", "--out-dir", "out", *ck)
+    assert code == 1 and "same file" in out and not list((workdir / "out").iterdir())

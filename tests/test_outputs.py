@@ -191,7 +191,7 @@ CK = ["--checkpoint", "decoder.npz"]
 # command line, and the output it writes
 COMMANDS = {
     "fit": (["fit", "img.png", "--steps", "2", "--out", "out.fit"], "out.fit"),
-    "store": (["store", "img.per-pixel.fit", "--out-dir", "outdir"], "outdir/img.dfc"),
+    "store": (["store", "img.per-pixel.fit", "--out-dir", "outdir"], "outdir/img.per-pixel.dfc"),
     "decode": (["decode", "img.dfc", "-o", "out.png"], "out.png"),
     "compress": (["compress", "img.png", "-o", "out.dfc", "--steps", "2"], "out.dfc"),
 }

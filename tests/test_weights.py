@@ -165,14 +165,14 @@ def test_cli_fit_store_decode(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     runner = CliRunner()
     for args in (["fit", "img.png", "--variant", "weights", "--preset", "tiny"], ["store", "--json"],
-                 ["decode", "img.dfc", "-o", "out.png"]):
+                 ["decode", "img.weights.dfc", "-o", "out.png"]):
         result = runner.invoke(cli.app, args)
         assert result.exit_code == 0, result.output
     assert np.array_equal(read_image(tmp_path / "out.png"), read_image(tmp_path / "img.png"))
-    result = runner.invoke(cli.app, ["info", "img.dfc", "--json"])
+    result = runner.invoke(cli.app, ["info", "img.weights.dfc", "--json"])
     info = json.loads(result.output.strip().splitlines()[-1])
-    assert info["variant"] == "weights" and info["side_info_bytes"] > 0 and info["file_bytes"] == (tmp_path / "img.dfc").stat().st_size
-    (tmp_path / "bad.dfc").write_bytes((tmp_path / "img.dfc").read_bytes()[:-3])
+    assert info["variant"] == "weights" and info["side_info_bytes"] > 0 and info["file_bytes"] == (tmp_path / "img.weights.dfc").stat().st_size
+    (tmp_path / "bad.dfc").write_bytes((tmp_path / "img.weights.dfc").read_bytes()[:-3])
     result = runner.invoke(cli.app, ["decode", "bad.dfc", "-o", "bad.png"])
     assert result.exit_code == 1 and "error:" in result.output
 

@@ -33,7 +33,7 @@ def fit(image: np.ndarray, *, variant: str = "per-pixel", color: ColorMode | Non
     Args:
         variant: "per-pixel" (shared decoder, `config`) or "weights" (per-image CNN, `preset`).
         steps, seed, storage: override the config's (per-pixel) or the preset's (weights) values;
-            `steps` rescales the weights presets' three phases.
+            `steps` rescales the phases (`FitConfig.with_steps`, `variants.weights.with_steps`).
         color: the mode the image came in, kept for decoding (L, 1 and P are coded as RGB).
         progress: optional callable(step, bpsp).
 
@@ -54,7 +54,9 @@ def fit(image: np.ndarray, *, variant: str = "per-pixel", color: ColorMode | Non
         result = fit_weights(image, wv.MLPCheckpoint.load(), p, 0 if seed is None else seed, progress, device=device)
     elif variant == "per-pixel":
         config = config or FitConfig()
-        overrides = {"steps": steps, "seed": seed, "storage": storage}
+        if steps is not None:  # the phases scale with the step count
+            config = config.with_steps(steps)
+        overrides = {"seed": seed, "storage": storage}
         config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
         result = _per_pixel.fit_image(image, checkpoint or Checkpoint.load(), config, progress=progress,
                                       device=device)

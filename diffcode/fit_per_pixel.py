@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import torch
@@ -53,6 +53,13 @@ class FitConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def with_steps(self, steps: int) -> "FitConfig":
+        """This schedule rescaled to `steps` in total: the entropy-maximizing phase keeps its share
+        (20 of 200 steps by default; 0 of 1, 2 of 20), the other phases are fractions already."""
+        if steps < 1:
+            raise ValueError(f"a fit needs at least 1 step, got {steps}")
+        return replace(self, steps=steps, maximize_steps=round(self.maximize_steps * steps / self.steps))
 
 
 @dataclass

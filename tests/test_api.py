@@ -7,7 +7,7 @@ import pytest
 
 from tests.conftest import QUICK_FIT
 from diffcode import api
-from diffcode.fit_per_pixel import FitResult
+from diffcode.fit_per_pixel import FitConfig, FitResult
 from diffcode.fit_weights import WeightsFitResult
 from diffcode.image import ColorMode
 
@@ -60,3 +60,18 @@ def test_public_names_are_not_shadowed_by_submodules():
     assert not set(diffcode.__all__) & {m.name for m in pkgutil.iter_modules(diffcode.__path__)}
     for name in diffcode.__all__:
         assert getattr(diffcode, name) is getattr(api_module, name)
+
+
+def test_steps_below_the_maximize_phase_change_the_fit(image, checkpoint):
+    """`--steps 20` or less once left every step in the entropy-maximizing phase, whose loss does not
+    reach the head's encodings, so such fits stored the same file (issue 14, defect 4)."""
+    heads = {}
+    for steps in (1, 4, 12):
+        result = api.fit(image, steps=steps, checkpoint=checkpoint)
+        assert result.config.steps == steps and len(result.history) == steps
+        assert result.config.maximize_steps < steps or steps == 1
+        heads[steps] = result.centers[-1].tobytes()
+    assert len(set(heads.values())) == 3
+    assert [FitConfig().with_steps(n).maximize_steps for n in (1, 20, 200, 400)] == [0, 2, 20, 40]
+    with pytest.raises(ValueError, match="at least 1 step"):
+        FitConfig().with_steps(0)

@@ -214,7 +214,7 @@ def _print_report(name: str, d: dict, json_out: bool) -> None:
         return
     sub = 3 * d["height"] * d["width"]
     row = lambda label, b: f"  {label:<12} {b:>12,.0f} B  {8 * b / sub:7.4f} bpsp"  # noqa: E731
-    typer.echo(f"{name}: {d['height']}x{d['width']} {d['variant']} / {d['storage']}")
+    typer.echo(f"{name}: {d['width']}x{d['height']} {d['variant']} / {d['storage']}")
     typer.echo("  theoretical:")
     typer.echo(row("encodings", d["encodings_theoretical_bytes"]))
     typer.echo(row("error table", d["error_table_theoretical_bytes"]))
@@ -247,7 +247,7 @@ def decode(
         check_output(out, overwrite)
         image, color = codec.load_image(_read(file), _checkpoint(checkpoint), device=_device(device))
         write_image(out, image, color, overwrite=overwrite)
-        typer.echo(f"{out}: {image.shape[0]}x{image.shape[1]} {color.mode}, pixels verified against the file's checksum")
+        typer.echo(f"{out}: {image.shape[1]}x{image.shape[0]} {color.mode}, pixels verified against the file's checksum")
 
     _run(go)
 

@@ -211,7 +211,7 @@ def _decode(data: bytes, checkpoint: Checkpoint, device: str) -> Decoded:
     kinds = [kind for kind, _ in sections]
     palette = [container.PALETTE] if header.color_mode == "P" else []
     if kinds != [container.ENCODINGS] * n_stages + [container.ERROR_TABLE] + palette:
-        raise CorruptFileError(f"unexpected section layout {kinds} for a {header.height}x{header.width} image")
+        raise CorruptFileError(f"unexpected section layout {kinds} for a {header.width}x{header.height} image")
     try:
         color = ColorMode(header.color_mode, sections[-1][1] if palette else None)
     except ValueError as exc:
@@ -238,7 +238,7 @@ def _decode(data: bytes, checkpoint: Checkpoint, device: str) -> Decoded:
     except (MemoryError, RuntimeError) as exc:  # torch reports a failed allocation as a RuntimeError
         if not isinstance(exc, MemoryError) and "allocate" not in str(exc) and "out of memory" not in str(exc):
             raise
-        raise DiffcodeError(f"not enough memory to decode this {header.height}x{header.width} image (the "
+        raise DiffcodeError(f"not enough memory to decode this {header.width}x{header.height} image (the "
                             f"memory a decode needs grows with the image size): {str(exc)[:200]}") from exc
     image = checked_pixels(symbols, header, color)
     return Decoded(image, params, stage_units, sections, scheme, color)

@@ -248,7 +248,7 @@ def _encodings_figure(stages: list[np.ndarray], total: float):
     for k, (ax, stage) in enumerate(zip(axes, stages)):
         name = "head" if k == n - 1 and n > 1 else f"stage {k}"
         heat = ax.imshow(stage, cmap="viridis", interpolation="nearest")
-        ax.set_title(f"{name}: {stage.shape[0]}x{stage.shape[1]}\n{_bits_text(float(stage.sum()))}",
+        ax.set_title(f"{name}: {stage.shape[1]}x{stage.shape[0]}\n{_bits_text(float(stage.sum()))}",
                      fontsize=7)
         ax.set_axis_off()
         fig.colorbar(heat, ax=ax, fraction=0.046, pad=0.02).ax.tick_params(labelsize=6)

@@ -240,7 +240,7 @@ def validate_array(a: np.ndarray, name: str = "array") -> np.ndarray:
     height, width = a.shape[:2]
     if not (1 <= height <= MAX_SIDE and 1 <= width <= MAX_SIDE):
         raise ImageError(
-            f"{name}: height and width must be in [1, {MAX_SIDE}], got {height}x{width}"
+            f"{name}: height and width must be in [1, {MAX_SIDE}], got {width}x{height} (width x height)"
         )
     return np.ascontiguousarray(a)
 

@@ -179,7 +179,7 @@ def crop(array: np.ndarray, size: int | tuple[int, int], where: str = "center") 
     h, w = (size, size) if isinstance(size, int) else size
     height, width = array.shape[:2]
     if not (1 <= h <= height and 1 <= w <= width):
-        raise ImageError(f"cannot crop {h}x{w} from a {height}x{width} image")
+        raise ImageError(f"cannot crop {w}x{h} from a {width}x{height} image")
     top, left = _crop_origin(height - h, width - w, where)
     return np.ascontiguousarray(array[top : top + h, left : left + w])
 

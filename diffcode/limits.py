@@ -91,6 +91,6 @@ def check(phase: str, height: int, width: int, variant: str = "per-pixel", devic
     if need > limit:
         side = int(largest_pixels(phase, limit, variant) ** 0.5)
         raise ImageError(
-            f"a {height}x{width} image is too large to {phase} here: it needs about {need / 1024:.1f} GiB and "
+            f"a {width}x{height} image is too large to {phase} here: it needs about {need / 1024:.1f} GiB and "
             f"{limit / 1024:.1f} GiB are available (up to about {side}x{side} pixels fit); crop or tile the "
             f"image, or free memory (set {ENV} to change the limit)")

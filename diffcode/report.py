@@ -33,7 +33,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 def bpsp(size_bytes: int, h: int, w: int) -> float:
     """Bits per subpixel: size_bytes * 8 / (h * w * 3)."""
     if h < 1 or w < 1:
-        raise ValueError(f"image size must be positive, got {h}x{w}")
+        raise ValueError(f"image size must be positive, got {w}x{h}")
     return size_bytes * 8 / (h * w * 3)
 
 

@@ -102,7 +102,7 @@ def size_schedule(height: int, width: int, config: DecoderConfig) -> Schedule:
     """
     for side in (height, width):
         if not (1 <= side <= MAX_SIDE):
-            raise ImageError(f"image size {height}x{width} is not supported (each side 1..{MAX_SIDE})")
+            raise ImageError(f"image size {width}x{height} is not supported (each side 1..{MAX_SIDE})")
     target = (height + SHRINK_PER_BLOCK, width + SHRINK_PER_BLOCK)  # the head eats 8
     stages: list[Stage] = []
     while True:

@@ -118,3 +118,15 @@ def test_store_refuses_two_fits_with_one_target(workdir):
     (workdir / "out").mkdir()
     code, out = invoke("store", "img.per-pixel.fit", "sub/img.per-pixel.fit", "--out-dir", "out", *ck)
     assert code == 1 and "same file" in out and not list((workdir / "out").iterdir())
+
+
+def test_sizes_are_printed_width_by_height(workdir, monkeypatch):
+    """img.png is 37 pixels wide and 23 high: printed 37x23, as image tools do (issue 14, defect 13)."""
+    ck = ["--checkpoint", "decoder.npz"]
+    code, out = invoke("compress", "img.png", "-o", "a.dfc", "--steps", 2, *ck)
+    assert code == 0 and "37x23" in out and "23x37" not in out, out
+    code, out = invoke("decode", "a.dfc", "-o", "a.png", *ck)
+    assert code == 0 and "37x23" in out and "23x37" not in out, out
+    monkeypatch.setenv("DIFFCODE_MEMORY_GIB", "0.001")
+    code, out = invoke("decode", "a.dfc", "-o", "b.png", *ck)
+    assert code == 1 and "a 37x23 image is too large" in out, out

@@ -535,7 +535,7 @@ def test_running_out_of_memory_is_a_diffcode_error(files, checkpoint, monkeypatc
     monkeypatch.setattr(per_pixel, "fixed_pass", fail)
     _, data = files[STORAGES[0], SIZES[0]]
     if clean:
-        with pytest.raises(DiffcodeError, match="not enough memory to decode this 5x7 image"):
+        with pytest.raises(DiffcodeError, match="not enough memory to decode this 7x5 image"):
             codec.load(data, checkpoint)
     else:
         with pytest.raises(RuntimeError, match="some other"):

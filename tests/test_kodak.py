@@ -86,7 +86,7 @@ def test_crop_positions():
 
 def test_crop_errors():
     image = np.zeros((4, 4, 3), np.uint8)
-    with pytest.raises(ImageError, match="cannot crop 5x4"):
+    with pytest.raises(ImageError, match="cannot crop 4x5 from a 4x4"):
         kodak.crop(image, (5, 4))
     with pytest.raises(ValueError, match="unknown crop position"):
         kodak.crop(image, 2, "middle")

@@ -85,7 +85,7 @@ class Header:
     def check(self) -> None:
         """Range checks of every field (raises ValueError)."""
         if not (1 <= self.height <= 65535 and 1 <= self.width <= 65535):
-            raise ValueError(f"image size {self.height}x{self.width} out of range")
+            raise ValueError(f"image size {self.width}x{self.height} out of range")
         if not (0 <= self.seed < 2**32):
             raise ValueError(f"seed {self.seed} does not fit in 32 bits")
         if not (0 <= self.segment_budget_cnats < 2**16):

@@ -5,7 +5,7 @@
     assert (diffcode.decompress(data) == array).all()
 
     result = diffcode.fit(array, variant="weights")   # or step by step, either variant
-                                                      # (the per-pixel fitter is diffcode.fit_per_pixel)
+                                                      # (each family: diffcode.families)
     data, report = diffcode.store(result)             # report: theoretical entropy vs real bytes
 """
 

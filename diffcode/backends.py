@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .decoder import Checkpoint, DecoderWeights
+from .decoder import Checkpoint
 from .fixedpoint import FRAC_BITS, ACT_LIMIT, conv3x3_valid
 from .storage.entropy_units import entropy_nats, entropy_units_from_fixed
 
@@ -31,7 +31,8 @@ def upsample2(x: torch.Tensor, crop_hw: tuple[int, int]) -> torch.Tensor:
 class FloatBackend:
     """Differentiable float pass over a batch of same-size images."""
 
-    def __init__(self, weights: DecoderWeights, batch: int = 1):
+    def __init__(self, weights, batch: int = 1):
+        """weights: a float model (diffcode.families.per_pixel.model.DecoderWeights)."""
         self.w = weights
         self.batch = batch
 

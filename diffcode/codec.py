@@ -1,255 +1,187 @@
-"""Fitted intervals -> bytes -> image: store, load and verification.
+"""One codec for every model family: fit result -> .dfc bytes -> image, with a size report.
 
-    image --fit (float torch, diffcode.fit_per_pixel)--> FitResult (centers per stage)
-          --store: exact fixed-point decoder pass, stage by stage:
-                entropies (decoder-known) -> random-seed search -> stored angles -> next stage
-                head -> Cauchy table indexes -> rANS error table
-          --> .dfc bytes (diffcode.storage.container)
-          --load: the same fixed-point pass, reading tries instead of searching
-          --> pixels, checked against the header's pixel hash
+    Fit --store: validate, memory limits, colour mode
+        --family.encode (exact)--> header fields + sections (kind, payload, theoretical bits)
+        --+ palette (mode P), header (variant, size, pixel hash, colour mode) --> container.pack
+        --the encoder decodes its own file (`verify`)--> .dfc bytes, SizeReport
+    .dfc --container.unpack, memory limits, palette--> header + the family's sections
+         --family.decode (exact)--> pixels --pixel hash, colour mode--> image
 
-The encoder decodes its own file before returning it (`verify=True`), so a file that would
-decode wrong is never written. The decode path never imports the fitting code.
+The codec knows families only through `diffcode.families` (the header's variant names one);
+nothing here branches on a family. The decode path never imports fitting code.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import cauchy, limits
-from .decoder import Checkpoint
-from .encodings import angles_to_u32
+from . import families, limits
 from .errors import ChecksumError, CorruptFileError, DecoderMismatchError, DiffcodeError, ImageError
+from .families import Decoded, Fit, Section
 from .image import ColorMode, to_pil, validate_array
-from .storage import container, randseed, rans, schemes
-from .storage.entropy_units import UNITS_PER_BIT
-from .storage.rng import RNG_VERSION
-from .superres import size_schedule
-from .variants import per_pixel
-
-STORAGE = schemes.DEFAULT
-ERROR_MODEL = "cauchy"
+from .storage import container
 
 
 @dataclass(frozen=True)
-class StoreReport:
-    """Theoretical entropy next to the real size of one stored file (bytes unless said)."""
+class SizeReport:
+    """Theoretical bits next to the real bytes of one file, section by section."""
 
-    file_bytes: int
-    encodings_bytes: int
-    error_table_bytes: int
-    header_bytes: int
-    encodings_theoretical_bytes: float  # what the storage scheme's model pays (dither: sum log2 n)
-    error_table_theoretical_bytes: float
+    variant: str
+    storage: str
     height: int
     width: int
-    encodings_model_bytes: float = 0.0  # the decoder's continuous entropies, sum of e (before the scheme)
-    variant: str = per_pixel.NAME
-    storage: str = STORAGE
+    header_bytes: int
+    sections: tuple[Section, ...]
+    extras: dict = field(default_factory=dict)  # the family's own columns (JSON-able)
+
+    @property
+    def file_bytes(self) -> int:
+        return self.header_bytes + sum(len(s.payload) for s in self.sections)
 
     @property
     def theoretical_bytes(self) -> float:
-        return self.encodings_theoretical_bytes + self.error_table_theoretical_bytes
+        return sum(s.theoretical_bits for s in self.sections) / 8.0
+
+    def by_kind(self) -> dict[str, tuple[int, float]]:
+        """Section kind name -> (bytes, theoretical bytes), summed over its sections, in file order."""
+        out: dict[str, tuple[int, float]] = {}
+        for s in self.sections:
+            name = kind_key(s.kind)
+            n, bits = out.get(name, (0, 0.0))
+            out[name] = (n + len(s.payload), bits + s.theoretical_bits / 8.0)
+        return out
 
     def as_dict(self) -> dict:
-        """The keys used wherever results are written (`--json`, experiment tables)."""
+        """The keys used wherever results are written (`--json`, evaluation tables):
+        `<kind>_bytes` and `<kind>_theoretical_bytes` for every section kind in the file."""
         subpixels = 3 * self.height * self.width
-        d = dict(self.__dict__)
-        d["theoretical_bytes"] = self.theoretical_bytes
+        d = {"variant": self.variant, "storage": self.storage, "height": self.height, "width": self.width,
+             "file_bytes": self.file_bytes, "header_bytes": self.header_bytes,
+             "theoretical_bytes": self.theoretical_bytes}
+        for name, (n, theoretical) in self.by_kind().items():
+            d[f"{name}_bytes"], d[f"{name}_theoretical_bytes"] = n, theoretical
         d["overhead_percent"] = 100.0 * (self.file_bytes / self.theoretical_bytes - 1.0)
         d["bpsp"] = 8.0 * self.file_bytes / subpixels
         d["theoretical_bpsp"] = 8.0 * self.theoretical_bytes / subpixels
-        return d
+        return {**d, **self.extras}
+
+
+def kind_key(kind: int) -> str:
+    """A section kind's name as a key: "error-table" -> "error_table"."""
+    return container.SECTION_KINDS.get(kind, str(kind)).replace("-", "_")
 
 
 def pixel_hash(image: np.ndarray) -> bytes:
     return hashlib.sha256(np.ascontiguousarray(image, dtype=np.uint8).tobytes()).digest()[:16]
 
 
-def _symbols(image: np.ndarray) -> np.ndarray:
-    """Pixels in coding order: color plane, row, column (matches the head's channel layout)."""
-    return image.transpose(2, 0, 1).reshape(-1).astype(np.int64)
-
-
-def store(image: np.ndarray, centers: list[np.ndarray], checkpoint: Checkpoint, seed: int = 0, *,
-          storage: str = STORAGE, budget_nats: float | None = None, verify: bool = True,
-          device: str = "cpu", progress=None, color: ColorMode = ColorMode()) -> tuple[bytes, StoreReport]:
-    """Serialize fitted encodings and the error table into a .dfc file.
+def store(fit: Fit, model=None, *, verify: bool = True, device: str = "cpu", progress=None,
+          color: ColorMode | None = None, **options) -> tuple[bytes, SizeReport]:
+    """A fit -> (.dfc bytes, size report).
 
     Args:
-        image: uint8 (H, W, 3), the image that was fitted.
-        color: the mode to give the image back in (L, 1 and P images are coded as RGB).
-        centers: fitted centers per stage (head last), radians, shapes (n, h_k, w_k).
-        progress: optional callable(stages_done, stages_total), called after each stage.
+        model: the family's shared model (None: the shipped one); it must be the one the fit used.
+        color: the mode to give the image back in (default: the fit's; L, 1 and P are coded as RGB).
+        progress: optional callable(done, total) during the family's encode.
+        options: the family's store options (per-pixel: storage, budget_nats).
     """
-    scheme = schemes.get(storage, budget_nats)
-    image = validate_array(image)
+    family = families.get(fit.family)
+    image = validate_array(fit.image)
     h, w, _ = image.shape
-    limits.check("store", h, w, per_pixel.NAME, device)
-    schedule = size_schedule(h, w, checkpoint.config)
-    if len(centers) != len(schedule.encoding_grids()):
-        raise ValueError(f"{len(centers)} encoding stages given, the decoder needs {len(schedule.encoding_grids())}")
-    sections, stage_units = [], []
-
-    def provide(k: int, units: np.ndarray) -> np.ndarray:
-        c = angles_to_u32(np.asarray(centers[k], dtype=np.float64))
-        data, values = scheme.encode_stage(c.reshape(-1), units.reshape(-1), seed, k)
-        sections.append((container.ENCODINGS, data))
-        stage_units.append(units)
-        if progress is not None:
-            progress(k + 1, len(centers))
-        return values.reshape(units.shape)
-
-    params = per_pixel.fixed_pass(checkpoint, schedule, provide, device)
-    symbols = _symbols(image)
-    sections.append((container.ERROR_TABLE, rans.encode(symbols, params, cauchy.CauchyModel())))
-    if color.mode == "P":
-        sections.append((container.PALETTE, color.palette))
-    from .image import to_pil
-
+    limits.check("store", h, w, family.memory, device)
+    model = model if model is not None else family.load_model()
+    if fit.model_hash != model.hash:
+        raise DecoderMismatchError(f"the fit used {family.name} model {fit.model_hash[:16]}, the loaded one is "
+                                   f"{model.hash[:16]}; pass the fit's model (--checkpoint)")
+    color = color or fit.color or ColorMode()
     to_pil(image, color)  # raises now, not at decode time, if the pixels do not fit the mode
-    header = container.Header(per_pixel.NAME, scheme.name, RNG_VERSION, ERROR_MODEL, h, w, seed,
-                              round(scheme.budget_nats * 100), bytes.fromhex(checkpoint.hash[:32]), pixel_hash(image),
-                              color.mode)
-    data = container.pack(header, sections)
-    if verify and not np.array_equal(load(data, checkpoint, device=device), image):
+    encoded = family.encode(fit, model, device=device, progress=progress, **options)
+    sections = encoded.sections + ([Section(container.PALETTE, color.palette, 8.0 * len(color.palette))]
+                                   if color.mode == "P" else [])
+    header = container.Header(variant=family.name, height=h, width=w, pixel_hash=pixel_hash(image),
+                              color_mode=color.mode, **encoded.fields)
+    data = container.pack(header, [(s.kind, s.payload) for s in sections])
+    if verify and not np.array_equal(load(data, model, device=device), image):
         raise ChecksumError("internal error: the stored file does not decode to the image")
-    return data, _report(Decoded(image, params, stage_units, sections, scheme, color))
+    return data, _report(header, sections, encoded.extras)
 
 
-def check_decoder(header: container.Header, checkpoint: Checkpoint) -> None:
-    if header.decoder_hash != bytes.fromhex(checkpoint.hash[:32]):
-        raise DecoderMismatchError(
-            f"this file was made with decoder {header.decoder_hash.hex()}, but the loaded decoder is "
-            f"{checkpoint.hash[:32]}; pass the matching checkpoint with --checkpoint")
+def _report(header: container.Header, sections: list[Section], extras: dict) -> SizeReport:
+    return SizeReport(header.variant, header.storage, header.height, header.width,
+                      container.header_bytes(len(sections)), tuple(sections), dict(extras))
 
 
-def load(data: bytes, checkpoint: Checkpoint | None = None, *, device: str = "cpu") -> np.ndarray:
-    """Decode a .dfc file to uint8 (H, W, 3) pixels; raises on any corruption or mismatch."""
-    return _decode(data, checkpoint or Checkpoint.load(), device).image
+def family_of(data: bytes):
+    """The family a file's header names (checked header, payloads not read)."""
+    header, _, _ = container.unpack_header(data)
+    return families.get(header.variant)
 
 
-def load_image(data: bytes, checkpoint: Checkpoint | None = None, *, device: str = "cpu") -> tuple[np.ndarray, ColorMode]:
+def load(data: bytes, model=None, *, device: str = "cpu") -> np.ndarray:
+    """Decode a .dfc file to uint8 (H, W, 3) pixels; raises on any corruption or mismatch.
+
+    model: the shared model of the file's family (None: the shipped one).
+    """
+    return _decode(data, model, device)[1].image
+
+
+def load_image(data: bytes, model=None, *, device: str = "cpu") -> tuple[np.ndarray, ColorMode]:
     """Decode a .dfc file to RGB pixels and the mode (and palette) the image came in."""
-    d = _decode(data, checkpoint or Checkpoint.load(), device)
-    return d.image, d.color
+    _, decoded, color = _decode(data, model, device)
+    return decoded.image, color
 
 
-def analyze(data: bytes, checkpoint: Checkpoint | None = None, *, device: str = "cpu") -> StoreReport:
-    """Decode a file and account for it: theoretical entropy next to the real sizes."""
-    return _report(_decode(data, checkpoint or Checkpoint.load(), device))
+def analyze(data: bytes, model=None, *, device: str = "cpu") -> SizeReport:
+    """Decode a file and account for it: theoretical bits next to the real sizes."""
+    header, decoded, color = _decode(data, model, device)
+    palette = [Section(container.PALETTE, color.palette, 8.0 * len(color.palette))] if color.mode == "P" else []
+    return _report(header, decoded.sections + palette, decoded.extras)
 
 
-@dataclass
-class Decoded:
-    """Everything the decode path computed: the pixels and the model behind each coded symbol."""
-
-    image: np.ndarray  # uint8 (H, W, 3)
-    params: np.ndarray  # int64 (3*H*W, 2) Cauchy table indexes, C-H-W order
-    stage_units: list[np.ndarray]  # per stage: int64 (n, h_k, w_k) entropy units (1/256 bit)
-    sections: list[tuple[int, bytes]]
-    scheme: object  # the storage scheme (diffcode.storage.schemes)
-    color: ColorMode = ColorMode()
-
-    @property
-    def units_total(self) -> int:
-        return int(sum(int(u.sum()) for u in self.stage_units))
-
-    @property
-    def encodings_theoretical_bits(self) -> float:
-        return sum(self.scheme.theoretical_bits(u.reshape(-1)) for u in self.stage_units)
-
-    def maps(self) -> dict:
-        """Per-pixel views for figures: predicted means, cost in bits, encodings' bits per stage."""
-        h, w, _ = self.image.shape
-        loc, _ = cauchy.loc_sigma_of_params(self.params)
-        symbols = _symbols(self.image)
-        model = cauchy.CauchyModel()
-        freq = model.cdf(self.params, symbols + 1) - model.cdf(self.params, symbols)
-        bits = cauchy.PRECISION_BITS - np.log2(freq.astype(np.float64))
-        return {"image": self.image, "loc": loc.reshape(3, h, w).astype(np.float32),
-                "bits": bits.reshape(3, h, w).astype(np.float32),
-                "stage_bits": [(u.sum(axis=0) / UNITS_PER_BIT).astype(np.float32) for u in self.stage_units]}
+def decode_details(data: bytes, model=None, *, device: str = "cpu") -> Decoded:
+    """Decode a file and keep what the family computed on the way (`Family.maps` draws it)."""
+    return _decode(data, model, device)[1]
 
 
-def decode_details(data: bytes, checkpoint: Checkpoint | None = None, *, device: str = "cpu") -> Decoded:
-    """Decode a file and keep what the decoder computed on the way (for analysis and figures)."""
-    return _decode(data, checkpoint or Checkpoint.load(), device)
-
-
-def _report(d: "Decoded") -> StoreReport:
-    if not isinstance(d, Decoded):  # another variant's decode result accounts for itself
-        return d.report()
-    h, w, _ = d.image.shape
-    sections = d.sections
-    return StoreReport(
-        file_bytes=container.header_bytes(len(sections)) + sum(len(p) for _, p in sections),
-        encodings_bytes=sum(len(p) for kind, p in sections if kind == container.ENCODINGS),
-        error_table_bytes=sum(len(p) for kind, p in sections if kind == container.ERROR_TABLE),
-        header_bytes=container.header_bytes(len(sections)),
-        encodings_theoretical_bytes=d.encodings_theoretical_bits / 8.0,
-        error_table_theoretical_bytes=cauchy.bits_float(_symbols(d.image), d.params) / 8.0, height=h, width=w,
-        encodings_model_bytes=d.units_total / UNITS_PER_BIT / 8.0, storage=d.scheme.name)
-
-
-def _decode(data: bytes, checkpoint: Checkpoint, device: str) -> Decoded:
+def _decode(data: bytes, model, device: str) -> tuple[container.Header, Decoded, ColorMode]:
     """The decode path."""
-    header, sections = container.unpack(data)
-    limits.check("decode", header.height, header.width, header.variant, device)  # before any allocation
-    if header.variant != per_pixel.NAME:  # the weights variant (report 4.2) has its own decoder
-        from . import weights_codec
-
-        return weights_codec.decode_sections(header, sections)
-    check_decoder(header, checkpoint)
-    if header.rng_version != RNG_VERSION:
-        raise CorruptFileError(f"file uses shared-randomness version {header.rng_version}, this diffcode has {RNG_VERSION}")
-    schedule = size_schedule(header.height, header.width, checkpoint.config)
-    n_stages = len(schedule.encoding_grids())
-    kinds = [kind for kind, _ in sections]
-    palette = [container.PALETTE] if header.color_mode == "P" else []
-    if kinds != [container.ENCODINGS] * n_stages + [container.ERROR_TABLE] + palette:
-        raise CorruptFileError(f"unexpected section layout {kinds} for a {header.width}x{header.height} image")
+    header, sections = container.unpack(bytes(data))
+    family = families.get(header.variant)
+    limits.check("decode", header.height, header.width, family.memory, device)  # before any allocation
+    sections, color = _split_palette(header, sections)
+    model = model if model is not None else family.load_model()
     try:
-        color = ColorMode(header.color_mode, sections[-1][1] if palette else None)
-    except ValueError as exc:
-        raise CorruptFileError(f"bad color mode section: {exc}") from exc
-    try:
-        scheme = schemes.get(header.storage, header.segment_budget_cnats / 100.0)
-        if header.storage == "randseed":
-            randseed.budget_units(scheme.budget_nats)
-        elif header.segment_budget_cnats != 0:
-            raise ValueError(f"{header.storage} storage has no segment budget, the header says "
-                             f"{header.segment_budget_cnats / 100} nats")
-    except ValueError as exc:
-        raise CorruptFileError(f"bad storage parameters in the header: {exc}") from exc
-    stage_units = []
-
-    def provide(k: int, units: np.ndarray) -> np.ndarray:
-        stage_units.append(units)
-        values = scheme.decode_stage(sections[k][1], units.reshape(-1), header.seed, k)
-        return values.reshape(units.shape)
-
-    try:
-        params = per_pixel.fixed_pass(checkpoint, schedule, provide, device)
-        symbols = rans.decode(sections[n_stages][1], params, cauchy.CauchyModel())
+        decoded = family.decode(header, sections, model, device=device)
     except (MemoryError, RuntimeError) as exc:  # torch reports a failed allocation as a RuntimeError
         if not isinstance(exc, MemoryError) and "allocate" not in str(exc) and "out of memory" not in str(exc):
             raise
         raise DiffcodeError(f"not enough memory to decode this {header.width}x{header.height} image (the "
                             f"memory a decode needs grows with the image size): {str(exc)[:200]}") from exc
-    image = checked_pixels(symbols, header, color)
-    return Decoded(image, params, stage_units, sections, scheme, color)
+    check_pixels(decoded.image, header, color)
+    return header, decoded, color
 
 
-def checked_pixels(symbols: np.ndarray, header: container.Header, color: ColorMode) -> np.ndarray:
-    """Decoded symbols -> uint8 (H, W, 3) pixels, checked against the header's hash and color mode."""
-    if symbols.min(initial=0) < 0 or symbols.max(initial=0) > 255:
-        raise CorruptFileError("error table decoded to out-of-range pixel values")
-    image = symbols.astype(np.uint8).reshape(3, header.height, header.width).transpose(1, 2, 0).copy()
-    if pixel_hash(image) != header.pixel_hash:
+def _split_palette(header: container.Header, sections: list[tuple[int, bytes]]):
+    """(the family's sections, the colour mode): mode P files end with their palette section."""
+    palette = None
+    if header.color_mode == "P":
+        if not sections or sections[-1][0] != container.PALETTE:
+            raise CorruptFileError(f"unexpected section layout {[k for k, _ in sections]}: a mode P file "
+                                   "ends with its palette")
+        palette = sections[-1][1]
+        sections = sections[:-1]
+    try:
+        return sections, ColorMode(header.color_mode, palette)
+    except ValueError as exc:
+        raise CorruptFileError(f"bad color mode section: {exc}") from exc
+
+
+def check_pixels(image: np.ndarray, header: container.Header, color: ColorMode) -> None:
+    """Decoded pixels against the header's hash and colour mode."""
+    if image.shape != (header.height, header.width, 3) or pixel_hash(image) != header.pixel_hash:
         raise ChecksumError("decoded pixels do not match the file's checksum: the file is corrupt "
                             "or was decoded with a different decoder arithmetic")
     if color.mode != "RGB":  # the pixel hash does not cover the header's color mode: it must fit the pixels
@@ -258,19 +190,15 @@ def checked_pixels(symbols: np.ndarray, header: container.Header, color: ColorMo
         except ImageError as exc:
             raise CorruptFileError(f"the file's color mode {color.mode} does not fit its pixels ({exc}): "
                                    "the file is corrupt") from exc
-    return image
 
 
 def info(data: bytes) -> dict:
     """Header fields and section sizes of a file, without decoding it."""
     header, table, offset = container.unpack_header(data)
     return {
-        "format_version": data[4], "variant": header.variant, "storage": header.storage,
-        "color_mode": header.color_mode,
-        "rng_version": header.rng_version, "error_model": header.error_model, "height": header.height,
-        "width": header.width, "seed": header.seed, "segment_budget_nats": header.segment_budget_cnats / 100,
-        "decoder_hash": header.decoder_hash.hex(), "pixel_hash": header.pixel_hash.hex(),
-        "header_bytes": offset, "file_bytes": len(data),
+        "format_version": data[len(container.MAGIC)], "variant": header.variant, "color_mode": header.color_mode,
+        "height": header.height, "width": header.width, **families.get(header.variant).header_fields(header),
+        "pixel_hash": header.pixel_hash.hex(), "header_bytes": offset, "file_bytes": len(data),
         "sections": [{"kind": container.SECTION_KINDS.get(k, str(k)), "bytes": n, "crc32": f"{c:08x}"}
                      for k, n, c in table],
     }

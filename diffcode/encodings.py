@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-TWO_PI = 2 * math.pi
-U32 = float(1 << 32)
+from .fixedpoint import TWO_PI, U32, angles_to_u32
+
 
 
 class CircularEncodings(nn.Module):
@@ -46,11 +46,12 @@ class CircularEncodings(nn.Module):
                 c[:, :channels] = ((small[:, :channels] / 255.0 - 0.5) * math.pi)
 
     def features(self, k: int, entropy_nats: torch.Tensor, sample: bool = True,
-                 index: torch.Tensor | None = None) -> torch.Tensor:
+                 index: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
         """cos/sin channels (B, 2n, h, w) of stage k's encodings.
 
         Frozen stages use their exact stored angles; otherwise a reparameterized sample inside
         the arc (or the center when sample is False). `index` selects a sub-batch of images.
+        The sample's noise comes from `generator` (a CPU generator, so a fit is the same on any device).
         """
         if k in self.frozen:
             angle = self.frozen[k]
@@ -58,7 +59,9 @@ class CircularEncodings(nn.Module):
             angle = self.centers[k] if index is None else self.centers[k][index]
             if sample:
                 width = torch.exp(-entropy_nats)
-                u = torch.rand_like(angle)
+                if generator is None:
+                    raise ValueError("sampling needs a torch.Generator")
+                u = torch.rand(angle.shape, generator=generator, dtype=angle.dtype).to(angle.device)
                 angle = angle + (u - 0.5) * width * TWO_PI
         return torch.cat([torch.cos(angle), torch.sin(angle)], dim=1)
 
@@ -72,9 +75,3 @@ class CircularEncodings(nn.Module):
         """Stage k's centers of one image as uint32 angles (n, h, w)."""
         c = self.centers[k][image].detach().double().cpu().numpy()
         return angles_to_u32(c)
-
-
-def angles_to_u32(angles: np.ndarray) -> np.ndarray:
-    """Radians -> uint32 circle positions (nearest, wrapping)."""
-    turns = np.mod(angles / TWO_PI, 1.0)
-    return (np.round(turns * U32).astype(np.int64) % (1 << 32)).astype(np.uint32)

@@ -10,7 +10,7 @@ and compares the pixels with the original. It writes one row per image plus the 
 figures of each image next to them when `--figures` is on.
 
 It is resumable. Each image's fit file, .dfc file, result row and figure maps are cached under
-`<work_dir>/<variant>-<decoder or MLP>-<fit settings>/`, and an image whose row is cached is reused
+`<work_dir>/<variant>-<shared model hash>-<fit settings>/`, and an image whose row is cached is reused
 unless `force` (store and decode again from the cached fit) or `refit` (fit again too). Fits are cached separately from stores, so the same fits can be stored again
 with another storage scheme without refitting.
 
@@ -29,13 +29,14 @@ from typing import Callable
 
 import numpy as np
 
-from . import kodak
+from . import families, kodak
 from .errors import DiffcodeError
 
-COLUMNS = ["image", "height", "width", "storage", "encodings_model_bytes", "encodings_theoretical_bytes", "error_table_theoretical_bytes",
-           "side_info_theoretical_bytes", "theoretical_bytes", "theoretical_bpsp_without_side_info", "encodings_bytes",
-           "side_info_bytes", "file_bytes", "overhead_percent", "theoretical_bpsp", "bpsp", "png_bytes",
-           "png_bpsp", "webp_bpsp", "jxl_bpsp", "fit_seconds", "store_seconds", "decode_seconds", "bit_exact"]
+# the table's columns, in order; each section kind the rows have adds its theoretical and real bytes
+COLUMNS_HEAD = ["image", "height", "width", "storage"]
+COLUMNS_TAIL = ["file_bytes", "overhead_percent", "theoretical_bpsp", "bpsp", "png_bytes", "png_bpsp", "webp_bpsp",
+                "jxl_bpsp", "fit_seconds", "store_seconds", "decode_seconds", "bit_exact"]
+NOT_COLUMNS = {"header_bytes", "fit_steps", "row_version"}
 BASELINES_TABLE = Path(__file__).resolve().parent.parent / "experiments" / "results" / "baselines-all.csv"
 ROW_VERSION = 1  # bump when a cached row's meaning changes; older rows are recomputed
 
@@ -50,7 +51,7 @@ class Job:
     kodak_dir: str | None
     variant: str
     storage: str
-    fit_storage: str  # the scheme the fit prepared for (usually `storage`)
+    fit_storage: str  # the scheme the fit prepared for (usually `storage`; families without a choice take dither)
     steps: int | None
     seed: int
     checkpoint: str | None  # path, None = shipped
@@ -58,7 +59,7 @@ class Job:
     threads: int
     device: str = "cpu"
     figures: bool = True
-    preset: str = "default"  # weights variant: CNN size and schedule
+    preset: str = "default"  # the family's fit preset
 
 
 def image_jobs(items: list[str], *, crop: int = 0, **kwargs) -> list[Job]:
@@ -79,10 +80,12 @@ def _is_path(source: str) -> bool:
     return os.sep in source or "." in Path(source).name
 
 
-def cache_dir(work_dir: Path, variant: str, checkpoint_hash: str, steps: int | None, seed: int, crop: int,
+def cache_dir(work_dir: Path, variant: str, model_hash: str, steps: int | None, seed: int, crop: int,
               fit_storage: str, preset: str | None = None) -> Path:
-    """The directory of cached results for one decoder (or weights MLP) and fit setting."""
-    parts = [variant, checkpoint_hash[:12]] + ([preset] if variant == "weights" and preset else []) + [
+    """The directory of cached results for one shared model and fit setting (the preset is named
+    for families that have more than one)."""
+    named = preset and len(families.get(variant).presets) > 1
+    parts = [variant, model_hash[:12]] + ([preset] if named else []) + [
         f"steps{steps}" if steps is not None else "default", f"seed{seed}", f"fit{fit_storage}"]
     if crop:
         parts.append(f"crop{crop}")
@@ -117,15 +120,13 @@ def run_job(job: Job, progress: Callable[[int, float], None] | None = None) -> d
     import torch
 
     from . import api, codec, fitfile, report
-    from .decoder import Checkpoint
     from .image import write_bytes_atomic
 
     torch.set_num_threads(job.threads)
     cache = Path(job.cache)
     cache.mkdir(parents=True, exist_ok=True)
-    weights = job.variant == "weights"
-    checkpoint = Checkpoint.load(job.checkpoint)
-    shared_hash = model_hash(job.variant, checkpoint)
+    family = families.get(job.variant)
+    model = family.load_model(job.checkpoint)
     image = _load_image(job)
     fit_path = cache / f"{job.name}.fit"
     fit = None
@@ -134,18 +135,16 @@ def run_job(job: Job, progress: Callable[[int, float], None] | None = None) -> d
             fit, _ = fitfile.load(fit_path)
         except DiffcodeError:
             fit = None
-        if fit is not None and not (_fit_matches(fit, job, shared_hash) and np.array_equal(fit.image, image)):
+        if fit is not None and not (_fit_matches(fit, job, model.hash) and np.array_equal(fit.image, image)):
             fit = None
     if fit is None:
-        fit = api.fit(image, variant=job.variant, preset=job.preset, steps=job.steps, seed=job.seed,
-                      storage=None if weights else job.fit_storage, checkpoint=None if weights else checkpoint,
-                      progress=progress, device=job.device)
+        fit = api.fit(image, variant=job.variant, model=model, preset=job.preset, steps=job.steps, seed=job.seed,
+                      storage=job.fit_storage, progress=progress, device=job.device)
         fitfile.save(fit_path, fit, source=job.source, overwrite=True)
     t0 = time.perf_counter()
-    data, rep = api.store(fit, checkpoint=None if weights else checkpoint, storage=None if weights else job.storage,
-                          verify=False, device=job.device)
+    data, rep = api.store(fit, model=model, storage=job.storage, verify=False, device=job.device)
     t1 = time.perf_counter()
-    decoded = codec.decode_details(data, checkpoint, device=job.device)
+    decoded = codec.decode_details(data, model, device=job.device)
     t2 = time.perf_counter()
     write_bytes_atomic(cache / f"{job.name}.{job.storage}.dfc", data, overwrite=True)
     h, w, _ = image.shape
@@ -153,10 +152,9 @@ def run_job(job: Job, progress: Callable[[int, float], None] | None = None) -> d
     row = {"image": job.name, **rep.as_dict(), "png_bytes": png, "png_bpsp": report.bpsp(png, h, w),
            "fit_seconds": fit.seconds, "store_seconds": t1 - t0, "decode_seconds": t2 - t1,
            "bit_exact": bool(np.array_equal(decoded.image, image)), "source": job.source,
-           "fit_steps": len(fit.history) if weights else fit.config.steps, "decoder": shared_hash[:12],
-           "row_version": ROW_VERSION}
-    if job.figures and hasattr(decoded, "maps"):  # the weights variant has no per-stage maps
-        maps = decoded.maps()
+           "fit_steps": len(fit.history), "decoder": model.hash[:12], "row_version": ROW_VERSION}
+    maps = family.maps(decoded) if job.figures else None
+    if maps is not None:
         np.savez_compressed(cache / f"{job.name}.maps.npz", loc=maps["loc"].astype(np.float16),
                             bits=maps["bits"].astype(np.float16),
                             **{f"stage_bits_{k}": b for k, b in enumerate(maps["stage_bits"])})
@@ -164,22 +162,15 @@ def run_job(job: Job, progress: Callable[[int, float], None] | None = None) -> d
     return row
 
 
-def model_hash(variant: str, checkpoint) -> str:
-    """The hash of the shared model a variant's files depend on: the decoder, or the weights MLP."""
-    if variant == "weights":
-        from .variants import weights as wv
-
-        return wv.MLPCheckpoint.load().hash
-    return checkpoint.hash
+def model_hash(variant: str, path: str | Path | None = None) -> str:
+    """The hash of the shared model a family's files depend on (its file at `path`, or the shipped one)."""
+    return families.get(variant).load_model(path).hash
 
 
 def _fit_matches(fit, job: Job, shared_hash: str) -> bool:
-    """Whether a cached fit was made for this job's variant, model and settings."""
-    if getattr(fit, "variant", "per-pixel") != job.variant:
-        return False
-    if job.variant == "weights":
-        return fit.mlp_hash == shared_hash and fit.preset == job.preset and fit.seed == job.seed
-    return fit.checkpoint_hash == shared_hash and fit.config.storage == job.fit_storage
+    """Whether a cached fit was made for this job's family, shared model, preset and seed (the cache
+    directory's name holds the other settings)."""
+    return (fit.family, fit.model_hash, fit.preset, fit.seed) == (job.variant, shared_hash, job.preset, job.seed)
 
 
 def load_maps(job: Job) -> dict | None:
@@ -243,6 +234,21 @@ def evaluate(jobs: list[Job], *, force: bool = False, refit: bool = False, n_job
     return [rows[job.name] for job in jobs]
 
 
+def columns(rows: list[dict]) -> list[str]:
+    """The table's columns for these rows: per section kind (in container order) its theoretical
+    bytes, then its real bytes; then the family's own numeric columns."""
+    from .storage import container
+
+    keys = {k for row in rows for k in row}
+    kinds = [name.replace("-", "_") for name in container.SECTION_KINDS.values()]
+    kinds = [k for k in kinds if f"{k}_bytes" in keys]
+    out = (COLUMNS_HEAD + [f"{k}_theoretical_bytes" for k in kinds] + ["theoretical_bytes"]
+           + [f"{k}_bytes" for k in kinds] + COLUMNS_TAIL)
+    extras = sorted(k for k in keys - set(out) - NOT_COLUMNS
+                    if all(isinstance(r.get(k), (int, float)) and not isinstance(r.get(k), bool) for r in rows))
+    return out + extras
+
+
 def attach_baselines(rows: list[dict], table: Path = BASELINES_TABLE) -> list[dict]:
     """Copy WebP and JPEG XL bpsp of whole (uncropped) images from a `cli.py baselines` table."""
     import csv
@@ -267,7 +273,7 @@ def with_mean(rows: list[dict]) -> list[dict]:
     if len(rows) < 2:
         return list(rows)
     mean = {"image": "mean", "storage": rows[0].get("storage"), "bit_exact": all(r["bit_exact"] for r in rows)}
-    for key in COLUMNS:
+    for key in columns(rows):
         values = [r.get(key) for r in rows]
         if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
             mean[key] = float(np.mean(values))
@@ -285,7 +291,7 @@ def write_results(rows: list[dict], stem: Path, command: str, jobs: list[Job] | 
     paths: list[Path] = []
     if figures and jobs:
         paths = _figures(rows, stem, jobs)
-    report.write_table(with_mean(rows), stem, command, COLUMNS)
+    report.write_table(with_mean(rows), stem, command, columns(rows))
     if paths:
         md = stem.with_name(stem.name + ".md")
         links = "\n".join(f"- [{p.name}]({p.relative_to(stem.parent)})" for p in paths)

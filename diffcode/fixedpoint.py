@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import math
 
 import numpy as np
 import torch
@@ -27,6 +28,8 @@ WEIGHT_LIMIT = 8 * ONE  # |weight| <= 8.0
 ACT_LIMIT = 1 << 24  # |activation| <= 4096.0
 MAX_CONV_INPUTS = (1 << 53) // (ACT_LIMIT * WEIGHT_LIMIT * 9 * 2)  # keeps sums below 2^53
 COS_TABLE_BITS = 14
+TWO_PI = 2 * math.pi
+U32 = float(1 << 32)  # stored angles are uint32: angle = 2 pi v / 2^32
 COS_TABLE_SHA256 = "78af9380575a8bf0cdb4ffec1f3778e8b422fa4c86ec4b42f48f293dccbf8d1b"  # exact (mpmath)
 
 
@@ -124,3 +127,9 @@ def cos_sin_fixed(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     idx = ((values.astype(np.int64) + (1 << (shift - 1))) >> shift) % n
     table = cos_table()
     return table[idx], table[(idx - n // 4) % n]
+
+
+def angles_to_u32(angles: np.ndarray) -> np.ndarray:
+    """Radians -> uint32 circle positions (nearest, wrapping)."""
+    turns = np.mod(angles / TWO_PI, 1.0)
+    return (np.round(turns * U32).astype(np.int64) % (1 << 32)).astype(np.uint32)

@@ -2,8 +2,9 @@
 
 Peak resident memory grows linearly with the number of pixels (every stage of the decoder is a
 convolution over an image at most the target size). The model below, peak = base + per-megapixel
-x megapixels, is fitted to `python experiments/memory.py` (see experiments/results/memory.md for
-the measured points and the command and commit that made them). Before any work, `check` compares
+x megapixels, is fitted to `python experiments/memory.py` (see experiments/results/memory*.md for
+the measured points and the command and commit that made them); each family declares its own
+(`Family.memory`, phase -> Linear). Before any work, `check` compares
 the predicted peak with the memory this machine can give (MemAvailable in /proc/meminfo, or the
 `DIFFCODE_MEMORY_GIB` environment variable) and refuses with a one-line message that says what the
 image would need. A file's header declares its size, so a crafted or corrupt header that declares
@@ -33,23 +34,6 @@ class Linear:
         return self.base_mib + self.mib_per_megapixel * pixels / 1e6
 
 
-# From experiments/results/memory.csv (256x256, 768x512, 2048x2048; commit 7ca98ee): the base is the
-# least-squares intercept, the slope the largest (peak - base) / megapixels over the measured sizes,
-# so the line lies on or above every measured peak (tests/test_limits.py checks it against the
-# table). Least squares alone predicts 10.4 megapixels for fit in 24 GiB; this bound refuses above
-# 8.7 (for example 3600x2400).
-MODEL = {
-    ("per-pixel", "fit"): Linear(597.0, 2760.0),
-    ("per-pixel", "store"): Linear(388.0, 2483.0),
-    ("per-pixel", "decode"): Linear(379.0, 2186.0),
-    # experiments/results/memory-weights.csv, the same rule (commit a2c789b, the default preset's
-    # 16-32 channels); the report preset's 200-channel layers need more and are not modelled
-    ("weights", "fit"): Linear(542.0, 1325.0),
-    ("weights", "store"): Linear(357.0, 1441.0),
-    ("weights", "decode"): Linear(366.0, 1309.0),
-}
-
-
 def available_mib() -> float | None:
     """Memory this process may use: $DIFFCODE_MEMORY_GIB, else MemAvailable, else None (unknown)."""
     value = os.environ.get(ENV)
@@ -71,25 +55,28 @@ def available_mib() -> float | None:
         return None
 
 
-def needed_mib(phase: str, height: int, width: int, variant: str = "per-pixel") -> float:
-    return MODEL[(variant, phase)].mib(height * width)
+def needed_mib(phase: str, height: int, width: int, memory: dict[str, Linear]) -> float:
+    return memory[phase].mib(height * width)
 
 
-def largest_pixels(phase: str, limit_mib: float, variant: str = "per-pixel") -> int:
-    m = MODEL[(variant, phase)]
+def largest_pixels(phase: str, limit_mib: float, memory: dict[str, Linear]) -> int:
+    m = memory[phase]
     return max(0, int((limit_mib - m.base_mib) / m.mib_per_megapixel * 1e6))
 
 
-def check(phase: str, height: int, width: int, variant: str = "per-pixel", device: str = "cpu") -> None:
-    """Refuse, before any work, an image whose `phase` would need more memory than there is."""
+def check(phase: str, height: int, width: int, memory: dict[str, Linear], device: str = "cpu") -> None:
+    """Refuse, before any work, an image whose `phase` would need more memory than there is.
+
+    memory: the family's model, phase ("fit", "store", "decode") -> Linear.
+    """
     if not str(device).startswith("cpu"):
         return
     limit = available_mib()
     if limit is None:
         return
-    need = needed_mib(phase, height, width, variant)
+    need = needed_mib(phase, height, width, memory)
     if need > limit:
-        side = int(largest_pixels(phase, limit, variant) ** 0.5)
+        side = int(largest_pixels(phase, limit, memory) ** 0.5)
         raise ImageError(
             f"a {width}x{height} image is too large to {phase} here: it needs about {need / 1024:.1f} GiB and "
             f"{limit / 1024:.1f} GiB are available (up to about {side}x{side} pixels fit); crop or tile the "

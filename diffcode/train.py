@@ -18,11 +18,12 @@ import numpy as np
 import torch
 
 from . import kodak
-from .decoder import Checkpoint, DecoderWeights
+from .decoder import Checkpoint
 from .encodings import CircularEncodings
-from .fit_per_pixel import LN2, FitConfig, fit_batch, image_tensor
+from .families.per_pixel import model as per_pixel
+from .families.per_pixel.fit import LN2, FitConfig, fit_batch, image_tensor
+from .families.per_pixel.model import DecoderWeights
 from .superres import DecoderConfig, size_schedule
-from .variants import per_pixel
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,10 @@ def validate(weights: DecoderWeights, images: torch.Tensor, config: TrainConfig)
     """bpsp of the validation crops after fitting their encodings with the decoder fixed."""
     fit_cfg = FitConfig(steps=config.val_fit_steps, maximize_steps=0, entropy_on_fraction=1.0,
                         freeze_stages=False, seed=config.seed)
-    _, history = fit_batch(weights, images, fit_cfg)
+    # training draws everything from torch's global generator, seeded once per validation (as it
+    # always was), so a training run is repeatable; fits and coding never touch it
+    torch.manual_seed(config.seed)
+    _, history = fit_batch(weights, images, fit_cfg, generator=torch.default_generator)
     return float(np.mean([h["bpsp"] for h in history[-5:]]))
 
 
@@ -81,14 +85,15 @@ def train(config: TrainConfig, decoder_config: DecoderConfig = DecoderConfig(),
         if step % config.val_every == 0 or step == config.steps:
             val = validate(weights, val_images, config)
             if val < best_bpsp:
-                best, best_bpsp = Checkpoint.from_weights(weights), val
+                best, best_bpsp = per_pixel.checkpoint_of(weights), val
             log(f"step {step}: validation {val:.4f} bpsp (best {best_bpsp:.4f})")
             history.append({"step": step, "validation_bpsp": val, "seconds": time.perf_counter() - t0})
         if step == config.steps:
             break
         ramp = min(1.0, step / max(1.0, config.ramp_fraction * config.steps))
         index = torch.randperm(n)[:b]
-        out, enc_nats = per_pixel.float_pass(weights, encodings, schedule, b, index=index)
+        out, enc_nats = per_pixel.float_pass(weights, encodings, schedule, b, index=index,
+                                              generator=torch.default_generator)
         err_nats = per_pixel.error_table_nats(train_images[index], out)
         loss = (err_nats.sum() + ramp * enc_nats.sum()) * per_bit
         opt.zero_grad(set_to_none=True)

@@ -22,7 +22,7 @@ import numpy as np  # noqa: E402
 
 from diffcode import codec, kodak, report  # noqa: E402
 from diffcode.decoder import Checkpoint  # noqa: E402
-from diffcode.fit_per_pixel import FitConfig, fit_image  # noqa: E402
+from diffcode.families.per_pixel.fit import FitConfig, fit_image  # noqa: E402
 
 COLUMNS = ["configuration", "fit_final_bpsp", "encodings_theoretical_bpsp", "theoretical_bpsp", "bpsp",
            "overhead_percent", "fit_seconds", "bit_exact"]
@@ -56,7 +56,7 @@ def main() -> None:
         t0 = time.perf_counter()
         fit = fit_image(image, ckpt, config)
         seconds = time.perf_counter() - t0
-        data, rep = codec.store(image, fit.centers, ckpt, fit.seed, verify=False)
+        data, rep = codec.store(fit, ckpt, verify=False)
         d = rep.as_dict()
         rows.append({"configuration": label, "fit_final_bpsp": fit.history[-1]["bpsp"],
                      "encodings_theoretical_bpsp": 8 * d["encodings_theoretical_bytes"] / subpixels,

@@ -55,31 +55,25 @@ variant, preset = sys.argv[7], sys.argv[8]
 import numpy as np
 from diffcode import api, codec, fitfile
 from diffcode.decoder import Checkpoint
-from diffcode.fit_per_pixel import FitConfig, fit_image
-from diffcode.variants import weights as wv
+from diffcode.families.per_pixel.fit import FitConfig, fit_image
 from experiments.memory import memory_image
 checkpoint = Checkpoint.load()
-mlp = wv.MLPCheckpoint.load()
 baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 stem = work / f"{variant}-{h}x{w}"
 t0 = time.perf_counter()
 if variant == "weights" and phase == "fit":
     image = memory_image(h, w)
     fitfile.save(stem.with_suffix(".fit"), api.fit(image, variant="weights", preset=preset, steps=steps), overwrite=True)
-elif variant == "weights" and phase == "store":
-    fit, _ = fitfile.load(stem.with_suffix(".fit"))
-    data, _ = api.store(fit)
-    stem.with_suffix(".dfc").write_bytes(data)
 elif phase == "fit":
     image = memory_image(h, w)
     config = FitConfig(steps=steps, maximize_steps=1, entropy_on_fraction=0.5, freeze_fraction=0.5)
     fitfile.save(stem.with_suffix(".fit"), fit_image(image, checkpoint, config), overwrite=True)
 elif phase == "store":
     fit, _ = fitfile.load(stem.with_suffix(".fit"))
-    data, _ = codec.store(fit.image, fit.centers, checkpoint, fit.seed)
+    data, _ = api.store(fit)
     stem.with_suffix(".dfc").write_bytes(data)
 else:
-    image = codec.load(stem.with_suffix(".dfc").read_bytes(), checkpoint)
+    image = codec.load(stem.with_suffix(".dfc").read_bytes())
     fit, _ = fitfile.load(stem.with_suffix(".fit"))
     assert np.array_equal(image, fit.image), "decode is not bit-exact"
 seconds = time.perf_counter() - t0

@@ -42,7 +42,9 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from diffcode import report  # noqa: E402
-from diffcode.decoder import Checkpoint, DecoderWeights  # noqa: E402
+from diffcode.decoder import Checkpoint  # noqa: E402
+from diffcode.families.per_pixel import model as per_pixel_model  # noqa: E402
+from diffcode.families.per_pixel.model import DecoderWeights  # noqa: E402
 from diffcode.storage import container  # noqa: E402
 from diffcode.superres import DecoderConfig, size_schedule  # noqa: E402
 from tests.test_damage import (IDENTICAL, OTHER, REJECTED, SILENT, apply_edits, classify, deep_bits,  # noqa: E402
@@ -67,7 +69,7 @@ def random_checkpoint() -> Checkpoint:
             p.add_(0.05 * torch.randn(p.shape, generator=g))
         for block in ("stage", "head"):
             weights.conv(block, "pre2").bias[:5] -= 4.0
-    return Checkpoint.from_weights(weights)
+    return per_pixel_model.checkpoint_of(weights)
 
 
 def bit_flips(data: bytes):

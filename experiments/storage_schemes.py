@@ -47,7 +47,7 @@ def _measure(fit_path: Path, scheme: str, checkpoint: Checkpoint) -> dict:
     fit, _ = fitfile.load(fit_path)
     name, _, budget = scheme.partition(":")
     t0 = time.perf_counter()
-    data, rep = codec.store(fit.image, fit.centers, checkpoint, fit.seed, storage=name,
+    data, rep = codec.store(fit, checkpoint, storage=name,
                             budget_nats=float(budget) if budget else None, verify=False)
     t1 = time.perf_counter()
     decoded = codec.load(data, checkpoint)

@@ -8,7 +8,7 @@ quantile function, so that uniform positions give normally distributed weights.
 
     python experiments/train_weights_mlp.py [--crop 32 --steps 600 --out diffcode/data/weights_mlp.npz]
 
-Prints the checkpoint's SHA-256; pin it as diffcode.variants.weights.MLP_SHA256.
+Prints the checkpoint's SHA-256; pin it as diffcode.families.weights.spec.MLP_SHA256.
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ import time
 import torch
 
 from diffcode import kodak
-from diffcode.fit_weights import fit_tensors
-from diffcode.variants import weights as wv
+from diffcode.families.weights.fit import fit_tensors
+from diffcode.families.weights import spec as wv
+from diffcode.families.weights import model as wm  # noqa: E402
 
 
 def init_quantile(mlp: wv.MLP, steps: int = 500, seed: int = 0) -> float:
@@ -48,7 +49,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.manual_seed(0)
     t0 = time.perf_counter()
-    mlp = wv.MLP()
+    mlp = wm.MLP()
     mse = init_quantile(mlp)
     print(f"quantile init: mse {mse:.4f}", flush=True)
     image = kodak.crop(kodak.load(args.image), args.crop)
@@ -64,7 +65,7 @@ def main() -> None:
     _, _, history = fit_tensors(image, mlp, p, seed=0, progress=progress, train_mlp=True)
     meta = {"image": args.image, "crop": args.crop, "steps": args.steps, "preset": dataclasses.asdict(p),
             "final_bpsp": history[-1]["bpsp"], "seconds": time.perf_counter() - t0, "quantile_init_mse": mse}
-    ckpt = wv.MLPCheckpoint.from_model(mlp, meta)
+    ckpt = wm.checkpoint_of(mlp, meta)
     ckpt.save(args.out, overwrite=True)
     print(json.dumps(meta))
     print(f"{args.out}: sha256 {ckpt.hash}")

@@ -3,7 +3,7 @@
     python experiments/weights_schedule.py --crop 256 --name crop256 kodim17 \
         default:180 default:600 default:1200 default:1200:lr_centers=0.003 ...
 
-Each configuration is PRESET:STEPS[:field=value,...] (fields of diffcode.variants.weights.Preset,
+Each configuration is PRESET:STEPS[:field=value,...] (fields of diffcode.families.weights.spec.Preset,
 channel tuples written 16/32/16); the preset's three phases are rescaled to STEPS. Every fit runs
 the full schedule, including the final phase with the widths fixed at their stored levels, so the
 final figure is the entropy a stored file pays (side information aside, a few bytes). Nothing is
@@ -28,8 +28,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from diffcode import kodak, report  # noqa: E402
-from diffcode.fit_weights import fit_tensors  # noqa: E402
-from diffcode.variants import weights as wv  # noqa: E402
+from diffcode.families.weights.fit import fit_tensors  # noqa: E402
+from diffcode.families.weights import spec as wv  # noqa: E402
+from diffcode.families.weights import model as wm  # noqa: E402
 
 COLUMNS = ["image", "config", "steps", "superres", "head", "lr_centers", "lr_widths", "n_weights", "error_bpsp",
            "encodings_bpsp", "bpsp", "png_bpsp", "phase1_end_error_bpsp", "seconds", "s_per_step", "threads"]
@@ -55,7 +56,7 @@ def run(name: str, image: np.ndarray, config: str, cache: Path) -> dict:
         return json.loads(path.read_text())
     p = parse_config(config)
     t0 = time.perf_counter()
-    _, _, history = fit_tensors(image, wv.MLPCheckpoint.load().model(), p, seed=0,
+    _, _, history = fit_tensors(image, wm.mlp_of(wv.MLPCheckpoint.load()), p, seed=0,
                                 progress=lambda s, b: print(f"{name} {config} step {s}: {b:.4f}", flush=True)
                                 if s % 100 == 0 else None)
     seconds = time.perf_counter() - t0

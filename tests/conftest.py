@@ -4,8 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from diffcode.decoder import Checkpoint, DecoderWeights
-from diffcode.fit_per_pixel import FitConfig
+from diffcode.decoder import Checkpoint
+from diffcode.families.per_pixel import model as per_pixel_model
+from diffcode.families.per_pixel.model import DecoderWeights
+from diffcode.families.per_pixel.fit import FitConfig
 from diffcode.superres import DecoderConfig
 
 # few steps, every piece of the fitting schedule exercised (maximize, entropy off/on, freezing)
@@ -28,14 +30,14 @@ def checkpoint() -> Checkpoint:
                 p.add_(0.05 * torch.randn(p.shape, generator=g))
             for block in ("stage", "head"):  # mostly narrow-entropy encodings, like a trained decoder
                 weights.conv(block, "pre2").bias[:5] -= 4.0
-    return Checkpoint.from_weights(weights)
+    return per_pixel_model.checkpoint_of(weights)
 
 
 @pytest.fixture(scope="session")
 def other_checkpoint() -> Checkpoint:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(1)
-        return Checkpoint.from_weights(DecoderWeights(DecoderConfig(), torch.Generator().manual_seed(1)))
+        return per_pixel_model.checkpoint_of(DecoderWeights(DecoderConfig(), torch.Generator().manual_seed(1)))
 
 
 def small_images() -> dict[str, np.ndarray]:

@@ -37,7 +37,7 @@ from hypothesis import strategies as st
 
 from diffcode import codec
 from diffcode.errors import CorruptFileError, DecoderMismatchError, DiffcodeError
-from diffcode.fit_per_pixel import FitConfig, fit_image
+from diffcode.families.per_pixel.fit import FitConfig, fit_image
 from diffcode.storage import container, rans
 from tests.conftest import QUICK_FIT
 
@@ -68,8 +68,7 @@ def fit_config(storage: str, base: FitConfig = QUICK_FIT) -> FitConfig:
 def store(image: np.ndarray, checkpoint, storage: str, config: FitConfig | None = None) -> bytes:
     """Fit and store `image` with the given storage scheme."""
     fit = fit_image(image, checkpoint, config or fit_config(storage))
-    kwargs = {} if storage == codec.STORAGE else {"storage": storage}
-    data, _ = codec.store(image, fit.centers, checkpoint, fit.seed, **kwargs)
+    data, _ = codec.store(fit, checkpoint, storage=storage)
     return data
 
 
@@ -527,7 +526,7 @@ def test_color_mode_that_does_not_fit_the_pixels_is_a_corrupt_file(files, checkp
 def test_running_out_of_memory_is_a_diffcode_error(files, checkpoint, monkeypatch, exc, clean):
     """Regression: a file declaring a large image (crafted, or real on a small machine) ended in torch's
     allocation RuntimeError, which the CLI shows as a traceback."""
-    from diffcode.variants import per_pixel
+    from diffcode.families.per_pixel import exact as per_pixel
 
     def fail(*args, **kwargs):
         raise exc

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from diffcode import evaluate as ev
-from diffcode import fit_per_pixel as fit_module
+from diffcode.families.per_pixel import fit as fit_module
 from diffcode.image import write_png
 from tests.conftest import small_images
 
@@ -85,7 +85,7 @@ def test_inputs_name_their_rows_and_reject_duplicates(tmp_path):
 
 def test_weights_variant_rows(tmp_path):
     """The weights variant (tiny preset) evaluates like the per-pixel one: bit-exact rows with side info."""
-    from diffcode.variants import weights as wv
+    from diffcode.families.weights import spec as wv
 
     path = tmp_path / "noise.png"
     write_png(path, small_images()["noise"])
@@ -95,5 +95,5 @@ def test_weights_variant_rows(tmp_path):
                          kodak_dir=None, checkpoint=None, cache=str(cache), threads=1, figures=True, preset="tiny")
     row = ev.evaluate(jobs)[0]
     assert row["bit_exact"] is True and row["fit_steps"] == 6
-    assert row["side_info_bytes"] > 0 and row["theoretical_bpsp_without_side_info"] < row["theoretical_bpsp"]
+    assert row["side_info_bytes"] > 0 and 0 < row["side_info_theoretical_bytes"] < row["theoretical_bytes"]
     assert ev.evaluate(jobs, force=True)[0]["file_bytes"] == row["file_bytes"]  # same fit, same file

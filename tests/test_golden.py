@@ -1,11 +1,11 @@
 """Golden files: small .dfc files written by earlier diffcodes must keep decoding to the same pixels.
 
-tests/golden/ holds files made with the shipped decoder (tests/golden/make_golden.py) and a
-manifest with the SHA-256 of each file and of its decoded pixels. Every file must decode with
-`Checkpoint.load()` to exactly those pixels, unless its format version is no longer readable, in
-which case it must be refused with an error that names the version. Every storage scheme and
-variant of the current format version must have golden files: after adding one, run
-`python tests/golden/make_golden.py`, which adds the missing files and never replaces old ones.
+tests/golden/ holds files of every family made with its shipped model (tests/golden/make_golden.py)
+and a manifest with the SHA-256 of each file and of its decoded pixels. Every file must decode with
+the shipped models to exactly those pixels, unless its format version is no longer readable, in
+which case it must be refused with an error that names the version. Every golden recipe of every
+family (`Family.golden`) at the current format version must have golden files: after adding one,
+run `python tests/golden/make_golden.py`, which adds the missing files and never replaces old ones.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import numpy as np
 import pytest
 
 from diffcode import codec
-from diffcode.decoder import Checkpoint
 from diffcode.errors import CorruptFileError
 from diffcode.image import pixel_sha256
 from diffcode.storage import container
@@ -30,25 +29,20 @@ MANIFEST = json.loads((GOLDEN / "manifest.json").read_text())["files"]
 READABLE = tuple(getattr(container, "READABLE_VERSIONS", (container.FORMAT_VERSION,)))
 
 
-@pytest.fixture(scope="module")
-def shipped() -> Checkpoint:
-    return Checkpoint.load()
-
-
 def test_manifest_lists_every_golden_file():
     assert {e["file"] for e in MANIFEST} == {p.name for p in GOLDEN.glob("*.dfc")}
 
 
 @pytest.mark.parametrize("entry", MANIFEST, ids=[e["file"] for e in MANIFEST])
-def test_golden_file_decodes_to_its_pixels(entry, shipped):
+def test_golden_file_decodes_to_its_pixels(entry):
     data = (GOLDEN / entry["file"]).read_bytes()
     assert hashlib.sha256(data).hexdigest() == entry["sha256"], "a golden file changed: they must never be edited"
     assert len(data) == entry["bytes"] and data[len(container.MAGIC)] == entry["format_version"]
     if entry["format_version"] not in READABLE:
         with pytest.raises(CorruptFileError, match=f"format version {entry['format_version']}"):
-            codec.load(data, shipped)
+            codec.load(data)
         return
-    image = codec.load(data, shipped)
+    image = codec.load(data)
     assert image.shape == (entry["height"], entry["width"], 3) and image.dtype == np.uint8
     assert pixel_sha256(image) == entry["pixels_sha256"]
     info = codec.info(data)
@@ -56,23 +50,23 @@ def test_golden_file_decodes_to_its_pixels(entry, shipped):
         entry["variant"], entry["storage"], entry["height"], entry["width"])
 
 
-def test_every_scheme_and_variant_has_golden_files():
-    """A new storage scheme, variant or format version needs golden files (run make_golden.py)."""
-    have = {(e["variant"], e["storage"], e["format_version"]) for e in MANIFEST}
+def test_every_recipe_of_every_family_has_golden_files():
+    """A new family, golden recipe or format version needs golden files (run make_golden.py)."""
+    have = {(e["variant"], e["label"], e["format_version"]) for e in MANIFEST}
     make = _make_golden()
-    missing = [(v, s, container.FORMAT_VERSION) for v in make.VARIANTS for s in sorted(set(container.STORAGES.values()))
-               if (v, s, container.FORMAT_VERSION) not in have]
+    missing = [(family, label, container.FORMAT_VERSION) for family, label, _ in make.recipes()
+               if (family, label, container.FORMAT_VERSION) not in have]
     assert not missing, f"no golden files for {missing}: run python tests/golden/make_golden.py and commit them"
 
 
 @pytest.mark.parametrize("offset", [1, 7])
-def test_unknown_format_version_is_refused_by_number(offset, shipped):
+def test_unknown_format_version_is_refused_by_number(offset):
     entry = MANIFEST[0]
     data = bytearray((GOLDEN / entry["file"]).read_bytes())
     version = max(READABLE) + offset
     data[len(container.MAGIC)] = version
     with pytest.raises(CorruptFileError, match=f"format version {version}"):
-        codec.load(refresh_crcs(bytes(data)), shipped)
+        codec.load(refresh_crcs(bytes(data)))
 
 
 def _make_golden():
@@ -84,10 +78,10 @@ def _make_golden():
 
 def test_make_golden_refuses_to_overwrite(tmp_path, capsys):
     make = _make_golden()
-    storage = sorted(set(container.STORAGES.values()))[0]
-    name = make.file_name(make.VARIANTS[0], storage, container.FORMAT_VERSION, 6, 5)
+    family, label, _ = make.recipes()[0]
+    name = make.file_name(family, label, container.FORMAT_VERSION, 6, 5)
     (tmp_path / name).write_bytes(b"an old golden file")
-    assert make.main(["--out", str(tmp_path), "--sizes", "6x5", "--storages", storage]) == 0
+    assert make.main(["--out", str(tmp_path), "--sizes", "6x5", "--labels", label]) == 0
     assert (tmp_path / name).read_bytes() == b"an old golden file"
     assert not (tmp_path / "manifest.json").exists()  # nothing was made
     assert "refusing to overwrite" in capsys.readouterr().out

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from diffcode import codec, limits
+from diffcode import codec, families, limits
 from diffcode.errors import CorruptFileError, ImageError
 from diffcode.storage import container
 
@@ -28,12 +28,14 @@ def _with_header(data: bytes, **changes) -> bytes:
     return container.pack(container.Header(**fields), sections)
 
 
-def test_model_grows_with_pixels_and_bounds_largest():
-    small = limits.needed_mib("fit", 256, 256)
-    large = limits.needed_mib("fit", 2048, 2048)
+@pytest.mark.parametrize("variant", families.names())
+def test_model_grows_with_pixels_and_bounds_largest(variant):
+    memory = families.get(variant).memory
+    small = limits.needed_mib("fit", 256, 256, memory)
+    large = limits.needed_mib("fit", 2048, 2048, memory)
     assert 0 < small < large
-    n = limits.largest_pixels("decode", 24 * 1024)
-    assert limits.needed_mib("decode", 1, n) <= 24 * 1024 < limits.needed_mib("decode", 1, n + 10_000)
+    n = limits.largest_pixels("decode", 24 * 1024, memory)
+    assert limits.needed_mib("decode", 1, n, memory) <= 24 * 1024 < limits.needed_mib("decode", 1, n + 10_000, memory)
 
 
 def test_env_sets_the_limit(monkeypatch):
@@ -44,13 +46,14 @@ def test_env_sets_the_limit(monkeypatch):
         limits.available_mib()
 
 
-def test_fit_refused_before_any_work(monkeypatch, checkpoint):
-    from diffcode.fit_per_pixel import FitConfig, fit_image
+@pytest.mark.parametrize("variant", families.names())
+def test_fit_refused_before_any_work(monkeypatch, variant):
+    from diffcode import api
 
     monkeypatch.setenv(limits.ENV, "0.01")
     image = np.zeros((8, 8, 3), np.uint8)
     with pytest.raises(ImageError, match=r"too large to fit here: it needs about .* GiB"):
-        fit_image(image, checkpoint, FitConfig(steps=2))
+        api.fit(image, variant=variant, steps=3)
 
 
 def test_decode_refused_before_allocation(monkeypatch, shipped):
@@ -88,17 +91,18 @@ def test_cli_one_line_error(monkeypatch, tmp_path):
     assert not (tmp_path / "y.png").exists()
 
 
-@pytest.mark.parametrize("variant, table", [("per-pixel", "memory.csv"), ("weights", "memory-weights.csv")])
-def test_model_lies_above_every_measured_peak(variant, table):
+@pytest.mark.parametrize("variant", families.names())
+def test_model_lies_above_every_measured_peak(variant):
     """The refusal model is an upper bound of the committed measurements (experiments/memory.py)."""
     import csv
 
-    path = Path(__file__).resolve().parent.parent / "experiments" / "results" / table
+    family = families.get(variant)
+    path = Path(__file__).resolve().parent.parent / "experiments" / "results" / family.memory_table
     with open(path, newline="") as f:
         rows = [r for r in csv.DictReader(line for line in f if not line.startswith("#")) if r["size"][0].isdigit()]
     assert {r["size"] for r in rows} >= {"256x256", "768x512", "2048x2048"}
     for r in rows:
         h, w = (int(v) for v in r["size"].split("x"))
-        predicted = limits.needed_mib(r["phase"], h, w, variant)
+        predicted = limits.needed_mib(r["phase"], h, w, family.memory)
         assert predicted >= float(r["peak_rss_mib"]), (r["size"], r["phase"])
         assert predicted <= 1.3 * float(r["peak_rss_mib"]) + 300, (r["size"], r["phase"])  # and not far above

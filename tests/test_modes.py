@@ -8,7 +8,7 @@ from PIL import Image
 
 from diffcode import codec
 from diffcode.errors import ImageError
-from diffcode.fit_per_pixel import fit_image
+from diffcode.families.per_pixel.fit import fit_image
 from diffcode.image import encode_image, read_image_mode, to_pil
 from tests.conftest import QUICK_FIT
 
@@ -52,7 +52,7 @@ def test_accepted_modes_come_back_in_their_mode(mode, tmp_path, checkpoint):
     array, color = read_image_mode(path)
     assert color.mode == mode
     fit = fit_image(array, checkpoint, FAST)
-    data, _ = codec.store(array, fit.centers, checkpoint, fit.seed, color=color)
+    data, _ = codec.store(fit, checkpoint, color=color)
     decoded, back = codec.load_image(data, checkpoint)
     assert back == color and codec.info(data)["color_mode"] == mode
     restored = to_pil(decoded, back)
@@ -98,7 +98,7 @@ def test_unreadable_inputs_are_clear_errors(content, tmp_path):
 def test_thin_and_prime_sizes_round_trip(shape, checkpoint):
     image = rng.integers(0, 256, (*shape, 3), dtype=np.uint8)
     fit = fit_image(image, checkpoint, FAST)
-    data, _ = codec.store(image, fit.centers, checkpoint, fit.seed)
+    data, _ = codec.store(fit, checkpoint)
     assert np.array_equal(codec.load(data, checkpoint), image)
 
 
@@ -108,4 +108,4 @@ def test_pixels_that_do_not_fit_the_mode_are_refused_before_writing(checkpoint):
     from diffcode.image import ColorMode
 
     with pytest.raises(ImageError):
-        codec.store(image, fit.centers, checkpoint, fit.seed, color=ColorMode("L"))
+        codec.store(fit, checkpoint, color=ColorMode("L"))

@@ -28,7 +28,7 @@ from typer.testing import CliRunner
 import cli
 from diffcode import codec, fitfile
 from diffcode.errors import DiffcodeError, OutputExistsError
-from diffcode.fit_per_pixel import FitConfig, fit_image
+from diffcode.families.per_pixel.fit import FitConfig, fit_image
 from diffcode.image import read_image, write_bytes_atomic, write_png
 
 IMAGE = np.random.default_rng(3).integers(0, 256, (6, 8, 3), dtype=np.uint8)
@@ -173,7 +173,7 @@ def materials(tmp_path_factory, checkpoint, fit) -> Path:
     checkpoint.save(folder / "decoder.npz")
     write_png(folder / "img.png", IMAGE)
     fitfile.save(folder / "img.per-pixel.fit", fit, source="img.png")
-    data, _ = codec.store(IMAGE, fit.centers, checkpoint, fit.seed)
+    data, _ = codec.store(fit, checkpoint)
     (folder / "img.dfc").write_bytes(data)
     return folder
 

@@ -5,12 +5,13 @@ import pytest
 import torch
 
 from diffcode.backends import FixedBackend
-from diffcode.decoder import Checkpoint, DecoderWeights
+from diffcode.decoder import Checkpoint
+from diffcode.families.per_pixel.model import DecoderWeights
 from diffcode.encodings import CircularEncodings
 from diffcode.errors import ImageError
 from diffcode.fixedpoint import FRAC_BITS, cos_sin_fixed
 from diffcode.superres import SHRINK_PER_BLOCK, DecoderConfig, run_decoder, size_schedule
-from diffcode.variants import per_pixel
+from diffcode.families.per_pixel import model as per_pixel_model
 
 
 @pytest.mark.parametrize("hw", [(1, 1), (2, 3), (37, 23), (23, 37), (128, 128), (512, 768), (768, 512), (1001, 17)])
@@ -40,7 +41,7 @@ def _random_checkpoint(seed=0):
     with torch.no_grad():
         for p in w.parameters():
             p.add_(0.05 * torch.randn(p.shape, generator=g))
-    return Checkpoint.from_weights(w)
+    return per_pixel_model.checkpoint_of(w)
 
 
 def _fixed_output(ckpt, schedule, values, rows_per_chunk=64):
@@ -65,7 +66,7 @@ def test_fixed_point_pass_matches_the_float_pass():
     enc = CircularEncodings(schedule.encoding_grids(), 5, 1)
     for k, v in enumerate(values):
         enc.freeze(k, v[None])
-    out, _ = per_pixel.float_pass(ckpt.weights(), enc, schedule, 1)
+    out, _ = per_pixel_model.float_pass(per_pixel_model.weights_of(ckpt), enc, schedule, 1)
     assert np.abs(fixed - out[0].detach().double().numpy()).max() < 5e-3
 
 
@@ -90,7 +91,7 @@ def test_checkpoint_round_trip_keeps_the_hash(tmp_path):
     ckpt.save(tmp_path / "c.npz")
     again = Checkpoint.load(tmp_path / "c.npz")
     assert again.hash == ckpt.hash
-    assert Checkpoint.from_weights(again.weights()).hash == ckpt.hash
+    assert per_pixel_model.checkpoint_of(per_pixel_model.weights_of(again)).hash == ckpt.hash
 
 
 def test_cos_table_is_exactly_rounded():
@@ -104,7 +105,7 @@ def test_cos_table_is_exactly_rounded():
 
 
 def test_freeze_plan_freezes_every_stage_once_in_order():
-    from diffcode.fit_per_pixel import FitConfig, freeze_plan
+    from diffcode.families.per_pixel.fit import FitConfig, freeze_plan
 
     for steps in (1, 2, 6, 100):
         plan = freeze_plan(7, FitConfig(steps=steps, freeze_fraction=0.2))

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from diffcode import codec, kodak
-from diffcode.fit_per_pixel import fit_image
+from diffcode.families.per_pixel.fit import fit_image
 from diffcode.train import TrainConfig, train
 from tests.conftest import QUICK_FIT
 
@@ -21,5 +21,5 @@ def test_tiny_training_run_gives_a_working_checkpoint():
     assert [h["step"] for h in ckpt.meta["history"]] == [0, 2, 3]
     image = kodak.crop(kodak.load("kodim17"), (20, 20))
     fit = fit_image(image, ckpt, QUICK_FIT)
-    data, _ = codec.store(image, fit.centers, ckpt, fit.seed)
+    data, _ = codec.store(fit, ckpt)
     assert np.array_equal(codec.load(data, ckpt), image)

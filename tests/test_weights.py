@@ -4,11 +4,13 @@ import numpy as np
 import pytest
 import torch
 
-from diffcode import codec, weights_codec
+from diffcode import codec
 from diffcode.errors import CorruptFileError, DecoderMismatchError, DiffcodeError
-from diffcode.fit_weights import fit_image
+from diffcode.families.weights import exact as weights_exact
+from diffcode.families.weights.fit import fit_image
 from diffcode.storage import container, side_info
-from diffcode.variants import weights as wv
+from diffcode.families.weights import spec as wv
+from diffcode.families.weights import model as wm  # noqa: E402
 from tests.test_damage import refresh_crcs
 
 TINY = wv.PRESETS["tiny"]
@@ -27,7 +29,7 @@ def _image(h: int, w: int, seed: int = 0) -> np.ndarray:
 def stored(mlp) -> tuple[np.ndarray, bytes]:
     image = _image(8, 8)
     fit = fit_image(image, mlp, TINY, seed=3)
-    data, _ = weights_codec.store(image, fit.centers, fit.level_index, TINY, mlp, fit.seed)
+    data, _ = codec.store(fit, mlp)
     return image, data
 
 
@@ -39,31 +41,31 @@ def test_shipped_mlp_hash_is_pinned(mlp):
 def test_round_trip_is_bit_exact(hw, mlp):
     image = _image(*hw, seed=hw[0] * 31 + hw[1])
     fit = fit_image(image, mlp, TINY, seed=1)
-    data, report = weights_codec.store(image, fit.centers, fit.level_index, TINY, mlp, fit.seed)
+    data, report = codec.store(fit, mlp)
     assert np.array_equal(codec.load(data), image)
     assert codec.info(data)["variant"] == "weights"
     d = report.as_dict()
     assert d["file_bytes"] == len(data)
-    assert d["header_bytes"] + d["side_info_bytes"] + d["encodings_bytes"] + d["error_table_bytes"] == len(data)
+    assert d["header_bytes"] + d["side_info_bytes"] + d["weight_encodings_bytes"] + d["error_table_bytes"] == len(data)
     # dithered storage pays sum log2 n up to the padding of the mixed-radix stream
-    assert report.encodings_bytes <= report.encodings_theoretical_bytes * 1.01 + 2
-    assert d["theoretical_bytes"] > d["theoretical_bytes_without_side_info"]
+    assert d["weight_encodings_bytes"] <= d["weight_encodings_theoretical_bytes"] * 1.01 + 2
+    assert d["side_info_theoretical_bytes"] > 0
     assert codec.analyze(data).as_dict()["theoretical_bytes"] == pytest.approx(d["theoretical_bytes"])
 
 
 def test_stored_widths_match_fit_levels(mlp):
     image = _image(6, 9, seed=5)
     fit = fit_image(image, mlp, TINY, seed=0)
-    data, _ = weights_codec.store(image, fit.centers, fit.level_index, TINY, mlp, fit.seed)
-    assert np.array_equal(weights_codec.decode(data, mlp).levels, fit.level_index)
+    data, _ = codec.store(fit, mlp)
+    assert np.array_equal(codec.decode_details(data, mlp).details, fit.arrays["level_index"])
 
 
 def test_positions_lie_in_their_intervals():
     rng = np.random.default_rng(0)
     n = wv.LEVELS[rng.integers(0, wv.N_LEVELS, 500)]
     centers = (0.5 / n) + rng.random(500) * (1 - 1.0 / n)
-    data, values = weights_codec.encode_positions(centers, n, seed=7)
-    assert np.array_equal(weights_codec.decode_positions(data, n, seed=7), values)
+    data, values = weights_exact.encode_positions(centers, n, seed=7)
+    assert np.array_equal(weights_exact.decode_positions(data, n, seed=7), values)
     distance = np.abs(values / 2.0**32 - centers)
     assert np.all(distance <= 0.5 / n + 2.0**-32)
 
@@ -86,7 +88,7 @@ def test_float_and_fixed_mlp_agree(mlp):
     v = np.random.default_rng(2).integers(0, 2**32, 1000, dtype=np.uint64).astype(np.uint32)
     fixed = wv.fixed_mlp(mlp, v).numpy() / 2.0**12
     with torch.no_grad():
-        flt = mlp.model()(torch.from_numpy(v.astype(np.float64) / 2.0**32).float()).numpy()
+        flt = wm.mlp_of(mlp)(torch.from_numpy(v.astype(np.float64) / 2.0**32).float()).numpy()
     assert np.max(np.abs(fixed - flt)) < 0.01
 
 
@@ -140,9 +142,9 @@ def test_corrupt_payloads_are_refused(stored):
 
 def test_other_mlp_is_refused(stored):
     _, data = stored
-    other = wv.MLPCheckpoint.from_model(wv.MLP())
+    other = wm.checkpoint_of(wm.MLP())
     with pytest.raises(DecoderMismatchError):
-        weights_codec.decode(data, other)
+        codec.load(data, other)
 
 
 def test_presets_and_schedule():
@@ -177,23 +179,6 @@ def test_cli_fit_store_decode(tmp_path, monkeypatch):
     assert result.exit_code == 1 and "error:" in result.output
 
 
-GOLDEN = __import__("pathlib").Path(__file__).resolve().parent / "weights_golden"
-
-
-@pytest.mark.parametrize("entry", __import__("json").loads((GOLDEN / "manifest.json").read_text())["files"],
-                         ids=lambda e: e["file"])
-def test_golden_weights_files_decode(entry):
-    """Committed weights-variant files (tiny preset, shipped MLP) keep decoding to the same pixels."""
-    import hashlib
-
-    from diffcode.image import pixel_sha256
-
-    data = (GOLDEN / entry["file"]).read_bytes()
-    assert hashlib.sha256(data).hexdigest() == entry["sha256"], "golden files must never be edited"
-    image = codec.load(data)
-    assert image.shape == (entry["height"], entry["width"], 3) and pixel_sha256(image) == entry["pixels_sha256"]
-
-
 def test_preset_codes_are_stable():
     """Files name their preset by code: a code, once used, keeps its CNN and scales for ever."""
     assert {c: p.name for c, p in wv.PRESET_BY_CODE.items()} == {1: "tiny", 2: "default-v1", 3: "report", 4: "default"}
@@ -207,8 +192,8 @@ def test_table_mlp_matches_the_mlp():
     """The fit's interpolated MLP is the MLP to far below a weight's fixed-point step (2^-12)."""
     import torch
 
-    mlp = wv.MLPCheckpoint.load().model()
-    table = wv.TableMLP(mlp)
+    mlp = wm.mlp_of(wv.MLPCheckpoint.load())
+    table = wm.TableMLP(mlp)
     u = torch.cat([torch.rand(20000, generator=torch.Generator().manual_seed(0)), torch.tensor([0.0, 1.0 - 2**-24])])
     with torch.no_grad():
         assert (mlp(u) - table(u)).abs().max().item() < 2**-16

@@ -24,7 +24,7 @@ Layout (all integers little-endian)::
 
 Sections: one `ENCODINGS` section per superresolution stage and one for the head, in decode
 order, then one `ERROR_TABLE` section, then (mode P only) one `PALETTE` section of 768 bytes.
-Variant `weights` (diffcode.variants.weights; decoder_hash names its shared MLP): one
+Variant `weights` (diffcode.families.weights.spec; decoder_hash names its shared MLP): one
 `SIDE_INFO` section (preset code byte, then the width levels), one `WEIGHT_ENCODINGS` section,
 one `ERROR_TABLE` section, then the palette as above. Adding a variant and section kinds did not
 change the layout, so it kept format version 2 (older readers refuse the variant code).

@@ -13,7 +13,7 @@ is exactly the sample the fit assumes for an arc of width 1/n. Storing k costs l
 k of a stage are written as one mixed-radix number (below), whose length is the sum of log2(n)
 rounded up once per 64 chunks. So the entropy reported, sum(log2 n), is the entropy paid, up to
 about 0.03 % and the final byte. Fitting uses widths of the form 1/n in its last phase
-(``diffcode.fit_per_pixel``), so its objective is this same sum.
+(``diffcode.families.per_pixel.fit``), so its objective is this same sum.
 
 Mixed-radix layout of a stage (encodings with n = 1 cost nothing and are skipped):
 

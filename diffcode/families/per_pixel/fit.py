@@ -19,62 +19,20 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field, replace
-
 import numpy as np
 import torch
 
-from . import limits
-from .decoder import Checkpoint, DecoderWeights
-from .encodings import CircularEncodings
-from .superres import size_schedule
-from .variants import per_pixel
+from ...decoder import Checkpoint
+from ...encodings import CircularEncodings
+from ...storage import schemes
+from ...superres import size_schedule
+from .. import Fit
+from . import exact, model
+from .config import FitConfig
+from .exact import NAME
+from .model import DecoderWeights
 
 LN2 = math.log(2.0)
-
-
-@dataclass(frozen=True)
-class FitConfig:
-    """Settings of one fit.
-
-    Defaults: `cli.py compress` of a 768x512 image took 17 min 7 s on 2 CPU cores (README,
-    its first minutes on a shared CPU); about 4-5 s per step with the stage freezing.
-    """
-
-    steps: int = 200
-    lr: float = 0.05
-    maximize_steps: int = 20
-    entropy_on_fraction: float = 0.3
-    init_from_image: bool = True
-    freeze_stages: bool = True
-    freeze_fraction: float = 0.2
-    seed: int = 0
-    storage: str = "dither"
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    def with_steps(self, steps: int) -> "FitConfig":
-        """This schedule rescaled to `steps` in total: the entropy-maximizing phase keeps its share
-        (20 of 200 steps by default; 0 of 1, 2 of 20), the other phases are fractions already."""
-        if steps < 1:
-            raise ValueError(f"a fit needs at least 1 step, got {steps}")
-        return replace(self, steps=steps, maximize_steps=round(self.maximize_steps * steps / self.steps))
-
-
-@dataclass
-class FitResult:
-    """What `store` needs: the image, the fitted centers per stage, and how the fit went."""
-
-    image: np.ndarray  # uint8 (H, W, 3)
-    centers: list[np.ndarray]  # float32 (n, h_k, w_k) radians, one per stage (head last)
-    checkpoint_hash: str
-    config: FitConfig
-    seed: int
-    history: list[dict] = field(default_factory=list)
-    seconds: float = 0.0
-    color: "ColorMode | None" = None  # the mode to give the image back in (None = RGB)
-    variant: str = per_pixel.NAME
 
 
 def image_tensor(images: np.ndarray | list[np.ndarray], device: str = "cpu") -> torch.Tensor:
@@ -107,8 +65,6 @@ def freeze_plan(n_stages: int, config: FitConfig) -> dict[int, list[int]]:
 def freeze_stage(checkpoint: Checkpoint, schedule, encodings: CircularEncodings, stage: int,
                  seed: int, device: str, storage: str = "dither") -> None:
     """Replace stage's sampled encodings by the values the storage scheme will really store."""
-    from .storage import schemes
-
     scheme = schemes.get(storage)
 
     def provide(k: int, units: np.ndarray) -> np.ndarray:
@@ -116,17 +72,18 @@ def freeze_stage(checkpoint: Checkpoint, schedule, encodings: CircularEncodings,
             return encodings.frozen_values[k][0]
         _, values = scheme.encode_stage(encodings.centers_u32(k).reshape(-1), units.reshape(-1), seed, k)
         encodings.freeze(k, values.reshape(units.shape)[None])
-        raise per_pixel.StopPass
+        raise exact.StopPass
 
     try:
-        per_pixel.fixed_pass(checkpoint, schedule, provide, device)
-    except per_pixel.StopPass:
+        exact.fixed_pass(checkpoint, schedule, provide, device)
+    except exact.StopPass:
         pass
 
 
 def fit_batch(weights: DecoderWeights, images: torch.Tensor, config: FitConfig, *,
               encodings: CircularEncodings | None = None, progress=None,
-              checkpoint: Checkpoint | None = None, device: str = "cpu") -> tuple[CircularEncodings, list[dict]]:
+              checkpoint: Checkpoint | None = None, device: str = "cpu",
+              generator: torch.Generator | None = None) -> tuple[CircularEncodings, list[dict]]:
     """Fit the encodings of a batch of same-size images with the decoder fixed.
 
     Args:
@@ -134,12 +91,13 @@ def fit_batch(weights: DecoderWeights, images: torch.Tensor, config: FitConfig, 
         images: float (B, 3, H, W) in 0..255.
         progress: optional callable(step, bpsp_total) for a progress bar.
         checkpoint: needed only for `freeze_stages` (the exact coding pass).
+        generator: the sampling noise's source (CPU); None: a new one seeded with `config.seed`.
     Returns:
         the fitted encodings and a history of {step, bpsp, error_bpsp, encodings_bpsp}.
     """
     b, _, h, w = images.shape
     schedule = size_schedule(h, w, weights.config)
-    torch.manual_seed(config.seed)
+    generator = generator if generator is not None else torch.Generator().manual_seed(config.seed)
     if encodings is None:
         encodings = CircularEncodings(schedule.encoding_grids(), weights.config.encodings_per_pixel, b).to(device)
         if config.init_from_image:
@@ -155,8 +113,9 @@ def fit_batch(weights: DecoderWeights, images: torch.Tensor, config: FitConfig, 
                 freeze_stage(checkpoint, schedule, encodings, stage, config.seed, device, config.storage)
             we, wc = loss_weights(step, config)
             quantize = config.storage == "dither" and wc > 0
-            out, enc_nats = per_pixel.float_pass(weights, encodings, schedule, b, quantize_widths=quantize)
-            err_nats = per_pixel.error_table_nats(images, out)
+            out, enc_nats = model.float_pass(weights, encodings, schedule, b, quantize_widths=quantize,
+                                             generator=generator)
+            err_nats = model.error_table_nats(images, out)
             loss = (we * err_nats.sum() + wc * enc_nats.sum()) * per_bit
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -173,14 +132,13 @@ def fit_batch(weights: DecoderWeights, images: torch.Tensor, config: FitConfig, 
 
 
 def fit_image(image: np.ndarray, checkpoint: Checkpoint, config: FitConfig = FitConfig(), *,
-              progress=None, device: str = "cpu") -> FitResult:
-    """Fit one uint8 (H, W, 3) image; returns everything `store` needs."""
-    limits.check("fit", image.shape[0], image.shape[1], "per-pixel", device)
+              progress=None, device: str = "cpu", generator: torch.Generator | None = None) -> Fit:
+    """Fit one uint8 (H, W, 3) image; arrays `centers_<k>` float32 (n, h_k, w_k) radians (head last)."""
     t0 = time.perf_counter()
-    weights = checkpoint.weights().to(device)
-    encodings, history = fit_batch(weights, image_tensor(image, device), config,
-                                   progress=progress, checkpoint=checkpoint, device=device)
+    weights = model.weights_of(checkpoint).to(device)
+    encodings, history = fit_batch(weights, image_tensor(image, device), config, progress=progress,
+                                   checkpoint=checkpoint, device=device, generator=generator)
     # frozen stages keep their centers, so store's search finds the same stored values again
-    centers = [c[0].detach().float().cpu().numpy() for c in encodings.centers]
-    return FitResult(image=image, centers=centers, checkpoint_hash=checkpoint.hash, config=config,
-                     seed=config.seed, history=history, seconds=time.perf_counter() - t0)
+    arrays = {f"centers_{k}": c[0].detach().float().cpu().numpy() for k, c in enumerate(encodings.centers)}
+    return Fit(NAME, image, arrays, {"config": config.to_dict()}, checkpoint.hash, "default", config.seed,
+               history, time.perf_counter() - t0)

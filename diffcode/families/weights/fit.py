@@ -1,7 +1,7 @@
 """The encoder of the weights variant (report 4.2): Adam on one image's CNN weight encodings.
 
 Each weight has a center in [0, 1) (a parameter); each group (an output channel, a bias, the
-seed; see `diffcode.variants.weights`) has an entropy softplus(b) nats shared by its weights.
+seed; see `diffcode.families.weights.spec`) has an entropy softplus(b) nats shared by its weights.
 A weight's interval has width w = e^-entropy around its center (clamped to stay inside [0, 1)),
 and, as in report 3.1.2, a uniform sample is drawn first and mapped into the interval, so
 gradients reach centers and widths. The schedule of the preset:
@@ -20,33 +20,15 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import limits
-from .image import ColorMode
-from .variants import weights as wv
+from .. import Fit
+from . import model as wm
+from . import spec as wv
 
 LN2 = math.log(2.0)
-
-
-@dataclass
-class WeightsFitResult:
-    """What `store` needs for the weights variant."""
-
-    image: np.ndarray  # uint8 (H, W, 3)
-    centers: np.ndarray  # float64 (N,) interval centers in [0, 1), storage order of the layout
-    level_index: np.ndarray  # int64 (G,) j of every group, n = LEVELS[j]
-    mlp_hash: str
-    preset: str
-    seed: int
-    history: list[dict] = field(default_factory=list)
-    seconds: float = 0.0
-    color: ColorMode | None = None
-    variant: str = wv.NAME
 
 
 def nearest_levels(entropy_nats: torch.Tensor) -> torch.Tensor:
@@ -66,10 +48,13 @@ def positions(centers: torch.Tensor, entropy: torch.Tensor, noise: torch.Tensor 
     return (c if noise is None else c + (noise - 0.5) * w), c
 
 
-def fit_tensors(image: np.ndarray, mlp: wv.MLP, p: wv.Preset, seed: int = 0, progress=None,
-                train_mlp: bool = False, lr_mlp: float = 1e-3,
-                device: str = "cpu") -> tuple[torch.Tensor, torch.Tensor, list[dict]]:
+def fit_tensors(image: np.ndarray, mlp: wm.MLP, p: wv.Preset, seed: int = 0, progress=None,
+                train_mlp: bool = False, lr_mlp: float = 1e-3, device: str = "cpu",
+                generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, list[dict]]:
     """Run the preset's schedule on one uint8 (H, W, 3) image.
+
+    generator: the initial centers' and the samples' source (CPU, so a fit is the same on any
+    device); None: a new one seeded with `seed`.
 
     Returns:
         clamped centers float64 (N,), level indexes int64 (G,), history of {step, phase, bpsp,
@@ -78,7 +63,7 @@ def fit_tensors(image: np.ndarray, mlp: wv.MLP, p: wv.Preset, seed: int = 0, pro
     h, w, _ = image.shape
     specs = wv.layout(p)
     groups = torch.from_numpy(wv.group_of_weight(specs)).to(device)
-    g = torch.Generator().manual_seed(seed)  # the noise is drawn on the CPU: the same fit on any device
+    g = generator if generator is not None else torch.Generator().manual_seed(seed)
     target = torch.tensor(image).permute(2, 0, 1)[None].float().to(device)
     mlp = mlp.to(device)
     centers = torch.nn.Parameter((0.05 + 0.9 * torch.rand(len(groups), generator=g)).to(device))
@@ -103,8 +88,8 @@ def fit_tensors(image: np.ndarray, mlp: wv.MLP, p: wv.Preset, seed: int = 0, pro
             phase, entropy = 3, torch.log(torch.from_numpy(wv.LEVELS.astype(np.float32))).to(device)[levels]
         entropy_w = entropy[groups]
         pos, _ = positions(centers, entropy_w, torch.rand(len(groups), generator=g).to(device))
-        out = wv.float_pass(wv.float_values(mlp, pos, specs), p, h, w)
-        err = wv.error_table_nats(target, out)
+        out = wm.float_pass(wm.float_values(mlp, pos, specs), p, h, w)
+        err = wm.error_table_nats(target, out)
         enc = entropy_w.sum()
         loss = (err + (enc if phase > 1 else 0.0)) * per_bit
         opt.zero_grad(set_to_none=True)
@@ -127,11 +112,14 @@ def fit_tensors(image: np.ndarray, mlp: wv.MLP, p: wv.Preset, seed: int = 0, pro
 
 
 def fit_image(image: np.ndarray, mlp_ckpt: wv.MLPCheckpoint, p: wv.Preset, seed: int = 0,
-              progress=None, device: str = "cpu") -> WeightsFitResult:
-    """Fit one uint8 (H, W, 3) image with the shipped (fixed) MLP."""
-    limits.check("fit", image.shape[0], image.shape[1], wv.NAME, device)
+              progress=None, device: str = "cpu", generator: torch.Generator | None = None) -> Fit:
+    """Fit one uint8 (H, W, 3) image with the shipped (fixed) MLP.
+
+    Arrays: `centers` float64 (N,) interval centers in [0, 1) in layout order, `level_index` int64
+    (G,) the width level j of every group (n = LEVELS[j]).
+    """
     t0 = time.perf_counter()
-    c, levels, history = fit_tensors(image, wv.TableMLP(mlp_ckpt.model()), p, seed, progress, device=device)
-    return WeightsFitResult(image=image, centers=c.numpy(), level_index=levels.numpy().astype(np.int64),
-                            mlp_hash=mlp_ckpt.hash, preset=p.name, seed=seed, history=history,
-                            seconds=time.perf_counter() - t0)
+    c, levels, history = fit_tensors(image, wm.TableMLP(wm.mlp_of(mlp_ckpt)), p, seed, progress, device=device,
+                                     generator=generator)
+    arrays = {"centers": c.numpy(), "level_index": levels.numpy().astype(np.int64)}
+    return Fit(wv.NAME, image, arrays, {}, mlp_ckpt.hash, p.name, seed, history, time.perf_counter() - t0)

@@ -1,0 +1,156 @@
+"""Model families: the protocol every family implements, and the registry that finds them.
+
+A family turns an image into sections of a .dfc file and back. It is one folder under
+`diffcode/families/`, and `diffcode.codec` knows nothing else about it::
+
+    image --Family.fit (torch, float)--> Fit (numpy arrays + JSON meta; fitfile saves any Fit)
+          --Family.encode (exact)------> Encoded: header fields + [Section(kind, payload, bits)]
+          --codec: colour mode, palette, header, container, the encoder decodes its own file
+    .dfc  --codec: container, palette--> header + sections
+          --Family.decode (exact, numpy/torch integers, never the fitting code)--> Decoded pixels
+          --codec: pixel hash, colour mode--> image
+
+The family's name is its `container.VARIANTS` entry, whose key is the code written in the header:
+codes are declared there, once, and never reused (1 per-pixel, 2 weights, 3 reserved for the
+pyramid family). Register a family by adding `name: "module"` to `REGISTERED`; modules are
+imported only when a file or a command names the family, so decoding one family never loads
+another. A module exposes `FAMILY`, an object with the attributes and methods of `Family`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
+
+import numpy as np
+
+from ..errors import DiffcodeError
+from ..image import ColorMode
+from ..storage import container
+
+REGISTERED = {
+    "per-pixel": "diffcode.families.per_pixel",
+    "weights": "diffcode.families.weights",
+}
+
+# progress(step, bpsp) during a fit; progress(done, total) during an encode
+Progress = Callable[[int, float], None]
+
+
+@dataclass(frozen=True)
+class Section:
+    """One section of a file: its container kind code, its bytes, and what its model says it costs."""
+
+    kind: int  # a key of container.SECTION_KINDS
+    payload: bytes
+    theoretical_bits: float  # the ideal code length under the family's model
+
+
+@dataclass
+class Fit:
+    """What a family's fit produced, in numpy and JSON only, so any family's fit saves the same way.
+
+    arrays: the fitted parameters by name (float or int numpy arrays), read back by the family's
+    encode; meta: JSON-able settings (the fit config, storage the fit prepared for, ...).
+    """
+
+    family: str
+    image: np.ndarray  # uint8 (H, W, 3), the image that was fitted
+    arrays: dict[str, np.ndarray]
+    meta: dict[str, Any]
+    model_hash: str  # hex SHA-256 of the shared model the fit used (decoder, MLP, prior)
+    preset: str
+    seed: int
+    history: list[dict] = field(default_factory=list)  # {step, bpsp, ...} per step
+    seconds: float = 0.0
+    color: ColorMode | None = None  # the mode to give the image back in (None = RGB)
+
+
+@dataclass
+class Encoded:
+    """A family's exact encoding: its header fields and sections (the palette is the codec's)."""
+
+    fields: dict[str, Any]  # container.Header fields the family owns (see FAMILY_FIELDS)
+    sections: list[Section]
+    extras: dict[str, Any] = field(default_factory=dict)  # extra report columns (JSON-able)
+
+
+@dataclass
+class Decoded:
+    """A family's exact decode: the pixels, the sections with their theoretical bits, and details."""
+
+    image: np.ndarray  # uint8 (H, W, 3), not yet checked against the header's pixel hash
+    sections: list[Section]
+    extras: dict[str, Any] = field(default_factory=dict)
+    details: Any = None  # whatever the family's `maps` needs (figures), or None
+
+
+# The header fields a family sets; the codec sets variant, height, width, pixel_hash, color_mode.
+FAMILY_FIELDS = ("storage", "rng_version", "error_model", "seed", "segment_budget_cnats", "decoder_hash")
+
+
+class Model(Protocol):
+    """A family's shared model (decoder checkpoint, MLP, prior); `hash` names it in headers."""
+
+    hash: str
+
+
+class Family(Protocol):
+    """What a family declares and does. See docs/architecture.md, "How to add a family"."""
+
+    name: str  # its container.VARIANTS name
+    presets: tuple[str, ...]  # what fit(preset=...) takes; the first is the default
+    memory: dict[str, Any]  # "fit" / "store" / "decode" -> limits.Linear (peak memory model)
+    memory_table: str  # experiments/results/ table the memory model bounds (tests/test_limits.py)
+    golden: dict[str, dict]  # label -> api.fit options of its golden files (tests/golden/make_golden.py)
+
+    def load_model(self, path: str | None = None) -> Model:
+        """The shared model from a file, or the shipped one (pinned hash) when path is None."""
+
+    def fit_steps(self, preset: str, steps: int | None) -> int:
+        """How many progress calls a fit with these settings makes."""
+
+    def fit(self, image: np.ndarray, model: Model, *, preset: str, steps: int | None, seed: int,
+            generator: Any, progress: Progress | None, device: str, **options) -> Fit:
+        """Fit one uint8 (H, W, 3) image (float, torch); randomness only from `generator`."""
+
+    def encode(self, fit: Fit, model: Model, *, device: str, progress: Callable[[int, int], None] | None,
+               **options) -> Encoded:
+        """The exact encoding of a fit; raises DiffcodeError for options it does not take."""
+
+    def decode(self, header: container.Header, sections: list[tuple[int, bytes]], model: Model, *,
+               device: str) -> Decoded:
+        """The exact decode; raises CorruptFileError / DecoderMismatchError, never another error."""
+
+    def header_fields(self, header: container.Header) -> dict[str, Any]:
+        """The header fields this family reads, by name, as `info` prints them."""
+
+    def maps(self, decoded: Decoded) -> dict | None:
+        """Per-pixel views for figures (diffcode.figures), or None."""
+
+
+def names() -> tuple[str, ...]:
+    return tuple(REGISTERED)
+
+
+def get(name: str) -> Family:
+    """The registered family of that name (imports its module on first use)."""
+    if name not in REGISTERED:
+        raise DiffcodeError(f"unknown variant {name!r}; known: {', '.join(REGISTERED)}")
+    return importlib.import_module(REGISTERED[name]).FAMILY
+
+
+def take_options(options: dict, allowed: dict[str, tuple | None], family: str) -> dict:
+    """options with None values dropped, refused unless named in `allowed` with an allowed value.
+
+    allowed: option name -> the values a family takes (None: any value).
+    """
+    given = {k: v for k, v in options.items() if v is not None}
+    for key, value in given.items():
+        if key not in allowed:
+            raise DiffcodeError(f"the {family} variant takes no {key} option")
+        if allowed[key] is not None and value not in allowed[key]:
+            raise DiffcodeError(f"the {family} variant takes {key} {' or '.join(map(str, allowed[key]))}, "
+                                f"not {value!r}")
+    return given

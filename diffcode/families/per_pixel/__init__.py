@@ -1,0 +1,79 @@
+"""The per-pixel family (report 4.1): a shared decoder, and per-image circular encodings per pixel.
+
+    image --fit (Adam on the encodings' centers, decoder fixed; fit.py, model.py)--> Fit
+          arrays centers_<k> float32 (n, h_k, w_k) radians per stage, head last
+          meta   config (FitConfig, with the storage scheme the fit prepared for)
+    Fit --exact pass (exact.py) stage by stage--> ENCODINGS x stages, ERROR_TABLE
+
+The decoder (seed, superresolver, head; `diffcode/data/per_pixel_default.npz`) is trained on the
+Kodak training split (`diffcode.train`) and named in every header by its hash. Header fields the
+family owns: storage (randseed or dither), rng_version, seed, segment budget (randseed),
+decoder_hash. Fitting code is imported only when fitting.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from ...decoder import Checkpoint
+from ...limits import Linear
+from ...storage import schemes
+from .. import Decoded, Encoded, Fit, take_options
+from . import exact
+from .config import FitConfig, config_of
+
+
+
+class PerPixel:
+    name = exact.NAME
+    presets = ("default",)
+    # Peak memory from experiments/results/memory.csv (256x256, 768x512, 2048x2048; commit 7ca98ee):
+    # the base is the least-squares intercept, the slope the largest (peak - base) / megapixels over
+    # the measured sizes, so the line lies on or above every measured peak (tests/test_limits.py
+    # checks it against the table). Least squares alone predicts 10.4 megapixels for fit in 24 GiB;
+    # this bound refuses above 8.7 (for example 3600x2400).
+    memory = {"fit": Linear(597.0, 2760.0), "store": Linear(388.0, 2483.0), "decode": Linear(379.0, 2186.0)}
+    memory_table = "memory.csv"  # experiments/results/, the measurements behind `memory`
+    golden = {name: {"storage": name, "steps": 10} for name in schemes.NAMES}  # tests/golden/make_golden.py
+
+    def load_model(self, path=None) -> Checkpoint:
+        return Checkpoint.load(path)
+
+    def fit_steps(self, preset: str, steps: int | None) -> int:
+        return steps if steps is not None else FitConfig().steps
+
+    def fit(self, image, model: Checkpoint, *, preset: str = "default", steps=None, seed=None, generator=None,
+            progress=None, device: str = "cpu", **options) -> Fit:
+        """Options: config (a FitConfig; seed and storage override its values, `steps` rescales its
+        phases: FitConfig.with_steps), storage."""
+        from .fit import fit_image  # the fitting code (torch models) loads only to fit
+
+        given = take_options({"preset": preset, **options},
+                             {"preset": self.presets, "storage": schemes.NAMES, "config": None}, self.name)
+        config = given.get("config", FitConfig())
+        if steps is not None:  # the phases scale with the step count
+            config = config.with_steps(steps)
+        overrides = {"seed": seed, "storage": given.get("storage")}
+        config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
+        return fit_image(image, model, config, progress=progress, device=device, generator=generator)
+
+    def encode(self, fit: Fit, model: Checkpoint, *, device: str = "cpu", progress=None, **options) -> Encoded:
+        """Options: storage (default: the scheme the fit prepared for), budget_nats (randseed)."""
+        given = take_options(options, {"storage": schemes.NAMES, "budget_nats": None}, self.name)
+        scheme = schemes.get(given.get("storage", config_of(fit.meta).storage), given.get("budget_nats"))
+        centers = [fit.arrays[f"centers_{k}"] for k in range(len(fit.arrays))]
+        return exact.encode(fit.image, centers, model, fit.seed, scheme, device, progress)
+
+    def decode(self, header, sections, model: Checkpoint, *, device: str = "cpu") -> Decoded:
+        return exact.decode(header, sections, model, device)
+
+    def header_fields(self, header) -> dict:
+        return {"storage": header.storage, "rng_version": header.rng_version, "error_model": header.error_model,
+                "seed": header.seed, "segment_budget_nats": header.segment_budget_cnats / 100,
+                "decoder_hash": header.decoder_hash.hex()}
+
+    def maps(self, decoded: Decoded) -> dict:
+        return exact.maps(decoded)
+
+
+FAMILY = PerPixel()

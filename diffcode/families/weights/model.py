@@ -1,0 +1,122 @@
+"""The weights family's float model (fitting and MLP training only, never the decode path).
+
+`MLP` is the shared float MLP (1, 40, 40, 1); `TableMLP` the same MLP as an interpolated table for
+fast fitting; `float_values` / `float_pass` the differentiable per-image CNN (spec.py holds its
+layout and the exact pass, which use the same integer weights).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ... import cauchy
+from ...backends import upsample2
+from ...fixedpoint import FRAC_BITS, WEIGHT_LIMIT, quantize_tensor
+from .spec import MLP_SIZES, MLPCheckpoint, Preset, TensorSpec, size_schedule
+
+
+class MLP(nn.Module):
+    """The shared float MLP (1, 40, 40, 1), relu: position in [0, 1) -> raw weight value."""
+
+    def __init__(self, sizes: tuple[int, ...] = MLP_SIZES):
+        super().__init__()
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
+        x = u.reshape(-1, 1)
+        for i, layer in enumerate(self.layers):
+            x = layer(x)
+            if i < len(self.layers) - 1:
+                x = F.relu(x)
+        return x.reshape(u.shape)
+
+    def quantized_arrays(self) -> dict[str, np.ndarray]:
+        """Weights * 2^12, biases * 2^24 as int64 (clamped like decoder checkpoints)."""
+        out = {}
+        for i, layer in enumerate(self.layers):
+            out[f"{i}.weight"] = quantize_tensor(layer.weight, FRAC_BITS)
+            out[f"{i}.bias"] = quantize_tensor(layer.bias, 2 * FRAC_BITS)
+        return out
+
+    def load_quantized(self, arrays: dict[str, np.ndarray]) -> None:
+        with torch.no_grad():
+            for i, layer in enumerate(self.layers):
+                layer.weight.copy_(torch.from_numpy(arrays[f"{i}.weight"] / 2.0**FRAC_BITS))
+                layer.bias.copy_(torch.from_numpy(arrays[f"{i}.bias"] / 2.0 ** (2 * FRAC_BITS)))
+
+
+class TableMLP(nn.Module):
+    """The fixed MLP as a table of 2^bits + 1 values with linear interpolation, for fitting.
+
+    The MLP is piecewise linear (relu), so interpolating it on a fine grid changes its values by
+    far less than a weight's fixed-point step, while a fit step costs a gather instead of two
+    40-wide layers per weight (the report preset has 330,000 weights). Gradients are the
+    interpolation's slopes. Only the float fit uses it; coding runs the exact `fixed_mlp`.
+    """
+
+    def __init__(self, mlp: MLP, bits: int = 16):
+        super().__init__()
+        self.bits = bits
+        grid = torch.arange(2**bits + 1, dtype=torch.float64) / 2**bits
+        with torch.no_grad():
+            x = grid.reshape(-1, 1)
+            for i, layer in enumerate(mlp.layers):
+                x = x @ layer.weight.double().T + layer.bias.double()
+                if i < len(mlp.layers) - 1:
+                    x = torch.relu(x)
+        self.register_buffer("table", x.reshape(-1).float())
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
+        x = u.clamp(0.0, 1.0) * 2**self.bits
+        i = x.detach().floor().clamp(max=2**self.bits - 1).long()
+        lo, hi = self.table[i], self.table[i + 1]
+        return lo + (x - i) * (hi - lo)
+
+
+def mlp_of(checkpoint: MLPCheckpoint) -> MLP:
+    """The float MLP with exactly the checkpoint's (dequantized) weights."""
+    m = MLP()
+    m.load_quantized(checkpoint.arrays)
+    return m
+
+
+def checkpoint_of(model: MLP, meta: dict | None = None) -> MLPCheckpoint:
+    """The float MLP's weights quantized to a checkpoint."""
+    return MLPCheckpoint(model.quantized_arrays(), meta)
+
+
+def float_values(mlp: MLP, positions: torch.Tensor, specs: list[TensorSpec]) -> dict[str, torch.Tensor]:
+    """Differentiable CNN tensors from positions float (N,) in [0, 1)."""
+    raw = mlp(positions)
+    out, start = {}, 0
+    for s in specs:
+        v = raw[start:start + s.size] * 2.0**-s.shift
+        out[s.name] = v.clamp(-WEIGHT_LIMIT / 2.0**FRAC_BITS, WEIGHT_LIMIT / 2.0**FRAC_BITS).reshape(s.shape)
+        start += s.size
+    return out
+
+
+def _float_conv_stack(t: dict, block: str, n_layers: int, x: torch.Tensor) -> torch.Tensor:
+    for i in range(n_layers):
+        w = t[f"{block}.{i}.weight"]
+        x = F.conv2d(x, w.reshape(w.shape[0], -1, 3, 3), t[f"{block}.{i}.bias"], padding=1)
+        if i < n_layers - 1:
+            x = F.relu(x)
+    return x
+
+
+def float_pass(t: dict[str, torch.Tensor], p: Preset, height: int, width: int) -> torch.Tensor:
+    """Head output float (1, 6, H, W) of the per-image CNN with float tensors t."""
+    x = t["seed"].reshape(1, -1, 1, 1)
+    for crop in size_schedule(height, width):
+        x_up = upsample2(x, crop)
+        x = x_up + _float_conv_stack(t, "stage", len(p.superres) - 1, x_up)
+    return _float_conv_stack(t, "head", len(p.head) - 1, x)
+
+
+def error_table_nats(image: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """Error-table cost in nats of image float (1, 3, H, W) in 0..255."""
+    return cauchy.nats(image, out[:, :3], out[:, 3:]).sum()

@@ -20,33 +20,32 @@ from typing import List, Optional
 
 import typer
 
+from diffcode import families
+from diffcode.errors import DiffcodeError
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n")[0])
 
 
-class Variant(str, Enum):
-    per_pixel = "per-pixel"
-    weights = "weights"
+# the registered model families (diffcode.families), by their header names
+Variant = Enum("Variant", {name.replace("-", "_"): name for name in families.names()}, type=str)
+DEFAULT_VARIANT = Variant("per-pixel")
+PRESET_HELP = "the variant's fit preset (per-pixel: default; weights: default, report, tiny)"
 
 
-class Preset(str, Enum):
-    """Presets of the weights variant (diffcode.variants.weights.PRESETS)."""
-
-    default = "default"
-    report = "report"
-    tiny = "tiny"
+def _family(variant):
+    return families.get(variant.value)
 
 
-def _fit_steps(variant: Variant, preset: Preset, steps: Optional[int]) -> int:
-    """Length of the fit's progress bar."""
-    if steps is not None:
-        return steps
-    if variant == Variant.weights:
-        from diffcode.variants import weights as wv
+def _model(variant, path: Optional[Path]):
+    """The variant's shared model: its file at `path`, or the shipped one."""
+    return _family(variant).load_model(path)
 
-        return wv.preset(preset.value).steps
-    from diffcode.fit_per_pixel import FitConfig
 
-    return FitConfig().steps
+def _file_model(data: bytes, path: Optional[Path]):
+    """The shared model of the family a file's header names (None: the shipped one, loaded by the codec)."""
+    from diffcode import codec
+
+    return codec.family_of(data).load_model(path) if path else None
 
 
 class Storage(str, Enum):
@@ -56,7 +55,6 @@ class Storage(str, Enum):
     randseed = "randseed"
 
 
-DEFAULT_STORAGE = "dither"  # diffcode.storage.schemes.DEFAULT (kept here so --help needs no import)
 
 
 def _fail(exc: Exception) -> None:
@@ -65,12 +63,11 @@ def _fail(exc: Exception) -> None:
 
 
 def _run(fn):
-    """Call fn, turning diffcode's own errors into a one-line message and exit code 1."""
-    from diffcode.errors import DiffcodeError
-
+    """Call fn, turning diffcode's own errors into a one-line message and exit code 1 (any other
+    exception is a bug and keeps its traceback)."""
     try:
         return fn()
-    except (DiffcodeError, ValueError, FileNotFoundError) as exc:
+    except DiffcodeError as exc:
         _fail(exc)
 
 
@@ -82,14 +79,12 @@ def _device(name: str) -> str:
         return name
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise ValueError(f"--device {name}: no CUDA device is available here; use --device cpu")
+            raise DiffcodeError(f"--device {name}: no CUDA device is available here; use --device cpu")
         return name
-    raise ValueError(f"--device {name}: expected cpu or cuda[:N]")
+    raise DiffcodeError(f"--device {name}: expected cpu or cuda[:N]")
 
 
 def _read(path: Path) -> bytes:
-    from diffcode.errors import DiffcodeError
-
     if not path.is_file():
         raise DiffcodeError(f"{path}: no such file")
     try:
@@ -98,19 +93,16 @@ def _read(path: Path) -> bytes:
         raise DiffcodeError(f"{path}: cannot read ({exc})") from exc
 
 
-def _checkpoint(path: Optional[Path]):
-    from diffcode.decoder import Checkpoint
-
-    return Checkpoint.load(path)
-
-
 def _stage_bar(label: str):
-    """A progress bar over the stages of a store."""
+    """A progress bar over the steps of a store, shown from the first one (a family that reports none
+    shows none)."""
     from tqdm import tqdm
 
-    bar = tqdm(desc=label, unit="stage", file=sys.stderr, leave=False)
+    bar = None
 
     def update(done: int, total: int) -> None:
+        nonlocal bar
+        bar = bar or tqdm(desc=label, unit="stage", file=sys.stderr, leave=False)
         bar.total = total
         bar.update(done - bar.n)
         if done == total:
@@ -136,15 +128,16 @@ def _progress(total: int, label: str):
 @app.command()
 def fit(
     image: Path = typer.Argument(..., help="PNG/PPM image to encode"),
-    variant: Variant = typer.Option(Variant.per_pixel, help="encoding variant"),
-    steps: Optional[int] = typer.Option(None, help="Adam steps (default: FitConfig.steps)"),
+    variant: Variant = typer.Option(DEFAULT_VARIANT, help="encoding variant"),
+    steps: Optional[int] = typer.Option(None, help="Adam steps (default: the preset's)"),
     device: str = typer.Option("cpu", help="cpu, or cuda when present"),
     seed: int = typer.Option(0, help="seed of the fit's noise and of the stored file's shared randomness"),
     storage: Storage = typer.Option(Storage.dither, help="storage scheme the fit prepares for"),
     out: Optional[Path] = typer.Option(None, help="fit file to write (default IMAGE.VARIANT.fit)"),
     overwrite: bool = typer.Option(False, "--force", "--overwrite", help="replace an existing output"),
-    checkpoint: Optional[Path] = typer.Option(None, help="decoder checkpoint (default: the shipped one)"),
-    preset: Preset = typer.Option(Preset.default, help="weights variant: CNN size and schedule"),
+    checkpoint: Optional[Path] = typer.Option(None, help="the variant's shared model file, e.g. the decoder "
+                                              "checkpoint (default: the shipped one)"),
+    preset: str = typer.Option("default", help=PRESET_HELP),
 ):
     """Fit the encodings of one image (the encoder) and write a fit file for `store`."""
     from diffcode import api, fitfile
@@ -153,10 +146,9 @@ def fit(
     def go():
         target = check_output(out or image.with_suffix(f".{variant.value}.fit"), overwrite)
         array, color = read_image_mode(image)
-        result = api.fit(array, variant=variant.value, color=color, preset=preset.value, steps=steps, seed=seed,
-                         storage=None if variant == Variant.weights else storage.value,
-                         checkpoint=_checkpoint(checkpoint) if variant == Variant.per_pixel else None,
-                         progress=_progress(_fit_steps(variant, preset, steps), image.name), device=_device(device))
+        result = api.fit(array, variant=variant.value, model=_model(variant, checkpoint), color=color, preset=preset,
+                         steps=steps, seed=seed, storage=storage.value, device=_device(device),
+                         progress=_progress(_family(variant).fit_steps(preset, steps), image.name))
         fitfile.save(target, result, source=str(image), overwrite=overwrite)
         last = result.history[-1] if result.history else {}
         typer.echo(f"{target}: {last.get('bpsp', float('nan')):.4f} bpsp after {len(result.history)} steps "
@@ -175,7 +167,8 @@ def store(
     budget: Optional[float] = typer.Option(None, help="randseed segment budget in nats (default 8)"),
     overwrite: bool = typer.Option(False, "--force", "--overwrite", help="replace existing outputs"),
     device: str = typer.Option("cpu"),
-    checkpoint: Optional[Path] = typer.Option(None, help="decoder checkpoint (default: the shipped one)"),
+    checkpoint: Optional[Path] = typer.Option(None, help="the variant's shared model file, e.g. the decoder "
+                                              "checkpoint (default: the shipped one)"),
 ):
     """Store fit files as compressed .dfc files; report theoretical entropy vs real size."""
     from diffcode import api, fitfile
@@ -184,49 +177,45 @@ def store(
     def go():
         paths = fits or sorted(Path(".").glob("*.fit"))
         if not paths:
-            raise ValueError("no fit files given and none in the current directory")
+            raise DiffcodeError("no fit files given and none in the current directory")
         # IMAGE.VARIANT.fit -> IMAGE.VARIANT.dfc: fits of one image with both variants do not collide
         targets = [(out_dir or path.parent) / path.with_suffix(".dfc").name for path in paths]
         if len(set(targets)) != len(targets):
             twice = sorted({str(t) for t in targets if targets.count(t) > 1})
-            raise ValueError(f"two fit files would be stored to the same file ({', '.join(twice)}); rename one")
+            raise DiffcodeError(f"two fit files would be stored to the same file ({', '.join(twice)}); rename one")
         for target in targets:  # every output, before any work
             check_output(target, overwrite)
-        ckpt = None
+        models = {}
         for path, target in zip(paths, targets):
             result, _ = fitfile.load(path)
-            per_pixel = result.variant == Variant.per_pixel.value  # weights: no decoder, no stages
-            if per_pixel:
-                ckpt = ckpt or _checkpoint(checkpoint)
-            data, report = api.store(result, checkpoint=ckpt, storage=storage.value if storage else None,
+            variant = Variant(result.family)
+            model = models.setdefault(variant, _model(variant, checkpoint))
+            data, report = api.store(result, model=model, storage=storage.value if storage else None,
                                      budget_nats=budget, device=_device(device),
-                                     progress=_stage_bar(f"store {path.name}") if per_pixel else None)
+                                     progress=_stage_bar(f"store {path.name}"))
             write_bytes_atomic(target, data, overwrite=overwrite)
-            _print_report(str(target), report.as_dict(), json_out)
+            _print_report(str(target), report, json_out)
 
     _run(go)
 
 
-def _print_report(name: str, d: dict, json_out: bool) -> None:
-    d = {"file": name, **d}
+def _print_report(name: str, report, json_out: bool) -> None:
+    """A size report (diffcode.codec.SizeReport): theoretical and real bytes of every section kind."""
+    d = {"file": name, **report.as_dict()}
     if json_out:
         typer.echo(json.dumps(d))
         return
     sub = 3 * d["height"] * d["width"]
-    row = lambda label, b: f"  {label:<12} {b:>12,.0f} B  {8 * b / sub:7.4f} bpsp"  # noqa: E731
+    row = lambda label, b: f"  {label:<18} {b:>12,.0f} B  {8 * b / sub:7.4f} bpsp"  # noqa: E731
+    kinds = report.by_kind()
     typer.echo(f"{name}: {d['width']}x{d['height']} {d['variant']} / {d['storage']}")
     typer.echo("  theoretical:")
-    typer.echo(row("encodings", d["encodings_theoretical_bytes"]))
-    typer.echo(row("error table", d["error_table_theoretical_bytes"]))
-    if "side_info_bytes" in d:  # weights variant: side information (width levels) separately
-        typer.echo(row("side info", d["side_info_theoretical_bytes"]))
-        typer.echo(row("w/o side info", d["theoretical_bytes_without_side_info"]))
+    for kind, (_, theoretical) in kinds.items():
+        typer.echo(row(kind.replace("_", " "), theoretical))
     typer.echo(row("total", d["theoretical_bytes"]))
     typer.echo("  real file:")
-    if "side_info_bytes" in d:
-        typer.echo(row("side info", d["side_info_bytes"]))
-    typer.echo(row("encodings", d["encodings_bytes"]))
-    typer.echo(row("error table", d["error_table_bytes"]))
+    for kind, (real, _) in kinds.items():
+        typer.echo(row(kind.replace("_", " "), real))
     typer.echo(row("header", d["header_bytes"]))
     typer.echo(row("file", d["file_bytes"]) + f"   overhead {d['overhead_percent']:+.2f} %")
 
@@ -237,7 +226,8 @@ def decode(
     out: Path = typer.Option(..., "-o", "--out", help="PNG to write"),
     overwrite: bool = typer.Option(False, "--force", "--overwrite", help="replace an existing output"),
     device: str = typer.Option("cpu"),
-    checkpoint: Optional[Path] = typer.Option(None, help="decoder checkpoint (default: the shipped one)"),
+    checkpoint: Optional[Path] = typer.Option(None, help="the variant's shared model file, e.g. the decoder "
+                                              "checkpoint (default: the shipped one)"),
 ):
     """Restore the image of a .dfc file, pixel for pixel."""
     from diffcode import codec
@@ -245,7 +235,8 @@ def decode(
 
     def go():
         check_output(out, overwrite)
-        image, color = codec.load_image(_read(file), _checkpoint(checkpoint), device=_device(device))
+        data = _read(file)
+        image, color = codec.load_image(data, _file_model(data, checkpoint), device=_device(device))
         write_image(out, image, color, overwrite=overwrite)
         typer.echo(f"{out}: {image.shape[1]}x{image.shape[0]} {color.mode}, pixels verified against the file's checksum")
 
@@ -258,18 +249,18 @@ def info(
     json_out: bool = typer.Option(False, "--json", help="one JSON object per file"),
     header_only: bool = typer.Option(False, help="skip decoding (no theoretical entropy)"),
     device: str = typer.Option("cpu"),
-    checkpoint: Optional[Path] = typer.Option(None, help="decoder checkpoint (default: the shipped one)"),
+    checkpoint: Optional[Path] = typer.Option(None, help="the variant's shared model file, e.g. the decoder "
+                                              "checkpoint (default: the shipped one)"),
 ):
     """Print the header and section sizes of .dfc files and, by decoding, their theoretical entropy."""
     from diffcode import codec
 
     def go():
-        ckpt = None if header_only else _checkpoint(checkpoint)
         for path in files:
             data = _read(path)
             d = {"file": str(path), **codec.info(data)}
-            if ckpt is not None:
-                d.update(codec.analyze(data, ckpt, device=_device(device)).as_dict())
+            if not header_only:
+                d.update(codec.analyze(data, _file_model(data, checkpoint), device=_device(device)).as_dict())
             if json_out:
                 typer.echo(json.dumps(d))
                 continue
@@ -293,9 +284,10 @@ def compress(
     device: str = typer.Option("cpu"),
     overwrite: bool = typer.Option(False, "--force", "--overwrite", help="replace an existing output"),
     json_out: bool = typer.Option(False, "--json"),
-    checkpoint: Optional[Path] = typer.Option(None, help="decoder checkpoint (default: the shipped one)"),
-    variant: Variant = typer.Option(Variant.per_pixel, help="encoding variant"),
-    preset: Preset = typer.Option(Preset.default, help="weights variant: CNN size and schedule"),
+    checkpoint: Optional[Path] = typer.Option(None, help="the variant's shared model file, e.g. the decoder "
+                                              "checkpoint (default: the shipped one)"),
+    variant: Variant = typer.Option(DEFAULT_VARIANT, help="encoding variant"),
+    preset: str = typer.Option("default", help=PRESET_HELP),
 ):
     """Fit and store in one go."""
     from diffcode import api
@@ -304,14 +296,13 @@ def compress(
     def go():
         check_output(out, overwrite)
         array, color = read_image_mode(image)
-        ckpt = _checkpoint(checkpoint) if variant == Variant.per_pixel else None
-        result = api.fit(array, variant=variant.value, color=color, preset=preset.value, steps=steps, seed=seed,
-                         storage=None if variant == Variant.weights else storage.value, checkpoint=ckpt,
-                         progress=_progress(_fit_steps(variant, preset, steps), image.name), device=_device(device))
-        data, report = api.store(result, checkpoint=ckpt, device=_device(device),
-                                 progress=_stage_bar(f"store {image.name}") if ckpt is not None else None)
+        model = _model(variant, checkpoint)
+        result = api.fit(array, variant=variant.value, model=model, color=color, preset=preset, steps=steps, seed=seed,
+                         storage=storage.value, device=_device(device),
+                         progress=_progress(_family(variant).fit_steps(preset, steps), image.name))
+        data, report = api.store(result, model=model, device=_device(device), progress=_stage_bar(f"store {image.name}"))
         write_bytes_atomic(out, data, overwrite=overwrite)
-        _print_report(str(out), report.as_dict(), json_out)
+        _print_report(str(out), report, json_out)
 
     _run(go)
 
@@ -320,10 +311,10 @@ def compress(
 def evaluate(
     images: List[str] = typer.Argument(None, help="image files or Kodak names (instead of --split)"),
     split: Optional[str] = typer.Option(None, help="Kodak split: train, val, test or all"),
-    variant: Variant = typer.Option(Variant.per_pixel, help="encoding variant"),
+    variant: Variant = typer.Option(DEFAULT_VARIANT, help="encoding variant"),
     storage: Storage = typer.Option(Storage.dither, help="storage scheme"),
     fit_storage: Optional[Storage] = typer.Option(None, help="scheme the fits prepare for (default: --storage)"),
-    steps: Optional[int] = typer.Option(None, help="Adam steps (default: FitConfig.steps)"),
+    steps: Optional[int] = typer.Option(None, help="Adam steps (default: the preset's)"),
     crop: int = typer.Option(0, help="evaluate center crops of this side (0 = whole images)"),
     seed: int = typer.Option(0),
     jobs: int = typer.Option(1, help="images evaluated in parallel processes"),
@@ -335,37 +326,31 @@ def evaluate(
     work_dir: Path = typer.Option(Path("runs/evaluate"), help="cache of fits, files and rows"),
     kodak_dir: Optional[Path] = typer.Option(None, help="folder with kodim01..24.png"),
     device: str = typer.Option("cpu"),
-    checkpoint: Optional[Path] = typer.Option(None, help="decoder checkpoint (default: the shipped one)"),
-    preset: Preset = typer.Option(Preset.default, help="weights variant: CNN size and schedule"),
+    checkpoint: Optional[Path] = typer.Option(None, help="the variant's shared model file, e.g. the decoder "
+                                              "checkpoint (default: the shipped one)"),
+    preset: str = typer.Option("default", help=PRESET_HELP),
 ):
     """Fit, store, decode and check every image of a split; write a table of entropy vs file size."""
     from diffcode import evaluate as ev
 
     def go():
-        if variant == Variant.weights and (storage != Storage.dither or fit_storage not in (None, Storage.dither)):
-            raise ValueError("the weights variant stores with dither only")
         if bool(split) == bool(images):
-            raise ValueError("give either --split or a list of images")
+            raise DiffcodeError("give either --split or a list of images")
         if jobs < 1:
-            raise ValueError("--jobs must be at least 1")
+            raise DiffcodeError("--jobs must be at least 1")
         import torch
         from tqdm import tqdm
 
-        ckpt = _checkpoint(checkpoint)
         fit_scheme = (fit_storage or storage).value
-        cache = ev.cache_dir(work_dir, variant.value, ev.model_hash(variant.value, ckpt), steps, seed, crop, fit_scheme,
-                             preset.value)
+        cache = ev.cache_dir(work_dir, variant.value, ev.model_hash(variant.value, checkpoint), steps, seed, crop,
+                             fit_scheme, preset)
         job_list = ev.image_jobs([split] if split else list(images), crop=crop,
                                  kodak_dir=str(kodak_dir) if kodak_dir else None, variant=variant.value,
                                  storage=storage.value, fit_storage=fit_scheme, steps=steps, seed=seed,
                                  checkpoint=str(checkpoint) if checkpoint else None, cache=str(cache),
                                  threads=torch.get_num_threads(), device=_device(device),
-                                 figures=figures, preset=preset.value)
-        label = split if split else "images"
-        stem = out_dir / (name or f"kodak-{variant.value}-{label}"
-                          + (f"-{preset.value}" if variant == Variant.weights else "") + (f"-crop{crop}" if crop else "")
-                          + ("" if storage.value == DEFAULT_STORAGE else f"-{storage.value}")
-                          + ("" if fit_scheme == storage.value else f"-fit{fit_scheme}"))
+                                 figures=figures, preset=preset)
+        stem = out_dir / (name or ev.table_name(variant.value, split or "images", preset, crop, storage.value, fit_scheme))
         bar = tqdm(total=len(job_list), desc="evaluate", unit="image", file=sys.stderr)
 
         def on_row(row: dict, cached: bool) -> None:
@@ -374,7 +359,7 @@ def evaluate(
                       f"({row['overhead_percent']:+.2f} %), PNG {row['png_bpsp']:.4f}, "
                       f"{'bit-exact' if row['bit_exact'] else 'NOT BIT-EXACT'}" + (" (cached)" if cached else ""))
 
-        steps_total = _fit_steps(variant, preset, steps)
+        steps_total = _family(variant).fit_steps(preset, steps)
         rows = ev.evaluate(job_list, force=force, refit=refit, n_jobs=jobs, on_row=on_row,
                            progress_factory=lambda job: _progress(steps_total, f"fit {job.name}"))
         bar.close()
@@ -384,7 +369,7 @@ def evaluate(
         typer.echo(f"{stem}.md: {len(rows)} images, mean {mean['theoretical_bpsp']:.4f} bpsp theoretical, "
                    f"{mean['bpsp']:.4f} real, PNG {mean['png_bpsp']:.4f}; {len(paths)} figures")
         if not all(r["bit_exact"] for r in rows):
-            raise ValueError("some images did not decode bit-exactly (see the table)")
+            raise DiffcodeError("some images did not decode bit-exactly (see the table)")
 
     _run(go)
 
@@ -404,7 +389,7 @@ def baselines(
 
     def go():
         if bool(split) == bool(images):
-            raise ValueError("give either --split or a list of images")
+            raise DiffcodeError("give either --split or a list of images")
         names = kodak.split(split) if split else list(images)
         rows = bl.run(names, kodak_dir=str(kodak_dir) if kodak_dir else None, patches=patches, grayscale=grayscale)
         stem = out or bl.default_stem(split or "images", patches, grayscale)
@@ -420,28 +405,25 @@ def baselines(
 
 @app.command()
 def train(
-    variant: Variant = typer.Option(Variant.per_pixel, help="encoding variant"),
+    variant: Variant = typer.Option(DEFAULT_VARIANT, help="encoding variant"),
     steps: Optional[int] = typer.Option(None, help="training steps"),
     crop: Optional[int] = typer.Option(None, help="side of the training crops"),
     kodak_dir: Optional[Path] = typer.Option(None, help="folder with kodim01..24.png"),
     out: Path = typer.Option(Path("per_pixel.npz"), help="checkpoint to write"),
     overwrite: bool = typer.Option(False, "--force", "--overwrite", help="replace an existing output"),
 ):
-    """Train the shared decoder on the Kodak training split, selecting by validation bpsp."""
-    from dataclasses import replace
+    """Train the variant's shared model (the per-pixel decoder: on the Kodak training split, selecting by
+    validation bpsp)."""
 
     from diffcode.image import check_output
-    from diffcode.train import TrainConfig, train as run_train
 
     def go():
-        if variant == Variant.weights:
-            raise ValueError("the weights variant's shared MLP is trained by experiments/train_weights_mlp.py")
         check_output(out, overwrite)
-        config = TrainConfig()
-        config = replace(config, **{k: v for k, v in {"steps": steps, "crop": crop}.items() if v is not None})
-        ckpt = run_train(config, kodak_dir=str(kodak_dir) if kodak_dir else None, log=typer.echo)
-        ckpt.save(out, overwrite=overwrite)
-        typer.echo(f"{out}: decoder {ckpt.short_hash}, validation {ckpt.meta['validation_bpsp']:.4f} bpsp")
+        model = _family(variant).train(steps=steps, crop=crop, kodak_dir=str(kodak_dir) if kodak_dir else None,
+                                       log=typer.echo)
+        model.save(out, overwrite=overwrite)
+        typer.echo(f"{out}: {variant.value} model {model.hash[:16]}, validation "
+                   f"{model.meta.get('validation_bpsp', float('nan')):.4f} bpsp")
 
     _run(go)
 

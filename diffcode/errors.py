@@ -23,3 +23,7 @@ class ChecksumError(CorruptFileError):
 
 class OutputExistsError(DiffcodeError):
     """Refusing to overwrite an existing output path."""
+
+
+class UsageError(DiffcodeError, ValueError):
+    """A bad argument to a diffcode function or command (unknown split, out-of-range budget, ...)."""

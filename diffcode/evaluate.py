@@ -30,7 +30,7 @@ from typing import Callable
 import numpy as np
 
 from . import families, kodak
-from .errors import DiffcodeError
+from .errors import DiffcodeError, UsageError
 
 # the table's columns, in order; each section kind the rows have adds its theoretical and real bytes
 COLUMNS_HEAD = ["image", "height", "width", "storage"]
@@ -72,7 +72,7 @@ def image_jobs(items: list[str], *, crop: int = 0, **kwargs) -> list[Job]:
                 sources.append(source)
     names = [(Path(s).stem if _is_path(s) else kodak.image_name(s)) + (f"[{crop}]" if crop else "") for s in sources]
     if len(set(names)) != len(names):
-        raise ValueError("two inputs have the same name; rename one of them")
+        raise UsageError("two inputs have the same name; rename one of them")
     return [Job(name=n, source=s, crop=crop, **kwargs) for n, s in zip(names, sources)]
 
 
@@ -90,6 +90,17 @@ def cache_dir(work_dir: Path, variant: str, model_hash: str, steps: int | None, 
     if crop:
         parts.append(f"crop{crop}")
     return Path(work_dir) / "-".join(parts)
+
+
+def table_name(variant: str, label: str, preset: str, crop: int, storage: str, fit_storage: str) -> str:
+    """The default table name: kodak-VARIANT-SPLIT[-PRESET][-cropN][-STORAGE][-fitSTORAGE]; the preset is
+    named for families that have more than one, the storage schemes when not the default."""
+    from .storage import schemes
+
+    named = len(families.get(variant).presets) > 1
+    return (f"kodak-{variant}-{label}" + (f"-{preset}" if named else "") + (f"-crop{crop}" if crop else "")
+            + ("" if storage == schemes.DEFAULT else f"-{storage}")
+            + ("" if fit_storage == storage else f"-fit{fit_storage}"))
 
 
 def _load_image(job: Job) -> np.ndarray:

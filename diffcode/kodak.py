@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from diffcode.errors import ImageError
+from diffcode.errors import ImageError, UsageError
 from diffcode.image import pixel_sha256, read_image
 
 TRAIN = tuple(f"kodim{i:02d}" for i in range(1, 9))
@@ -71,7 +71,7 @@ def split(name: str) -> list[str]:
     """Image names of a split: 'train', 'validation' (or 'val'), 'test' or 'all'."""
     key = _SPLIT_ALIASES.get(name, name)
     if key not in SPLITS:
-        raise ValueError(f"unknown split {name!r}; expected one of {', '.join(SPLITS)}, val")
+        raise UsageError(f"unknown split {name!r}; expected one of {', '.join(SPLITS)}, val")
     return list(SPLITS[key])
 
 
@@ -187,7 +187,7 @@ def crop(array: np.ndarray, size: int | tuple[int, int], where: str = "center") 
 def _crop_origin(spare_rows: int, spare_cols: int, where: str) -> tuple[int, int]:
     """Top-left corner of a crop given the rows and columns left over."""
     if where not in CROP_PLACES:
-        raise ValueError(f"unknown crop position {where!r}; expected one of {CROP_PLACES}")
+        raise UsageError(f"unknown crop position {where!r}; expected one of {CROP_PLACES}")
     if where == "center":
         return spare_rows // 2, spare_cols // 2
     vertical, horizontal = where.split("_")

@@ -126,6 +126,9 @@ class Family(Protocol):
     def header_fields(self, header: container.Header) -> dict[str, Any]:
         """The header fields this family reads, by name, as `info` prints them."""
 
+    def train(self, *, steps: int | None, crop: int | None, kodak_dir: str | None, log) -> Model:
+        """Train the shared model (the `train` command), or raise DiffcodeError saying what trains it."""
+
     def maps(self, decoded: Decoded) -> dict | None:
         """Per-pixel views for figures (diffcode.figures), or None."""
 

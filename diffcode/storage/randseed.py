@@ -47,7 +47,7 @@ import dataclasses
 
 import numpy as np
 
-from diffcode.errors import CorruptFileError
+from diffcode.errors import CorruptFileError, UsageError
 from diffcode.storage import rans
 from diffcode.storage.entropy_units import MAX_UNITS, UNITS_PER_BIT, arc_length
 from diffcode.storage.geometric import BASE, ESCAPE, GeometricModel, TryRows
@@ -90,7 +90,7 @@ class Plan:
 def budget_units(budget_nats: float) -> int:
     """Segment budget in 1/256 bit units; ValueError outside [MIN_BUDGET_NATS, MAX_BUDGET_NATS]."""
     if not MIN_BUDGET_NATS <= float(budget_nats) <= MAX_BUDGET_NATS:
-        raise ValueError(f"budget_nats must be in [{MIN_BUDGET_NATS}, {MAX_BUDGET_NATS}], got {budget_nats}")
+        raise UsageError(f"budget_nats must be in [{MIN_BUDGET_NATS}, {MAX_BUDGET_NATS}], got {budget_nats}")
     return int(round(float(budget_nats) * UNITS_PER_NAT))
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import UsageError
 from . import dither, randseed
 from .entropy_units import UNITS_PER_BIT
 
@@ -62,4 +63,4 @@ def get(name: str, budget_nats: float | None = None):
         return Dither()
     if name == "randseed":
         return RandomSeed(budget_nats=randseed.DEFAULT_BUDGET_NATS if budget_nats is None else float(budget_nats))
-    raise ValueError(f"unknown storage scheme {name!r}; known: {', '.join(NAMES)}")
+    raise UsageError(f"unknown storage scheme {name!r}; known: {', '.join(NAMES)}")

@@ -72,6 +72,14 @@ class PerPixel:
                 "seed": header.seed, "segment_budget_nats": header.segment_budget_cnats / 100,
                 "decoder_hash": header.decoder_hash.hex()}
 
+    def train(self, *, steps: int | None = None, crop: int | None = None, kodak_dir: str | None = None,
+              log=print) -> Checkpoint:
+        """Train the shared decoder on the Kodak training split (diffcode.train)."""
+        from ...train import TrainConfig, train
+
+        config = replace(TrainConfig(), **{k: v for k, v in {"steps": steps, "crop": crop}.items() if v is not None})
+        return train(config, kodak_dir=kodak_dir, log=log)
+
     def maps(self, decoded: Decoded) -> dict:
         return exact.maps(decoded)
 

@@ -13,6 +13,7 @@ rng_version, seed, decoder_hash; the segment budget is always 0.
 
 from __future__ import annotations
 
+from ...errors import DiffcodeError
 from ...limits import Linear
 from .. import Decoded, Encoded, Fit, take_options
 from . import exact
@@ -56,6 +57,9 @@ class Weights:
     def header_fields(self, header) -> dict:
         return {"storage": header.storage, "rng_version": header.rng_version, "error_model": header.error_model,
                 "seed": header.seed, "decoder_hash": header.decoder_hash.hex()}
+
+    def train(self, **settings) -> wv.MLPCheckpoint:
+        raise DiffcodeError("the weights variant's shared MLP is trained by experiments/train_weights_mlp.py")
 
     def maps(self, decoded: Decoded) -> None:
         return None

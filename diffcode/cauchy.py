@@ -22,7 +22,7 @@ For coding, loc is quantized to quarter pixels (loc_index = round(4 * loc) in
 [-4, 1024]) and sigma to 8 levels per octave (scale_index = round(8 * (log2 sigma + 4.5))
 in [0, 95]). The integer cdf is ``cdf(x) = x + TABLE[scale_index, 4x - 2 - loc_index + 1022]``
 for x in 1..255, cdf(0) = 0 and cdf(256) = TOTAL, so every symbol has frequency >= 1 and
-each row sums to exactly TOTAL. TABLE is built once at import and checked against the
+each row sums to exactly TOTAL. TABLE is built once, on first use, and checked against the
 pinned SHA-256 of the exactly rounded (mpmath) table, so every platform codes the same bits.
 (No float64 value of the numpy build lies within 6.7e-6 of a rounding tie, far beyond libm
 error, so the mpmath fallback should only ever run on a broken libm.)
@@ -30,6 +30,7 @@ error, so the mpmath fallback should only ever run on a broken libm.)
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 
@@ -220,8 +221,18 @@ def _load_table() -> np.ndarray:
     return table
 
 
-TABLE = _load_table()
-_TABLE_FLAT = TABLE.reshape(-1)
+@functools.lru_cache(maxsize=1)
+def table() -> np.ndarray:
+    """The checked table, int32 (N_SCALES, TABLE_WIDTH), built on first use (read-only)."""
+    return _load_table()
+
+
+def __getattr__(name: str):
+    if name == "TABLE":  # the table as a module attribute, built lazily
+        return table()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 _COLUMN_WEIGHTS = np.array([-1, TABLE_WIDTH], dtype=np.int64)  # params @ w = row start - loc_index
 
 
@@ -248,7 +259,7 @@ class CauchyModel:
         """int64 (N,) cumulative frequency of symbols int64 (N,) in 0..256."""
         column = params @ _COLUMN_WEIGHTS + 4 * symbols + (TABLE_OFFSET - 2)
         # Only symbols 0 and 256 can fall outside their row; their value is replaced below.
-        cdf = symbols + np.take(_TABLE_FLAT, column, mode="clip")
+        cdf = symbols + np.take(table().reshape(-1), column, mode="clip")
         cdf[symbols <= 0] = 0
         cdf[symbols >= N_VALUES] = TOTAL
         return cdf

@@ -23,7 +23,7 @@ state, the price of the integrity check). The coding loss itself is negligible:
 1.2M Cauchy symbols took 804,592 bytes for 803,061 ideal bytes of the integer
 frequencies (+0.19 %, less than the 2,048-byte flush).
 
-Speed (``python -m diffcode.storage.rans``: 1,179,648 symbols of the 256-symbol
+Speed (``python experiments/rans_speed.py``: 1,179,648 symbols of the 256-symbol
 :class:`diffcode.cauchy.CauchyModel`, 256 lanes, numpy 2.4, on the 2-core dev machine
 while other jobs kept both cores busy, load average 3.5): encode 0.21-0.31 s, decode
 1.0-1.8 s of CPU time over 8 runs (decode wall time 1.0-2.7 s under that load). The
@@ -281,29 +281,3 @@ def _decode_step(model: Model, params: np.ndarray, n: np.ndarray, x: np.ndarray,
         raise CorruptFileError("rANS stream corrupt: truncated (ran out of words)")
     x[need] = (x[need] << _WORD_BITS) | words[pos : pos + count]
     return symbols, x, pos + count
-
-
-def _benchmark(n_symbols: int = 768 * 512 * 3) -> None:
-    """Print encode/decode seconds for ``n_symbols`` CauchyModel symbols."""
-    import time
-
-    from diffcode.cauchy import CauchyModel
-
-    rng = np.random.default_rng(0)
-    params = np.stack([rng.integers(-4, 1025, n_symbols), rng.integers(20, 70, n_symbols)], 1)
-    model = CauchyModel()
-    noise = 3 * rng.standard_cauchy(n_symbols)
-    symbols = np.clip(np.round(params[:, 0] / 4 + noise), 0, 255).astype(np.int64)
-    clocks = [(time.perf_counter(), time.process_time())]
-    data = encode(symbols, params, model)
-    clocks.append((time.perf_counter(), time.process_time()))
-    if not np.array_equal(decode(data, params, model), symbols):
-        raise RuntimeError("rANS round trip failed")
-    clocks.append((time.perf_counter(), time.process_time()))
-    (w0, c0), (w1, c1), (w2, c2) = clocks
-    print(f"{n_symbols} symbols, {len(data)} bytes: encode {w1 - w0:.3f} s wall / {c1 - c0:.3f} s cpu, "
-          f"decode {w2 - w1:.3f} s wall / {c2 - c1:.3f} s cpu")
-
-
-if __name__ == "__main__":
-    _benchmark()

@@ -7,7 +7,7 @@ Each configuration is PRESET:STEPS[:field=value,...] (fields of diffcode.familie
 channel tuples written 16/32/16); the preset's three phases are rescaled to STEPS. Every fit runs
 the full schedule, including the final phase with the widths fixed at their stored levels, so the
 final figure is the entropy a stored file pays (side information aside, a few bytes). Nothing is
-stored: `weights_kodak.py` checks real files. Writes experiments/results/weights_schedule_<name>.md|csv
+stored: `python cli.py evaluate --variant weights` checks real files. Writes experiments/results/weights_schedule_<name>.md|csv
 with the final error-table, encodings and total bpsp, the best total seen on the way, seconds per
 step and the thread count. Rows are cached in runs/weights/schedule/ so a run can be resumed.
 """

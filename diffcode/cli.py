@@ -21,7 +21,7 @@ from typing import List, Optional
 import typer
 
 from diffcode import families
-from diffcode.errors import DiffcodeError
+from diffcode.errors import DecoderMismatchError, DiffcodeError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n")[0])
 
@@ -41,11 +41,27 @@ def _model(variant, path: Optional[Path]):
     return _family(variant).load_model(path)
 
 
-def _file_model(data: bytes, path: Optional[Path]):
-    """The shared model of the family a file's header names (None: the shipped one, loaded by the codec)."""
+def _model_named(family, wanted: str, path: Optional[Path], what: str):
+    """The shared model a fit or file names by its hash (hex, or a prefix): the one at `path` if it is
+    that model, else the shipped one; so one --checkpoint serves a mix of families' fits and files."""
+    for load in ([lambda: family.load_model(path)] if path else []) + [family.load_model]:
+        try:
+            model = load()
+        except DiffcodeError:
+            continue
+        if model.hash.startswith(wanted):
+            return model
+    raise DecoderMismatchError(f"{what} was made with the {family.name} model (decoder) {wanted[:32]}, which is "
+                               f"{'neither ' + str(path) + ' nor' if path else 'not'} the shipped one; pass it "
+                               "with --checkpoint")
+
+
+def _file_model(data: bytes, path: Optional[Path], name: Path):
+    """The shared model a .dfc file's header names."""
     from diffcode import codec
 
-    return codec.family_of(data).load_model(path) if path else None
+    family, decoder_hash = codec.model_of(data)
+    return _model_named(family, decoder_hash, path, f"{name}")
 
 
 class Storage(str, Enum):
@@ -188,8 +204,9 @@ def store(
         models = {}
         for path, target in zip(paths, targets):
             result, _ = fitfile.load(path)
-            variant = Variant(result.family)
-            model = models.setdefault(variant, _model(variant, checkpoint))
+            key = (result.family, result.model_hash)
+            model = models.get(key) or _model_named(families.get(result.family), result.model_hash, checkpoint, str(path))
+            models[key] = model
             data, report = api.store(result, model=model, storage=storage.value if storage else None,
                                      budget_nats=budget, device=_device(device),
                                      progress=_stage_bar(f"store {path.name}"))
@@ -236,7 +253,7 @@ def decode(
     def go():
         check_output(out, overwrite)
         data = _read(file)
-        image, color = codec.load_image(data, _file_model(data, checkpoint), device=_device(device))
+        image, color = codec.load_image(data, _file_model(data, checkpoint, file), device=_device(device))
         write_image(out, image, color, overwrite=overwrite)
         typer.echo(f"{out}: {image.shape[1]}x{image.shape[0]} {color.mode}, pixels verified against the file's checksum")
 
@@ -260,7 +277,7 @@ def info(
             data = _read(path)
             d = {"file": str(path), **codec.info(data)}
             if not header_only:
-                d.update(codec.analyze(data, _file_model(data, checkpoint), device=_device(device)).as_dict())
+                d.update(codec.analyze(data, _file_model(data, checkpoint, path), device=_device(device)).as_dict())
             if json_out:
                 typer.echo(json.dumps(d))
                 continue

@@ -114,10 +114,10 @@ def _report(header: container.Header, sections: list[Section], extras: dict) -> 
                       container.header_bytes(len(sections)), tuple(sections), dict(extras))
 
 
-def family_of(data: bytes):
-    """The family a file's header names (checked header, payloads not read)."""
+def model_of(data: bytes):
+    """(the family a file's header names, the hex hash prefix of its shared model); payloads not read."""
     header, _, _ = container.unpack_header(data)
-    return families.get(header.variant)
+    return families.get(header.variant), header.decoder_hash.hex()
 
 
 def load(data: bytes, model=None, *, device: str = "cpu") -> np.ndarray:

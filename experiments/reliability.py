@@ -32,7 +32,6 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,15 +40,18 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from diffcode import report  # noqa: E402
+from diffcode import api, report  # noqa: E402
+from diffcode.damage import (IDENTICAL, OTHER, REJECTED, SILENT, apply_edits, classify, deep_bits,  # noqa: E402
+                             deep_cases, flip, header_fields, make_image, raw_pack)
 from diffcode.decoder import Checkpoint  # noqa: E402
 from diffcode.families.per_pixel import model as per_pixel_model  # noqa: E402
 from diffcode.families.per_pixel.model import DecoderWeights  # noqa: E402
 from diffcode.storage import container  # noqa: E402
 from diffcode.superres import DecoderConfig, size_schedule  # noqa: E402
-from tests.test_damage import (IDENTICAL, OTHER, REJECTED, SILENT, apply_edits, classify, deep_bits,  # noqa: E402
-                               deep_cases, fit_config, flip, header_fields, make_image, raw_pack, store)
+from diffcode.families.per_pixel.config import FitConfig  # noqa: E402
 
+# tests/conftest.py's quick fit: few steps, every piece of the schedule (maximize, entropy off/on, freezing)
+QUICK_FIT = FitConfig(steps=6, maximize_steps=1, entropy_on_fraction=0.5, freeze_fraction=0.5)
 COLUMNS = ["decoder", "storage", "image", "file_bytes", "damage", "cases", "rejected_cleanly", "decoded_identical",
            "silent_failures", "other_exceptions", "cpu_seconds", "most_common_outcome"]
 
@@ -209,7 +211,8 @@ def main() -> None:
         for storage in args.storages.split(","):
             for h, w in sizes:
                 image = make_image(h, w)
-                data = store(image, checkpoint, storage, replace(fit_config(storage), steps=6))
+                fit = api.fit(image, model=checkpoint, config=QUICK_FIT, storage=storage)
+                data, _ = api.store(fit, model=checkpoint)
                 files.append((decoder, checkpoint, storage, (h, w), image, data))
     for decoder, checkpoint, storage, (h, w), image, data in files:
         row = {"decoder": decoder, "storage": storage, "image": f"{h}x{w}", "file_bytes": len(data)}

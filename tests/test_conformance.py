@@ -16,7 +16,7 @@ import torch
 from diffcode import api, codec, families
 from diffcode.errors import ChecksumError
 from diffcode.storage import container
-from tests.test_damage import REJECTED, raw_cases, sweep
+from diffcode.damage import REJECTED, raw_cases, sweep
 
 FAMILIES = families.names()
 STEPS = 3

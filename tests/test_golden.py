@@ -22,7 +22,7 @@ from diffcode import codec
 from diffcode.errors import CorruptFileError
 from diffcode.image import pixel_sha256
 from diffcode.storage import container
-from tests.test_damage import refresh_crcs
+from diffcode.damage import refresh_crcs
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 MANIFEST = json.loads((GOLDEN / "manifest.json").read_text())["files"]

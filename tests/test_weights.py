@@ -11,7 +11,7 @@ from diffcode.families.weights.fit import fit_image
 from diffcode.storage import container, side_info
 from diffcode.families.weights import spec as wv
 from diffcode.families.weights import model as wm  # noqa: E402
-from tests.test_damage import refresh_crcs
+from diffcode.damage import refresh_crcs
 
 TINY = wv.PRESETS["tiny"]
 

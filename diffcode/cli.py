@@ -346,6 +346,8 @@ def evaluate(
     checkpoint: Optional[Path] = typer.Option(None, help="the variant's shared model file, e.g. the decoder "
                                               "checkpoint (default: the shipped one)"),
     preset: str = typer.Option("default", help=PRESET_HELP),
+    baselines: Path = typer.Option(Path("experiments/results/baselines-all.csv"),
+                                   help="a `baselines` table to take WebP and JPEG XL sizes from (if it exists)"),
 ):
     """Fit, store, decode and check every image of a split; write a table of entropy vs file size."""
     from diffcode import evaluate as ev
@@ -381,7 +383,7 @@ def evaluate(
                            progress_factory=lambda job: _progress(steps_total, f"fit {job.name}"))
         bar.close()
         command = "python cli.py evaluate " + " ".join(sys.argv[2:])
-        paths = ev.write_results(rows, stem, command, job_list, figures=figures)
+        paths = ev.write_results(rows, stem, command, job_list, figures=figures, baselines=baselines)
         mean = ev.with_mean(rows)[-1]
         typer.echo(f"{stem}.md: {len(rows)} images, mean {mean['theoretical_bpsp']:.4f} bpsp theoretical, "
                    f"{mean['bpsp']:.4f} real, PNG {mean['png_bpsp']:.4f}; {len(paths)} figures")

@@ -37,7 +37,6 @@ COLUMNS_HEAD = ["image", "height", "width", "storage"]
 COLUMNS_TAIL = ["file_bytes", "overhead_percent", "theoretical_bpsp", "bpsp", "png_bytes", "png_bpsp", "webp_bpsp",
                 "jxl_bpsp", "fit_seconds", "store_seconds", "decode_seconds", "bit_exact"]
 NOT_COLUMNS = {"header_bytes", "fit_steps", "row_version"}
-BASELINES_TABLE = Path(__file__).resolve().parent.parent / "experiments" / "results" / "baselines-all.csv"
 ROW_VERSION = 1  # bump when a cached row's meaning changes; older rows are recomputed
 
 
@@ -260,11 +259,11 @@ def columns(rows: list[dict]) -> list[str]:
     return out + extras
 
 
-def attach_baselines(rows: list[dict], table: Path = BASELINES_TABLE) -> list[dict]:
+def attach_baselines(rows: list[dict], table: Path | None) -> list[dict]:
     """Copy WebP and JPEG XL bpsp of whole (uncropped) images from a `cli.py baselines` table."""
     import csv
 
-    if not Path(table).exists():
+    if table is None or not Path(table).exists():
         return rows
     with open(table, newline="") as f:
         by_image = {r["image"]: r for r in csv.DictReader(line for line in f if not line.startswith("#"))}
@@ -292,13 +291,16 @@ def with_mean(rows: list[dict]) -> list[dict]:
 
 
 def write_results(rows: list[dict], stem: Path, command: str, jobs: list[Job] | None = None,
-                  figures: bool = True) -> list[Path]:
-    """Write the table (with the mean row) and, if asked, the figures; returns the figure paths."""
+                  figures: bool = True, baselines: Path | None = None) -> list[Path]:
+    """Write the table (with the mean row) and, if asked, the figures; returns the figure paths.
+
+    baselines: a `cli.py baselines` table whose WebP and JPEG XL columns are copied (None: none).
+    """
     from . import report
 
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
-    rows = attach_baselines(rows)
+    rows = attach_baselines(rows, baselines)
     paths: list[Path] = []
     if figures and jobs:
         paths = _figures(rows, stem, jobs)

@@ -119,3 +119,9 @@ def test_every_registered_family_has_a_header_code():
     codes = {name: code for code, name in container.VARIANTS.items()}
     for name in families.names():
         assert name in codes and families.get(name).name == name
+
+
+def test_experiments_import_the_package_never_tests():
+    offenders = [p.name for p in (ROOT / "experiments").glob("*.py")
+                 if re.search(r"^\s*(from|import)\s+tests\b", p.read_text(), re.M)]
+    assert not offenders

@@ -4,8 +4,8 @@ Arrays: `image` uint8 (H, W, 3), the fit's arrays under their own names (per-pix
 `centers_<k>` float32 (n, h_k, w_k) radians per stage; weights: `centers` float64 (N,) and
 `level_index` int64 (G,)), and `meta`, a UTF-8 JSON document: fit-file version, variant, model
 hash, preset, seed, source path, fit seconds, loss history (bpsp per step), colour mode and
-palette, and the family's own meta keys (per-pixel: `config`). Files written before the
-protocol name the model hash `checkpoint_hash` (per-pixel) or `mlp_hash` (weights); both load.
+palette, and the family's own meta keys (per-pixel: `config`). Version 1 files (before the
+protocol) name the model hash `checkpoint_hash` (per-pixel) or `mlp_hash` (weights); they load.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from .errors import DiffcodeError
 from .families import Fit
 from .image import ColorMode, write_bytes_atomic
 
-FIT_FILE_VERSION = 1
+FIT_FILE_VERSION = 2  # 2: meta names the model `model_hash` and the fit's `preset` (issue 11's protocol)
+READABLE_VERSIONS = (1, 2)
 RESERVED = ("image", "meta")
 _GENERIC = ("fit_file_version", "variant", "model_hash", "checkpoint_hash", "mlp_hash", "preset", "seed", "source",
             "seconds", "history", "color_mode", "palette")
@@ -48,7 +49,7 @@ def load(path: str | Path) -> tuple[Fit, dict]:
             image = z["image"]
     except (OSError, ValueError, KeyError, EOFError, json.JSONDecodeError) as exc:
         raise DiffcodeError(f"{path}: not a readable diffcode fit file ({exc})") from exc
-    if meta.get("fit_file_version") != FIT_FILE_VERSION:
+    if meta.get("fit_file_version") not in READABLE_VERSIONS:
         raise DiffcodeError(f"{path}: fit file version {meta.get('fit_file_version')} is not supported")
     try:
         model_hash = meta.get("model_hash") or meta.get("checkpoint_hash") or meta["mlp_hash"]

@@ -98,3 +98,13 @@ class FixedBackend:
 
     def residual(self, x_up, y):
         return (y + x_up[..., 4:-4, 4:-4]).clamp_(-ACT_LIMIT, ACT_LIMIT)
+
+
+def float_padded_conv_stack(tensors: dict, block: str, n_layers: int, x: torch.Tensor) -> torch.Tensor:
+    """The float twin of `fixedpoint.padded_conv_stack`: float tensors of the same layout, x (B, C, H, W)."""
+    for i in range(n_layers):
+        w = tensors[f"{block}.{i}.weight"]
+        x = F.conv2d(x, w.reshape(w.shape[0], -1, 3, 3), tensors[f"{block}.{i}.bias"], padding=1)
+        if i < n_layers - 1:
+            x = F.relu(x)
+    return x

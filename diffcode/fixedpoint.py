@@ -133,3 +133,13 @@ def angles_to_u32(angles: np.ndarray) -> np.ndarray:
     """Radians -> uint32 circle positions (nearest, wrapping)."""
     turns = np.mod(angles / TWO_PI, 1.0)
     return (np.round(turns * U32).astype(np.int64) % (1 << 32)).astype(np.uint32)
+
+
+def padded_conv_stack(tensors: dict, block: str, n_layers: int, x: torch.Tensor) -> torch.Tensor:
+    """Exact zero-padded 3x3 convolutions `block.<i>.weight` (O, 9C) in 2^-12 / `.bias` (O,) in 2^-24,
+    relu between them, of x float64 integers (C, H, W) in 2^-12: the output keeps H x W."""
+    for i in range(n_layers):
+        x = conv3x3_valid(F.pad(x, (1, 1, 1, 1)), tensors[f"{block}.{i}.weight"], tensors[f"{block}.{i}.bias"])
+        if i < n_layers - 1:
+            x = torch.relu(x)
+    return x

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...errors import CorruptFileError, DecoderMismatchError, DiffcodeError
-from ...storage import container, dither, side_info
+from ...storage import container, positions, side_info
 from ...storage.rng import RNG_VERSION
 from .. import Decoded, Encoded, Section, common
 from . import spec as wv
@@ -32,15 +32,11 @@ def per_weight_levels(p: wv.Preset, levels: np.ndarray) -> np.ndarray:
 
 def encode_positions(centers: np.ndarray, n: np.ndarray, seed: int) -> tuple[bytes, np.ndarray]:
     """Dithered storage of centers float (N,) in [0, 1) on grids of n points: (bytes, positions uint32)."""
-    c = (np.round(np.asarray(centers, np.float64) * 2.0**32).astype(np.int64) % (1 << 32)).astype(np.uint32)
-    u = dither.offsets(len(n), seed, wv.WEIGHTS_STAGE)
-    k = dither.nearest_index(c, u, n)
-    return dither.pack_uniform(k, n), dither.grid_values(u, k, n).astype(np.uint32)
+    return positions.encode_positions(centers, n, seed, wv.WEIGHTS_STAGE)
 
 
 def decode_positions(data: bytes, n: np.ndarray, seed: int) -> np.ndarray:
-    k = dither.unpack_uniform(bytes(data), n)
-    return dither.grid_values(dither.offsets(len(n), seed, wv.WEIGHTS_STAGE), k, n).astype(np.uint32)
+    return positions.decode_positions(data, n, seed, wv.WEIGHTS_STAGE)
 
 
 def _side_sections(preset: wv.Preset, levels: np.ndarray, side: bytes, positions: bytes) -> list[Section]:

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ... import cauchy
-from ...backends import upsample2
+from ...backends import float_padded_conv_stack, upsample2
 from ...fixedpoint import FRAC_BITS, WEIGHT_LIMIT, quantize_tensor
 from .spec import MLP_SIZES, MLPCheckpoint, Preset, TensorSpec, size_schedule
 
@@ -99,22 +99,13 @@ def float_values(mlp: MLP, positions: torch.Tensor, specs: list[TensorSpec]) -> 
     return out
 
 
-def _float_conv_stack(t: dict, block: str, n_layers: int, x: torch.Tensor) -> torch.Tensor:
-    for i in range(n_layers):
-        w = t[f"{block}.{i}.weight"]
-        x = F.conv2d(x, w.reshape(w.shape[0], -1, 3, 3), t[f"{block}.{i}.bias"], padding=1)
-        if i < n_layers - 1:
-            x = F.relu(x)
-    return x
-
-
 def float_pass(t: dict[str, torch.Tensor], p: Preset, height: int, width: int) -> torch.Tensor:
     """Head output float (1, 6, H, W) of the per-image CNN with float tensors t."""
     x = t["seed"].reshape(1, -1, 1, 1)
     for crop in size_schedule(height, width):
         x_up = upsample2(x, crop)
-        x = x_up + _float_conv_stack(t, "stage", len(p.superres) - 1, x_up)
-    return _float_conv_stack(t, "head", len(p.head) - 1, x)
+        x = x_up + float_padded_conv_stack(t, "stage", len(p.superres) - 1, x_up)
+    return float_padded_conv_stack(t, "head", len(p.head) - 1, x)
 
 
 def error_table_nats(image: torch.Tensor, out: torch.Tensor) -> torch.Tensor:

@@ -50,12 +50,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ... import cauchy
 from ...backends import upsample2
 from ...errors import DecoderMismatchError, DiffcodeError
-from ...fixedpoint import ACT_LIMIT, FRAC_BITS, conv3x3_valid, requantize, WEIGHT_LIMIT
+from ...fixedpoint import ACT_LIMIT, FRAC_BITS, WEIGHT_LIMIT, padded_conv_stack, requantize
+from ...storage import positions
 
 NAME = "weights"
 MLP_FILE = "weights_mlp.npz"
@@ -64,9 +64,7 @@ MLP_SIZES = (1, 40, 40, 1)
 INPUT_BITS = 24  # positions enter the MLP as floor(v / 2^8), v the uint32 position
 WEIGHTS_STAGE = 0x57454947  # b"WEIG": the dither offsets' key (diffcode.storage.dither.offsets)
 
-# n = LEVELS[j] grid points per interval: 1, then round(2^((j+1)/2)) = 2, 3, 4, 6, 8, 11, ... 4096
-LEVELS = np.array([1, 2, 3, 4, 6, 8, 11, 16, 23, 32, 45, 64, 91, 128, 181, 256, 362, 512, 724, 1024,
-                   1448, 2048, 2896, 4096], dtype=np.int64)
+LEVELS = positions.HALF_BIT_LEVELS  # n = LEVELS[j] grid points per interval: 1, 2, 3, 4, 6, 8, 11, ... 4096
 N_LEVELS = len(LEVELS)
 
 
@@ -259,14 +257,6 @@ def fixed_values(ckpt: MLPCheckpoint, positions: np.ndarray, specs: list[TensorS
     return out
 
 
-def _fixed_conv_stack(t: dict, block: str, n_layers: int, x: torch.Tensor) -> torch.Tensor:
-    for i in range(n_layers):
-        x = conv3x3_valid(F.pad(x, (1, 1, 1, 1)), t[f"{block}.{i}.weight"], t[f"{block}.{i}.bias"])
-        if i < n_layers - 1:
-            x = torch.relu(x)
-    return x
-
-
 def fixed_pass(ckpt: MLPCheckpoint, p: Preset, positions: np.ndarray, height: int, width: int) -> np.ndarray:
     """Exact coding-time pass from stored positions uint32 (N,).
 
@@ -277,6 +267,6 @@ def fixed_pass(ckpt: MLPCheckpoint, p: Preset, positions: np.ndarray, height: in
     x = t["seed"].reshape(-1, 1, 1)
     for crop in size_schedule(height, width):
         x_up = upsample2(x, crop)
-        x = (x_up + _fixed_conv_stack(t, "stage", len(p.superres) - 1, x_up)).clamp_(-ACT_LIMIT, ACT_LIMIT)
-    out = _fixed_conv_stack(t, "head", len(p.head) - 1, x).numpy().astype(np.int64)
+        x = (x_up + padded_conv_stack(t, "stage", len(p.superres) - 1, x_up)).clamp_(-ACT_LIMIT, ACT_LIMIT)
+    out = padded_conv_stack(t, "head", len(p.head) - 1, x).numpy().astype(np.int64)
     return cauchy.params_from_fixed(out[:3].reshape(-1), out[3:].reshape(-1), FRAC_BITS)

@@ -245,13 +245,11 @@ def evaluate(jobs: list[Job], *, force: bool = False, refit: bool = False, n_job
 
 
 def columns(rows: list[dict]) -> list[str]:
-    """The table's columns for these rows: per section kind (in container order) its theoretical
-    bytes, then its real bytes; then the family's own numeric columns."""
-    from .storage import container
-
+    """The table's columns for these rows: per section kind (in file order) its theoretical bytes,
+    then its real bytes; then the family's own numeric columns."""
     keys = {k for row in rows for k in row}
-    kinds = [name.replace("-", "_") for name in container.SECTION_KINDS.values()]
-    kinds = [k for k in kinds if f"{k}_bytes" in keys]
+    suffix = "_theoretical_bytes"
+    kinds = list(dict.fromkeys(k[:-len(suffix)] for row in rows for k in row if k.endswith(suffix) and k != suffix[1:]))
     out = (COLUMNS_HEAD + [f"{k}_theoretical_bytes" for k in kinds] + ["theoretical_bytes"]
            + [f"{k}_bytes" for k in kinds] + COLUMNS_TAIL)
     extras = sorted(k for k in keys - set(out) - NOT_COLUMNS

@@ -125,3 +125,11 @@ def test_experiments_import_the_package_never_tests():
     offenders = [p.name for p in (ROOT / "experiments").glob("*.py")
                  if re.search(r"^\s*(from|import)\s+tests\b", p.read_text(), re.M)]
     assert not offenders
+
+
+def test_the_generic_layers_import_without_torch():
+    """A family whose decode is numpy only (the pyramid family's plan) decodes without torch: the
+    codec, API, fit files and registry do not import it themselves."""
+    code = "import sys, diffcode.codec, diffcode.api, diffcode.fitfile, diffcode.families; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

@@ -21,7 +21,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 from diffcode import codec, kodak, report  # noqa: E402
-from diffcode.decoder import Checkpoint  # noqa: E402
+from diffcode.families.per_pixel.checkpoint import Checkpoint  # noqa: E402
 from diffcode.families.per_pixel.fit import FitConfig, fit_image  # noqa: E402
 
 COLUMNS = ["configuration", "fit_final_bpsp", "encodings_theoretical_bpsp", "theoretical_bpsp", "bpsp",

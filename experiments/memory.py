@@ -54,7 +54,7 @@ phase, work, h, w, steps = sys.argv[2], Path(sys.argv[3]), int(sys.argv[4]), int
 variant, preset = sys.argv[7], sys.argv[8]
 import numpy as np
 from diffcode import api, codec, fitfile
-from diffcode.decoder import Checkpoint
+from diffcode.families.per_pixel.checkpoint import Checkpoint
 from diffcode.families.per_pixel.fit import FitConfig, fit_image
 from experiments.memory import memory_image
 checkpoint = Checkpoint.load()

@@ -43,11 +43,11 @@ import torch  # noqa: E402
 from diffcode import api, report  # noqa: E402
 from diffcode.damage import (IDENTICAL, OTHER, REJECTED, SILENT, apply_edits, classify, deep_bits,  # noqa: E402
                              deep_cases, flip, header_fields, make_image, raw_pack)
-from diffcode.decoder import Checkpoint  # noqa: E402
+from diffcode.families.per_pixel.checkpoint import Checkpoint  # noqa: E402
 from diffcode.families.per_pixel import model as per_pixel_model  # noqa: E402
 from diffcode.families.per_pixel.model import DecoderWeights  # noqa: E402
 from diffcode.storage import container  # noqa: E402
-from diffcode.superres import DecoderConfig, size_schedule  # noqa: E402
+from diffcode.families.per_pixel.superres import DecoderConfig, size_schedule  # noqa: E402
 from diffcode.families.per_pixel.config import FitConfig  # noqa: E402
 
 # tests/conftest.py's quick fit: few steps, every piece of the schedule (maximize, entropy off/on, freezing)
@@ -126,7 +126,7 @@ sys.path.insert(0, sys.argv[1])
 import torch
 torch.set_num_threads(1)
 from diffcode import codec
-from diffcode.decoder import Checkpoint
+from diffcode.families.per_pixel.checkpoint import Checkpoint
 from diffcode.errors import CorruptFileError, DecoderMismatchError, DiffcodeError
 from experiments.reliability import random_checkpoint
 data = sys.stdin.buffer.read()

@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 from diffcode import codec, fitfile, report  # noqa: E402
-from diffcode.decoder import Checkpoint  # noqa: E402
+from diffcode.families.per_pixel.checkpoint import Checkpoint  # noqa: E402
 
 COLUMNS = ["image", "scheme", "encodings_model_bytes", "encodings_theoretical_bytes", "encodings_bytes",
            "encodings_overhead_percent", "theoretical_bytes", "file_bytes", "overhead_percent",

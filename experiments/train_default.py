@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from diffcode.report import write_table  # noqa: E402
-from diffcode.train import TrainConfig, train  # noqa: E402
+from diffcode.families.per_pixel.train import TrainConfig, train  # noqa: E402
 
 
 def main() -> None:

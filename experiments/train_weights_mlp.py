@@ -23,10 +23,10 @@ import torch
 from diffcode import kodak
 from diffcode.families.weights.fit import fit_tensors
 from diffcode.families.weights import spec as wv
-from diffcode.families.weights import model as wm  # noqa: E402
+from diffcode.families.weights import model as wm
 
 
-def init_quantile(mlp: wv.MLP, steps: int = 500, seed: int = 0) -> float:
+def init_quantile(mlp: wm.MLP, steps: int = 500, seed: int = 0) -> float:
     """Regress the MLP on the standard normal quantile (clipped to +-3); returns the final MSE."""
     g = torch.Generator().manual_seed(seed)
     normal = torch.distributions.Normal(0.0, 1.0)

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from diffcode.decoder import Checkpoint
+from diffcode.families.per_pixel.checkpoint import Checkpoint
 from diffcode.families.per_pixel import model as per_pixel_model
 from diffcode.families.per_pixel.model import DecoderWeights
 from diffcode.families.per_pixel.fit import FitConfig
-from diffcode.superres import DecoderConfig
+from diffcode.families.per_pixel.superres import DecoderConfig
 
 # few steps, every piece of the fitting schedule exercised (maximize, entropy off/on, freezing)
 QUICK_FIT = FitConfig(steps=6, maximize_steps=1, entropy_on_fraction=0.5, freeze_fraction=0.5)

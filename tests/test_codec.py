@@ -137,7 +137,7 @@ def test_checksum_error_is_a_corrupt_file_error():
 
 def test_shipped_default_checkpoint_round_trip():
     """The checkpoint inside the package loads and codes a small image bit-exactly."""
-    from diffcode.decoder import Checkpoint
+    from diffcode.families.per_pixel.checkpoint import Checkpoint
 
     default = Checkpoint.load()
     assert default.meta.get("validation_bpsp") is not None

@@ -16,7 +16,7 @@ GOLDEN = Path(__file__).parent / "golden"
 
 @pytest.fixture(scope="module")
 def shipped():
-    from diffcode.decoder import Checkpoint
+    from diffcode.families.per_pixel.checkpoint import Checkpoint
 
     return Checkpoint.load()  # the golden files were made with the shipped decoder
 

@@ -264,7 +264,7 @@ def test_command_interrupted_midway_keeps_the_old_output(workdir, monkeypatch, c
 
 
 def test_checkpoint_save_is_atomic_and_refuses_existing(tmp_path, checkpoint):
-    from diffcode.decoder import Checkpoint
+    from diffcode.families.per_pixel.checkpoint import Checkpoint
     from diffcode.errors import OutputExistsError
 
     path = tmp_path / "decoder.npz"

@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 import torch
 
-from diffcode.backends import FixedBackend
-from diffcode.decoder import Checkpoint
+from diffcode.families.per_pixel.backends import FixedBackend
+from diffcode.families.per_pixel.checkpoint import Checkpoint
 from diffcode.families.per_pixel.model import DecoderWeights
-from diffcode.encodings import CircularEncodings
+from diffcode.families.per_pixel.encodings import CircularEncodings
 from diffcode.errors import ImageError
 from diffcode.fixedpoint import FRAC_BITS, cos_sin_fixed
-from diffcode.superres import SHRINK_PER_BLOCK, DecoderConfig, run_decoder, size_schedule
+from diffcode.families.per_pixel.superres import SHRINK_PER_BLOCK, DecoderConfig, run_decoder, size_schedule
 from diffcode.families.per_pixel import model as per_pixel_model
 
 

@@ -5,7 +5,7 @@ import pytest
 
 from diffcode import codec, kodak
 from diffcode.families.per_pixel.fit import fit_image
-from diffcode.train import TrainConfig, train
+from diffcode.families.per_pixel.train import TrainConfig, train
 from tests.conftest import QUICK_FIT
 
 

@@ -6,7 +6,7 @@
     Fit --exact pass (exact.py) stage by stage--> ENCODINGS x stages, ERROR_TABLE
 
 The decoder (seed, superresolver, head; `diffcode/data/per_pixel_default.npz`) is trained on the
-Kodak training split (`diffcode.train`) and named in every header by its hash. Header fields the
+Kodak training split (`diffcode.families.per_pixel.train`) and named in every header by its hash. Header fields the
 family owns: storage (randseed or dither), rng_version, seed, segment budget (randseed),
 decoder_hash. Fitting code is imported only when fitting.
 """
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ...decoder import Checkpoint
+from .checkpoint import Checkpoint
 from ...limits import Linear
 from ...storage import schemes
 from .. import Decoded, Encoded, Fit, take_options
@@ -74,8 +74,8 @@ class PerPixel:
 
     def train(self, *, steps: int | None = None, crop: int | None = None, kodak_dir: str | None = None,
               log=print) -> Checkpoint:
-        """Train the shared decoder on the Kodak training split (diffcode.train)."""
-        from ...train import TrainConfig, train
+        """Train the shared decoder on the Kodak training split (diffcode.families.per_pixel.train)."""
+        from .train import TrainConfig, train
 
         config = replace(TrainConfig(), **{k: v for k, v in {"steps": steps, "crop": crop}.items() if v is not None})
         return train(config, kodak_dir=kodak_dir, log=log)

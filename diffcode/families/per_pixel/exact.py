@@ -20,15 +20,15 @@ from typing import Callable
 import numpy as np
 
 from ... import cauchy
-from ...backends import FixedBackend
-from ...decoder import Checkpoint
+from .backends import FixedBackend
+from .checkpoint import Checkpoint
 from ...fixedpoint import angles_to_u32
 from ...errors import CorruptFileError, DecoderMismatchError, DiffcodeError
 from ...fixedpoint import FRAC_BITS, cos_sin_fixed
 from ...storage import container, randseed, schemes
 from ...storage.entropy_units import UNITS_PER_BIT
 from ...storage.rng import RNG_VERSION
-from ...superres import Schedule, run_decoder, size_schedule
+from .superres import Schedule, run_decoder, size_schedule
 from .. import Decoded, Encoded, Section, common
 
 NAME = "per-pixel"

@@ -22,10 +22,10 @@ import time
 import numpy as np
 import torch
 
-from ...decoder import Checkpoint
-from ...encodings import CircularEncodings
+from .checkpoint import Checkpoint
+from .encodings import CircularEncodings
 from ...storage import schemes
-from ...superres import size_schedule
+from .superres import size_schedule
 from .. import Fit
 from . import exact, model
 from .config import FitConfig

@@ -1,8 +1,8 @@
 """The per-pixel family's float model (fitting and training only, never the decode path).
 
 `DecoderWeights` holds the decoder's learned parts as torch parameters; `float_pass` runs the
-shared wiring (`diffcode.superres.run_decoder`) with the float backend, differentiably. A
-checkpoint (`diffcode.decoder.Checkpoint`) converts to and from it exactly (`weights_of`,
+shared wiring (`diffcode.families.per_pixel.superres.run_decoder`) with the float backend, differentiably. A
+checkpoint (`diffcode.families.per_pixel.checkpoint.Checkpoint`) converts to and from it exactly (`weights_of`,
 `checkpoint_of`), so the float and exact passes use the same weights.
 """
 
@@ -13,11 +13,11 @@ import torch
 from torch import nn
 
 from ... import cauchy
-from ...backends import FloatBackend
-from ...decoder import Checkpoint
-from ...encodings import CircularEncodings
+from .backends import FloatBackend
+from .checkpoint import Checkpoint
+from .encodings import CircularEncodings
 from ...fixedpoint import FRAC_BITS, quantize_tensor
-from ...superres import DecoderConfig, Schedule, run_decoder
+from .superres import DecoderConfig, Schedule, run_decoder
 
 LAYERS = ("pre1", "pre2", "post1", "post2")
 

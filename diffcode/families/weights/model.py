@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ... import cauchy
-from ...backends import float_padded_conv_stack, upsample2
+from ...layers import float_padded_conv_stack, upsample2
 from ...fixedpoint import FRAC_BITS, WEIGHT_LIMIT, quantize_tensor
 from .spec import MLP_SIZES, MLPCheckpoint, Preset, TensorSpec, size_schedule
 

@@ -52,7 +52,7 @@ import numpy as np
 import torch
 
 from ... import cauchy
-from ...backends import upsample2
+from ...layers import upsample2
 from ...errors import DecoderMismatchError, DiffcodeError
 from ...fixedpoint import ACT_LIMIT, FRAC_BITS, WEIGHT_LIMIT, padded_conv_stack, requantize
 from ...storage import positions

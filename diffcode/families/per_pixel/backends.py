@@ -1,4 +1,4 @@
-"""Two arithmetics for the same decoder wiring (`diffcode.superres.run_decoder`).
+"""Two arithmetics for the same decoder wiring (`diffcode.families.per_pixel.superres.run_decoder`).
 
 - `FloatBackend`: float32 torch, batched, differentiable; used to train and to fit.
 - `FixedBackend`: exact fixed point (see `diffcode.fixedpoint`), one image; used by store and
@@ -11,21 +11,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .decoder import Checkpoint
-from .fixedpoint import FRAC_BITS, ACT_LIMIT, conv3x3_valid
-from .storage.entropy_units import entropy_nats, entropy_units_from_fixed
+from ...fixedpoint import FRAC_BITS, ACT_LIMIT, conv3x3_valid
+from ...layers import upsample2
+from ...storage.entropy_units import entropy_nats, entropy_units_from_fixed
+from .checkpoint import Checkpoint
 
 
 def seed_window(seed_size: int, hw: tuple[int, int]) -> tuple[slice, slice]:
     """The centered crop of the seed image that starts the first stage."""
     top, left = (seed_size - hw[0]) // 2, (seed_size - hw[1]) // 2
     return slice(top, top + hw[0]), slice(left, left + hw[1])
-
-
-def upsample2(x: torch.Tensor, crop_hw: tuple[int, int]) -> torch.Tensor:
-    """Nearest-neighbour x2 upsampling of the last two dims, then drop the last row/column."""
-    x = x.repeat_interleave(2, dim=-2).repeat_interleave(2, dim=-1)
-    return x[..., : x.shape[-2] - crop_hw[0], : x.shape[-1] - crop_hw[1]]
 
 
 class FloatBackend:
@@ -98,13 +93,3 @@ class FixedBackend:
 
     def residual(self, x_up, y):
         return (y + x_up[..., 4:-4, 4:-4]).clamp_(-ACT_LIMIT, ACT_LIMIT)
-
-
-def float_padded_conv_stack(tensors: dict, block: str, n_layers: int, x: torch.Tensor) -> torch.Tensor:
-    """The float twin of `fixedpoint.padded_conv_stack`: float tensors of the same layout, x (B, C, H, W)."""
-    for i in range(n_layers):
-        w = tensors[f"{block}.{i}.weight"]
-        x = F.conv2d(x, w.reshape(w.shape[0], -1, 3, 3), tensors[f"{block}.{i}.bias"], padding=1)
-        if i < n_layers - 1:
-            x = F.relu(x)
-    return x

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .fixedpoint import TWO_PI, U32, angles_to_u32
+from ...fixedpoint import TWO_PI, U32, angles_to_u32
 
 
 

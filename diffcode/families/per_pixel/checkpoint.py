@@ -14,7 +14,7 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
-from .errors import DiffcodeError
+from ...errors import DiffcodeError
 from .superres import DecoderConfig
 
 DEFAULT_CHECKPOINT = "per_pixel_default.npz"
@@ -45,7 +45,7 @@ class Checkpoint:
         """Write the checkpoint atomically (temporary file, then rename); refuses an existing path."""
         import json
 
-        from .image import write_bytes_atomic
+        from ...image import write_bytes_atomic
 
         buf = io.BytesIO()
         np.savez_compressed(buf, __config__=np.frombuffer(self.config.to_json().encode(), np.uint8),

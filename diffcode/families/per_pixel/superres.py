@@ -13,7 +13,7 @@ Data flow of one decode (sizes for a 768x512 image, default config)::
 
 Every convolution is 3x3 and valid (no padding), so each block of four shrinks the image by 8.
 The arithmetic (float torch for fitting, exact fixed point for coding) is a *backend*
-(`diffcode.backends`); this module only knows the wiring, so both paths share it.
+(`backends.py` here); this module only knows the wiring, so both paths share it.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import json
 from dataclasses import dataclass
 from typing import Callable, Protocol
 
-from .errors import ImageError
+from ...errors import ImageError
 
 SHRINK_PER_BLOCK = 8  # four valid 3x3 convolutions
 MAX_SIDE = 65535

@@ -17,12 +17,12 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from . import kodak
-from .decoder import Checkpoint
+from ... import kodak
+from . import model as per_pixel
+from .checkpoint import Checkpoint
 from .encodings import CircularEncodings
-from .families.per_pixel import model as per_pixel
-from .families.per_pixel.fit import LN2, FitConfig, fit_batch, image_tensor
-from .families.per_pixel.model import DecoderWeights
+from .fit import LN2, FitConfig, fit_batch, image_tensor
+from .model import DecoderWeights
 from .superres import DecoderConfig, size_schedule
 
 

@@ -1,0 +1,29 @@
+"""Building blocks shared by the families' decoders, in both arithmetics.
+
+- `upsample2`: nearest-neighbour x2 upsampling then an optional crop of the last row/column; the
+  same code for float tensors (fitting) and float64 integer tensors (exact coding), since it
+  only copies values.
+- `float_padded_conv_stack`: the float twin of `diffcode.fixedpoint.padded_conv_stack` (zero-padded
+  3x3 convolutions, relu between), for fitting.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def upsample2(x: torch.Tensor, crop_hw: tuple[int, int]) -> torch.Tensor:
+    """Nearest-neighbour x2 upsampling of the last two dims, then drop the last row/column."""
+    x = x.repeat_interleave(2, dim=-2).repeat_interleave(2, dim=-1)
+    return x[..., : x.shape[-2] - crop_hw[0], : x.shape[-1] - crop_hw[1]]
+
+
+def float_padded_conv_stack(tensors: dict, block: str, n_layers: int, x: torch.Tensor) -> torch.Tensor:
+    """The float twin of `fixedpoint.padded_conv_stack`: float tensors of the same layout, x (B, C, H, W)."""
+    for i in range(n_layers):
+        w = tensors[f"{block}.{i}.weight"]
+        x = F.conv2d(x, w.reshape(w.shape[0], -1, 3, 3), tensors[f"{block}.{i}.bias"], padding=1)
+        if i < n_layers - 1:
+            x = F.relu(x)
+    return x

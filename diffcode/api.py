@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import codec, families, limits
+from .errors import UsageError
 from .families import Fit
 from .image import ColorMode, validate_array
 
@@ -36,6 +37,8 @@ def fit(image: np.ndarray, *, variant: str = "per-pixel", model=None, color: Col
         options: the family's own (per-pixel: config (FitConfig), storage).
     """
     family = families.get(variant)
+    if seed is not None and not 0 <= seed < 2**32:  # the header stores it in 32 bits
+        raise UsageError(f"seed {seed} out of range: 0 <= seed < 2**32")
     image = validate_array(image, "image")
     limits.check("fit", image.shape[0], image.shape[1], family.memory, device)
     model = model if model is not None else family.load_model()

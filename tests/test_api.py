@@ -47,6 +47,9 @@ def test_store_refuses_a_fit_from_another_decoder(image, checkpoint, other_check
 def test_bad_arguments_are_refused(image):
     with pytest.raises(DiffcodeError, match="unknown variant"):
         api.fit(image, variant="jpeg")
+    for seed in (-1, 2**32):
+        with pytest.raises(DiffcodeError, match="seed"):
+            api.fit(image, seed=seed)
     with pytest.raises(DiffcodeError, match="takes storage dither"):
         api.fit(image, variant="weights", preset="tiny", storage="randseed")
     with pytest.raises(DiffcodeError, match="takes preset"):

@@ -97,6 +97,8 @@ def test_model_lies_above_every_measured_peak(variant):
     import csv
 
     family = families.get(variant)
+    if not family.memory_table:
+        pytest.skip(f"the {variant} family's memory is not measured yet (experiments/memory.py)")
     path = Path(__file__).resolve().parent.parent / "experiments" / "results" / family.memory_table
     with open(path, newline="") as f:
         rows = [r for r in csv.DictReader(line for line in f if not line.startswith("#")) if r["size"][0].isdigit()]

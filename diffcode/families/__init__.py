@@ -102,7 +102,7 @@ class Family(Protocol):
     name: str  # its container.VARIANTS name
     presets: tuple[str, ...]  # what fit(preset=...) takes; the first is the default
     memory: dict[str, Any]  # "fit" / "store" / "decode" -> limits.Linear (peak memory model)
-    memory_table: str  # experiments/results/ table the memory model bounds (tests/test_limits.py)
+    memory_table: str  # experiments/results/ table the memory model bounds ("" until measured; tests/test_limits.py)
     golden: dict[str, dict]  # label -> api.fit options of its golden files (tests/golden/make_golden.py)
 
     def load_model(self, path: str | None = None) -> Model:

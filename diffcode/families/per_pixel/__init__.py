@@ -15,16 +15,17 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from .checkpoint import Checkpoint
 from ...limits import Linear
 from ...storage import schemes
 from .. import Decoded, Encoded, Fit, take_options
 from . import exact
+from .checkpoint import Checkpoint
 from .config import FitConfig, config_of
 
 
-
 class PerPixel:
+    """The per-pixel family (`diffcode.families.Family`); the shared model is a decoder `Checkpoint`."""
+
     name = exact.NAME
     presets = ("default",)
     # Peak memory from experiments/results/memory.csv (256x256, 768x512, 2048x2048; commit 7ca98ee):

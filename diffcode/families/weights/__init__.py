@@ -21,6 +21,8 @@ from . import spec as wv
 
 
 class Weights:
+    """The weights family (`diffcode.families.Family`); the shared model is the MLP (`spec.MLPCheckpoint`)."""
+
     name = wv.NAME
     presets = ("default",) + tuple(name for name in wv.PRESETS if name != "default")
     # experiments/results/memory-weights.csv, the rule of the per-pixel family (commit a2c789b, the

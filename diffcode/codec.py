@@ -152,6 +152,8 @@ def _decode(data: bytes, model, device: str) -> tuple[container.Header, Decoded,
     family = families.get(header.variant)
     limits.check("decode", header.height, header.width, family.memory, device)  # before any allocation
     sections, color = _split_palette(header, sections)
+    if hasattr(family, "check_sizes"):  # before the decoder runs: a crafted header costs nothing
+        family.check_sizes(header, sections)
     model = model if model is not None else family.load_model()
     try:
         decoded = family.decode(header, sections, model, device=device)

@@ -145,3 +145,32 @@ def test_shipped_default_checkpoint_round_trip():
     data = diffcode.compress(image, config=QUICK_FIT)
     assert np.array_equal(diffcode.decompress(data), image)
     assert codec.info(data)["decoder_hash"] == default.hash[:32]
+
+
+@pytest.mark.parametrize("variant", ["per-pixel", "weights"])
+def test_a_crafted_header_is_refused_before_the_decoder_runs(variant, checkpoint, monkeypatch):
+    """A 139-byte file declaring 1000x1000 once ran the whole decoder (38 s, 2.5 GB) before it was
+    refused (issue 14, defect 8): the error table's size is checked against the header first."""
+    from diffcode import families
+    from diffcode.storage import container
+    from diffcode.families.per_pixel.superres import size_schedule
+
+    family = families.get(variant)
+
+    def decoder_ran(*args, **kwargs):
+        raise AssertionError("the decoder ran")
+
+    monkeypatch.setattr(family, "decode", decoder_ran)
+    monkeypatch.setattr(family, "load_model", decoder_ran)
+    monkeypatch.setenv("DIFFCODE_MEMORY_GIB", "1000")  # the memory check is not what refuses it
+    if variant == "per-pixel":
+        n = len(size_schedule(1000, 1000, checkpoint.config).encoding_grids())
+        sections = [(container.ENCODINGS, b"")] * n + [(container.ERROR_TABLE, bytes(8))]
+    else:
+        sections = [(container.SIDE_INFO, bytes([4, 0])), (container.WEIGHT_ENCODINGS, b""),
+                    (container.ERROR_TABLE, bytes(8))]
+    header = container.Header(variant, "dither", 1, "cauchy", 1000, 1000, 0, 0, bytes(16), bytes(16))
+    data = container.pack(header, sections)
+    assert len(data) < 160
+    with pytest.raises(CorruptFileError, match="error table has 8 bytes, a 1000x1000 image needs at least 2048"):
+        codec.load(data)

@@ -123,6 +123,11 @@ class Family(Protocol):
                device: str) -> Decoded:
         """The exact decode; raises CorruptFileError / DecoderMismatchError, never another error."""
 
+    def check_sizes(self, header: container.Header, sections: list[tuple[int, bytes]]) -> None:
+        """Optional: refuse (CorruptFileError), before any decoding and in negligible time, sections
+        too short for the image size the header declares, so that a crafted header cannot make
+        the decoder run (a 139-byte file declaring 1000x1000 once cost 38 s and 2.5 GB)."""
+
     def header_fields(self, header: container.Header) -> dict[str, Any]:
         """The header fields this family reads, by name, as `info` prints them."""
 

@@ -40,6 +40,16 @@ def decode_error_table(payload: bytes, params: np.ndarray, height: int, width: i
     return image, Section(container.ERROR_TABLE, payload, cauchy.bits_float(values, params))
 
 
+def check_error_table_size(header: container.Header, sections: list[tuple[int, bytes]]) -> None:
+    """Refuse an ERROR_TABLE too short for the 3 x width x height symbols the header declares: its
+    rANS stream holds at least the final lane states (`rans.min_stream_bytes`), in 4-byte words."""
+    need = rans.min_stream_bytes(3 * header.height * header.width)
+    for kind, payload in sections:
+        if kind == container.ERROR_TABLE and (len(payload) < need or len(payload) % 4):
+            raise CorruptFileError(f"the error table has {len(payload)} bytes, a {header.width}x{header.height} "
+                                   f"image needs at least {need} in 4-byte words: the file is truncated or corrupt")
+
+
 def check_layout(kinds: list[int], expected: list[int], what: str) -> None:
     if kinds != expected:
         names = [container.SECTION_KINDS.get(k, str(k)) for k in kinds]

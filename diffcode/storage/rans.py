@@ -92,6 +92,11 @@ def num_lanes(n_symbols: int) -> int:
     return min(MAX_LANES, -(-n_symbols // SYMBOLS_PER_LANE))
 
 
+def min_stream_bytes(n_symbols: int) -> int:
+    """The shortest stream that can hold ``n_symbols`` symbols: the final states, 8 bytes per lane."""
+    return 8 * num_lanes(n_symbols)
+
+
 def _check_params(params: np.ndarray) -> np.ndarray:
     """Return ``params`` as int64 (N, k); raise ValueError if it is not a 2-D integer array."""
     params = np.asarray(params)

@@ -17,7 +17,7 @@ from dataclasses import replace
 
 from ...limits import Linear
 from ...storage import schemes
-from .. import Decoded, Encoded, Fit, take_options
+from .. import Decoded, Encoded, Fit, common, take_options
 from . import exact
 from .checkpoint import Checkpoint
 from .config import FitConfig, config_of
@@ -64,6 +64,9 @@ class PerPixel:
         scheme = schemes.get(given.get("storage", config_of(fit.meta).storage), given.get("budget_nats"))
         centers = [fit.arrays[f"centers_{k}"] for k in range(len(fit.arrays))]
         return exact.encode(fit.image, centers, model, fit.seed, scheme, device, progress)
+
+    def check_sizes(self, header, sections) -> None:
+        common.check_error_table_size(header, sections)
 
     def decode(self, header, sections, model: Checkpoint, *, device: str = "cpu") -> Decoded:
         return exact.decode(header, sections, model, device)

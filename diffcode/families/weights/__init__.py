@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from ...errors import DiffcodeError
 from ...limits import Linear
-from .. import Decoded, Encoded, Fit, take_options
+from .. import Decoded, Encoded, Fit, common, take_options
 from . import exact
 from . import spec as wv
 
@@ -52,6 +52,9 @@ class Weights:
         take_options(options, {"storage": (exact.STORAGE,)}, self.name)
         return exact.encode(fit.image, fit.arrays["centers"], fit.arrays["level_index"], wv.preset(fit.preset), model,
                             fit.seed)
+
+    def check_sizes(self, header, sections) -> None:
+        common.check_error_table_size(header, sections)
 
     def decode(self, header, sections, model: wv.MLPCheckpoint, *, device: str = "cpu") -> Decoded:
         return exact.decode(header, sections, model)

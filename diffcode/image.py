@@ -54,7 +54,8 @@ COLOR_MODES = ("RGB", "L", "1", "P")
 
 @dataclass(frozen=True)
 class ColorMode:
-    """The mode an image came in, to give it back in: RGB, L, 1 or P (with its 768-byte palette)."""
+    """The mode an image came in, to give it back in: RGB, L, 1 or P (with its palette: 1 to 256 RGB
+    entries, 3 bytes each, as many as the file had)."""
 
     mode: str = "RGB"
     palette: bytes | None = None
@@ -62,8 +63,9 @@ class ColorMode:
     def __post_init__(self) -> None:
         if self.mode not in COLOR_MODES:
             raise ValueError(f"unknown color mode {self.mode!r}")
-        if (self.mode == "P") != (self.palette is not None) or (self.palette is not None and len(self.palette) != 768):
-            raise ValueError("mode P needs a 768-byte palette, other modes none")
+        if (self.mode == "P") != (self.palette is not None) or (
+                self.palette is not None and not (3 <= len(self.palette) <= 768 and len(self.palette) % 3 == 0)):
+            raise ValueError("mode P needs a palette of 1 to 256 RGB entries (3 to 768 bytes), other modes none")
 
 
 def read_image_mode(path: PathLike) -> tuple[np.ndarray, ColorMode]:
@@ -94,7 +96,7 @@ def to_pil(array: np.ndarray, color: ColorMode = ColorMode()) -> Image.Image:
                 raise ImageError("pixels are not black and white, cannot give them back in mode 1")
             return Image.fromarray(gray, mode="L").convert("1")
         return Image.fromarray(gray, mode="L")
-    palette = np.frombuffer(color.palette, np.uint8).reshape(256, 3).astype(np.int64)
+    palette = np.frombuffer(color.palette, np.uint8).reshape(-1, 3).astype(np.int64)
     keys = (palette[:, 0] << 16) | (palette[:, 1] << 8) | palette[:, 2]
     pix = array.astype(np.int64)
     pk = (pix[..., 0] << 16) | (pix[..., 1] << 8) | pix[..., 2]
@@ -169,13 +171,16 @@ def _decode_rgb8(im: Image.Image, path: Path) -> tuple[np.ndarray, ColorMode]:
 
 
 def _palette(im: Image.Image, path: Path) -> bytes:
-    """The 768-byte RGB palette of a P image whose used colors are distinct (else ImageError)."""
+    """The RGB palette of a P image, as many entries as it has, whose used colors are distinct (else
+    ImageError)."""
     if im.palette is None or im.palette.mode != "RGB":
         raise ImageError(f"{path}: palette image without an RGB palette")
-    raw = bytes(im.getpalette("RGB") or b"")
-    raw = (raw + bytes(768))[:768]
     used = np.unique(np.asarray(im))
-    colors = np.frombuffer(raw, np.uint8).reshape(256, 3)[used]
+    raw = bytes(im.getpalette("RGB") or b"")[:768]
+    if 3 * (int(used.max()) + 1) > len(raw):
+        raise ImageError(f"{path}: uses palette index {int(used.max())} but its palette has {len(raw) // 3} "
+                         "entries; convert it to RGB first")
+    colors = np.frombuffer(raw, np.uint8).reshape(-1, 3)[used]
     if len(np.unique(colors, axis=0)) != len(used):
         raise ImageError(f"{path}: its palette uses the same color at two indexes, so the indexes cannot be "
                          "restored from the colors; convert it to RGB first")

@@ -109,3 +109,36 @@ def test_pixels_that_do_not_fit_the_mode_are_refused_before_writing(checkpoint):
 
     with pytest.raises(ImageError):
         codec.store(fit, checkpoint, color=ColorMode("L"))
+
+
+@pytest.mark.parametrize("entries", [1, 4, 17, 256])
+def test_a_short_palette_comes_back_with_its_length(entries, tmp_path, checkpoint):
+    """A 4-entry palette once came back padded to 256 entries (issue 14, defect 10); with both
+    variants, through the file and the written PNG."""
+    im = Image.fromarray((np.arange(30).reshape(5, 6) % entries).astype(np.uint8), mode="P")
+    im.putpalette([v for i in range(entries) for v in (i, 255 - i, (3 * i) % 256)])
+    path = _save(im, tmp_path / "in.png")
+    array, color = read_image_mode(path)
+    assert len(color.palette) == 3 * entries
+    from diffcode import api
+
+    for variant, options in (("per-pixel", {"config": FAST, "model": checkpoint}),
+                             ("weights", {"preset": "tiny", "steps": 3})):
+        data, _ = api.store(api.fit(array, variant=variant, color=color, **options), model=options.get("model"))
+        decoded, back = codec.load_image(data, options.get("model"))
+        out = tmp_path / f"{variant}.png"
+        out.write_bytes(encode_image(decoded, back))
+        with Image.open(out) as written, Image.open(path) as original:
+            assert written.getpalette() == original.getpalette() and len(written.getpalette()) == 3 * entries
+            assert np.array_equal(np.asarray(written), np.asarray(original))
+
+
+def test_an_index_beyond_the_palette_is_refused():
+    """Pillow reads such an index as black, which cannot be told apart from a black entry.
+    (Pillow does not write such files, so the image is made in memory.)"""
+    from diffcode.image import _palette
+
+    im = Image.fromarray(np.array([[0, 1], [1, 5]], np.uint8), mode="P")
+    im.putpalette([200, 10, 10, 10, 200, 10])
+    with pytest.raises(ImageError, match="index 5 but its palette has 2 entries"):
+        _palette(im, "in-memory")

@@ -23,7 +23,9 @@ Layout (all integers little-endian)::
     ..          payloads           the sections' bytes, in order
 
 Sections: one `ENCODINGS` section per superresolution stage and one for the head, in decode
-order, then one `ERROR_TABLE` section, then (mode P only) one `PALETTE` section of 768 bytes.
+order, then one `ERROR_TABLE` section, then (mode P only) one `PALETTE` section: the image's
+1 to 256 RGB entries, 3 bytes each (files before issue 14 always had 256; readers before it refuse
+shorter palettes rather than misread them, so the format version stayed 2).
 Variant `weights` (diffcode.families.weights.spec; decoder_hash names its shared MLP): one
 `SIDE_INFO` section (preset code byte, then the width levels), one `WEIGHT_ENCODINGS` section,
 one `ERROR_TABLE` section, then the palette as above. Adding a variant and section kinds did not

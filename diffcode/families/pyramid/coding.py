@@ -1,0 +1,82 @@
+"""Pixels <-> the error-table stream, in the pyramid order (exact; numpy and numba only).
+
+    coarsest level: every subpixel 8 bits flat, row-major, R G B
+    level L-1 .. 0, phase 0 then 1, each target group: contexts (layout) -> network trunk (exact)
+        -> channel R: (loc12, scale) -> code R; G sees R; B sees R and G
+
+Encoder and decoder run the same function, `_walk`, with a callback that either reads the true
+pixels (encoding) or decodes them from the stream (decoding), so they cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from . import entropy, layout
+from .layout import N_PHASES
+from .network import ExactNet, input_integers, own_integers
+
+# (symbols or None, loc12, scale) -> symbols; one call per channel of a target group
+Code = Callable[[np.ndarray, np.ndarray, tuple], np.ndarray]
+
+
+def _walk(height: int, width: int, net: ExactNet, code: Code) -> np.ndarray:
+    """Visit every subpixel in decoding order; `code(loc12, scale, where)` returns its values.
+
+    `where` is (level, rows, cols, channel), or (L, None, None, None) for the coarsest level.
+    Returns the int32 (H, W, 3) image.
+    """
+    sizes = layout.level_sizes(height, width)
+    core_h, core_w = sizes[-1]
+    n = core_h * core_w * 3
+    known = code(np.zeros(n, np.int64), np.full(n, entropy.FLAT, np.int64), (len(sizes) - 1, None, None, None))
+    known = known.astype(np.int32).reshape(core_h, core_w, 3)
+    for level in range(len(sizes) - 2, -1, -1):
+        image = np.zeros(sizes[level] + (3,), np.int32)
+        image[::2, ::2] = known
+        for phase in range(N_PHASES):
+            for rows, cols, ctx in layout.group_contexts(image, phase):
+                if len(ctx) == 0:
+                    continue
+                hidden = net.hidden(phase, input_integers(ctx, level))
+                pixel = np.zeros((len(ctx), 3), np.int32)
+                for c in range(3):
+                    own = own_integers(pixel, ctx.base12)
+                    loc12, scale = net.channel(phase, c, hidden, own, ctx.base12)
+                    pixel[:, c] = code(loc12, scale, (level, rows, cols, c))
+                image[rows, cols] = pixel
+        known = image
+    return known
+
+
+def encode(image: np.ndarray, net: ExactNet) -> tuple[bytes, float]:
+    """uint8 (H, W, 3) -> (error-table stream, ideal bits of the integer model)."""
+    levels = layout.pyramid(image)
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+
+    def record(loc12, scale, where):
+        level, rows, cols, c = where
+        symbols = levels[level].reshape(-1) if rows is None else levels[level][rows, cols, c]
+        parts.append((symbols, loc12, scale))
+        return symbols
+
+    _walk(image.shape[0], image.shape[1], net, record)
+    symbols, loc12, scale = (np.concatenate([p[i] for p in parts]) for i in range(3))
+    return entropy.encode(symbols, loc12, scale)
+
+
+def decode(height: int, width: int, stream: bytes, net: ExactNet) -> tuple[np.ndarray, float]:
+    """The error-table stream -> (uint8 (H, W, 3), ideal bits); CorruptFileError if the stream is damaged."""
+    decoder = entropy.Decoder(stream)
+    bits = [0.0]
+
+    def read(loc12, scale, where):
+        symbols = decoder.decode(loc12, scale)
+        bits[0] += float(entropy.bits(symbols, loc12, scale).sum())
+        return symbols
+
+    image = _walk(height, width, net, read)
+    decoder.finish()
+    return image.astype(np.uint8), bits[0]

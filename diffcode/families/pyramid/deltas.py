@@ -1,0 +1,88 @@
+"""Per-image weight deltas: which tensors adapt, and their exact storage (numpy and numba only).
+
+A fitted tensor is prior + k * STEP with k an integer in [-127, 127] (STEP = 2^-STEP_EXPONENT),
+computed in float64, so the decoder rebuilds the same weights bit for bit. The integers of each
+tensor are rANS-coded as symbols k + 128 under a logistic centred on 0 whose scale index the
+encoder picks per tensor by the real code length (the error-table coder of `entropy`):
+
+    side info: adapt code (1 byte), one scale index byte per adapted tensor
+    weight-deltas section: the rANS stream of every k, tensors in name order
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ...errors import CorruptFileError
+from . import entropy, spec
+
+STEP_EXPONENT = 8
+STEP = 2.0 ** -STEP_EXPONENT
+K_MAX = 127
+ADAPT = {1: "heads", 2: "all", 3: "biases"}  # codes written in files: never reuse one
+
+
+def _adapts(name: str, adapt: str) -> bool:
+    if adapt == "all":
+        return True
+    if adapt == "heads":
+        return ".heads" in name
+    if adapt == "biases":
+        return name.endswith(".bias")
+    raise ValueError(f"unknown adapt set {adapt!r}; known: {', '.join(ADAPT.values())}")
+
+
+def adapted_names(arrays: dict, adapt: str) -> list[str]:
+    """Names of the adapted tensors, in coding order (sorted)."""
+    return [name for name in sorted(arrays) if _adapts(name, adapt)]
+
+
+def to_integers(fitted: dict, names: list[str]) -> np.ndarray:
+    """Float deltas by name -> int16 (sum of sizes,) integers k, rounded and clamped."""
+    flat = np.concatenate([np.ravel(fitted[n]) for n in names]) if names else np.zeros(0)
+    return np.clip(np.floor(flat / STEP + 0.5), -K_MAX, K_MAX).astype(np.int16)
+
+
+def apply(prior_arrays: dict, adapt: str, k: np.ndarray) -> dict:
+    """The prior's arrays (float64) with the deltas added to the adapted tensors."""
+    arrays = {n: np.asarray(a, np.float64) for n, a in prior_arrays.items()}
+    if len(k) == 0:
+        return arrays
+    names = adapted_names(prior_arrays, adapt)
+    sizes = [arrays[n].size for n in names]
+    if sum(sizes) != len(k):
+        raise CorruptFileError(f"{len(k)} weight deltas for {sum(sizes)} adapted weights")
+    for name, part in zip(names, np.split(np.asarray(k, np.float64), np.cumsum(sizes)[:-1])):
+        arrays[name] = arrays[name] + part.reshape(arrays[name].shape) * STEP
+    return arrays
+
+
+def _params(scales: np.ndarray, sizes: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    total = sum(sizes)
+    return np.full(total, 128 * spec.LOC_STEP, np.int64), np.repeat(np.asarray(scales, np.int64), sizes)
+
+
+def encode(k: np.ndarray, sizes: list[int]) -> tuple[np.ndarray, bytes, float]:
+    """Integers k per tensor -> (scale index per tensor uint8, stream bytes, ideal bits)."""
+    symbols = (np.asarray(k, np.int64) + 128).astype(np.uint8)
+    scales = []
+    for part in np.split(symbols, np.cumsum(sizes)[:-1]):
+        loc = np.full(len(part), 128 * spec.LOC_STEP, np.int64)
+        costs = [entropy.bits(part, loc, np.full(len(part), j, np.int64)).sum() for j in range(spec.N_SCALES)]
+        scales.append(int(np.argmin(costs)))
+    stream, bits = entropy.encode(symbols, *_params(np.array(scales), sizes))
+    return np.array(scales, np.uint8), stream, bits
+
+
+def decode(stream: bytes, scales: np.ndarray, sizes: list[int]) -> tuple[np.ndarray, float]:
+    """The inverse of `encode`: (int16 k (sum of sizes,), ideal bits)."""
+    if len(scales) != len(sizes) or np.any(np.asarray(scales) >= spec.N_SCALES):
+        raise CorruptFileError("weight deltas: bad side information")
+    decoder = entropy.Decoder(stream)
+    params = _params(scales, sizes)
+    symbols = decoder.decode(*params)
+    decoder.finish()
+    k = symbols.astype(np.int64) - 128
+    if np.any(np.abs(k) > K_MAX):
+        raise CorruptFileError("weight deltas out of range")
+    return k.astype(np.int16), float(entropy.bits(symbols, *params).sum())

@@ -1,0 +1,196 @@
+"""The error table: subpixels rANS-coded under quantized discretized logistics (exact integers).
+
+Model: a subpixel x in 0..255 with integer location `loc12` (1/12 grey level, clamped to
+[LOC_MIN, LOC_MAX]) and scale index j (0..63; j = FLAT codes 8 bits flat) has the cumulative
+frequency
+
+    F(0) = 0,  F(256) = TOTAL = 2^24,
+    F(x) = (C[j, 12x - 6 - loc12] * (TOTAL - 256) >> 24) + x      for 1 <= x <= 255,
+
+where C[j, t] = round(2^24 * sigmoid(t / 12 / scale_j)) is a pinned integer table: the logistic
+discretized to 0..255 with its tails folded into 0 and 255, every symbol at least 1/2^24. The
+table is built with numpy and checked against its pinned SHA-256; if a platform's libm rounds one
+entry differently it is rebuilt with mpmath.
+
+Stream: one rANS stream for the whole image, 64-bit state in [2^31, 2^63), 32-bit words,
+little-endian: [final encoder state, 2 words] [words in decoding order]. The decoder is
+resumable, so it decodes one parallel group at a time (the next group's parameters depend on
+the pixels just decoded) and checks at the end that the state is back at 2^31 and every word was
+read. Encoding and decoding are numba loops over integers only.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+
+import numba
+import numpy as np
+
+from ...errors import CorruptFileError
+from . import spec
+
+PRECISION = 24
+TOTAL = 1 << PRECISION
+FLAT = spec.N_SCALES  # scale index of the flat (8 bits) distribution
+T_MAX = 12 * 255 - 6 - spec.LOC_MIN  # largest |12x - 6 - loc12|
+STATE_LOW = 1 << 31
+PINNED_TABLE_SHA256 = "6a44954cdbd290d2b2f4d7d43985e91ee0850f014c4b3eb6e0e82e453faea181"  # of table(), exact (checked against mpmath)
+
+
+def _table_numpy() -> np.ndarray:
+    t = np.arange(0, T_MAX + 1, dtype=np.float64) / spec.LOC_STEP
+    scales = spec.SCALE_MIN * np.exp(spec.SCALE_LOG_STEP * np.arange(spec.N_SCALES, dtype=np.float64))
+    half = np.floor(TOTAL / (1.0 + np.exp(-t[None, :] / scales[:, None])) + 0.5).astype(np.int64)
+    return _mirror(half)
+
+
+def _table_mpmath() -> np.ndarray:
+    import mpmath
+
+    mpmath.mp.dps = 40
+    half = np.zeros((spec.N_SCALES, T_MAX + 1), np.int64)
+    for j in range(spec.N_SCALES):
+        scale = mpmath.mpf(spec.SCALE_MIN) * mpmath.exp(mpmath.mpf(spec.SCALE_LOG_STEP) * j)
+        for t in range(T_MAX + 1):
+            half[j, t] = int(mpmath.floor(TOTAL / (1 + mpmath.exp(-mpmath.mpf(t) / spec.LOC_STEP / scale)) + 0.5))
+    return _mirror(half)
+
+
+def _mirror(half: np.ndarray) -> np.ndarray:
+    """Columns t = -T_MAX..T_MAX from t = 0..T_MAX, using C(-t) = TOTAL - C(t)."""
+    return np.concatenate([TOTAL - half[:, :0:-1], half], 1)
+
+
+def table_sha256(table: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(table, np.int64).tobytes()).hexdigest()
+
+
+@functools.lru_cache(maxsize=1)
+def table() -> np.ndarray:
+    """int64 (N_SCALES, 2 T_MAX + 1): C[j, t + T_MAX]; built once, checked against the pinned hash."""
+    built = _table_numpy()
+    if table_sha256(built) != PINNED_TABLE_SHA256:
+        built = _table_mpmath()
+        if table_sha256(built) != PINNED_TABLE_SHA256:
+            raise RuntimeError("the logistic table does not match its pinned hash")
+    return built
+
+
+@numba.njit(cache=True)
+def _cdf(x, loc12, j, tab):
+    if x <= 0:
+        return 0
+    if x >= 256:
+        return TOTAL
+    if j == FLAT:
+        return x << (PRECISION - 8)
+    c = tab[j, 12 * x - 6 - loc12 + T_MAX]
+    return ((c * (TOTAL - 256)) >> PRECISION) + x
+
+
+@numba.njit(cache=True)
+def _start_freq(symbols, loc12, scale, tab):
+    n = symbols.shape[0]
+    start = np.empty(n, np.int64)
+    freq = np.empty(n, np.int64)
+    for i in range(n):
+        lo = _cdf(np.int64(symbols[i]), loc12[i], scale[i], tab)
+        start[i] = lo
+        freq[i] = _cdf(np.int64(symbols[i]) + 1, loc12[i], scale[i], tab) - lo
+    return start, freq
+
+
+@numba.njit(cache=True)
+def _encode(start, freq):
+    n = start.shape[0]
+    words = np.empty(n + 2, np.uint32)  # at most one word per symbol, plus the flush
+    count = 0
+    state = np.uint64(STATE_LOW)
+    for i in range(n - 1, -1, -1):
+        f = np.uint64(freq[i])
+        limit = (np.uint64(STATE_LOW) >> np.uint64(PRECISION)) << np.uint64(32)
+        if state >= limit * f:
+            words[count] = np.uint32(state & np.uint64(0xFFFFFFFF))
+            count += 1
+            state >>= np.uint64(32)
+        state = (state // f << np.uint64(PRECISION)) + state % f + np.uint64(start[i])
+    words[count] = np.uint32(state & np.uint64(0xFFFFFFFF))  # reversed below: high word first
+    words[count + 1] = np.uint32(state >> np.uint64(32))
+    return words[:count + 2][::-1].copy()
+
+
+@numba.njit(cache=True)
+def _decode(words, position, state, loc12, scale, tab):
+    n = loc12.shape[0]
+    out = np.empty(n, np.uint8)
+    mask = np.uint64(TOTAL - 1)
+    for i in range(n):
+        slot = np.int64(state & mask)
+        lo, hi = 0, 256  # F(lo) <= slot < F(hi)
+        while hi - lo > 1:
+            mid = (lo + hi) >> 1
+            if _cdf(mid, loc12[i], scale[i], tab) <= slot:
+                lo = mid
+            else:
+                hi = mid
+        start = _cdf(lo, loc12[i], scale[i], tab)
+        freq = _cdf(lo + 1, loc12[i], scale[i], tab) - start
+        state = np.uint64(freq) * (state >> np.uint64(PRECISION)) + np.uint64(slot - start)
+        if state < np.uint64(STATE_LOW):
+            if position >= words.shape[0]:
+                return out, position, state, False
+            state = (state << np.uint64(32)) | np.uint64(words[position])
+            position += 1
+        out[i] = lo
+    return out, position, state, True
+
+
+def _checked(loc12: np.ndarray, scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    loc12 = np.ascontiguousarray(loc12, np.int64).ravel()
+    scale = np.ascontiguousarray(scale, np.int64).ravel()
+    if loc12.shape != scale.shape or np.any((loc12 < spec.LOC_MIN) | (loc12 > spec.LOC_MAX)) \
+            or np.any((scale < 0) | (scale > FLAT)):
+        raise ValueError("model parameters out of range")
+    return loc12, scale
+
+
+def encode(symbols: np.ndarray, loc12: np.ndarray, scale: np.ndarray) -> tuple[bytes, float]:
+    """Code uint8 symbols in decoding order; returns (stream bytes, ideal bits of the integer model)."""
+    loc12, scale = _checked(loc12, scale)
+    symbols = np.ascontiguousarray(symbols, np.uint8).ravel()
+    start, freq = _start_freq(symbols, loc12, scale, table())
+    bits = float(np.sum(PRECISION - np.log2(freq.astype(np.float64))))
+    return _encode(start, freq).astype("<u4").tobytes(), bits
+
+
+def bits(symbols: np.ndarray, loc12: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """Ideal bits float64 (N,) of each symbol under the integer model."""
+    loc12, scale = _checked(loc12, scale)
+    _, freq = _start_freq(np.ascontiguousarray(symbols, np.uint8).ravel(), loc12, scale, table())
+    return PRECISION - np.log2(freq.astype(np.float64))
+
+
+class Decoder:
+    """Decodes one stream group by group; `finish` proves every word was read."""
+
+    def __init__(self, data: bytes):
+        if len(data) < 8 or len(data) % 4:
+            raise CorruptFileError(f"error table of {len(data)} bytes is not a stream of 32-bit words")
+        self.words = np.frombuffer(data, "<u4").astype(np.uint32)
+        self.state = np.uint64((int(self.words[0]) << 32) | int(self.words[1]))
+        self.position = 2
+        if int(self.state) < STATE_LOW or int(self.state) >= 1 << 63:
+            raise CorruptFileError("error table: bad initial rANS state")
+
+    def decode(self, loc12: np.ndarray, scale: np.ndarray) -> np.ndarray:
+        loc12, scale = _checked(loc12, scale)
+        out, self.position, self.state, ok = _decode(self.words, self.position, self.state, loc12, scale, table())
+        if not ok:
+            raise CorruptFileError("error table truncated: the rANS stream ran out of words")
+        return out
+
+    def finish(self) -> None:
+        if int(self.state) != STATE_LOW or self.position != len(self.words):
+            raise CorruptFileError("error table corrupt: the rANS stream did not end where it should")
+

@@ -1,0 +1,94 @@
+"""The pyramid family's sections: fitted deltas + image -> sections -> pixels (exact; no torch).
+
+    SIDE_INFO      preset code, adapt code (0: no per-image weights), one scale index per adapted tensor
+    WEIGHT_DELTAS  (only with per-image weights) rANS stream of the integer deltas (`deltas`)
+    ERROR_TABLE    rANS stream of every subpixel in pyramid order (`coding`)
+
+Header fields: error_model "logistic", storage "none", seed / rng_version / segment budget 0,
+decoder_hash the first 16 bytes of the prior's SHA-256.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ...errors import CorruptFileError, DecoderMismatchError, DiffcodeError
+from ...storage import container
+from .. import Decoded, Encoded, Section
+from ..common import check_layout
+from . import coding, deltas, spec
+from .network import ExactNet
+from .prior import Prior
+
+
+def _names_sizes(prior: Prior, adapt: str | None) -> tuple[list[str], list[int]]:
+    if adapt is None:
+        return [], []
+    names = deltas.adapted_names(prior.arrays, adapt)
+    return names, [prior.arrays[n].size for n in names]
+
+
+def _adapt_code(adapt: str | None) -> int:
+    return 0 if adapt is None else next(code for code, name in deltas.ADAPT.items() if name == adapt)
+
+
+def _sections(side: bytes, delta_stream: bytes | None, delta_bits: float, table: bytes, table_bits: float) -> list:
+    out = [Section(container.SIDE_INFO, side, 8.0 * len(side))]
+    if delta_stream is not None:
+        out.append(Section(container.WEIGHT_DELTAS, delta_stream, delta_bits))
+    return out + [Section(container.ERROR_TABLE, table, table_bits)]
+
+
+def _extras(preset: spec.Preset, k: np.ndarray) -> dict:
+    return {"preset": preset.name, "n_weights": int(len(k)), "n_nonzero_weights": int(np.count_nonzero(k))}
+
+
+def encode(image: np.ndarray, k: np.ndarray, preset: spec.Preset, adapt: str | None, prior: Prior) -> Encoded:
+    """Sections of an image coded with the prior plus integer deltas k (empty: the prior alone)."""
+    adapt = adapt if len(k) else None
+    names, sizes = _names_sizes(prior, adapt)
+    if sum(sizes) != len(k):
+        raise DiffcodeError(f"{len(k)} weight deltas given, adapt set {adapt} has {sum(sizes)} weights")
+    scales, stream, delta_bits = deltas.encode(k, sizes) if adapt else (np.zeros(0, np.uint8), None, 0.0)
+    side = bytes([preset.code, _adapt_code(adapt)]) + scales.tobytes()
+    net = ExactNet(deltas.apply(prior.arrays, adapt or "all", k))
+    table, table_bits = coding.encode(image, net)
+    fields = {"storage": spec.STORAGE, "rng_version": 0, "error_model": spec.ERROR_MODEL, "seed": 0,
+              "segment_budget_cnats": 0, "decoder_hash": prior.hash16}
+    return Encoded(fields, _sections(side, stream, delta_bits, table, table_bits), _extras(preset, k))
+
+
+def check_header(header: container.Header, prior: Prior) -> None:
+    if header.decoder_hash != prior.hash16:
+        raise DecoderMismatchError(f"this file was made with pyramid prior {header.decoder_hash.hex()}, but the "
+                                   f"loaded prior is {prior.sha256[:32]}")
+    if (header.storage, header.error_model, header.seed, header.rng_version, header.segment_budget_cnats) != \
+            (spec.STORAGE, spec.ERROR_MODEL, 0, 0, 0):
+        raise CorruptFileError("corrupt header: a pyramid file has storage none, error model logistic and no seed")
+
+
+def _side(side: bytes) -> tuple[spec.Preset, str | None, np.ndarray]:
+    if len(side) < 2 or side[0] not in spec.PRESET_BY_CODE or (side[1] and side[1] not in deltas.ADAPT):
+        raise CorruptFileError("corrupt pyramid side information (preset or adapt code)")
+    return spec.PRESET_BY_CODE[side[0]], deltas.ADAPT.get(side[1]), np.frombuffer(side[2:], np.uint8)
+
+
+def decode(header: container.Header, sections: list[tuple[int, bytes]], prior: Prior) -> Decoded:
+    """Pixels of a pyramid file's sections (the palette already removed by the codec)."""
+    check_header(header, prior)
+    kinds = [kind for kind, _ in sections]
+    has_deltas = len(sections) == 3
+    check_layout(kinds, [container.SIDE_INFO] + [container.WEIGHT_DELTAS] * has_deltas + [container.ERROR_TABLE],
+                 "a pyramid file")
+    preset, adapt, scales = _side(sections[0][1])
+    if (adapt is not None) != has_deltas:
+        raise CorruptFileError("pyramid side information and sections disagree about per-image weights")
+    names, sizes = _names_sizes(prior, adapt)
+    if len(scales) != len(sizes):
+        raise CorruptFileError(f"pyramid side information has {len(scales)} scales for {len(sizes)} tensors")
+    k, delta_bits = deltas.decode(sections[1][1], scales, sizes) if has_deltas else (np.zeros(0, np.int16), 0.0)
+    net = ExactNet(deltas.apply(prior.arrays, adapt or "all", k))
+    table = sections[-1][1]
+    image, table_bits = coding.decode(header.height, header.width, table, net)
+    return Decoded(image, _sections(sections[0][1], sections[1][1] if has_deltas else None, delta_bits, table,
+                                    table_bits), _extras(preset, k))

@@ -1,0 +1,68 @@
+"""The pyramid family's entry in the registry: the protocol of `diffcode.families` over its modules."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ...errors import DiffcodeError
+from ...limits import Linear
+from .. import Decoded, Encoded, Fit, take_options
+from . import exact, prior, spec
+
+
+class Pyramid:
+    name = spec.NAME
+    presets = ("default",) + tuple(name for name in spec.PRESETS if name != "default")
+    # rough linear bounds until experiments/memory.py measures this family (MiB, per pixel)
+    memory = {"fit": Linear(600.0, 4000.0), "store": Linear(400.0, 1500.0), "decode": Linear(400.0, 1500.0)}
+    memory_table = ""
+    golden = {"instant": {"preset": "instant"}, "fast": {"preset": "fast", "steps": 3}}
+
+    def load_model(self, path=None) -> prior.Prior:
+        return prior.load(path)
+
+    def fit_steps(self, preset: str, steps: int | None) -> int:
+        return steps if steps is not None else spec.PRESETS[preset].steps
+
+    def fit(self, image, model: prior.Prior, *, preset: str = "default", steps=None, seed=None, generator=None,
+            progress=None, device: str = "cpu", **options) -> Fit:
+        """Fine-tune deltas of the prior on one image; `steps` overrides the preset's step count."""
+        import time
+
+        import torch
+
+        from .fit import fit_deltas  # the fitting code (torch) loads only to fit
+
+        take_options({"preset": preset, **options}, {"preset": self.presets}, self.name)
+        if steps is not None and steps < 0:
+            raise DiffcodeError(f"--steps must be 0 or more, not {steps}")
+        p = spec.PRESETS[preset]
+        steps = p.steps if steps is None else steps
+        generator = generator or torch.Generator().manual_seed(0 if seed is None else seed)
+        start = time.perf_counter()
+        k, history = fit_deltas(image, model.arrays, steps=steps, adapt=p.adapt, lr=p.lr, batch=p.batch,
+                                generator=generator, progress=progress, device=device)
+        return Fit(self.name, image, {"deltas": k}, {"adapt": p.adapt}, model.sha256, preset,
+                   0 if seed is None else seed, history, time.perf_counter() - start)
+
+    def encode(self, fit: Fit, model: prior.Prior, *, device: str = "cpu", progress=None, **options) -> Encoded:
+        take_options(options, {}, self.name)
+        if fit.model_hash != model.sha256:
+            raise DiffcodeError(f"the fit used pyramid prior {fit.model_hash[:16]}, the loaded one is {model.sha256[:16]}")
+        k = np.asarray(fit.arrays["deltas"], np.int16)
+        return exact.encode(fit.image, k, spec.PRESETS[fit.preset], fit.meta.get("adapt"), model)
+
+    def decode(self, header, sections, model: prior.Prior, *, device: str = "cpu") -> Decoded:
+        return exact.decode(header, sections, model)
+
+    def header_fields(self, header) -> dict:
+        return {"error_model": header.error_model, "decoder_hash": header.decoder_hash.hex()}
+
+    def train(self, **settings):
+        raise DiffcodeError("the pyramid prior is trained by experiments/train_pyramid.py")
+
+    def maps(self, decoded: Decoded) -> None:
+        return None
+
+
+FAMILY = Pyramid()

@@ -1,0 +1,59 @@
+"""The pyramid family's per-image fit: Adam on the total bits, starting from the shared prior (torch).
+
+    prior arrays --(adapted tensors get a delta)--> float model
+    loss = error-table bits of a random batch of the image's subpixels, scaled to the whole image
+         + rate of the deltas (log2(1 + |delta| / step) per weight, a proxy; the file pays the real
+           code length, see `deltas.py`)
+    -> deltas rounded to integer multiples of 2^-STEP_EXPONENT -> Fit arrays {"deltas": int16}
+
+With zero steps nothing is adapted and the file holds no per-image weights.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import torch
+
+from . import deltas as delta_coding
+from .layout import N_PHASES
+from .model import PyramidNet
+from .train import LN2, batch_bits, image_samples, samples
+
+
+def _samples_of(image: np.ndarray):
+    return samples([image])
+
+
+def fit_deltas(image: np.ndarray, prior_arrays: dict, *, steps: int, adapt: str, lr: float, batch: int,
+               generator: torch.Generator, progress=None, device: str = "cpu") -> tuple[np.ndarray, list[dict]]:
+    """Fit the deltas of the adapted tensors; returns (int16 integer deltas in coding order, history)."""
+    names = delta_coding.adapted_names(prior_arrays, adapt)
+    if steps == 0 or not names:
+        return np.zeros(0, np.int16), []
+    s = _samples_of(image)
+    net = PyramidNet.from_arrays(prior_arrays).to(device)
+    params = dict(net.named_parameters())
+    for name, p in params.items():
+        p.requires_grad_(name in names)
+    prior = {name: params[name].detach().clone() for name in names}
+    step_size = delta_coding.STEP
+    optimizer = torch.optim.Adam([params[n] for n in names], lr=lr)
+    rng = np.random.default_rng(int(torch.randint(0, 2**31, (1,), generator=generator)))
+    history, start = [], time.perf_counter()
+    for step in range(1, steps + 1):
+        for group in optimizer.param_groups:
+            group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * (step - 1) / steps))
+        error_bpsp = batch_bits(net, s, rng, batch, device)
+        rate_bits = sum(torch.log2(1 + (params[n] - prior[n]).abs() / step_size).sum() for n in names)
+        loss = error_bpsp + rate_bits / s.subpixels
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        history.append({"step": step, "bpsp": round(loss.item(), 5), "seconds": round(time.perf_counter() - start, 2)})
+        if progress:
+            progress(step, loss.item())
+    fitted = {n: params[n].detach().cpu().numpy() - prior_arrays[n] for n in names}
+    return delta_coding.to_integers(fitted, names), history

@@ -1,0 +1,130 @@
+"""The pyramid order and each subpixel's context, in exact integers (numpy only).
+
+    level L (coarsest, at most CORE_PIXELS pixels): coded with a flat distribution
+    level l = x[::2^l, ::2^l], from L-1 down to 0, given level l+1 = its (even, even) positions:
+        phase 0: the (odd, odd) positions, seeing the 16 known pixels at odd offsets within +-3
+        phase 1: the (even, odd) and (odd, even) positions, seeing 16 known pixels among
+                 (even, even) and (odd, odd); (odd, even) targets are read in the transposed
+                 image, so one context layout (and one network) serves both
+    within a pixel: R, then G given R, then B given R and G
+
+Every phase is one parallel pass: all its targets' contexts are known before it starts. The
+encoder, the fit and the decoder all call `contexts` on the same known pixels, so the integers
+the networks see are identical on both sides.
+
+Units: `base12` is 12 x the mean of the available nearest known neighbours (the 4 diagonal ones
+in phase 0, the 4 direct ones in phase 1); 12 is divisible by every possible count 1..4, so it is
+an exact integer. Residuals are `12 * v - base12`, zero where the neighbour lies outside the
+image (its mask bit is then 0).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+CORE_PIXELS = 64  # the coarsest level has at most this many pixels
+MAX_LEVELS = 8  # level one-hot width; deeper levels share the last slot
+BASE_UNITS = 12  # base and residuals are in 1/12 of a grey level
+PAD = 3
+
+# Offsets (drow, dcol) of the known pixels each phase sees; the first four form the base.
+PHASE_OFFSETS = (
+    ((-1, -1), (-1, 1), (1, -1), (1, 1), (-3, -3), (-3, -1), (-3, 1), (-3, 3), (-1, -3), (-1, 3),
+     (1, -3), (1, 3), (3, -3), (3, -1), (3, 1), (3, 3)),
+    ((0, -1), (0, 1), (-1, 0), (1, 0), (-2, -1), (-2, 1), (2, -1), (2, 1), (-1, -2), (-1, 2),
+     (1, -2), (1, 2), (0, -3), (0, 3), (-3, 0), (3, 0)),
+)
+N_NEIGHBOURS = 16
+N_BASE = 4
+N_PHASES = 2
+
+
+def level_sizes(height: int, width: int) -> list[tuple[int, int]]:
+    """Sizes of levels 0 (the image) .. L (the coarsest, at most CORE_PIXELS pixels)."""
+    sizes = [(height, width)]
+    while sizes[-1][0] * sizes[-1][1] > CORE_PIXELS:
+        h, w = sizes[-1]
+        sizes.append(((h + 1) // 2, (w + 1) // 2))
+    return sizes
+
+
+def targets(height: int, width: int, phase: int) -> list[tuple[np.ndarray, np.ndarray, bool]]:
+    """Target positions of one phase of a level of size height x width.
+
+    Returns:
+        [(rows, cols, transposed)]: int64 index arrays (row-major order) into the level image;
+        `transposed` groups are read in the transposed image (rows and cols are then swapped back).
+    """
+    if phase == 0:
+        rows, cols = np.meshgrid(np.arange(1, height, 2), np.arange(1, width, 2), indexing="ij")
+        return [(rows.ravel(), cols.ravel(), False)]
+    even_odd = np.meshgrid(np.arange(0, height, 2), np.arange(1, width, 2), indexing="ij")
+    odd_even = np.meshgrid(np.arange(1, height, 2), np.arange(0, width, 2), indexing="ij")
+    return [(even_odd[0].ravel(), even_odd[1].ravel(), False), (odd_even[0].ravel(), odd_even[1].ravel(), True)]
+
+
+@dataclass
+class Contexts:
+    """What the networks see for N targets of one phase (all exact integers).
+
+    residuals: int32 (N, 16, 3) 12*v - base12 of the known neighbours (0 where masked)
+    mask: bool (N, 16) neighbour inside the image
+    base12: int32 (N, 3)
+    """
+
+    residuals: np.ndarray
+    mask: np.ndarray
+    base12: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.base12)
+
+
+def _padded(level: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    h, w, _ = level.shape
+    values = np.zeros((h + 2 * PAD, w + 2 * PAD, 3), np.int32)
+    values[PAD:PAD + h, PAD:PAD + w] = level
+    valid = np.zeros((h + 2 * PAD, w + 2 * PAD), bool)
+    valid[PAD:PAD + h, PAD:PAD + w] = True
+    return values, valid
+
+
+def contexts(level: np.ndarray, phase: int, rows: np.ndarray, cols: np.ndarray) -> Contexts:
+    """Contexts of targets (rows, cols) of `level` (h, w, 3) integer pixels, in the level's frame.
+
+    Only the positions the phase may see are read (see PHASE_OFFSETS), so unknown pixels of
+    `level` may hold anything.
+    """
+    values, valid = _padded(level)
+    offsets = np.array(PHASE_OFFSETS[phase])
+    r = rows[:, None] + PAD + offsets[None, :, 0]
+    c = cols[:, None] + PAD + offsets[None, :, 1]
+    v = values[r, c]  # (N, 16, 3)
+    mask = valid[r, c]
+    count = mask[:, :N_BASE].sum(1)
+    total = (v[:, :N_BASE] * mask[:, :N_BASE, None]).sum(1)
+    base12 = total * (BASE_UNITS // np.maximum(count, 1))[:, None]
+    residuals = np.where(mask[:, :, None], BASE_UNITS * v - base12[:, None, :], 0)
+    return Contexts(residuals.astype(np.int32), mask, base12.astype(np.int32))
+
+
+def group_contexts(level: np.ndarray, phase: int) -> list[tuple[np.ndarray, np.ndarray, Contexts]]:
+    """[(rows, cols, contexts)] for every target group of a phase, in coding order."""
+    out = []
+    for rows, cols, transposed in targets(level.shape[0], level.shape[1], phase):
+        if transposed:
+            ctx = contexts(level.transpose(1, 0, 2), phase, cols, rows)
+        else:
+            ctx = contexts(level, phase, rows, cols)
+        out.append((rows, cols, ctx))
+    return out
+
+
+def pyramid(image: np.ndarray) -> list[np.ndarray]:
+    """Levels 0..L of an (H, W, 3) image: level l = image[::2^l, ::2^l]."""
+    levels = [image]
+    for _ in level_sizes(*image.shape[:2])[1:]:
+        levels.append(levels[-1][::2, ::2])
+    return levels

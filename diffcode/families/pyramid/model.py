@@ -1,0 +1,93 @@
+"""The pyramid family's float model (torch): the network of `spec`, and its cost in nats.
+
+Used by training and by the per-image fit; coding runs the exact integer pass of `network`
+on the same parameters (quantized), so the two differ only by rounding.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import spec
+from .layout import N_PHASES
+
+
+class PhaseNet(nn.Module):
+    """Trunk and three channel heads of one phase."""
+
+    def __init__(self, width: int, head: int, generator: torch.Generator | None = None):
+        super().__init__()
+        self.trunk1 = nn.Linear(spec.N_INPUTS, width)
+        self.trunk2 = nn.Linear(width, width)
+        self.heads1 = nn.ModuleList(nn.Linear(width + c, head) for c in range(3))
+        self.heads2 = nn.ModuleList(nn.Linear(head, 2) for _ in range(3))
+        with torch.no_grad():
+            for layer in self.modules():
+                if isinstance(layer, nn.Linear):
+                    bound = 1.0 / math.sqrt(layer.in_features)
+                    layer.weight.copy_(torch.rand(layer.weight.shape, generator=generator) * 2 * bound - bound)
+                    layer.bias.zero_()
+            for layer in self.heads2:
+                layer.weight.mul_(0.1)
+
+    def forward(self, inputs: torch.Tensor, own: torch.Tensor) -> torch.Tensor:
+        """inputs float (N, 72), own float (N, 3) residuals of the pixel's channels (both /384).
+
+        Returns float (N, 3, 2): (o_loc, o_scale) per channel; channel c sees own[:, :c] only.
+        """
+        h = F.relu(self.trunk2(F.relu(self.trunk1(inputs))))
+        outs = [self.heads2[c](F.relu(self.heads1[c](torch.cat([h, own[:, :c]], 1)))) for c in range(3)]
+        return torch.stack(outs, 1)
+
+
+class PyramidNet(nn.Module):
+    """One PhaseNet per phase."""
+
+    def __init__(self, width: int = 64, head: int = 32, generator: torch.Generator | None = None):
+        super().__init__()
+        self.width, self.head = width, head
+        self.phases = nn.ModuleList(PhaseNet(width, head, generator) for _ in range(N_PHASES))
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Parameters as float32 numpy arrays by name (what a prior file stores)."""
+        return {name: p.detach().cpu().numpy().astype(np.float32) for name, p in self.named_parameters()}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> "PyramidNet":
+        width, head = arrays["phases.0.trunk1.weight"].shape[0], arrays["phases.0.heads1.0.weight"].shape[0]
+        net = cls(width, head)
+        net.load_state_dict({name: torch.from_numpy(np.asarray(a, np.float32)) for name, a in arrays.items()})
+        return net
+
+
+def logistic_nats(x: torch.Tensor, loc: torch.Tensor, scale_index: torch.Tensor) -> torch.Tensor:
+    """-ln P(x) of a logistic discretized to 0..255, tails folded into 0 and 255 (PixelCNN++ form).
+
+    x, loc in grey levels; scale_index as in spec (continuous here, rounded when coding).
+    """
+    log_scale = math.log(spec.SCALE_MIN) + spec.SCALE_LOG_STEP * scale_index.clamp(0, spec.N_SCALES - 1)
+    inv = torch.exp(-log_scale)
+    centered = x - loc
+    plus, minus = inv * (centered + 0.5), inv * (centered - 0.5)
+    log_cdf_plus = plus - F.softplus(plus)  # ln sigmoid(plus), for x = 0
+    log_sf_minus = -F.softplus(minus)  # ln (1 - sigmoid(minus)), for x = 255
+    mid = torch.sigmoid(plus) - torch.sigmoid(minus)
+    mid_in = inv * centered
+    log_pdf_mid = mid_in - log_scale - 2 * F.softplus(mid_in)
+    log_mid = torch.where(mid > 1e-5, torch.log(mid.clamp_min(1e-12)), log_pdf_mid)
+    log_p = torch.where(x < 0.5, log_cdf_plus, torch.where(x > 254.5, log_sf_minus, log_mid))
+    return -log_p
+
+
+def phase_nats(net: PhaseNet, inputs: torch.Tensor, own: torch.Tensor, base12: torch.Tensor,
+               target: torch.Tensor) -> torch.Tensor:
+    """Nats (N, 3) of the targets under the float model. inputs/own/base12 are the integer tensors as float."""
+    out = net(inputs / spec.INPUT_UNITS, own / spec.INPUT_UNITS)
+    loc = base12 / spec.LOC_STEP + spec.LOC_GAIN * out[..., 0]
+    scale_index = spec.SCALE_MID + spec.SCALE_GAIN * out[..., 1]
+    return logistic_nats(target, loc, scale_index)

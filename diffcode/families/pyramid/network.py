@@ -1,0 +1,113 @@
+"""The pyramid network's exact pass: integer weights and activations carried in float64 (numpy only).
+
+Why it is identical on every machine and thread count: inputs are integers in 1/384 units,
+activations integers in 2^-12 units, weights on inputs in 2^-24 x 384 units and weights on
+activations in 2^-12 units, biases in 2^-24 units; every product and partial sum of a dense layer
+is an integer of magnitude below MAX_ACC < 2^53, so the float64 matrix product is exact in any
+summation order, blocking or FMA use. Rescaling is floor((acc + 2^11) / 2^12) (exact), relu is
+exact, and the outputs become coding parameters with integer shifts only.
+
+    inputs (N, 72) -> relu(dense) -> relu(dense) -> h;  per channel c: [h, own[:, :c]] -> relu(dense) -> dense
+    -> loc12 = clip(base12 + round(acc_loc * 96 / 2^24)),  scale = clip(32 + round(acc_scale * 8 / 2^24), 0, 63)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import spec
+from .layout import MAX_LEVELS, N_PHASES, Contexts
+
+ACC_BITS = 24  # an accumulator holds 2^-24 units
+ACT_BITS = 12  # activations and weights on activations are in 2^-12 units
+ACT_LIMIT = 1 << 22  # |activation| <= 1024.0
+INPUT_LIMIT = 12 * 255 + spec.INPUT_UNITS  # |input integer|
+WEIGHT_LIMIT = 1 << 20  # |integer weight|
+BIAS_LIMIT = 1 << 40  # |integer bias| (2^-24 units: 65536.0)
+MAX_FAN_IN = 128
+# the largest accumulator: every product at its limit, plus the bias; must stay below 2^53
+MAX_ACC = MAX_FAN_IN * max(INPUT_LIMIT, ACT_LIMIT) * WEIGHT_LIMIT + BIAS_LIMIT
+assert MAX_ACC < 1 << 53
+
+
+def quantize(values: np.ndarray, scale, limit: int = WEIGHT_LIMIT) -> np.ndarray:
+    """Float weights -> integers round(values * scale) as float64, clamped to +-limit."""
+    q = np.floor(np.asarray(values, np.float64) * scale + 0.5)
+    return np.clip(q, -limit, limit)
+
+
+@dataclass
+class ExactDense:
+    """One dense layer in integers: weight (in, out) float64, bias (out,) float64 in 2^-24 units."""
+
+    weight: np.ndarray
+    bias: np.ndarray
+
+    def accumulate(self, x: np.ndarray) -> np.ndarray:
+        return x @ self.weight + self.bias
+
+
+def _rescale(acc: np.ndarray) -> np.ndarray:
+    """2^-24 accumulator -> 2^-12 activation after relu, clamped."""
+    return np.clip(np.floor((acc + float(1 << (ACT_BITS - 1))) * (1.0 / (1 << ACT_BITS))), 0, ACT_LIMIT)
+
+
+def _dense(arrays: dict, name: str, input_scale: float, n_raw_inputs: int = 0) -> ExactDense:
+    """Quantize layer `name`: the first inputs are activations (2^-12), the last `n_raw_inputs` are
+    raw integer inputs (1/384 units)."""
+    w = np.asarray(arrays[name + ".weight"], np.float64).T  # (in, out)
+    if w.shape[0] > MAX_FAN_IN:
+        raise ValueError(f"layer {name} has {w.shape[0]} inputs, more than the exact pass allows ({MAX_FAN_IN})")
+    scales = np.full((w.shape[0], 1), input_scale)
+    if n_raw_inputs:
+        scales[w.shape[0] - n_raw_inputs:] = float(1 << ACC_BITS) / spec.INPUT_UNITS
+    return ExactDense(quantize(w, scales), quantize(arrays[name + ".bias"], float(1 << ACC_BITS), BIAS_LIMIT))
+
+
+def input_integers(ctx: Contexts, level: int) -> np.ndarray:
+    """The network's integer inputs (N, 72) in 1/384 units (shared with the exact pass)."""
+    n = len(ctx)
+    onehot = np.zeros((n, MAX_LEVELS), np.int32)
+    onehot[:, min(level, MAX_LEVELS - 1)] = spec.INPUT_UNITS
+    return np.concatenate([ctx.residuals.reshape(n, -1), ctx.mask.astype(np.int32) * spec.INPUT_UNITS, onehot], 1)
+
+
+def own_integers(target: np.ndarray, base12: np.ndarray) -> np.ndarray:
+    """Residuals 12*x - base12 (N, 3) of the target pixel's own channels (in 1/384 units as inputs)."""
+    return target.astype(np.int32) * spec.LOC_STEP - base12
+
+
+class ExactNet:
+    """The quantized network of a prior (plus per-image deltas), evaluated in exact integers."""
+
+    def __init__(self, arrays: dict):
+        act = float(1 << ACT_BITS)
+        raw = float(1 << ACC_BITS) / spec.INPUT_UNITS
+        self.phases = []
+        for p in range(N_PHASES):
+            pre = f"phases.{p}."
+            trunk1 = _dense(arrays, pre + "trunk1", raw)
+            trunk2 = _dense(arrays, pre + "trunk2", act)
+            heads1 = [_dense(arrays, pre + f"heads1.{c}", act, n_raw_inputs=c) for c in range(3)]
+            heads2 = [_dense(arrays, pre + f"heads2.{c}", act) for c in range(3)]
+            self.phases.append((trunk1, trunk2, heads1, heads2))
+
+    def hidden(self, phase: int, inputs: np.ndarray) -> np.ndarray:
+        """Trunk activations float64 (N, width), integers in 2^-12 units."""
+        trunk1, trunk2, _, _ = self.phases[phase]
+        x = np.asarray(inputs, np.float64)
+        return _rescale(trunk2.accumulate(_rescale(trunk1.accumulate(x))))
+
+    def channel(self, phase: int, c: int, hidden: np.ndarray, own: np.ndarray, base12: np.ndarray):
+        """(loc12, scale) int64 (N,) of channel c, given the pixel's own residuals of channels < c."""
+        _, _, heads1, heads2 = self.phases[phase]
+        x = np.concatenate([hidden, np.asarray(own[:, :c], np.float64)], 1)
+        acc = heads2[c].accumulate(_rescale(heads1[c].accumulate(x)))
+        loc_step = int(spec.LOC_GAIN * spec.LOC_STEP)  # 96: 1/12 grey levels per unit of o_loc
+        half = float(1 << (ACC_BITS - 1))
+        delta = np.floor((acc[:, 0] * loc_step + half) * (1.0 / (1 << ACC_BITS)))
+        scale = np.floor((acc[:, 1] * int(spec.SCALE_GAIN) + half) * (1.0 / (1 << ACC_BITS))) + spec.SCALE_MID
+        loc12 = np.clip(np.asarray(base12[:, c], np.float64) + delta, spec.LOC_MIN, spec.LOC_MAX)
+        return loc12.astype(np.int64), np.clip(scale, 0, spec.N_SCALES - 1).astype(np.int64)

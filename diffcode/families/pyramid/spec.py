@@ -1,0 +1,62 @@
+"""The pyramid family's numbers, shared by the float model and the exact pass (numpy only).
+
+The network, per phase (one trunk shared by every level, a one-hot of the level as input):
+
+    inputs (72, in 1/384 units): 16x3 neighbour residuals, 16 mask bits, 8 level bits
+      -> trunk: dense 72 -> WIDTH, relu, dense WIDTH -> WIDTH, relu              -> h
+    per channel c in R, G, B:
+      [h, residuals of the channels before c of the same pixel] -> dense -> HEAD, relu -> dense -> 2
+      -> (o_loc, o_scale): location = base + LOC_GAIN * o_loc grey levels,
+                           scale index = SCALE_MID + SCALE_GAIN * o_scale (clamped, rounded)
+
+and the subpixel is coded under a logistic of that location and scale, discretized to 0..255
+with its tails folded into 0 and 255.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from .layout import BASE_UNITS, MAX_LEVELS, N_NEIGHBOURS
+
+INPUT_UNITS = 384  # an input integer k means k / 384
+N_INPUTS = N_NEIGHBOURS * 3 + N_NEIGHBOURS + MAX_LEVELS
+LOC_GAIN = 8.0  # grey levels per unit of o_loc
+LOC_STEP = BASE_UNITS  # locations are coded in 1/12 grey level
+LOC_MIN, LOC_MAX = -32 * LOC_STEP, 287 * LOC_STEP  # clamp of the coded location (1/12 units)
+N_SCALES = 64
+SCALE_MIN = 0.15  # grey levels, scale index 0
+SCALE_LOG_STEP = 0.11  # ln of the ratio between neighbouring scale indexes
+SCALE_MID = 32.0
+SCALE_GAIN = 8.0
+
+
+def scale_of_index(index: float) -> float:
+    """Logistic scale (grey levels) of a (possibly fractional) scale index."""
+    return SCALE_MIN * math.exp(SCALE_LOG_STEP * index)
+
+
+NAME = "pyramid"
+ERROR_MODEL = "logistic"
+STORAGE = "none"
+
+
+@dataclass(frozen=True)
+class Preset:
+    """How much a fit adapts the prior to one image. `code` is written in files: never reuse one."""
+
+    name: str
+    code: int
+    steps: int  # Adam steps of the per-image fit (0: the prior alone, no per-image weights)
+    adapt: str = "heads"  # which tensors get a delta (deltas.ADAPT)
+    lr: float = 3e-3
+    batch: int = 16384  # subpixel contexts per step
+
+
+PRESETS = {p.name: p for p in (
+    Preset("default", 3, steps=500, batch=32768),
+    Preset("fast", 2, steps=150),
+    Preset("instant", 1, steps=0),
+)}
+PRESET_BY_CODE = {p.code: p for p in PRESETS.values()}

@@ -1,0 +1,144 @@
+"""The pyramid family's exact parts: order, contexts, the logistic coder, deltas, round trips."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from diffcode.errors import CorruptFileError
+from diffcode.families.pyramid import coding, deltas, entropy, layout, spec
+from diffcode.families.pyramid.model import PyramidNet, phase_nats
+from diffcode.families.pyramid.network import ExactNet, input_integers, own_integers
+
+
+@pytest.fixture(scope="module")
+def arrays():
+    return PyramidNet(generator=torch.Generator().manual_seed(3)).arrays()
+
+
+def _image(h, w, seed=0):
+    rng = np.random.default_rng(seed)
+    smooth = np.cumsum(np.cumsum(rng.integers(-3, 4, (h, w, 3)), 0), 1)
+    return np.clip(128 + smooth, 0, 255).astype(np.uint8)
+
+
+def test_every_pixel_is_coded_exactly_once():
+    for h, w in [(1, 1), (1, 9), (7, 1), (2, 2), (9, 13), (64, 1), (33, 17)]:
+        count = np.zeros((h, w), int)
+        sizes = layout.level_sizes(h, w)
+        assert sizes[-1][0] * sizes[-1][1] <= layout.CORE_PIXELS
+        count[::2 ** (len(sizes) - 1), ::2 ** (len(sizes) - 1)] += 1
+        for level in range(len(sizes) - 1):
+            step = 2 ** level
+            for phase in range(layout.N_PHASES):
+                for rows, cols, _ in layout.targets(*sizes[level], phase):
+                    count[rows * step, cols * step] += 1
+        assert (count == 1).all(), (h, w)
+
+
+def test_contexts_read_only_known_pixels():
+    """Changing pixels a phase may not see (not yet decoded) leaves its contexts unchanged."""
+    level = _image(11, 14).astype(np.int32)
+    for phase in range(layout.N_PHASES):
+        unknown = np.zeros(level.shape[:2], bool)
+        unknown[1::2, 1::2] = phase == 0  # (odd, odd) are unknown in phase 0
+        unknown[0::2, 1::2] = unknown[1::2, 0::2] = True  # phase-1 targets are unknown in both phases
+        noisy = level.copy()
+        noisy[unknown] = np.random.default_rng(phase).integers(0, 256, (unknown.sum(), 3))
+        for (_, _, a), (_, _, b) in zip(layout.group_contexts(level, phase), layout.group_contexts(noisy, phase)):
+            assert np.array_equal(a.residuals, b.residuals) and np.array_equal(a.base12, b.base12)
+
+
+def test_logistic_table_is_pinned_and_cdf_valid():
+    table = entropy.table()
+    assert entropy.table_sha256(table) == entropy.PINNED_TABLE_SHA256
+    assert np.all(np.diff(table, axis=1) >= 0)
+    rng = np.random.default_rng(0)
+    n = 2000
+    loc = rng.integers(spec.LOC_MIN, spec.LOC_MAX + 1, n)
+    scale = rng.integers(0, entropy.FLAT + 1, n)
+    freqs = np.stack([2.0 ** -entropy.bits(np.full(n, x, np.uint8), loc, scale) for x in range(256)])
+    assert np.allclose(freqs.sum(0), 1.0) and freqs.min() > 0
+
+
+def test_coder_round_trip_and_pinned_bytes():
+    rng = np.random.default_rng(1)
+    n = 5000
+    symbols = rng.integers(0, 256, n).astype(np.uint8)
+    loc = np.clip(symbols.astype(np.int64) * 12 + rng.integers(-60, 60, n), spec.LOC_MIN, spec.LOC_MAX)
+    scale = rng.integers(0, entropy.FLAT + 1, n)
+    data, bits = entropy.encode(symbols, loc, scale)
+    assert 0 <= len(data) * 8 - bits <= 64 + 32  # the 64-bit flush and the last word
+    decoder = entropy.Decoder(data)
+    assert np.array_equal(np.concatenate([decoder.decode(loc[:1234], scale[:1234]),
+                                          decoder.decode(loc[1234:], scale[1234:])]), symbols)
+    decoder.finish()
+    assert entropy.encode(np.array([0, 255, 7], np.uint8), np.array([0, 3060, 84]), np.array([5, 63, 64]))[0].hex() \
+        == PINNED_SMALL_STREAM
+
+
+PINNED_SMALL_STREAM = "24010000d2a519f2"  # 3 symbols; changes only with the stream format or the table
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 5), (6, 1), (2, 3), (9, 13), (31, 20)])
+def test_round_trip(arrays, shape):
+    image = _image(*shape, seed=shape[0])
+    net = ExactNet(arrays)
+    data, bits = coding.encode(image, net)
+    decoded, decoded_bits = coding.decode(*shape, data, net)
+    assert np.array_equal(decoded, image)
+    assert decoded_bits == pytest.approx(bits, rel=1e-12)
+    assert len(data) * 8 <= bits + 96
+
+
+def test_damage_is_detected(arrays):
+    image = _image(12, 10)
+    net = ExactNet(arrays)
+    data, _ = coding.encode(image, net)
+    for cut in range(0, len(data), 4):
+        with pytest.raises(CorruptFileError):
+            coding.decode(12, 10, data[:cut], net)
+    wrong = 0
+    for i in range(len(data) * 8):
+        flipped = bytearray(data)
+        flipped[i // 8] ^= 1 << (i % 8)
+        try:
+            out, _ = coding.decode(12, 10, bytes(flipped), net)
+        except CorruptFileError:
+            continue
+        wrong += not np.array_equal(out, image)
+    # the stream has no checksum of its own: the header's pixel hash rejects the rest (test_conformance)
+    assert wrong <= len(data) * 8
+
+
+def test_float_and_exact_models_agree(arrays):
+    """The exact pass's bits are within 1 % of the float model's on the same contexts."""
+    image = _image(40, 36)
+    net, float_net = ExactNet(arrays), PyramidNet.from_arrays(arrays)
+    levels = layout.pyramid(image)
+    exact_bits = float_bits = 0.0
+    for phase in range(layout.N_PHASES):
+        for rows, cols, ctx in layout.group_contexts(levels[0], phase):
+            target = levels[0][rows, cols]
+            inputs, own = input_integers(ctx, 0), own_integers(target, ctx.base12)
+            hidden = net.hidden(phase, inputs)
+            for c in range(3):
+                loc12, scale = net.channel(phase, c, hidden, own, ctx.base12)
+                exact_bits += entropy.bits(target[:, c], loc12, scale).sum()
+            t = [torch.from_numpy(a.astype(np.float32)) for a in (inputs, own, ctx.base12, target)]
+            float_bits += phase_nats(float_net.phases[phase], *t).sum().item() / np.log(2)
+    assert abs(exact_bits - float_bits) < 0.01 * float_bits
+
+
+def test_deltas_round_trip(arrays):
+    names = deltas.adapted_names(arrays, "heads")
+    sizes = [arrays[n].size for n in names]
+    rng = np.random.default_rng(2)
+    k = np.where(rng.random(sum(sizes)) < 0.1, rng.integers(-20, 21, sum(sizes)), 0).astype(np.int16)
+    scales, stream, bits = deltas.encode(k, sizes)
+    back, back_bits = deltas.decode(stream, scales, sizes)
+    assert np.array_equal(back, k) and back_bits == pytest.approx(bits, rel=1e-12)
+    applied = deltas.apply(arrays, "heads", k)
+    changed = [n for n in arrays if not np.array_equal(applied[n], arrays[n].astype(np.float64))]
+    assert set(changed) <= set(names) and changed

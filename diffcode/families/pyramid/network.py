@@ -46,12 +46,17 @@ class ExactDense:
     bias: np.ndarray
 
     def accumulate(self, x: np.ndarray) -> np.ndarray:
-        return x @ self.weight + self.bias
+        acc = x @ self.weight
+        acc += self.bias
+        return acc
 
 
 def _rescale(acc: np.ndarray) -> np.ndarray:
-    """2^-24 accumulator -> 2^-12 activation after relu, clamped."""
-    return np.clip(np.floor((acc + float(1 << (ACT_BITS - 1))) * (1.0 / (1 << ACT_BITS))), 0, ACT_LIMIT)
+    """2^-24 accumulator -> 2^-12 activation after relu, clamped (in place)."""
+    acc += float(1 << (ACT_BITS - 1))
+    acc *= 1.0 / (1 << ACT_BITS)
+    np.floor(acc, out=acc)
+    return np.clip(acc, 0, ACT_LIMIT, out=acc)
 
 
 def _dense(arrays: dict, name: str, input_scale: float, n_raw_inputs: int = 0) -> ExactDense:

@@ -11,8 +11,8 @@ A family turns an image into sections of a .dfc file and back. It is one folder 
           --codec: pixel hash, colour mode--> image
 
 The family's name is its `container.VARIANTS` entry, whose key is the code written in the header:
-codes are declared there, once, and never reused (1 per-pixel, 2 weights, 3 reserved for the
-pyramid family). Register a family by adding `name: "module"` to `REGISTERED`; modules are
+codes are declared there, once, and never reused (1 per-pixel, 2 weights, 3 pyramid).
+Register a family by adding `name: "module"` to `REGISTERED`; modules are
 imported only when a file or a command names the family, so decoding one family never loads
 another. A module exposes `FAMILY`, an object with the attributes and methods of `Family`.
 """
@@ -32,6 +32,7 @@ from ..storage import container
 REGISTERED = {
     "per-pixel": "diffcode.families.per_pixel",
     "weights": "diffcode.families.weights",
+    "pyramid": "diffcode.families.pyramid.family",
 }
 
 # progress(step, bpsp) during a fit; progress(done, total) during an encode

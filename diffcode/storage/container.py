@@ -5,7 +5,7 @@ Layout (all integers little-endian)::
     offset size field
     0      4    magic              b"\\x89DFC"
     4      1    format_version     FORMAT_VERSION
-    5      1    variant            VARIANTS (1 = per-pixel, 2 = weights)
+    5      1    variant            VARIANTS (1 = per-pixel, 2 = weights, 3 = pyramid)
     6      1    storage            STORAGES (1 = randseed: the report's random-seed segments,
                                                 2 = dither: dithered quantization, diffcode.storage.dither)
     7      1    rng_version        diffcode.storage.rng.RNG_VERSION
@@ -28,7 +28,11 @@ order, then one `ERROR_TABLE` section, then (mode P only) one `PALETTE` section:
 shorter palettes rather than misread them, so the format version stayed 2).
 Variant `weights` (diffcode.families.weights.spec; decoder_hash names its shared MLP): one
 `SIDE_INFO` section (preset code byte, then the width levels), one `WEIGHT_ENCODINGS` section,
-one `ERROR_TABLE` section, then the palette as above. Adding a variant and section kinds did not
+one `ERROR_TABLE` section, then the palette as above. Variant `pyramid` (diffcode.families.pyramid;
+decoder_hash names its shared prior; storage 0 = none, error model 2 = logistic: quantized
+discretized logistics, one rANS stream): one `SIDE_INFO` section (preset code, adapt code, a scale
+index per adapted tensor), one `WEIGHT_DELTAS` section if the file has per-image weights, one
+`ERROR_TABLE` section, then the palette as above. Adding variants, codes and section kinds did not
 change the layout, so it kept format version 2 (older readers refuse the variant code).
 
 Version policy: FORMAT_VERSION is bumped whenever a change would make an old decoder misread a
@@ -47,11 +51,12 @@ from ..errors import CorruptFileError
 MAGIC = b"\x89DFC"
 FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)
-VARIANTS = {1: "per-pixel", 2: "weights"}
-STORAGES = {1: "randseed", 2: "dither"}
-ERROR_MODELS = {1: "cauchy"}
-SECTION_KINDS = {1: "encodings", 2: "error-table", 3: "palette", 4: "side-info", 5: "weight-encodings"}
-ENCODINGS, ERROR_TABLE, PALETTE, SIDE_INFO, WEIGHT_ENCODINGS = 1, 2, 3, 4, 5
+VARIANTS = {1: "per-pixel", 2: "weights", 3: "pyramid"}
+STORAGES = {0: "none", 1: "randseed", 2: "dither"}
+ERROR_MODELS = {1: "cauchy", 2: "logistic"}
+SECTION_KINDS = {1: "encodings", 2: "error-table", 3: "palette", 4: "side-info", 5: "weight-encodings",
+                 6: "weight-deltas"}
+ENCODINGS, ERROR_TABLE, PALETTE, SIDE_INFO, WEIGHT_ENCODINGS, WEIGHT_DELTAS = 1, 2, 3, 4, 5, 6
 COLOR_MODES = {0: "RGB", 1: "L", 2: "1", 3: "P"}
 
 _FIXED_V1 = struct.Struct("<4sBBBBBHHIH16s16sH")

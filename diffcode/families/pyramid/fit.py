@@ -34,6 +34,8 @@ def fit_deltas(image: np.ndarray, prior_arrays: dict, *, steps: int, adapt: str,
     if steps == 0 or not names:
         return np.zeros(0, np.int16), []
     s = _samples_of(image)
+    if min(len(t) for t in s.target) == 0:  # nothing but the flat-coded coarsest level
+        return np.zeros(0, np.int16), []
     net = PyramidNet.from_arrays(prior_arrays).to(device)
     params = dict(net.named_parameters())
     for name, p in params.items():

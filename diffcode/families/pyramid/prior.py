@@ -34,6 +34,11 @@ class Prior:
     sha256: str
 
     @property
+    def hash(self) -> str:
+        """The protocol's name for the model's hex SHA-256."""
+        return self.sha256
+
+    @property
     def hash16(self) -> bytes:
         return bytes.fromhex(self.sha256)[:16]
 

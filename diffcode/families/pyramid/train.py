@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from . import layout
+from . import layout, spec
 from .layout import N_PHASES
 from .model import PyramidNet, phase_nats
 from .network import input_integers, own_integers
@@ -63,7 +63,9 @@ def samples(images: list[np.ndarray]) -> Samples:
         for phase in range(N_PHASES):
             for store, parts in zip(merged[phase], per_phase[phase]):
                 store.extend(parts)
-    cat = [[np.concatenate(parts) for parts in merged[phase]] for phase in range(N_PHASES)]
+    widths = (spec.N_INPUTS, 3, 3, 3)
+    cat = [[np.concatenate(parts) if parts else np.zeros((0, width)) for parts, width in zip(merged[phase], widths)]
+           for phase in range(N_PHASES)]
     dtypes = (np.int16, np.int16, np.int16, np.uint8)
     fields = [[cat[p][i].astype(dtypes[i]) for p in range(N_PHASES)] for i in range(4)]
     return Samples(*fields, core_subpixels=core)

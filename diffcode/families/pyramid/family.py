@@ -56,10 +56,15 @@ class Pyramid:
         return exact.decode(header, sections, model)
 
     def header_fields(self, header) -> dict:
-        return {"error_model": header.error_model, "decoder_hash": header.decoder_hash.hex()}
+        return {"storage": header.storage, "error_model": header.error_model, "decoder_hash": header.decoder_hash.hex()}
 
-    def train(self, **settings):
-        raise DiffcodeError("the pyramid prior is trained by experiments/train_pyramid.py")
+    def train(self, *, steps: int | None = None, crop: int | None = None, kodak_dir: str | None = None,
+              log=print) -> prior.Prior:
+        """Train a prior with the shipped one's recipe (photos from $DIFFCODE_PHOTOS; train.train_prior)."""
+        from .train import train_prior
+
+        settings = {k: v for k, v in {"steps": steps, "crop": crop}.items() if v is not None}
+        return train_prior(kodak_dir=kodak_dir, log=log, **settings)[0]
 
     def maps(self, decoded: Decoded) -> None:
         return None

@@ -6,7 +6,8 @@
            code length, see `deltas.py`)
     -> deltas rounded to integer multiples of 2^-STEP_EXPONENT -> Fit arrays {"deltas": int16}
 
-With zero steps nothing is adapted and the file holds no per-image weights.
+With zero steps nothing is adapted and the file holds no per-image weights; neither does it when
+the fitted deltas would cost more than they save (small images: `_pays`).
 """
 
 from __future__ import annotations
@@ -18,13 +19,8 @@ import numpy as np
 import torch
 
 from . import deltas as delta_coding
-from .layout import N_PHASES
 from .model import PyramidNet
-from .train import LN2, batch_bits, image_samples, samples
-
-
-def _samples_of(image: np.ndarray):
-    return samples([image])
+from .train import batch_bits, mean_bpsp, samples
 
 
 def fit_deltas(image: np.ndarray, prior_arrays: dict, *, steps: int, adapt: str, lr: float, batch: int,
@@ -33,7 +29,7 @@ def fit_deltas(image: np.ndarray, prior_arrays: dict, *, steps: int, adapt: str,
     names = delta_coding.adapted_names(prior_arrays, adapt)
     if steps == 0 or not names:
         return np.zeros(0, np.int16), []
-    s = _samples_of(image)
+    s = samples([image])
     if min(len(t) for t in s.target) == 0:  # nothing but the flat-coded coarsest level
         return np.zeros(0, np.int16), []
     net = PyramidNet.from_arrays(prior_arrays).to(device)
@@ -58,4 +54,14 @@ def fit_deltas(image: np.ndarray, prior_arrays: dict, *, steps: int, adapt: str,
         if progress:
             progress(step, loss.item())
     fitted = {n: params[n].detach().cpu().numpy() - prior_arrays[n] for n in names}
-    return delta_coding.to_integers(fitted, names), history
+    k = delta_coding.to_integers(fitted, names)
+    return (k if _pays(s, prior_arrays, adapt, k, names, device) else np.zeros(0, np.int16)), history
+
+
+def _pays(s, prior_arrays: dict, adapt: str, k: np.ndarray, names: list[str], device: str) -> bool:
+    """Whether the deltas save more error-table bits (float model, whole image) than they cost (real code)."""
+    sizes = [prior_arrays[n].size for n in names]
+    cost = delta_coding.encode(k, sizes)[2] + 8 * len(sizes)  # their stream and their scale bytes
+    before = mean_bpsp(PyramidNet.from_arrays(prior_arrays).to(device), s, device)
+    after = mean_bpsp(PyramidNet.from_arrays(delta_coding.apply(prior_arrays, adapt, k)).to(device), s, device)
+    return (before - after) * s.subpixels > cost

@@ -61,7 +61,7 @@ class PyramidNet(nn.Module):
     def from_arrays(cls, arrays: dict[str, np.ndarray]) -> "PyramidNet":
         width, head = arrays["phases.0.trunk1.weight"].shape[0], arrays["phases.0.heads1.0.weight"].shape[0]
         net = cls(width, head)
-        net.load_state_dict({name: torch.from_numpy(np.asarray(a, np.float32)) for name, a in arrays.items()})
+        net.load_state_dict({name: torch.from_numpy(np.asarray(a, np.float32).copy()) for name, a in arrays.items()})
         return net
 
 

@@ -22,7 +22,7 @@ from ...errors import DiffcodeError
 
 ENV_VAR = "DIFFCODE_PYRAMID_PRIOR"
 SHIPPED = "data/pyramid_prior.npz"
-SHIPPED_SHA256 = ""  # pinned once the prior is trained; empty means "not yet pinned"
+SHIPPED_SHA256 = "ea6396d18181957995497ccdc0bf60c2e583382569322f1570e8b8161a3ce93a"  # experiments/results/train_pyramid-w64.md
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,13 @@ class Prior:
         return bytes.fromhex(self.sha256)[:16]
 
 
+    def save(self, path: str | os.PathLike, overwrite: bool = False) -> None:
+        """Write the prior file atomically (never over an existing file unless asked)."""
+        from ...image import write_bytes_atomic
+
+        write_bytes_atomic(path, to_bytes(self.arrays, self.meta), overwrite=overwrite)
+
+
 def from_bytes(data: bytes) -> Prior:
     """Parse prior bytes (an .npz of float32 arrays plus a `meta` JSON string)."""
     with np.load(io.BytesIO(data), allow_pickle=False) as npz:
@@ -56,16 +63,6 @@ def to_bytes(arrays: dict, meta: dict) -> bytes:
     np.savez(buffer, meta=np.array(json.dumps(meta, sort_keys=True)),
              **{k: np.asarray(v, np.float32) for k, v in sorted(arrays.items())})
     return buffer.getvalue()
-
-
-def save(path: str | os.PathLike, arrays: dict, meta: dict) -> str:
-    """Write a prior file atomically; returns its SHA-256."""
-    data = to_bytes(arrays, meta)
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-    return hashlib.sha256(data).hexdigest()
 
 
 @functools.lru_cache(maxsize=4)
@@ -84,7 +81,7 @@ def load(path: str | os.PathLike | None = None) -> Prior:
     if not shipped.is_file():
         raise DiffcodeError(f"the shipped pyramid prior {SHIPPED} is missing from the package")
     prior = _load_path(str(shipped))
-    if SHIPPED_SHA256 and prior.sha256 != SHIPPED_SHA256:
+    if prior.sha256 != SHIPPED_SHA256:
         raise DiffcodeError(f"the shipped pyramid prior has SHA-256 {prior.sha256[:16]}, expected "
                             f"{SHIPPED_SHA256[:16]}: the package is damaged")
     return prior

@@ -127,3 +127,58 @@ def train(train_set: Samples, val_set: Samples | None, *, steps: int, batch: int
                 row["val_bpsp"] = round(mean_bpsp(net, val_set, device), 4)
             log.append(row)
     return net, log
+
+
+PHOTOS_ENV = "DIFFCODE_PHOTOS"  # a folder holding train/ and val/ photos (PNG)
+
+
+def training_images(kodak_dir: str | None, photos_dir: str | None, crop: int) -> tuple[list, list, dict]:
+    """(training images, selection images, description): Kodak's training / validation split (full)
+    plus centre crops (at most crop x crop) of the photos in photos_dir/train and photos_dir/val."""
+    import os
+    from pathlib import Path
+
+    from ... import kodak
+    from ...errors import DiffcodeError
+    from ...image import read_image
+
+    photos_dir = photos_dir or os.environ.get(PHOTOS_ENV)
+    if not photos_dir or not (Path(photos_dir) / "train").is_dir():
+        raise DiffcodeError(f"the pyramid prior trains on photos too: set {PHOTOS_ENV} to a folder holding "
+                            f"train/ and val/ (for example ../shared/photos)")
+
+    def crops(folder: Path) -> list[np.ndarray]:
+        out = []
+        for path in sorted(folder.glob("*.png")):
+            image = read_image(path)
+            out.append(kodak.crop(image, (min(crop, image.shape[0]), min(crop, image.shape[1]))))
+        return out
+
+    train_images = [kodak.load(n, kodak_dir) for n in kodak.TRAIN] + crops(Path(photos_dir) / "train")
+    val_images = [kodak.load(n, kodak_dir) for n in kodak.VALIDATION] + crops(Path(photos_dir) / "val")
+    about = {"train": list(kodak.TRAIN) + [f"{photos_dir}/train ({len(train_images) - len(kodak.TRAIN)} photos, "
+                                           f"centre crops of at most {crop})"],
+             "validation": list(kodak.VALIDATION) + [f"{photos_dir}/val ({len(val_images) - len(kodak.VALIDATION)} "
+                                                     f"photos, same crops)"]}
+    return train_images, val_images, about
+
+
+def train_prior(*, steps: int = 6000, batch: int = 32768, lr: float = 3e-3, width: int = 64, head: int = 32,
+                crop: int = 640, kodak_dir: str | None = None, photos_dir: str | None = None, log=print):
+    """Train a prior from scratch (the recipe of the shipped one); returns (Prior, training log rows)."""
+    from . import prior
+
+    start = time.perf_counter()
+    train_images, val_images, about = training_images(kodak_dir, photos_dir, crop)
+    train_set, val_set = samples(train_images), samples(val_images)
+    log(f"training on {train_set.subpixels:,} subpixels, selecting on {val_set.subpixels:,}")
+
+    def progress(step: int, bits: float) -> None:
+        if step % 250 == 0:
+            log(f"step {step}/{steps}: {bits:.4f} bpsp (batch), {time.perf_counter() - start:.0f} s")
+
+    net, rows = train(train_set, val_set, steps=steps, batch=batch, lr=lr, width=width, head=head, progress=progress)
+    meta = {**about, "steps": steps, "batch": batch, "lr": lr, "width": width, "head": head, "crop": crop,
+            "validation_bpsp": rows[-1]["val_bpsp"], "seconds": round(time.perf_counter() - start)}
+    data = prior.to_bytes(net.arrays(), meta)
+    return prior.from_bytes(data), rows

@@ -2,6 +2,7 @@
 
     python experiments/memory.py [--sizes 256x256,768x512,2048x2048] [--fit-steps 3] [--limit-gib 24]
     python experiments/memory.py --variant weights --name memory-weights     # default preset
+    python experiments/memory.py --variant pyramid --name memory-pyramid     # default preset
 
 Each measurement runs in a fresh child process that imports diffcode, loads the shipped decoder,
 reads its input from the work folder and runs exactly one phase:
@@ -61,9 +62,9 @@ checkpoint = Checkpoint.load()
 baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 stem = work / f"{variant}-{h}x{w}"
 t0 = time.perf_counter()
-if variant == "weights" and phase == "fit":
+if variant != "per-pixel" and phase == "fit":
     image = memory_image(h, w)
-    fitfile.save(stem.with_suffix(".fit"), api.fit(image, variant="weights", preset=preset, steps=steps), overwrite=True)
+    fitfile.save(stem.with_suffix(".fit"), api.fit(image, variant=variant, preset=preset, steps=steps), overwrite=True)
 elif phase == "fit":
     image = memory_image(h, w)
     config = FitConfig(steps=steps, maximize_steps=1, entropy_on_fraction=0.5, freeze_fraction=0.5)
@@ -129,8 +130,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="256x256,768x512,2048x2048", help="HxW, comma-separated")
     parser.add_argument("--fit-steps", type=int, default=3)
-    parser.add_argument("--variant", choices=("per-pixel", "weights"), default="per-pixel")
-    parser.add_argument("--preset", default="default", help="weights variant preset")
+    parser.add_argument("--variant", choices=("per-pixel", "weights", "pyramid"), default="per-pixel")
+    parser.add_argument("--preset", default="default", help="weights or pyramid variant preset")
     parser.add_argument("--limit-gib", type=float, default=24.0)
     parser.add_argument("--work-dir", type=Path, default=ROOT / "runs" / "memory")
     parser.add_argument("--name", default="memory")

@@ -38,11 +38,11 @@ from diffcode.damage import (REJECTED, apply_edits, classify, crc_bytes, deep_bi
                              refresh_crcs, sweep)
 from diffcode.errors import CorruptFileError, DecoderMismatchError, DiffcodeError
 from diffcode.families.per_pixel.fit import FitConfig, fit_image
-from diffcode.storage import container, rans
+from diffcode.storage import container, rans, schemes
 from tests.conftest import QUICK_FIT
 
 SIZES = ((5, 7), (12, 9))
-STORAGES = tuple(sorted(set(container.STORAGES.values())))
+STORAGES = tuple(sorted(schemes.NAMES))  # the per-pixel storage schemes (container also lists "none")
 PAYLOAD_SAMPLE = 48  # deep flips of payload bits per file in CI
 
 # ----------------------------------------------------------------------------- making files

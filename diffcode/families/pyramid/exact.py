@@ -59,7 +59,7 @@ def encode(image: np.ndarray, k: np.ndarray, preset: spec.Preset, adapt: str | N
 
 
 def check_header(header: container.Header, prior: Prior) -> None:
-    if header.decoder_hash != prior.hash16:
+    if header.decoder_hash != bytes.fromhex(prior.hash[:32]):
         raise DecoderMismatchError(f"this file was made with pyramid prior {header.decoder_hash.hex()}, but the "
                                    f"loaded prior is {prior.sha256[:32]}")
     if (header.storage, header.error_model, header.seed, header.rng_version, header.segment_budget_cnats) != \

@@ -22,12 +22,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 CORE_PIXELS = 64  # the coarsest level has at most this many pixels
 MAX_LEVELS = 8  # level one-hot width; deeper levels share the last slot
 BASE_UNITS = 12  # base and residuals are in 1/12 of a grey level
-PAD = 3
 
 # Offsets (drow, dcol) of the known pixels each phase sees; the first four form the base.
 PHASE_OFFSETS = (
@@ -82,44 +82,61 @@ class Contexts:
         return len(self.base12)
 
 
-def _padded(level: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    h, w, _ = level.shape
-    values = np.zeros((h + 2 * PAD, w + 2 * PAD, 3), np.int32)
-    values[PAD:PAD + h, PAD:PAD + w] = level
-    valid = np.zeros((h + 2 * PAD, w + 2 * PAD), bool)
-    valid[PAD:PAD + h, PAD:PAD + w] = True
-    return values, valid
+@numba.njit(cache=True)
+def _gather(level, rows, cols, transposed, offsets):
+    """Residuals, mask and base12 of targets (rows, cols) of an int32 (h, w, 3) level (numba, integers)."""
+    h, w = level.shape[0], level.shape[1]
+    n, k = rows.shape[0], offsets.shape[0]
+    residuals = np.zeros((n, k, 3), np.int32)
+    mask = np.zeros((n, k), np.bool_)
+    base12 = np.zeros((n, 3), np.int32)
+    for i in range(n):
+        total = np.zeros(3, np.int64)
+        count = 0
+        for j in range(k):
+            if transposed:  # offsets are in the transposed frame: (drow, dcol) moves (col, row)
+                r, c = rows[i] + offsets[j, 1], cols[i] + offsets[j, 0]
+            else:
+                r, c = rows[i] + offsets[j, 0], cols[i] + offsets[j, 1]
+            if 0 <= r < h and 0 <= c < w:
+                mask[i, j] = True
+                if j < N_BASE:
+                    count += 1
+                    for ch in range(3):
+                        total[ch] += level[r, c, ch]
+        for ch in range(3):
+            base12[i, ch] = total[ch] * (BASE_UNITS // max(count, 1))
+        for j in range(k):
+            if mask[i, j]:
+                if transposed:
+                    r, c = rows[i] + offsets[j, 1], cols[i] + offsets[j, 0]
+                else:
+                    r, c = rows[i] + offsets[j, 0], cols[i] + offsets[j, 1]
+                for ch in range(3):
+                    residuals[i, j, ch] = BASE_UNITS * level[r, c, ch] - base12[i, ch]
+    return residuals, mask, base12
 
 
-def contexts(level: np.ndarray, phase: int, rows: np.ndarray, cols: np.ndarray) -> Contexts:
-    """Contexts of targets (rows, cols) of `level` (h, w, 3) integer pixels, in the level's frame.
+_OFFSETS = tuple(np.array(o, np.int64) for o in PHASE_OFFSETS)
 
-    Only the positions the phase may see are read (see PHASE_OFFSETS), so unknown pixels of
-    `level` may hold anything.
+
+def contexts(level: np.ndarray, phase: int, rows: np.ndarray, cols: np.ndarray, transposed: bool = False) -> Contexts:
+    """Contexts of targets (rows, cols) of `level` (h, w, 3) integer pixels.
+
+    With `transposed`, the phase's offsets are read in the transposed image (rows and cols stay
+    the level's own). Only the positions the phase may see are read (see PHASE_OFFSETS), so
+    unknown pixels of `level` may hold anything.
     """
-    values, valid = _padded(level)
-    offsets = np.array(PHASE_OFFSETS[phase])
-    r = rows[:, None] + PAD + offsets[None, :, 0]
-    c = cols[:, None] + PAD + offsets[None, :, 1]
-    v = values[r, c]  # (N, 16, 3)
-    mask = valid[r, c]
-    count = mask[:, :N_BASE].sum(1)
-    total = (v[:, :N_BASE] * mask[:, :N_BASE, None]).sum(1)
-    base12 = total * (BASE_UNITS // np.maximum(count, 1))[:, None]
-    residuals = np.where(mask[:, :, None], BASE_UNITS * v - base12[:, None, :], 0)
-    return Contexts(residuals.astype(np.int32), mask, base12.astype(np.int32))
+    level = np.ascontiguousarray(level, np.int32)
+    residuals, mask, base12 = _gather(level, np.ascontiguousarray(rows, np.int64),
+                                      np.ascontiguousarray(cols, np.int64), transposed, _OFFSETS[phase])
+    return Contexts(residuals, mask, base12)
 
 
 def group_contexts(level: np.ndarray, phase: int) -> list[tuple[np.ndarray, np.ndarray, Contexts]]:
     """[(rows, cols, contexts)] for every target group of a phase, in coding order."""
-    out = []
-    for rows, cols, transposed in targets(level.shape[0], level.shape[1], phase):
-        if transposed:
-            ctx = contexts(level.transpose(1, 0, 2), phase, cols, rows)
-        else:
-            ctx = contexts(level, phase, rows, cols)
-        out.append((rows, cols, ctx))
-    return out
+    return [(rows, cols, contexts(level, phase, rows, cols, transposed))
+            for rows, cols, transposed in targets(level.shape[0], level.shape[1], phase)]
 
 
 def pyramid(image: np.ndarray) -> list[np.ndarray]:

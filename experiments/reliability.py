@@ -46,7 +46,7 @@ from diffcode.damage import (IDENTICAL, OTHER, REJECTED, SILENT, apply_edits, cl
 from diffcode.families.per_pixel.checkpoint import Checkpoint  # noqa: E402
 from diffcode.families.per_pixel import model as per_pixel_model  # noqa: E402
 from diffcode.families.per_pixel.model import DecoderWeights  # noqa: E402
-from diffcode.storage import container  # noqa: E402
+from diffcode.storage import container, schemes  # noqa: E402
 from diffcode.families.per_pixel.superres import DecoderConfig, size_schedule  # noqa: E402
 from diffcode.families.per_pixel.config import FitConfig  # noqa: E402
 
@@ -176,7 +176,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="5x7,12x9", help="image sizes HxW, comma-separated")
     parser.add_argument("--decoders", default="random,shipped", help="random (the tests' checkpoint), shipped")
-    parser.add_argument("--storages", default=",".join(sorted(set(container.STORAGES.values()))))
+    parser.add_argument("--storages", default=",".join(sorted(schemes.NAMES)))
     parser.add_argument("--edits", type=int, default=300, help="random-edit cases per file")
     parser.add_argument("--no-deep", action="store_true", help="skip the deep bit flips (the slow part)")
     parser.add_argument("--crafted", default="256,1024,2048", help="side lengths of crafted headers ('' = none)")

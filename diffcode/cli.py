@@ -65,10 +65,16 @@ def _file_model(data: bytes, path: Optional[Path], name: Path):
 
 
 class Storage(str, Enum):
-    """Storage schemes (diffcode.storage.schemes)."""
+    """Storage schemes (diffcode.storage.schemes; `none` for families that store no encodings)."""
 
     dither = "dither"
     randseed = "randseed"
+    none = "none"
+
+
+def _storage(variant, storage) -> str:
+    """The scheme asked for, or the family's own default (the first of `Family.storages`)."""
+    return storage.value if storage else _family(variant).storages[0]
 
 
 
@@ -148,7 +154,8 @@ def fit(
     steps: Optional[int] = typer.Option(None, help="Adam steps (default: the preset's)"),
     device: str = typer.Option("cpu", help="cpu, or cuda when present"),
     seed: int = typer.Option(0, help="seed of the fit's noise and of the stored file's shared randomness"),
-    storage: Storage = typer.Option(Storage.dither, help="storage scheme the fit prepares for"),
+    storage: Optional[Storage] = typer.Option(None, help="storage scheme the fit prepares for (default: the "
+                                              "variant's: dither, or none for pyramid)"),
     out: Optional[Path] = typer.Option(None, help="fit file to write (default IMAGE.VARIANT.fit)"),
     overwrite: bool = typer.Option(False, "--force", "--overwrite", help="replace an existing output"),
     checkpoint: Optional[Path] = typer.Option(None, help="the variant's shared model file, e.g. the decoder "
@@ -163,7 +170,7 @@ def fit(
         target = check_output(out or image.with_suffix(f".{variant.value}.fit"), overwrite)
         array, color = read_image_mode(image)
         result = api.fit(array, variant=variant.value, model=_model(variant, checkpoint), color=color, preset=preset,
-                         steps=steps, seed=seed, storage=storage.value, device=_device(device),
+                         steps=steps, seed=seed, storage=_storage(variant, storage), device=_device(device),
                          progress=_progress(_family(variant).fit_steps(preset, steps), image.name))
         fitfile.save(target, result, source=str(image), overwrite=overwrite)
         last = result.history[-1] if result.history else {}
@@ -297,7 +304,7 @@ def compress(
     out: Path = typer.Option(..., "-o", "--out", help=".dfc file to write"),
     steps: Optional[int] = typer.Option(None, help="Adam steps"),
     seed: int = typer.Option(0),
-    storage: Storage = typer.Option(Storage.dither, help="storage scheme"),
+    storage: Optional[Storage] = typer.Option(None, help="storage scheme (default: the variant's)"),
     device: str = typer.Option("cpu"),
     overwrite: bool = typer.Option(False, "--force", "--overwrite", help="replace an existing output"),
     json_out: bool = typer.Option(False, "--json"),
@@ -315,7 +322,7 @@ def compress(
         array, color = read_image_mode(image)
         model = _model(variant, checkpoint)
         result = api.fit(array, variant=variant.value, model=model, color=color, preset=preset, steps=steps, seed=seed,
-                         storage=storage.value, device=_device(device),
+                         storage=_storage(variant, storage), device=_device(device),
                          progress=_progress(_family(variant).fit_steps(preset, steps), image.name))
         data, report = api.store(result, model=model, device=_device(device), progress=_stage_bar(f"store {image.name}"))
         write_bytes_atomic(out, data, overwrite=overwrite)
@@ -329,7 +336,7 @@ def evaluate(
     images: List[str] = typer.Argument(None, help="image files or Kodak names (instead of --split)"),
     split: Optional[str] = typer.Option(None, help="Kodak split: train, val, test or all"),
     variant: Variant = typer.Option(DEFAULT_VARIANT, help="encoding variant"),
-    storage: Storage = typer.Option(Storage.dither, help="storage scheme"),
+    storage: Optional[Storage] = typer.Option(None, help="storage scheme (default: the variant's)"),
     fit_storage: Optional[Storage] = typer.Option(None, help="scheme the fits prepare for (default: --storage)"),
     steps: Optional[int] = typer.Option(None, help="Adam steps (default: the preset's)"),
     crop: int = typer.Option(0, help="evaluate center crops of this side (0 = whole images)"),
@@ -360,16 +367,17 @@ def evaluate(
         import torch
         from tqdm import tqdm
 
-        fit_scheme = (fit_storage or storage).value
+        scheme = _storage(variant, storage)
+        fit_scheme = fit_storage.value if fit_storage else scheme
         cache = ev.cache_dir(work_dir, variant.value, ev.model_hash(variant.value, checkpoint), steps, seed, crop,
                              fit_scheme, preset)
         job_list = ev.image_jobs([split] if split else list(images), crop=crop,
                                  kodak_dir=str(kodak_dir) if kodak_dir else None, variant=variant.value,
-                                 storage=storage.value, fit_storage=fit_scheme, steps=steps, seed=seed,
+                                 storage=scheme, fit_storage=fit_scheme, steps=steps, seed=seed,
                                  checkpoint=str(checkpoint) if checkpoint else None, cache=str(cache),
                                  threads=torch.get_num_threads(), device=_device(device),
                                  figures=figures, preset=preset)
-        stem = out_dir / (name or ev.table_name(variant.value, split or "images", preset, crop, storage.value, fit_scheme))
+        stem = out_dir / (name or ev.table_name(variant.value, split or "images", preset, crop, scheme, fit_scheme))
         bar = tqdm(total=len(job_list), desc="evaluate", unit="image", file=sys.stderr)
 
         def on_row(row: dict, cached: bool) -> None:

@@ -94,11 +94,10 @@ def cache_dir(work_dir: Path, variant: str, model_hash: str, steps: int | None, 
 def table_name(variant: str, label: str, preset: str, crop: int, storage: str, fit_storage: str) -> str:
     """The default table name: kodak-VARIANT-SPLIT[-PRESET][-cropN][-STORAGE][-fitSTORAGE]; the preset is
     named for families that have more than one, the storage schemes when not the default."""
-    from .storage import schemes
-
-    named = len(families.get(variant).presets) > 1
+    family = families.get(variant)
+    named = len(family.presets) > 1
     return (f"kodak-{variant}-{label}" + (f"-{preset}" if named else "") + (f"-crop{crop}" if crop else "")
-            + ("" if storage == schemes.DEFAULT else f"-{storage}")
+            + ("" if storage == family.storages[0] else f"-{storage}")
             + ("" if fit_storage == storage else f"-fit{fit_storage}"))
 
 

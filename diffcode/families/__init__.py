@@ -102,6 +102,7 @@ class Family(Protocol):
 
     name: str  # its container.VARIANTS name
     presets: tuple[str, ...]  # what fit(preset=...) takes; the first is the default
+    storages: tuple[str, ...]  # what fit/encode take as storage (container.STORAGES names); the first is the default
     memory: dict[str, Any]  # "fit" / "store" / "decode" -> limits.Linear (peak memory model)
     memory_table: str  # experiments/results/ table the memory model bounds ("" until measured; tests/test_limits.py)
     golden: dict[str, dict]  # label -> api.fit options of its golden files (tests/golden/make_golden.py)

@@ -28,6 +28,7 @@ class PerPixel:
 
     name = exact.NAME
     presets = ("default",)
+    storages = ("dither", "randseed")  # what fit/encode take as storage; the first is the default
     # Peak memory from experiments/results/memory.csv (256x256, 768x512, 2048x2048; commit 7ca98ee):
     # the base is the least-squares intercept, the slope the largest (peak - base) / megapixels over
     # the measured sizes, so the line lies on or above every measured peak (tests/test_limits.py

@@ -13,6 +13,7 @@ from . import exact, prior, spec
 class Pyramid:
     name = spec.NAME
     presets = ("default",) + tuple(name for name in spec.PRESETS if name != "default")
+    storages = ("none",)  # no encodings to store: the per-image weights are rANS-coded deltas
     # rough linear bounds until experiments/memory.py measures this family (MiB, per pixel)
     memory = {"fit": Linear(600.0, 4000.0), "store": Linear(400.0, 1500.0), "decode": Linear(400.0, 1500.0)}
     memory_table = ""
@@ -33,7 +34,7 @@ class Pyramid:
 
         from .fit import fit_deltas  # the fitting code (torch) loads only to fit
 
-        take_options({"preset": preset, **options}, {"preset": self.presets}, self.name)
+        take_options({"preset": preset, **options}, {"preset": self.presets, "storage": self.storages}, self.name)
         if steps is not None and steps < 0:
             raise DiffcodeError(f"--steps must be 0 or more, not {steps}")
         p = spec.PRESETS[preset]
@@ -46,7 +47,7 @@ class Pyramid:
                    0 if seed is None else seed, history, time.perf_counter() - start)
 
     def encode(self, fit: Fit, model: prior.Prior, *, device: str = "cpu", progress=None, **options) -> Encoded:
-        take_options(options, {}, self.name)
+        take_options(options, {"storage": self.storages}, self.name)
         if fit.model_hash != model.sha256:
             raise DiffcodeError(f"the fit used pyramid prior {fit.model_hash[:16]}, the loaded one is {model.sha256[:16]}")
         k = np.asarray(fit.arrays["deltas"], np.int16)

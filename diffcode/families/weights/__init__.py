@@ -25,6 +25,7 @@ class Weights:
 
     name = wv.NAME
     presets = ("default",) + tuple(name for name in wv.PRESETS if name != "default")
+    storages = ("dither",)  # what fit/encode take as storage; the first is the default
     # experiments/results/memory-weights.csv, the rule of the per-pixel family (commit a2c789b, the
     # default preset's 16-32 channels); the report preset's 200-channel layers need more and are not modelled
     memory = {"fit": Linear(542.0, 1325.0), "store": Linear(357.0, 1441.0), "decode": Linear(366.0, 1309.0)}

@@ -23,12 +23,19 @@ import typer
 from diffcode import families
 from diffcode.errors import DecoderMismatchError, DiffcodeError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n")[0])
+# plain help (rich_markup_mode=None): the rich layout printed `--help <bool>` and `--force <bool>` for flags
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
+                  help="diffcode: lossless image compression with differentiable entropy codes.")
 
 
 # the registered model families (diffcode.families), by their header names
 Variant = Enum("Variant", {name.replace("-", "_"): name for name in families.names()}, type=str)
 DEFAULT_VARIANT = Variant("per-pixel")
+DEVICE_HELP = "cpu, or cuda[:N] when present"
+# the families' step counts, written out so that --help imports no family (tests/test_cli.py checks them)
+STEPS_HELP = ("fit steps; the phases scale with them (default: the preset's, per-pixel 200; weights default 1000, "
+              "report 5700, tiny 24; pyramid default 500, fast 150, instant 0)")
+SEED_HELP = "seed of the fit's noise and of the stored file's shared randomness"
 PRESET_HELP = "the variant's fit preset (per-pixel: default; weights: default, report, tiny)"
 
 
@@ -79,7 +86,15 @@ def _storage(variant, storage) -> str:
 
 
 
+def _close_bars() -> None:
+    """Close the progress bars still on screen, so that what is printed next starts its own line."""
+    tqdm_module = sys.modules.get("tqdm")
+    for bar in list(getattr(tqdm_module.tqdm, "_instances", ()) if tqdm_module else ()):
+        bar.close()
+
+
 def _fail(exc: Exception) -> None:
+    _close_bars()
     typer.echo(f"error: {exc}", err=True)
     raise typer.Exit(code=1)
 
@@ -134,11 +149,15 @@ def _stage_bar(label: str):
 
 
 def _progress(total: int, label: str):
+    """A progress bar over a fit's steps, shown from the first step (a fit refused before it starts
+    shows none)."""
     from tqdm import tqdm
 
-    bar = tqdm(total=total, desc=label, unit="step", file=sys.stderr, leave=False)
+    bar = None
 
     def update(step: int, bpsp: float) -> None:
+        nonlocal bar
+        bar = bar or tqdm(total=total, desc=label, unit="step", file=sys.stderr, leave=False)
         bar.update(1)
         bar.set_postfix_str(f"{bpsp:.4f} bpsp")
         if step + 1 == total:
@@ -151,9 +170,9 @@ def _progress(total: int, label: str):
 def fit(
     image: Path = typer.Argument(..., help="PNG/PPM image to encode"),
     variant: Variant = typer.Option(DEFAULT_VARIANT, help="encoding variant"),
-    steps: Optional[int] = typer.Option(None, help="Adam steps (default: the preset's)"),
-    device: str = typer.Option("cpu", help="cpu, or cuda when present"),
-    seed: int = typer.Option(0, help="seed of the fit's noise and of the stored file's shared randomness"),
+    steps: Optional[int] = typer.Option(None, help=STEPS_HELP),
+    device: str = typer.Option("cpu", help=DEVICE_HELP),
+    seed: int = typer.Option(0, help=SEED_HELP),
     storage: Optional[Storage] = typer.Option(None, help="storage scheme the fit prepares for (default: the "
                                               "variant's: dither, or none for pyramid)"),
     out: Optional[Path] = typer.Option(None, help="fit file to write (default IMAGE.VARIANT.fit)"),
@@ -189,7 +208,7 @@ def store(
     storage: Optional[Storage] = typer.Option(None, help="storage scheme (default: the one the fit prepared for)"),
     budget: Optional[float] = typer.Option(None, help="randseed segment budget in nats (default 8)"),
     overwrite: bool = typer.Option(False, "--force", "--overwrite", help="replace existing outputs"),
-    device: str = typer.Option("cpu"),
+    device: str = typer.Option("cpu", help=DEVICE_HELP),
     checkpoint: Optional[Path] = typer.Option(None, help="the variant's shared model file, e.g. the decoder "
                                               "checkpoint (default: the shipped one)"),
 ):
@@ -249,7 +268,7 @@ def decode(
     file: Path = typer.Argument(..., help=".dfc file"),
     out: Path = typer.Option(..., "-o", "--out", help="PNG to write"),
     overwrite: bool = typer.Option(False, "--force", "--overwrite", help="replace an existing output"),
-    device: str = typer.Option("cpu"),
+    device: str = typer.Option("cpu", help=DEVICE_HELP),
     checkpoint: Optional[Path] = typer.Option(None, help="the variant's shared model file, e.g. the decoder "
                                               "checkpoint (default: the shipped one)"),
 ):
@@ -272,7 +291,7 @@ def info(
     files: List[Path] = typer.Argument(..., help=".dfc files"),
     json_out: bool = typer.Option(False, "--json", help="one JSON object per file"),
     header_only: bool = typer.Option(False, help="skip decoding (no theoretical entropy)"),
-    device: str = typer.Option("cpu"),
+    device: str = typer.Option("cpu", help=DEVICE_HELP),
     checkpoint: Optional[Path] = typer.Option(None, help="the variant's shared model file, e.g. the decoder "
                                               "checkpoint (default: the shipped one)"),
 ):
@@ -302,12 +321,12 @@ def info(
 def compress(
     image: Path = typer.Argument(..., help="PNG/PPM image"),
     out: Path = typer.Option(..., "-o", "--out", help=".dfc file to write"),
-    steps: Optional[int] = typer.Option(None, help="Adam steps"),
-    seed: int = typer.Option(0),
+    steps: Optional[int] = typer.Option(None, help=STEPS_HELP),
+    seed: int = typer.Option(0, help=SEED_HELP),
     storage: Optional[Storage] = typer.Option(None, help="storage scheme (default: the variant's)"),
-    device: str = typer.Option("cpu"),
+    device: str = typer.Option("cpu", help=DEVICE_HELP),
     overwrite: bool = typer.Option(False, "--force", "--overwrite", help="replace an existing output"),
-    json_out: bool = typer.Option(False, "--json"),
+    json_out: bool = typer.Option(False, "--json", help="print the size report as one JSON object"),
     checkpoint: Optional[Path] = typer.Option(None, help="the variant's shared model file, e.g. the decoder "
                                               "checkpoint (default: the shipped one)"),
     variant: Variant = typer.Option(DEFAULT_VARIANT, help="encoding variant"),
@@ -338,9 +357,9 @@ def evaluate(
     variant: Variant = typer.Option(DEFAULT_VARIANT, help="encoding variant"),
     storage: Optional[Storage] = typer.Option(None, help="storage scheme (default: the variant's)"),
     fit_storage: Optional[Storage] = typer.Option(None, help="scheme the fits prepare for (default: --storage)"),
-    steps: Optional[int] = typer.Option(None, help="Adam steps (default: the preset's)"),
+    steps: Optional[int] = typer.Option(None, help=STEPS_HELP),
     crop: int = typer.Option(0, help="evaluate center crops of this side (0 = whole images)"),
-    seed: int = typer.Option(0),
+    seed: int = typer.Option(0, help=SEED_HELP),
     jobs: int = typer.Option(1, help="images evaluated in parallel processes"),
     force: bool = typer.Option(False, help="store and decode again images whose results are cached (reusing fits)"),
     refit: bool = typer.Option(False, help="also fit again"),
@@ -349,7 +368,7 @@ def evaluate(
     out_dir: Path = typer.Option(Path("experiments/results"), help="where tables and figures go"),
     work_dir: Path = typer.Option(Path("runs/evaluate"), help="cache of fits, files and rows"),
     kodak_dir: Optional[Path] = typer.Option(None, help="folder with kodim01..24.png"),
-    device: str = typer.Option("cpu"),
+    device: str = typer.Option("cpu", help=DEVICE_HELP),
     checkpoint: Optional[Path] = typer.Option(None, help="the variant's shared model file, e.g. the decoder "
                                               "checkpoint (default: the shipped one)"),
     preset: str = typer.Option("default", help=PRESET_HELP),

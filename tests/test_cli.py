@@ -7,6 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 import cli
+from diffcode.errors import DiffcodeError
 from diffcode.image import read_image, write_png
 from tests.conftest import small_images
 
@@ -130,3 +131,58 @@ def test_sizes_are_printed_width_by_height(workdir, monkeypatch):
     monkeypatch.setenv("DIFFCODE_MEMORY_GIB", "0.001")
     code, out = invoke("decode", "a.dfc", "-o", "b.png", *ck)
     assert code == 1 and "a 37x23 image is too large" in out, out
+
+
+COMMANDS = ["fit", "store", "decode", "info", "compress", "evaluate", "baselines", "train"]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help_describes_every_option(command):
+    """--help once showed `--help <bool>`, "default: FitConfig.steps" and options without a word
+    (issue 14, defect 14)."""
+    import typer.main
+
+    code, out = invoke(command, "--help")
+    assert code == 0 and "<bool>" not in out and "FitConfig" not in out, out
+    params = typer.main.get_command(cli.app).commands[command].params
+    assert [p.name for p in params if not getattr(p, "help", None)] == []
+
+
+def test_help_names_the_default_step_counts():
+    from diffcode import cli as diffcode_cli, families
+
+    for variant in families.names():
+        family = families.get(variant)
+        for preset in family.presets:
+            if preset != "default-v1":  # kept for old files, not offered
+                assert f"{preset} {family.fit_steps(preset, None)}" in diffcode_cli.STEPS_HELP.replace(
+                    "per-pixel", "default"), (variant, preset)
+
+
+def _failing_fit(*args, progress=None, **kwargs):
+    for step in range(3):
+        progress(step, 8.0)
+    raise DiffcodeError("the fit failed midway")
+
+
+@pytest.mark.parametrize("args", [["fit", "img.png", "--steps", "9"], ["compress", "img.png", "-o", "a.dfc",
+                                                                        "--steps", "9"]])
+def test_errors_start_their_own_line(workdir, monkeypatch, args):
+    """An error once landed after a progress bar's text on the same line (issue 14, defect 14)."""
+    from diffcode import api
+
+    monkeypatch.setattr(api, "fit", _failing_fit)
+    result = runner.invoke(cli.app, args + ["--checkpoint", "decoder.npz"])
+    assert result.exit_code == 1
+    assert "3/9" in result.stderr  # the bar was on screen
+    before = result.stderr[:result.stderr.index("error: the fit failed midway")]
+    assert before == "" or before[-1] in "\r\n", repr(before[-80:])
+
+
+@pytest.mark.parametrize("args", [["fit", "img.png", "--steps", "1", "--preset", "tiny"],
+                                  ["fit", "img.png", "--variant", "weights", "--steps", "2", "--preset", "tiny"],
+                                  ["compress", "img.png", "-o", "a.dfc", "--variant", "weights", "--storage",
+                                   "randseed", "--preset", "tiny"]])
+def test_a_refused_fit_shows_no_progress_bar(workdir, args):
+    result = runner.invoke(cli.app, args)
+    assert result.exit_code != 0 and result.stderr.startswith("error:"), repr(result.stderr)

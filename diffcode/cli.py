@@ -170,9 +170,9 @@ def _progress(total: int, label: str):
 def fit(
     image: Path = typer.Argument(..., help="PNG/PPM image to encode"),
     variant: Variant = typer.Option(DEFAULT_VARIANT, help="encoding variant"),
-    steps: Optional[int] = typer.Option(None, help=STEPS_HELP),
+    steps: Optional[int] = typer.Option(None, min=1, help=STEPS_HELP),
     device: str = typer.Option("cpu", help=DEVICE_HELP),
-    seed: int = typer.Option(0, help=SEED_HELP),
+    seed: int = typer.Option(0, min=0, max=2**32 - 1, help=SEED_HELP),
     storage: Optional[Storage] = typer.Option(None, help="storage scheme the fit prepares for (default: the "
                                               "variant's: dither, or none for pyramid)"),
     out: Optional[Path] = typer.Option(None, help="fit file to write (default IMAGE.VARIANT.fit)"),
@@ -321,8 +321,8 @@ def info(
 def compress(
     image: Path = typer.Argument(..., help="PNG/PPM image"),
     out: Path = typer.Option(..., "-o", "--out", help=".dfc file to write"),
-    steps: Optional[int] = typer.Option(None, help=STEPS_HELP),
-    seed: int = typer.Option(0, help=SEED_HELP),
+    steps: Optional[int] = typer.Option(None, min=1, help=STEPS_HELP),
+    seed: int = typer.Option(0, min=0, max=2**32 - 1, help=SEED_HELP),
     storage: Optional[Storage] = typer.Option(None, help="storage scheme (default: the variant's)"),
     device: str = typer.Option("cpu", help=DEVICE_HELP),
     overwrite: bool = typer.Option(False, "--force", "--overwrite", help="replace an existing output"),
@@ -357,10 +357,10 @@ def evaluate(
     variant: Variant = typer.Option(DEFAULT_VARIANT, help="encoding variant"),
     storage: Optional[Storage] = typer.Option(None, help="storage scheme (default: the variant's)"),
     fit_storage: Optional[Storage] = typer.Option(None, help="scheme the fits prepare for (default: --storage)"),
-    steps: Optional[int] = typer.Option(None, help=STEPS_HELP),
-    crop: int = typer.Option(0, help="evaluate center crops of this side (0 = whole images)"),
-    seed: int = typer.Option(0, help=SEED_HELP),
-    jobs: int = typer.Option(1, help="images evaluated in parallel processes"),
+    steps: Optional[int] = typer.Option(None, min=1, help=STEPS_HELP),
+    crop: int = typer.Option(0, min=0, help="evaluate center crops of this side (0 = whole images)"),
+    seed: int = typer.Option(0, min=0, max=2**32 - 1, help=SEED_HELP),
+    jobs: int = typer.Option(1, min=1, help="images evaluated in parallel processes"),
     force: bool = typer.Option(False, help="store and decode again images whose results are cached (reusing fits)"),
     refit: bool = typer.Option(False, help="also fit again"),
     figures: bool = typer.Option(True, help="write figures next to the table"),
@@ -452,8 +452,8 @@ def baselines(
 @app.command()
 def train(
     variant: Variant = typer.Option(DEFAULT_VARIANT, help="encoding variant"),
-    steps: Optional[int] = typer.Option(None, help="training steps"),
-    crop: Optional[int] = typer.Option(None, help="side of the training crops"),
+    steps: Optional[int] = typer.Option(None, min=1, help="training steps"),
+    crop: Optional[int] = typer.Option(None, min=1, help="side of the training crops"),
     kodak_dir: Optional[Path] = typer.Option(None, help="folder with kodim01..24.png"),
     out: Path = typer.Option(Path("per_pixel.npz"), help="checkpoint to write"),
     overwrite: bool = typer.Option(False, "--force", "--overwrite", help="replace an existing output"),

@@ -186,3 +186,42 @@ def test_errors_start_their_own_line(workdir, monkeypatch, args):
 def test_a_refused_fit_shows_no_progress_bar(workdir, args):
     result = runner.invoke(cli.app, args)
     assert result.exit_code != 0 and result.stderr.startswith("error:"), repr(result.stderr)
+
+
+REFUSED_OPTIONS = {
+    "steps 0": ["fit", "img.png", "--steps", "0"],
+    "steps -5": ["compress", "img.png", "-o", "a.dfc", "--steps", "-5"],
+    "seed -1": ["fit", "img.png", "--seed", "-1", "--steps", "2"],
+    "seed 2^32": ["compress", "img.png", "-o", "a.dfc", "--seed", str(2**32), "--steps", "2"],
+    "preset with per-pixel": ["fit", "img.png", "--preset", "tiny", "--steps", "2"],
+    "randseed with weights": ["fit", "img.png", "--variant", "weights", "--storage", "randseed", "--steps", "3"],
+    "evaluate jobs 0": ["evaluate", "img.png", "--jobs", "0"],
+    "evaluate crop -1": ["evaluate", "img.png", "--crop", "-1"],
+}
+
+
+@pytest.mark.parametrize("case", list(REFUSED_OPTIONS))
+def test_invalid_or_ignored_options_are_refused_before_any_work(workdir, monkeypatch, case):
+    """(issue 14, defect 11)"""
+    from diffcode.families import per_pixel, weights
+
+    def fitted(*args, **kwargs):
+        raise AssertionError("a fit started")
+
+    monkeypatch.setattr("diffcode.families.per_pixel.fit.fit_image", fitted)
+    monkeypatch.setattr("diffcode.families.weights.fit.fit_image", fitted)
+    result = runner.invoke(cli.app, REFUSED_OPTIONS[case])
+    assert result.exit_code in (1, 2) and "Traceback" not in result.output, result.output
+    assert "error" in result.output.lower() and "a fit started" not in str(result.exception or ""), result.output
+    assert not [p for p in workdir.iterdir() if p.suffix in (".fit", ".dfc")]
+
+
+@pytest.mark.parametrize("args, message", [(["--storage", "dither", "--budget", "4"], "no segment budget"),
+                                           (["--budget", "4"], "no segment budget"),
+                                           (["--storage", "randseed", "--budget", "100"], "budget_nats must be in")])
+def test_store_refuses_a_budget_it_cannot_use(workdir, args, message):
+    ck = ["--checkpoint", "decoder.npz"]
+    assert invoke("fit", "img.png", "--steps", 2, *ck)[0] == 0  # prepared for dither
+    code, out = invoke("store", "img.per-pixel.fit", *args, *ck)
+    assert code == 1 and message in out and len(out.strip().splitlines()) == 1, out
+    assert not (workdir / "img.per-pixel.dfc").exists()

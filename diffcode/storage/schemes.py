@@ -62,5 +62,7 @@ def get(name: str, budget_nats: float | None = None):
     if name == "dither":
         return Dither()
     if name == "randseed":
-        return RandomSeed(budget_nats=randseed.DEFAULT_BUDGET_NATS if budget_nats is None else float(budget_nats))
+        budget = randseed.DEFAULT_BUDGET_NATS if budget_nats is None else float(budget_nats)
+        randseed.budget_units(budget)  # refuses a budget out of range now, not in the middle of a store
+        return RandomSeed(budget_nats=budget)
     raise UsageError(f"unknown storage scheme {name!r}; known: {', '.join(NAMES)}")

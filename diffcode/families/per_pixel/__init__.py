@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from ...errors import UsageError
 from ...limits import Linear
 from ...storage import schemes
 from .. import Decoded, Encoded, Fit, common, take_options
@@ -62,7 +63,10 @@ class PerPixel:
     def encode(self, fit: Fit, model: Checkpoint, *, device: str = "cpu", progress=None, **options) -> Encoded:
         """Options: storage (default: the scheme the fit prepared for), budget_nats (randseed)."""
         given = take_options(options, {"storage": schemes.NAMES, "budget_nats": None}, self.name)
-        scheme = schemes.get(given.get("storage", config_of(fit.meta).storage), given.get("budget_nats"))
+        storage = given.get("storage", config_of(fit.meta).storage)
+        if storage != "randseed" and "budget_nats" in given:
+            raise UsageError(f"{storage} storage has no segment budget (--budget is for randseed)")
+        scheme = schemes.get(storage, given.get("budget_nats"))
         centers = [fit.arrays[f"centers_{k}"] for k in range(len(fit.arrays))]
         return exact.encode(fit.image, centers, model, fit.seed, scheme, device, progress)
 

@@ -266,7 +266,8 @@ def _print_report(name: str, report, json_out: bool) -> None:
 @app.command()
 def decode(
     file: Path = typer.Argument(..., help=".dfc file"),
-    out: Path = typer.Option(..., "-o", "--out", help="PNG to write"),
+    out: Path = typer.Option(..., "-o", "--out", help="image to write: .png, .bmp, .tif, .ppm (by its suffix), "
+                                                      "or - for PNG on standard output"),
     overwrite: bool = typer.Option(False, "--force", "--overwrite", help="replace an existing output"),
     device: str = typer.Option("cpu", help=DEVICE_HELP),
     checkpoint: Optional[Path] = typer.Option(None, help="the variant's shared model file, e.g. the decoder "
@@ -274,16 +275,35 @@ def decode(
 ):
     """Restore the image of a .dfc file, pixel for pixel."""
     from diffcode import codec
-    from diffcode.image import check_output, write_image
+    from diffcode.image import check_output, encode_image, output_format, write_image
 
     def go():
-        check_output(out, overwrite)
+        to_stdout = str(out) == "-"
+        if not to_stdout:
+            output_format(out)
+            check_output(out, overwrite)
         data = _read(file)
-        image, color = codec.load_image(data, _file_model(data, checkpoint, file), device=_device(device))
-        write_image(out, image, color, overwrite=overwrite)
-        typer.echo(f"{out}: {image.shape[1]}x{image.shape[0]} {color.mode}, pixels verified against the file's checksum")
+        image, color = _named(file, lambda: codec.load_image(data, _file_model(data, checkpoint, file),
+                                                             device=_device(device)))
+        if to_stdout:
+            sys.stdout.buffer.write(encode_image(image, color))
+            sys.stdout.buffer.flush()
+        else:
+            write_image(out, image, color, overwrite=overwrite)
+        typer.echo(f"{'standard output' if to_stdout else out}: {image.shape[1]}x{image.shape[0]} {color.mode}, "
+                   "pixels verified against the file's checksum", err=to_stdout)
 
     _run(go)
+
+
+def _named(path: Path, fn):
+    """fn(), with the path in front of the messages of the errors it raises about the file."""
+    try:
+        return fn()
+    except DiffcodeError as exc:
+        if str(exc).startswith(str(path)):
+            raise
+        raise type(exc)(f"{path}: {exc}") from exc
 
 
 @app.command()
@@ -301,9 +321,10 @@ def info(
     def go():
         for path in files:
             data = _read(path)
-            d = {"file": str(path), **codec.info(data)}
+            d = {"file": str(path), **_named(path, lambda: codec.info(data))}
             if not header_only:
-                d.update(codec.analyze(data, _file_model(data, checkpoint, path), device=_device(device)).as_dict())
+                d.update(_named(path, lambda: codec.analyze(data, _file_model(data, checkpoint, path),
+                                                            device=_device(device))).as_dict())
             if json_out:
                 typer.echo(json.dumps(d))
                 continue

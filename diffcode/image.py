@@ -109,16 +109,42 @@ def to_pil(array: np.ndarray, color: ColorMode = ColorMode()) -> Image.Image:
     return im
 
 
-def encode_image(array: np.ndarray, color: ColorMode = ColorMode()) -> bytes:
-    """PNG bytes of RGB pixels in their original mode."""
+OUTPUT_FORMATS = {".png": "PNG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF", ".ppm": "PPM", ".pgm": "PPM",
+                  ".pbm": "PPM", ".pnm": "PPM"}
+"""Lossless formats a decoded image can be written in, by file suffix (others are refused)."""
+
+
+def output_format(path: PathLike) -> str:
+    """The format to write `path` in, from its suffix; ImageError for lossy or unknown suffixes
+    (a `x.jpg` once received PNG bytes)."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in OUTPUT_FORMATS:
+        known = ", ".join(sorted(OUTPUT_FORMATS))
+        raise ImageError(f"{path}: cannot write {suffix or 'a file without a suffix'} exactly; name the output "
+                         f"{known} (lossless), or '-' for PNG on standard output")
+    return OUTPUT_FORMATS[suffix]
+
+
+def encode_image(array: np.ndarray, color: ColorMode = ColorMode(), format: str = "PNG") -> bytes:
+    """The bytes of RGB pixels in their original mode, as a `format` file (see OUTPUT_FORMATS),
+    checked by reading them back: ImageError if the format cannot hold the mode exactly."""
+    image = to_pil(array, color)
     buffer = io.BytesIO()
-    to_pil(array, color).save(buffer, format="PNG")
+    try:
+        image.save(buffer, format=format)
+    except (OSError, ValueError) as e:
+        raise ImageError(f"cannot write a mode {color.mode} image as {format} ({e}); use .png") from e
+    with Image.open(io.BytesIO(buffer.getvalue())) as back:
+        if back.mode != image.mode or not np.array_equal(np.asarray(back), np.asarray(image)) or (
+                color.mode == "P" and back.getpalette() != image.getpalette()):
+            raise ImageError(f"{format} does not hold this mode {color.mode} image exactly; use .png")
     return buffer.getvalue()
 
 
 def write_image(path: PathLike, array: np.ndarray, color: ColorMode = ColorMode(), overwrite: bool = False) -> None:
-    """Write RGB pixels as a PNG in their original mode, atomically (see write_bytes_atomic)."""
-    write_bytes_atomic(path, encode_image(array, color), overwrite=overwrite)
+    """Write RGB pixels in their original mode, in the format the suffix names (PNG, BMP, TIFF, PPM),
+    atomically (see write_bytes_atomic)."""
+    write_bytes_atomic(path, encode_image(array, color, output_format(path)), overwrite=overwrite)
 
 
 def read_image(path: PathLike) -> np.ndarray:

@@ -225,3 +225,49 @@ def test_store_refuses_a_budget_it_cannot_use(workdir, args, message):
     code, out = invoke("store", "img.per-pixel.fit", *args, *ck)
     assert code == 1 and message in out and len(out.strip().splitlines()) == 1, out
     assert not (workdir / "img.per-pixel.dfc").exists()
+
+
+@pytest.fixture()
+def stored(workdir):
+    ck = ["--checkpoint", "decoder.npz"]
+    assert invoke("compress", "img.png", "-o", "a.dfc", "--steps", 2, *ck)[0] == 0
+    return workdir
+
+
+@pytest.mark.parametrize("name, format", [("x.png", "PNG"), ("x.bmp", "BMP"), ("x.tif", "TIFF"), ("x.ppm", "PPM")])
+def test_decode_writes_the_format_its_output_names(stored, name, format):
+    """`decode -o x.jpg` once wrote PNG bytes under a JPEG name (issue 14, defect 12)."""
+    from PIL import Image
+
+    code, out = invoke("decode", "a.dfc", "-o", name, "--checkpoint", "decoder.npz")
+    assert code == 0, out
+    with Image.open(stored / name) as im:
+        assert im.format == format
+    assert np.array_equal(read_image(stored / name), read_image(stored / "img.png"))
+
+
+@pytest.mark.parametrize("name", ["x.jpg", "x.JPEG", "x.webp", "x.gif", "noext"])
+def test_decode_refuses_formats_that_would_change_the_pixels(stored, name):
+    code, out = invoke("decode", "a.dfc", "-o", name, "--checkpoint", "decoder.npz")
+    assert code == 1 and name in out and ".png" in out and len(out.strip().splitlines()) == 1, out
+    assert not (stored / name).exists()
+
+
+def test_decode_to_standard_output(stored):
+    import io
+
+    from PIL import Image
+
+    result = runner.invoke(cli.app, ["decode", "a.dfc", "-o", "-", "--checkpoint", "decoder.npz"])
+    assert result.exit_code == 0, result.output
+    assert not (stored / "-").exists()
+    with Image.open(io.BytesIO(result.stdout_bytes)) as im:
+        assert im.format == "PNG" and np.array_equal(np.asarray(im), read_image(stored / "img.png"))
+    assert "37x23" in result.stderr
+
+
+def test_errors_about_a_file_name_it(workdir):
+    (workdir / "notes.txt").write_bytes(b"just some text, not a diffcode file")
+    for args in (["info", "notes.txt"], ["info", "notes.txt", "--header-only"], ["decode", "notes.txt", "-o", "y.png"]):
+        code, out = invoke(*args)
+        assert code == 1 and "notes.txt" in out and "not a diffcode file" in out, (args, out)

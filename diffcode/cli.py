@@ -383,6 +383,7 @@ def evaluate(
     seed: int = typer.Option(0, min=0, max=2**32 - 1, help=SEED_HELP),
     jobs: int = typer.Option(1, min=1, help="images evaluated in parallel processes"),
     force: bool = typer.Option(False, help="store and decode again images whose results are cached (reusing fits)"),
+    overwrite: bool = typer.Option(False, help="replace an existing table (and its figures) of the same name"),
     refit: bool = typer.Option(False, help="also fit again"),
     figures: bool = typer.Option(True, help="write figures next to the table"),
     name: Optional[str] = typer.Option(None, help="table name (default kodak-VARIANT-SPLIT)"),
@@ -418,6 +419,7 @@ def evaluate(
                                  threads=torch.get_num_threads(), device=_device(device),
                                  figures=figures, preset=preset)
         stem = out_dir / (name or ev.table_name(variant.value, split or "images", preset, crop, scheme, fit_scheme))
+        ev.check_tables(stem, overwrite, figures)  # before any work
         bar = tqdm(total=len(job_list), desc="evaluate", unit="image", file=sys.stderr)
 
         def on_row(row: dict, cached: bool) -> None:

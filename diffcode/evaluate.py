@@ -30,7 +30,7 @@ from typing import Callable
 import numpy as np
 
 from . import families, kodak
-from .errors import DiffcodeError, UsageError
+from .errors import DiffcodeError, OutputExistsError, UsageError
 
 # the table's columns, in order; each section kind the rows have adds its theoretical and real bytes
 COLUMNS_HEAD = ["image", "height", "width", "storage"]
@@ -285,6 +285,18 @@ def with_mean(rows: list[dict]) -> list[dict]:
         if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
             mean[key] = float(np.mean(values))
     return rows + [mean]
+
+
+def check_tables(stem: Path, overwrite: bool = False, figures: bool = True) -> None:
+    """Refuse, before any work, to replace an existing table (or its figures) unless `overwrite`:
+    committed results in experiments/results/ must not be lost to a rerun."""
+    stem = Path(stem)
+    paths = [stem.with_name(stem.name + ".md"), stem.with_name(stem.name + ".csv")]
+    paths += [stem.with_name(stem.name + "-figures")] if figures else []
+    existing = [p for p in paths if p.exists()]
+    if existing and not overwrite:
+        raise OutputExistsError(f"{existing[0]} exists and evaluate would replace it; pass --overwrite, or give "
+                                "the table another --name or --out-dir")
 
 
 def write_results(rows: list[dict], stem: Path, command: str, jobs: list[Job] | None = None,

@@ -271,3 +271,21 @@ def test_errors_about_a_file_name_it(workdir):
     for args in (["info", "notes.txt"], ["info", "notes.txt", "--header-only"], ["decode", "notes.txt", "-o", "y.png"]):
         code, out = invoke(*args)
         assert code == 1 and "notes.txt" in out and "not a diffcode file" in out, (args, out)
+
+
+def test_evaluate_does_not_replace_a_table_unless_told(workdir, monkeypatch):
+    """evaluate once replaced its tables (committed ones too) silently (issue 14, defect 5)."""
+    args = ["evaluate", "img.png", "--steps", "2", "--no-figures", "--name", "t", "--out-dir", "results",
+            "--work-dir", "cache", "--checkpoint", "decoder.npz", "--baselines", "none.csv"]
+    (workdir / "results").mkdir()
+    (workdir / "results" / "t.md").write_text("a committed table\n")
+    from diffcode import api
+
+    with monkeypatch.context() as patch:
+        patch.setattr(api, "fit", lambda *a, **k: pytest.fail("evaluate started fitting"))
+        result = runner.invoke(cli.app, args)
+    assert result.exit_code == 1 and "t.md exists" in result.output and "--overwrite" in result.output
+    assert (workdir / "results" / "t.md").read_text() == "a committed table\n" and not (workdir / "cache").exists()
+    result = runner.invoke(cli.app, args + ["--overwrite"])
+    assert result.exit_code == 0, result.output
+    assert "img" in (workdir / "results" / "t.md").read_text() and (workdir / "results" / "t.csv").exists()

@@ -21,7 +21,7 @@ from typing import List, Optional
 import typer
 
 from diffcode import families
-from diffcode.errors import DecoderMismatchError, DiffcodeError
+from diffcode.errors import DecoderMismatchError, DiffcodeError, UsageError
 
 # plain help (rich_markup_mode=None): the rich layout printed `--help <bool>` and `--force <bool>` for flags
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
@@ -265,19 +265,23 @@ def _print_report(name: str, report, json_out: bool) -> None:
 
 @app.command()
 def decode(
-    file: Path = typer.Argument(..., help=".dfc file"),
-    out: Path = typer.Option(..., "-o", "--out", help="image to write: .png, .bmp, .tif, .ppm (by its suffix), "
-                                                      "or - for PNG on standard output"),
-    overwrite: bool = typer.Option(False, "--force", "--overwrite", help="replace an existing output"),
+    files: List[str] = typer.Argument(..., help=".dfc files, folders of them, or glob patterns"),
+    out: Optional[Path] = typer.Option(None, "-o", "--out", help="image to write for one file: .png, .bmp, .tif, "
+                                       ".ppm (by its suffix), or - for PNG on standard output (default: FILE.png "
+                                       "next to it, or in --out-dir)"),
+    out_dir: Optional[Path] = typer.Option(None, help="folder for the decoded images (FILE.png each)"),
+    jobs: int = typer.Option(1, min=1, help="files decoded in parallel local processes"),
+    json_out: bool = typer.Option(False, "--json", help="a batch: one JSON object per file instead of the table"),
+    overwrite: bool = typer.Option(False, "--force", "--overwrite", help="replace existing outputs"),
     device: str = typer.Option("cpu", help=DEVICE_HELP),
     checkpoint: Optional[Path] = typer.Option(None, help="the variant's shared model file, e.g. the decoder "
                                               "checkpoint (default: the shipped one)"),
 ):
-    """Restore the image of a .dfc file, pixel for pixel."""
-    from diffcode import codec
+    """Restore the images of .dfc files, pixel for pixel (several files: a summary table at the end)."""
+    from diffcode import batch, codec
     from diffcode.image import check_output, encode_image, output_format, write_image
 
-    def go():
+    def one(file: Path, out: Path):
         to_stdout = str(out) == "-"
         if not to_stdout:
             output_format(out)
@@ -293,7 +297,52 @@ def decode(
         typer.echo(f"{'standard output' if to_stdout else out}: {image.shape[1]}x{image.shape[0]} {color.mode}, "
                    "pixels verified against the file's checksum", err=to_stdout)
 
+    def go():
+        sources = batch.expand_inputs(files, batch.DFC_SUFFIXES)
+        if _single(files, sources, out_dir):
+            return one(sources[0], out or sources[0].with_suffix(".png"))
+        if out is not None:
+            output_format(out)
+        tasks = batch.plan(sources, ".png", out, out_dir, overwrite, device=_device(device),
+                           options={"checkpoint": str(checkpoint) if checkpoint else None})
+        _run_batch(tasks, "decode", jobs, json_out, fit_steps=None)
+
     _run(go)
+
+
+def _single(items: List[str], sources: List[Path], out_dir: Optional[Path]) -> bool:
+    """One plain file named, no --out-dir: the single-file command (its own detailed output)."""
+    return len(items) == 1 and len(sources) == 1 and Path(items[0]).is_file() and out_dir is None
+
+
+def _run_batch(tasks, command: str, jobs: int, json_out: bool, fit_steps) -> None:
+    """Run a batch with a bar across files (and, with one job, the current file's bar); print the
+    summary table (or JSON lines); exit status 1 if any file failed, the others kept."""
+    from tqdm import tqdm
+
+    from diffcode import batch
+
+    bar = tqdm(total=len(tasks), desc=command, unit="file", file=sys.stderr, leave=False)
+
+    def on_done(outcome) -> None:
+        bar.update(1)
+        if not outcome.ok:
+            bar.write(f"error: {outcome.error}", file=sys.stderr)
+
+    def progress(task):
+        name = Path(task.source).name
+        if fit_steps is None:
+            return None, None
+        return _progress(fit_steps, name), _stage_bar(f"store {name}")
+
+    outcomes = batch.run(tasks, command, jobs=jobs, on_done=on_done, progress_factory=progress)
+    bar.close()
+    _close_bars()
+    verb = {"compress": "compressed", "decode": "decoded"}[command]
+    for line in ([json.dumps(o.as_dict()) for o in outcomes] if json_out else batch.summary_lines(outcomes, verb)):
+        typer.echo(line)
+    if not all(o.ok for o in outcomes):
+        raise typer.Exit(code=1)
 
 
 def _named(path: Path, fn):
@@ -340,24 +389,29 @@ def info(
 
 @app.command()
 def compress(
-    image: Path = typer.Argument(..., help="PNG/PPM image"),
-    out: Path = typer.Option(..., "-o", "--out", help=".dfc file to write"),
+    images: List[str] = typer.Argument(..., help="images, folders of images, or glob patterns"),
+    out: Optional[Path] = typer.Option(None, "-o", "--out", help=".dfc file to write for one image (default: "
+                                       "IMAGE.dfc next to it, or in --out-dir)"),
+    out_dir: Optional[Path] = typer.Option(None, help="folder for the .dfc files (IMAGE.dfc each)"),
+    jobs: int = typer.Option(1, min=1, help="images compressed in parallel local processes (each with "
+                             "cores / N threads)"),
     steps: Optional[int] = typer.Option(None, min=1, help=STEPS_HELP),
     seed: int = typer.Option(0, min=0, max=2**32 - 1, help=SEED_HELP),
     storage: Optional[Storage] = typer.Option(None, help="storage scheme (default: the variant's)"),
     device: str = typer.Option("cpu", help=DEVICE_HELP),
-    overwrite: bool = typer.Option(False, "--force", "--overwrite", help="replace an existing output"),
-    json_out: bool = typer.Option(False, "--json", help="print the size report as one JSON object"),
+    overwrite: bool = typer.Option(False, "--force", "--overwrite", help="replace existing outputs"),
+    json_out: bool = typer.Option(False, "--json", help="print the size report (a batch: one object per file) "
+                                  "as JSON"),
     checkpoint: Optional[Path] = typer.Option(None, help="the variant's shared model file, e.g. the decoder "
                                               "checkpoint (default: the shipped one)"),
     variant: Variant = typer.Option(DEFAULT_VARIANT, help="encoding variant"),
     preset: str = typer.Option("default", help=PRESET_HELP),
 ):
-    """Fit and store in one go."""
-    from diffcode import api
+    """Fit and store in one go (several images: a summary table at the end)."""
+    from diffcode import api, batch
     from diffcode.image import check_output, read_image_mode, write_bytes_atomic
 
-    def go():
+    def one(image: Path, out: Path):
         check_output(out, overwrite)
         array, color = read_image_mode(image)
         model = _model(variant, checkpoint)
@@ -367,6 +421,21 @@ def compress(
         data, report = api.store(result, model=model, device=_device(device), progress=_stage_bar(f"store {image.name}"))
         write_bytes_atomic(out, data, overwrite=overwrite)
         _print_report(str(out), report, json_out)
+
+    def go():
+        family = _family(variant)
+        if preset not in family.presets:  # refused once, before any work, not once per image
+            raise UsageError(f"the {family.name} variant has presets {', '.join(family.presets)}, not {preset!r}")
+        if storage is not None and storage.value not in family.storages:
+            raise UsageError(f"the {family.name} variant stores with {', '.join(family.storages)}, not {storage.value}")
+        sources = batch.expand_inputs(images, batch.IMAGE_SUFFIXES)
+        if _single(images, sources, out_dir):
+            return one(sources[0], out or sources[0].with_suffix(".dfc"))
+        options = {"variant": variant.value, "preset": preset, "steps": steps, "seed": seed,
+                   "storage": _storage(variant, storage), "checkpoint": str(checkpoint) if checkpoint else None}
+        _model(variant, checkpoint)  # a bad --checkpoint is refused once, before any work
+        tasks = batch.plan(sources, ".dfc", out, out_dir, overwrite, device=_device(device), options=options)
+        _run_batch(tasks, "compress", jobs, json_out, fit_steps=_family(variant).fit_steps(preset, steps))
 
     _run(go)
 

@@ -1,14 +1,15 @@
-"""Many images, one command: batch compress and decode, in this process or in local processes.
+"""Many images, one command: batch compress and decode, here, in local processes or on Dask.
 
     inputs (files, folders, globs) --expand_inputs--> sources
     sources --plan--> tasks (source -> target, every target checked before any work)
-    tasks --run (jobs=1: here, with per-step progress; jobs=N: N spawned processes)--> outcomes
+    task + input bytes --compress_data / decode_data (here with per-step progress; in jobs=N
+        spawned processes; or on a dask.distributed cluster)--> outcome + output bytes
     outcome: bytes, bpsp, seconds, bit-exact, or the one-line error of that file
+    output bytes --written atomically by the process that runs the batch--> target
 
 A file that fails (bad image, corrupt .dfc, ...) is reported and the batch goes on; what succeeded
-is kept (every output is written atomically, so a failed or interrupted file leaves no partial
-output). Tasks and outcomes are plain picklable data, so the same `compress_one` / `decode_one`
-run in worker processes. An exception that is not a `DiffcodeError` is a bug: it is reported as
+is kept. Workers read and write no files: they get the input's bytes and return the output's, so
+a worker that dies leaves nothing on disk, and cluster workers need no shared file system. An exception that is not a `DiffcodeError` is a bug: it is reported as
 "internal error" with its type, not as bad input, and it fails that file only.
 """
 
@@ -101,67 +102,63 @@ def plan(sources: list[Path], suffix: str, out: Path | None = None, out_dir: Pat
     return [Task(str(s), str(t), overwrite=overwrite, **task_fields) for s, t in zip(sources, targets)]
 
 
-def _guarded(work: Callable[[], Outcome], task: Task) -> Outcome:
+def _guarded(work: Callable[[], tuple[Outcome, bytes]], task: Task) -> tuple[Outcome, bytes]:
     try:
         return work()
     except DiffcodeError as exc:
-        return Outcome(task.source, task.target, ok=False, error=str(exc))
+        message = str(exc) if str(exc).startswith(task.source) else f"{task.source}: {exc}"
+        return Outcome(task.source, task.target, ok=False, error=message), b""
     except Exception as exc:  # a bug: this file fails, the batch goes on, and the report says which
-        return Outcome(task.source, task.target, ok=False,
-                       error=f"internal error (a bug, please report it): {type(exc).__name__}: {exc}")
+        return Outcome(task.source, task.target, ok=False, error=f"{task.source}: internal error (a bug, please "
+                       f"report it): {type(exc).__name__}: {exc}"), b""
 
 
-def compress_one(task: Task, progress=None, stage_progress=None) -> Outcome:
-    """Fit and store one image to task.target (the store decodes its own file: bit-exact)."""
-    def work() -> Outcome:
+def compress_data(task: Task, source: bytes, progress=None, stage_progress=None) -> tuple[Outcome, bytes]:
+    """Fit and store the image file `source` (bytes); returns the outcome and the .dfc bytes (the
+    store decodes its own file: bit-exact). Reads and writes no file, so it runs anywhere."""
+    def work():
         from . import api, families
-        from .image import read_image_mode, write_bytes_atomic
+        from .image import read_image_data
 
         _threads(task)
         o = dict(task.options)
         t0 = time.perf_counter()
-        array, color = read_image_mode(task.source)
+        array, color = read_image_data(source, task.source)
         family = families.get(o.get("variant", "per-pixel"))
         model = family.load_model(o.get("checkpoint"))
         result = api.fit(array, variant=family.name, model=model, color=color, preset=o.get("preset", "default"),
                          steps=o.get("steps"), seed=o.get("seed", 0), storage=o.get("storage"), device=task.device,
                          progress=progress)
         data, _ = api.store(result, model=model, device=task.device, progress=stage_progress)
-        write_bytes_atomic(task.target, data, overwrite=task.overwrite)
         h, w, _ = array.shape
         return Outcome(task.source, task.target, ok=True, file_bytes=len(data), bpsp=8.0 * len(data) / (3 * h * w),
-                       seconds=time.perf_counter() - t0, bit_exact=True, width=w, height=h)
+                       seconds=time.perf_counter() - t0, bit_exact=True, width=w, height=h), data
 
     return _guarded(work, task)
 
 
-def decode_one(task: Task, progress=None, stage_progress=None) -> Outcome:
-    """Decode one .dfc file to task.target (pixels checked against the file's hash: bit-exact)."""
-    def work() -> Outcome:
+def decode_data(task: Task, source: bytes, progress=None, stage_progress=None) -> tuple[Outcome, bytes]:
+    """Decode the .dfc file `source` (bytes); returns the outcome and the image file's bytes in the
+    format task.target names (pixels checked against the file's hash: bit-exact)."""
+    def work():
         from . import codec
-        from .image import write_image
+        from .image import encode_image, output_format
 
         _threads(task)
         t0 = time.perf_counter()
-        try:
-            data = Path(task.source).read_bytes()
-        except OSError as exc:
-            raise DiffcodeError(f"cannot read ({exc.strerror})") from exc
-        family, model_hash = codec.model_of(data)
+        family, model_hash = codec.model_of(source)
         checkpoint = task.options.get("checkpoint")
         model = family.load_model(checkpoint) if checkpoint else None
         if model is not None and not model.hash.startswith(model_hash):
             model = None  # --checkpoint is another family's or another model: the file's shipped one
-        image, color = codec.load_image(data, model, device=task.device)
-        write_image(task.target, image, color, overwrite=task.overwrite)
+        image, color = codec.load_image(source, model, device=task.device)
+        data = encode_image(image, color, output_format(task.target))
         h, w, _ = image.shape
-        return Outcome(task.source, task.target, ok=True, file_bytes=len(data), bpsp=8.0 * len(data) / (3 * h * w),
-                       seconds=time.perf_counter() - t0, bit_exact=True, width=w, height=h)
+        return Outcome(task.source, task.target, ok=True, file_bytes=len(source),
+                       bpsp=8.0 * len(source) / (3 * h * w), seconds=time.perf_counter() - t0, bit_exact=True,
+                       width=w, height=h), data
 
-    outcome = _guarded(work, task)
-    if not outcome.ok and not outcome.error.startswith(task.source):
-        outcome.error = f"{task.source}: {outcome.error}"
-    return outcome
+    return _guarded(work, task)
 
 
 def _threads(task: Task) -> None:
@@ -171,42 +168,108 @@ def _threads(task: Task) -> None:
         torch.set_num_threads(task.threads)
 
 
-WORKERS = {"compress": compress_one, "decode": decode_one}
+WORKERS = {"compress": compress_data, "decode": decode_data}
 
 
-def run(tasks: list[Task], command: str, *, jobs: int = 1, on_done: Callable[[Outcome], None] | None = None,
+def _read_source(task: Task) -> bytes | Outcome:
+    try:
+        return Path(task.source).read_bytes()
+    except OSError as exc:
+        return Outcome(task.source, task.target, ok=False, error=f"{task.source}: cannot read ({exc.strerror})")
+
+
+def _finish(task: Task, outcome: Outcome, data: bytes) -> Outcome:
+    """Write a successful file's output (atomically: a failure leaves nothing); only the process that
+    runs the batch writes, so a worker that dies leaves no file behind."""
+    from .image import write_bytes_atomic
+
+    if outcome.ok:
+        try:
+            write_bytes_atomic(task.target, data, overwrite=task.overwrite)
+        except DiffcodeError as exc:
+            return replace(outcome, ok=False, error=str(exc))
+    return outcome
+
+
+def run(tasks: list[Task], command: str, *, jobs: int = 1, scheduler: str | None = None,
+        on_done: Callable[[Outcome], None] | None = None,
         progress_factory: Callable[[Task], tuple] | None = None) -> list[Outcome]:
     """Run every task; returns the outcomes in task order. A failed file never stops the others.
 
-    command: "compress" or "decode". jobs > 1: that many spawned processes, each with
-    cpu_count // jobs torch threads (the per-file progress bars need jobs == 1).
+    command: "compress" or "decode". jobs > 1: that many spawned local processes, each with
+    cpu_count // jobs torch threads (the per-file progress bars need jobs == 1). scheduler: the
+    address of a dask.distributed scheduler to run the files on (its workers need diffcode, not
+    this machine's files: they get the input bytes and return the output bytes).
     progress_factory(task) -> (step progress, stage progress) callables, or Nones.
     """
     worker = WORKERS[command]
     outcomes: dict[str, Outcome] = {}
-    if jobs <= 1 or len(tasks) <= 1:
-        for task in tasks:
+
+    def done(task: Task, outcome: Outcome, data: bytes) -> None:
+        outcomes[task.target] = _finish(task, outcome, data)
+        if on_done:
+            on_done(outcomes[task.target])
+
+    sources = {}
+    for task in tasks:
+        source = _read_source(task)
+        if isinstance(source, Outcome):
+            done(task, source, b"")
+        else:
+            sources[task.target] = source
+    todo = [task for task in tasks if task.target in sources]
+    if scheduler:
+        _run_dask(worker, todo, sources, scheduler, done)
+    elif jobs <= 1 or len(todo) <= 1:
+        for task in todo:
             bars = progress_factory(task) if progress_factory else (None, None)
-            outcomes[task.target] = worker(task, *bars)
-            if on_done:
-                on_done(outcomes[task.target])
+            done(task, *worker(task, sources.pop(task.target), *bars))
     else:
         import multiprocessing
 
         threads = max(1, (os.cpu_count() or 1) // jobs)
         with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = {pool.submit(worker, replace(task, threads=threads)): task for task in tasks}
+            futures = {pool.submit(worker, replace(task, threads=threads), sources.pop(task.target)): task
+                       for task in todo}
             for future in as_completed(futures):
                 task = futures[future]
                 try:
-                    outcome = future.result()
+                    done(task, *future.result())
                 except Exception as exc:  # the worker process died (killed, out of memory): this file only
-                    outcome = Outcome(task.source, task.target, ok=False,
-                                      error=f"{task.source}: worker process failed ({type(exc).__name__}: {exc})")
-                outcomes[task.target] = outcome
-                if on_done:
-                    on_done(outcome)
+                    done(task, _lost(task, exc), b"")
     return [outcomes[task.target] for task in tasks]
+
+
+def _lost(task: Task, exc: BaseException) -> Outcome:
+    return Outcome(task.source, task.target, ok=False,
+                   error=f"{task.source}: its worker failed ({type(exc).__name__}: {exc})")
+
+
+def _run_dask(worker, tasks: list[Task], sources: dict, scheduler: str, done) -> None:
+    """The tasks on a dask.distributed cluster; a task whose worker dies is retried by the scheduler
+    (`distributed.scheduler.allowed-failures` times) and then reported as failed."""
+    from dask.distributed import as_completed as dask_completed
+
+    with dask_client(scheduler) as client:
+        futures = {client.submit(worker, task, sources.pop(task.target), pure=False): task for task in tasks}
+        for future in dask_completed(futures):
+            task = futures[future]
+            try:
+                done(task, *future.result())
+            except Exception as exc:
+                done(task, _lost(task, exc), b"")
+
+
+def dask_client(scheduler: str):
+    """A client of the dask.distributed scheduler at `scheduler` (host:port or tcp://host:port)."""
+    try:
+        from dask.distributed import Client
+    except ImportError as exc:
+        raise UsageError("--scheduler needs dask.distributed: pip install 'dask[distributed]'") from exc
+    try:
+        return Client(scheduler, timeout=30)
+    except (OSError, TimeoutError) as exc:
+        raise UsageError(f"cannot reach the dask scheduler at {scheduler} ({exc})") from exc
 
 
 def summary_lines(outcomes: list[Outcome], what: str) -> list[str]:

@@ -304,7 +304,7 @@ def decode(
         if out is not None:
             output_format(out)
         tasks = batch.plan(sources, ".png", out, out_dir, overwrite, device=_device(device),
-                           options={"checkpoint": str(checkpoint) if checkpoint else None})
+                           options={"checkpoint": str(checkpoint.resolve()) if checkpoint else None})
         _run_batch(tasks, "decode", jobs, json_out, fit_steps=None)
 
     _run(go)
@@ -315,7 +315,7 @@ def _single(items: List[str], sources: List[Path], out_dir: Optional[Path]) -> b
     return len(items) == 1 and len(sources) == 1 and Path(items[0]).is_file() and out_dir is None
 
 
-def _run_batch(tasks, command: str, jobs: int, json_out: bool, fit_steps) -> None:
+def _run_batch(tasks, command: str, jobs: int, json_out: bool, fit_steps, scheduler: Optional[str] = None) -> None:
     """Run a batch with a bar across files (and, with one job, the current file's bar); print the
     summary table (or JSON lines); exit status 1 if any file failed, the others kept."""
     from tqdm import tqdm
@@ -335,7 +335,7 @@ def _run_batch(tasks, command: str, jobs: int, json_out: bool, fit_steps) -> Non
             return None, None
         return _progress(fit_steps, name), _stage_bar(f"store {name}")
 
-    outcomes = batch.run(tasks, command, jobs=jobs, on_done=on_done, progress_factory=progress)
+    outcomes = batch.run(tasks, command, jobs=jobs, scheduler=scheduler, on_done=on_done, progress_factory=progress)
     bar.close()
     _close_bars()
     verb = {"compress": "compressed", "decode": "decoded"}[command]
@@ -395,6 +395,8 @@ def compress(
     out_dir: Optional[Path] = typer.Option(None, help="folder for the .dfc files (IMAGE.dfc each)"),
     jobs: int = typer.Option(1, min=1, help="images compressed in parallel local processes (each with "
                              "cores / N threads)"),
+    scheduler: Optional[str] = typer.Option(None, help="run the images on this dask.distributed scheduler "
+                                            "(host:port) instead of here"),
     steps: Optional[int] = typer.Option(None, min=1, help=STEPS_HELP),
     seed: int = typer.Option(0, min=0, max=2**32 - 1, help=SEED_HELP),
     storage: Optional[Storage] = typer.Option(None, help="storage scheme (default: the variant's)"),
@@ -429,13 +431,14 @@ def compress(
         if storage is not None and storage.value not in family.storages:
             raise UsageError(f"the {family.name} variant stores with {', '.join(family.storages)}, not {storage.value}")
         sources = batch.expand_inputs(images, batch.IMAGE_SUFFIXES)
-        if _single(images, sources, out_dir):
+        if _single(images, sources, out_dir) and not scheduler:
             return one(sources[0], out or sources[0].with_suffix(".dfc"))
         options = {"variant": variant.value, "preset": preset, "steps": steps, "seed": seed,
-                   "storage": _storage(variant, storage), "checkpoint": str(checkpoint) if checkpoint else None}
+                   "storage": _storage(variant, storage), "checkpoint": str(checkpoint.resolve()) if checkpoint else None}
         _model(variant, checkpoint)  # a bad --checkpoint is refused once, before any work
         tasks = batch.plan(sources, ".dfc", out, out_dir, overwrite, device=_device(device), options=options)
-        _run_batch(tasks, "compress", jobs, json_out, fit_steps=_family(variant).fit_steps(preset, steps))
+        _run_batch(tasks, "compress", jobs, json_out, fit_steps=_family(variant).fit_steps(preset, steps),
+                   scheduler=scheduler)
 
     _run(go)
 
@@ -451,6 +454,8 @@ def evaluate(
     crop: int = typer.Option(0, min=0, help="evaluate center crops of this side (0 = whole images)"),
     seed: int = typer.Option(0, min=0, max=2**32 - 1, help=SEED_HELP),
     jobs: int = typer.Option(1, min=1, help="images evaluated in parallel processes"),
+    scheduler: Optional[str] = typer.Option(None, help="evaluate the images on this dask.distributed scheduler "
+                                            "(host:port); its workers must see --work-dir and the images"),
     force: bool = typer.Option(False, help="store and decode again images whose results are cached (reusing fits)"),
     overwrite: bool = typer.Option(False, help="replace an existing table (and its figures) of the same name"),
     refit: bool = typer.Option(False, help="also fit again"),
@@ -498,7 +503,7 @@ def evaluate(
                       f"{'bit-exact' if row['bit_exact'] else 'NOT BIT-EXACT'}" + (" (cached)" if cached else ""))
 
         steps_total = _family(variant).fit_steps(preset, steps)
-        rows = ev.evaluate(job_list, force=force, refit=refit, n_jobs=jobs, on_row=on_row,
+        rows = ev.evaluate(job_list, force=force, refit=refit, n_jobs=jobs, scheduler=scheduler, on_row=on_row,
                            progress_factory=lambda job: _progress(steps_total, f"fit {job.name}"))
         bar.close()
         command = "python cli.py evaluate " + " ".join(sys.argv[2:])

@@ -197,15 +197,26 @@ def _worker(job: Job) -> dict:
     return run_job(job)
 
 
+def _absolute(job: Job) -> Job:
+    """The job with absolute paths, for workers whose working directory is not ours."""
+    def absolute(path):
+        return str(Path(path).resolve()) if path else path
+
+    return replace(job, source=absolute(job.source) if _is_path(job.source) else job.source,
+                   kodak_dir=absolute(job.kodak_dir), checkpoint=absolute(job.checkpoint), cache=absolute(job.cache))
+
+
 def evaluate(jobs: list[Job], *, force: bool = False, refit: bool = False, n_jobs: int = 1,
-             on_row: Callable[[dict, bool], None] | None = None,
+             scheduler: str | None = None, on_row: Callable[[dict, bool], None] | None = None,
              progress_factory: Callable[[Job], Callable[[int, float], None]] | None = None) -> list[dict]:
     """Evaluate every job, reusing cached rows unless `force`; returns the rows in job order.
 
     `force` stores and decodes again from the cached fits; `refit` also refits.
 
     on_row(row, cached) is called as each image finishes; progress_factory(job) may return a
-    per-step fit progress callback (used only with n_jobs == 1).
+    per-step fit progress callback (used only with n_jobs == 1). scheduler: the address of a
+    dask.distributed scheduler whose workers run the images (they read the images and write the
+    cache themselves, so they need the same paths: one machine, or a shared file system).
     """
     force = force or refit
     rows: dict[str, dict] = {}
@@ -223,7 +234,18 @@ def evaluate(jobs: list[Job], *, force: bool = False, refit: bool = False, n_job
             _row_path(job).unlink(missing_ok=True)
             if refit:
                 (Path(job.cache) / f"{job.name}.fit").unlink(missing_ok=True)
-    if n_jobs <= 1 or len(todo) <= 1:
+    if scheduler:
+        from .batch import dask_client
+        from dask.distributed import as_completed as dask_completed
+
+        with dask_client(scheduler) as client:
+            futures = [client.submit(_worker, _absolute(job), pure=False) for job in todo]
+            for future in dask_completed(futures):
+                row = future.result()
+                rows[row["image"]] = row
+                if on_row:
+                    on_row(row, False)
+    elif n_jobs <= 1 or len(todo) <= 1:
         for job in todo:
             row = run_job(job, progress_factory(job) if progress_factory else None)
             rows[job.name] = row

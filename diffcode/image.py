@@ -72,8 +72,17 @@ def read_image_mode(path: PathLike) -> tuple[np.ndarray, ColorMode]:
     """Read an image as uint8 (H, W, 3) RGB plus the mode to restore it in (see module doc)."""
     path = Path(path)
     _check_is_file(path)
+    return _read(path, path)
+
+
+def read_image_data(data: bytes, name: str) -> tuple[np.ndarray, ColorMode]:
+    """`read_image_mode` of an image file's bytes (`name` is what messages call it)."""
+    return _read(io.BytesIO(data), Path(name))
+
+
+def _read(source, path: Path) -> tuple[np.ndarray, ColorMode]:
     try:
-        with Image.open(path) as im:
+        with Image.open(source) as im:
             array, color = _decode_rgb8(im, path)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as e:
         raise ImageError(f"{path}: not an image Pillow can read ({e})") from e

@@ -142,3 +142,20 @@ def test_deltas_round_trip(arrays):
     applied = deltas.apply(arrays, "heads", k)
     changed = [n for n in arrays if not np.array_equal(applied[n], arrays[n].astype(np.float64))]
     assert set(changed) <= set(names) and changed
+
+
+def test_a_file_names_its_prior():
+    """Decoding picks the shipped prior the header names; a prior this package does not ship is refused."""
+    from diffcode import api, codec
+    from diffcode.errors import DecoderMismatchError
+    from diffcode.families.pyramid import prior
+
+    image = _image(9, 11)
+    shipped = prior.load()
+    other = prior.from_bytes(prior.to_bytes(PyramidNet(generator=torch.Generator().manual_seed(5)).arrays(), {}))
+    data = api.compress(image, variant="pyramid", model=shipped, preset="instant")
+    assert np.array_equal(codec.load(data, other), image)  # the header names the shipped prior
+    foreign = api.compress(image, variant="pyramid", model=other, preset="instant")
+    assert np.array_equal(codec.load(foreign, other), image)
+    with pytest.raises(DecoderMismatchError):
+        codec.load(foreign, shipped)

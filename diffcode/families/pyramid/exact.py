@@ -18,6 +18,7 @@ from .. import Decoded, Encoded, Section
 from ..common import check_layout
 from . import coding, deltas, spec
 from .network import ExactNet
+from . import prior as prior_file
 from .prior import Prior
 
 
@@ -58,13 +59,16 @@ def encode(image: np.ndarray, k: np.ndarray, preset: spec.Preset, adapt: str | N
     return Encoded(fields, _sections(side, stream, delta_bits, table, table_bits), _extras(preset, k))
 
 
-def check_header(header: container.Header, prior: Prior) -> None:
-    if header.decoder_hash != bytes.fromhex(prior.hash[:32]):
+def check_header(header: container.Header, model: Prior) -> Prior:
+    """The prior the header names: `model`, or an earlier shipped prior (DecoderMismatchError if neither)."""
+    named = model if header.decoder_hash == bytes.fromhex(model.hash[:32]) else prior_file.find(header.decoder_hash)
+    if named is None:
         raise DecoderMismatchError(f"this file was made with pyramid prior {header.decoder_hash.hex()}, but the "
-                                   f"loaded prior is {prior.sha256[:32]}")
+                                   f"loaded prior is {model.hash[:32]} and no shipped prior has that hash")
     if (header.storage, header.error_model, header.seed, header.rng_version, header.segment_budget_cnats) != \
             (spec.STORAGE, spec.ERROR_MODEL, 0, 0, 0):
         raise CorruptFileError("corrupt header: a pyramid file has storage none, error model logistic and no seed")
+    return named
 
 
 def _side(side: bytes) -> tuple[spec.Preset, str | None, np.ndarray]:
@@ -73,9 +77,9 @@ def _side(side: bytes) -> tuple[spec.Preset, str | None, np.ndarray]:
     return spec.PRESET_BY_CODE[side[0]], deltas.ADAPT.get(side[1]), np.frombuffer(side[2:], np.uint8)
 
 
-def decode(header: container.Header, sections: list[tuple[int, bytes]], prior: Prior) -> Decoded:
+def decode(header: container.Header, sections: list[tuple[int, bytes]], model: Prior) -> Decoded:
     """Pixels of a pyramid file's sections (the palette already removed by the codec)."""
-    check_header(header, prior)
+    prior = check_header(header, model)
     kinds = [kind for kind, _ in sections]
     has_deltas = len(sections) == 3
     check_layout(kinds, [container.SIDE_INFO] + [container.WEIGHT_DELTAS] * has_deltas + [container.ERROR_TABLE],

@@ -1,8 +1,10 @@
 """The pyramid family's shared prior: float32 network arrays in an .npz, named by its SHA-256.
 
-The shipped prior is `diffcode/data/pyramid_prior.npz`; its hash is pinned here, and the first 16
-bytes of it are written in every file's header (decoder_hash), so a file made with another prior
-is refused before decoding. `DIFFCODE_PYRAMID_PRIOR` may point to another prior file (research).
+Shipped priors are listed in SHIPPED by SHA-256 (pinned); CURRENT is the one new files use. The
+first 16 bytes of the hash are written in every file's header (decoder_hash); a file names its
+prior, so files made with an earlier shipped prior keep decoding (`find`), and a file made with a
+prior this package does not ship is refused before decoding. `DIFFCODE_PYRAMID_PRIOR` may point
+to another prior file (research).
 """
 
 from __future__ import annotations
@@ -21,8 +23,10 @@ import numpy as np
 from ...errors import DiffcodeError
 
 ENV_VAR = "DIFFCODE_PYRAMID_PRIOR"
-SHIPPED = "data/pyramid_prior.npz"
-SHIPPED_SHA256 = "ea6396d18181957995497ccdc0bf60c2e583382569322f1570e8b8161a3ce93a"  # experiments/results/train_pyramid-w64.md
+SHIPPED = {  # SHA-256 -> package file; never remove one (files that name it must keep decoding)
+    "ea6396d18181957995497ccdc0bf60c2e583382569322f1570e8b8161a3ce93a": "data/pyramid_prior.npz",  # train_pyramid-w64.md
+}
+CURRENT = "ea6396d18181957995497ccdc0bf60c2e583382569322f1570e8b8161a3ce93a"
 
 
 @dataclass(frozen=True)
@@ -71,17 +75,31 @@ def _load_path(path: str) -> Prior:
 
 
 def load(path: str | os.PathLike | None = None) -> Prior:
-    """The prior at `path`, `$DIFFCODE_PYRAMID_PRIOR`, or the shipped one (whose hash must match)."""
+    """The prior at `path`, `$DIFFCODE_PYRAMID_PRIOR`, or the current shipped one."""
     explicit = path or os.environ.get(ENV_VAR)
     if explicit:
         if not Path(explicit).is_file():
             raise DiffcodeError(f"pyramid prior {explicit} not found")
         return _load_path(str(explicit))
-    shipped = resources.files("diffcode").joinpath(SHIPPED)
-    if not shipped.is_file():
-        raise DiffcodeError(f"the shipped pyramid prior {SHIPPED} is missing from the package")
-    prior = _load_path(str(shipped))
-    if prior.sha256 != SHIPPED_SHA256:
-        raise DiffcodeError(f"the shipped pyramid prior has SHA-256 {prior.sha256[:16]}, expected "
-                            f"{SHIPPED_SHA256[:16]}: the package is damaged")
+    return shipped(CURRENT)
+
+
+def shipped(sha256: str) -> Prior:
+    """The shipped prior with this SHA-256 (its file's hash is checked)."""
+    name = SHIPPED[sha256]
+    resource = resources.files("diffcode").joinpath(name)
+    if not resource.is_file():
+        raise DiffcodeError(f"the shipped pyramid prior {name} is missing from the package")
+    prior = _load_path(str(resource))
+    if prior.sha256 != sha256:
+        raise DiffcodeError(f"the shipped pyramid prior {name} has SHA-256 {prior.sha256[:16]}, expected "
+                            f"{sha256[:16]}: the package is damaged")
     return prior
+
+
+def find(hash16: bytes) -> Prior | None:
+    """The shipped prior whose SHA-256 starts with these 16 bytes (a file header's decoder_hash), or None."""
+    for sha256 in SHIPPED:
+        if bytes.fromhex(sha256)[:16] == hash16:
+            return shipped(sha256)
+    return None

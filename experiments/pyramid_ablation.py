@@ -36,7 +36,11 @@ CONFIGS = {
     "fast-lr1e-2": replace(BASE, lr=1e-2),
     "fast-lr1e-3": replace(BASE, lr=1e-3),
     "steps300": replace(BASE, steps=300),
+    "fast-biases-lr1e-2": replace(BASE, adapt="biases", lr=1e-2),
+    "fast-biases-lr3e-2": replace(BASE, adapt="biases", lr=3e-2),
     "default": spec.PRESETS["default"],
+    "default-biases": replace(spec.PRESETS["default"], adapt="biases"),
+    "default-biases-lr1e-2": replace(spec.PRESETS["default"], adapt="biases", lr=1e-2),
     "steps1000": replace(spec.PRESETS["default"], steps=1000),
 }
 

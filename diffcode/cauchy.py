@@ -37,7 +37,7 @@ import math
 import numpy as np
 import torch
 
-from diffcode.storage.rans import PRECISION_BITS, TOTAL
+from diffcode.storage.rans import PRECISION_BITS, TOTAL, CdfTable
 
 N_VALUES = 256  # pixel values 0..255
 
@@ -263,6 +263,18 @@ class CauchyModel:
         cdf[symbols <= 0] = 0
         cdf[symbols >= N_VALUES] = TOTAL
         return cdf
+
+    def cdf_table(self, params: np.ndarray) -> CdfTable:
+        """:meth:`cdf` as a strided table (what the compiled coder reads): for 0 < x < 256,
+        cdf(x) = x + TABLE[scale_index, 4x + TABLE_OFFSET - 2 - loc_index]."""
+        params = np.asarray(params)
+        return CdfTable(_table_int64(), params[:, 1], TABLE_OFFSET - 2 - params[:, 0], LOC_STEPS_PER_LEVEL, 1)
+
+
+@functools.lru_cache(maxsize=1)
+def _table_int64() -> np.ndarray:
+    """The checked table as int64 (N_SCALES, TABLE_WIDTH), the coder's dtype."""
+    return table().astype(np.int64)
 
 
 # ----------------------------------------------------------------------------- reporting

@@ -161,3 +161,81 @@ def test_zero_frequency_rejected_by_encoder_and_decoder():
     data = encode(np.array([3, 3, 3]), params, UniformModel())
     with pytest.raises(CorruptFileError):
         decode(data, params, FlatModel())
+
+
+class WithoutTable:
+    """A model seen through its n_symbols and cdf only: the coder's numpy path."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def n_symbols(self, params):
+        return self.model.n_symbols(params)
+
+    def cdf(self, params, symbols):
+        return self.model.cdf(params, symbols)
+
+
+def counted_and_geometric_data(n, seed=0):
+    """(model, params, symbols) of the side-info and random-seed models, which offer cdf tables."""
+    from diffcode.storage.geometric import GeometricModel, TryRows
+    from diffcode.storage.side_info import CountedModel, frequencies
+
+    rng = np.random.default_rng(seed)
+    counted = CountedModel(frequencies(rng.integers(1, 50, 24)))
+    rows = TryRows(rng.integers(1 << 8, 1 << 32, n))
+    digits, a = rows.split(rng.geometric(0.001, n))
+    return [(counted, np.zeros((n, 1), np.int64), rng.integers(0, 24, n)),
+            (GeometricModel(), rows.digit_params, digits)]
+
+
+def table_models(n, seed=0):
+    params, symbols = cauchy_data(n, seed)
+    return [(CauchyModel(), params, symbols)] + counted_and_geometric_data(n, seed)
+
+
+@pytest.mark.parametrize("n", [1, 255, 4097, 70_000])
+def test_compiled_path_writes_and_reads_the_numpy_paths_bytes(n):
+    for model, params, symbols in table_models(n, seed=n):
+        data = encode(symbols, params, model)
+        assert data == encode(symbols, params, WithoutTable(model))
+        assert np.array_equal(decode(data, params, model), symbols)
+        assert np.array_equal(decode(data, params, WithoutTable(model)), symbols)
+
+
+def test_cdf_table_equals_cdf_everywhere():
+    for model, params, _ in table_models(300, seed=7):
+        form, n = model.cdf_table(params), model.n_symbols(params)
+        for s in range(int(n.max()) + 1):
+            s_col = np.minimum(np.full(len(params), s), n)
+            inner = (s_col > 0) & (s_col < n)
+            column = np.where(inner, np.asarray(form.offset) + form.stride * s_col, 0)
+            from_table = np.where(inner, form.slope * s_col + np.asarray(form.table)[form.row, column],
+                                  np.where(s_col == 0, 0, TOTAL))
+            assert np.array_equal(from_table, np.asarray(model.cdf(params, s_col), np.int64))
+
+
+class ShiftedTableCauchy(CauchyModel):
+    """A model bug: its cdf table reaches past the table's end."""
+
+    def cdf_table(self, params):
+        form = super().cdf_table(params)
+        return form._replace(offset=form.offset + 10)
+
+
+def test_cdf_table_out_of_bounds_is_refused():
+    params, symbols = cauchy_data(1000, seed=8)
+    params[0] = (-4, 3)  # the row whose last column is the table's last
+    with pytest.raises(ValueError, match="cover"):
+        encode(symbols, params, ShiftedTableCauchy())
+    data = encode(symbols, params, CauchyModel())
+    with pytest.raises(CorruptFileError, match="invalid"):
+        decode(data, params, ShiftedTableCauchy())
+
+
+def test_compiled_decoder_detects_damage():
+    params, symbols = cauchy_data(5000, seed=9)
+    data = encode(symbols, params, CauchyModel())
+    for bad in (data[:-4], data + b"\0" * 4, data[:20] + bytes([data[20] ^ 1]) + data[21:]):
+        with pytest.raises(CorruptFileError, match="corrupt"):
+            decode(bad, params, CauchyModel())

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from diffcode.storage.rans import TOTAL
+from diffcode.storage.rans import TOTAL, CdfTable
 
 DIGIT_BITS = 4
 BASE = 1 << DIGIT_BITS  # 16 values per digit
@@ -168,3 +168,7 @@ class GeometricModel:
     def cdf(self, params: np.ndarray, symbols: np.ndarray) -> np.ndarray:
         """int64 (N,) cumulative frequency of symbols (int64 (N,), 0..n)."""
         return np.take_along_axis(params, 1 + symbols[:, None], axis=1)[:, 0]
+
+    def cdf_table(self, params: np.ndarray) -> CdfTable:
+        """:meth:`cdf` as a table: each row is its own table row, cdf(s) in column 1 + s."""
+        return CdfTable(params, np.arange(len(params)), np.ones(len(params), np.int64), 1, 0)

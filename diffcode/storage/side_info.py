@@ -42,6 +42,10 @@ class CountedModel:
     def cdf(self, params: np.ndarray, symbols: np.ndarray) -> np.ndarray:
         return self.cum[np.clip(symbols, 0, len(self.cum) - 1)]
 
+    def cdf_table(self, params: np.ndarray) -> rans.CdfTable:
+        zeros = np.zeros(len(params), np.int64)
+        return rans.CdfTable(self.cum[None, :], zeros, zeros, 1, 0)
+
 
 def frequencies(counts: np.ndarray) -> np.ndarray:
     """int64 frequencies (>= 1, sum TOTAL) of the non-zero counts, in order."""

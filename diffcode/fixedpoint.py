@@ -20,7 +20,6 @@ import math
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 FRAC_BITS = 12
 ONE = 1 << FRAC_BITS
@@ -46,7 +45,20 @@ def requantize(acc: torch.Tensor, shift: int = FRAC_BITS) -> torch.Tensor:
     return out.clamp_(-ACT_LIMIT, ACT_LIMIT)
 
 
-def conv3x3_valid(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, rows_per_chunk: int = 128) -> torch.Tensor:
+def requantize_(acc: torch.Tensor, shift: int = FRAC_BITS) -> torch.Tensor:
+    """:func:`requantize` in place (the same floating-point operations, so the same integers)."""
+    acc.add_(float(1 << (shift - 1))).mul_(1.0 / (1 << shift)).floor_()
+    return acc.clamp_(-ACT_LIMIT, ACT_LIMIT)
+
+
+# Output rows per block of conv3x3_valid: small enough that the accumulator (O x rows x W float64)
+# stays in the L2 cache across the nine products. 8 rows: 0.70 s instead of 1.02 s (128 rows)
+# for a 40->40 conv of 512x768 pixels on one thread (/tmp benchmark at load average 6.6).
+ROWS_PER_CHUNK = 8
+
+
+def conv3x3_valid(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
+                  rows_per_chunk: int = ROWS_PER_CHUNK) -> torch.Tensor:
     """Exact valid 3x3 convolution of one fixed-point image.
 
     Nine matrix products, one per kernel tap, accumulate into the output: tap (dy, dx) reads the
@@ -64,22 +76,32 @@ def conv3x3_valid(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, row
         float64 (O, H-2, W-2) integers in 2^-12 units.
     """
     c, h, w = x.shape
+    flat = x.new_zeros(c, h * w + 2)  # 2 spare: the last tap's wrap
+    flat[:, :h * w] = x.reshape(c, h * w)
+    return _conv3x3_flat(flat, h, w, weight, bias, rows_per_chunk)
+
+
+def _conv3x3_flat(flat: torch.Tensor, h: int, w: int, weight: torch.Tensor, bias: torch.Tensor,
+                  rows_per_chunk: int) -> torch.Tensor:
+    """:func:`conv3x3_valid` of an input already flattened to float64 (C, H*W + 2), the 2 spare zeros."""
+    c = flat.shape[0]
     if c > MAX_CONV_INPUTS:
         raise ValueError(f"{c} input channels exceed the exact-arithmetic limit {MAX_CONV_INPUTS}")
     o = weight.shape[0]
     taps = weight.view(o, c, 3, 3).permute(2, 3, 0, 1).contiguous()  # (3, 3, O, C)
-    flat = torch.cat([x.reshape(c, h * w), x.new_zeros(c, 2)], dim=1)  # 2 spare: the last tap's wrap
-    chunks = []
+    out = flat.new_empty(o, max(h - 2, 0), max(w - 2, 0))
+    acc_buffer = flat.new_empty(o, min(rows_per_chunk, max(h - 2, 0)) * w)
     for r0 in range(0, h - 2, rows_per_chunk):
         r1 = min(h - 2, r0 + rows_per_chunk)
         n = (r1 - r0) * w
-        acc = bias[:, None].expand(o, n).clone()
+        acc = acc_buffer[:, :n]
+        acc.copy_(bias[:, None].expand(o, n))
         for dy in range(3):
             for dx in range(3):
                 start = (r0 + dy) * w + dx
                 acc.addmm_(taps[dy, dx], flat[:, start:start + n])
-        chunks.append(requantize(acc).view(o, r1 - r0, w)[:, :, :w - 2])
-    return torch.cat(chunks, dim=1)
+        out[:, r0:r1] = requantize_(acc).view(o, r1 - r0, w)[:, :, :w - 2]
+    return out
 
 
 def _cos_table_numpy() -> np.ndarray:
@@ -138,8 +160,12 @@ def angles_to_u32(angles: np.ndarray) -> np.ndarray:
 def padded_conv_stack(tensors: dict, block: str, n_layers: int, x: torch.Tensor) -> torch.Tensor:
     """Exact zero-padded 3x3 convolutions `block.<i>.weight` (O, 9C) in 2^-12 / `.bias` (O,) in 2^-24,
     relu between them, of x float64 integers (C, H, W) in 2^-12: the output keeps H x W."""
+    c, h, w = x.shape
     for i in range(n_layers):
-        x = conv3x3_valid(F.pad(x, (1, 1, 1, 1)), tensors[f"{block}.{i}.weight"], tensors[f"{block}.{i}.bias"])
+        flat = x.new_zeros(x.shape[0], (h + 2) * (w + 2) + 2)  # zero border and the 2 spare, one copy
+        flat[:, :(h + 2) * (w + 2)].view(-1, h + 2, w + 2)[:, 1:-1, 1:-1] = x
+        x = _conv3x3_flat(flat, h + 2, w + 2, tensors[f"{block}.{i}.weight"], tensors[f"{block}.{i}.bias"],
+                          ROWS_PER_CHUNK)
         if i < n_layers - 1:
-            x = torch.relu(x)
+            x = torch.relu_(x)
     return x

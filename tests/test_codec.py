@@ -110,14 +110,21 @@ def test_foreign_file_is_rejected(checkpoint):
 def test_wrong_pixels_fail_loudly(stored, checkpoint, monkeypatch):
     """If the decoder arithmetic ever drifted, the pixel checksum must catch it."""
     _, data = stored
-    real = cauchy.CauchyModel.cdf
+    real, real_table = cauchy.CauchyModel.cdf, cauchy.CauchyModel.cdf_table
+
+    def moved(params):
+        p = np.array(params, copy=True)
+        p[:, 0] = np.clip(p[:, 0] + 3, -4, 1024)
+        return p
 
     def shifted(self, params, symbols):  # a different, still valid, model
-        p = params.copy()
-        p[:, 0] = np.clip(p[:, 0] + 3, -4, 1024)
-        return real(self, p, symbols)
+        return real(self, moved(params), symbols)
+
+    def shifted_table(self, params):  # the same model as the compiled coder reads it
+        return real_table(self, moved(params))
 
     monkeypatch.setattr(cauchy.CauchyModel, "cdf", shifted)
+    monkeypatch.setattr(cauchy.CauchyModel, "cdf_table", shifted_table)
     with pytest.raises(CorruptFileError):  # ChecksumError or a stream error
         codec.load(data, checkpoint)
 

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ...fixedpoint import FRAC_BITS, ACT_LIMIT, conv3x3_valid
+from ...fixedpoint import FRAC_BITS, ACT_LIMIT, ROWS_PER_CHUNK, conv3x3_valid
 from ...layers import upsample2
 from ...storage.entropy_units import entropy_nats, entropy_units_from_fixed
 from .checkpoint import Checkpoint
@@ -60,7 +60,7 @@ class FloatBackend:
 class FixedBackend:
     """Exact fixed-point pass over one image; values are float64 integers in 2^-12 units."""
 
-    def __init__(self, checkpoint: Checkpoint, rows_per_chunk: int = 64, device: str = "cpu"):
+    def __init__(self, checkpoint: Checkpoint, rows_per_chunk: int = ROWS_PER_CHUNK, device: str = "cpu"):
         self.config = checkpoint.config
         self.rows_per_chunk = rows_per_chunk
         self.device = device
@@ -80,7 +80,7 @@ class FixedBackend:
         return upsample2(x, crop_hw)
 
     def pre(self, block, x):
-        return self._conv(block, "pre2", torch.relu(self._conv(block, "pre1", x)))
+        return self._conv(block, "pre2", torch.relu_(self._conv(block, "pre1", x)))
 
     def entropy(self, h, n):
         """Integer entropies (units of 1/256 bit) of the n encodings per pixel: int64 (n, h, w)."""
@@ -89,7 +89,7 @@ class FixedBackend:
     def post(self, block, h, features):
         feats = torch.from_numpy(features.astype(np.float64)).to(h.device)
         x = torch.cat([h, feats], dim=0)
-        return self._conv(block, "post2", torch.relu(self._conv(block, "post1", x)))
+        return self._conv(block, "post2", torch.relu_(self._conv(block, "post1", x)))
 
     def residual(self, x_up, y):
         return (y + x_up[..., 4:-4, 4:-4]).clamp_(-ACT_LIMIT, ACT_LIMIT)

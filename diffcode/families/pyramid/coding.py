@@ -18,7 +18,7 @@ from . import entropy, layout
 from .layout import N_PHASES
 from .network import ExactNet, input_integers, own_integers
 
-# (symbols or None, loc12, scale) -> symbols; one call per channel of a target group
+# (loc12, scale, where) -> symbols; one call per channel of a target group (see `_walk`)
 Code = Callable[[np.ndarray, np.ndarray, tuple], np.ndarray]
 
 

@@ -63,7 +63,8 @@ def _params(scales: np.ndarray, sizes: list[int]) -> tuple[np.ndarray, np.ndarra
 
 
 def encode(k: np.ndarray, sizes: list[int]) -> tuple[np.ndarray, bytes, float]:
-    """Integers k per tensor -> (scale index per tensor uint8, stream bytes, ideal bits)."""
+    """Integers k per tensor -> (scale index per tensor uint8, stream bytes, ideal bits of the integer model);
+    each tensor's scale is the one with the fewest ideal bits."""
     symbols = (np.asarray(k, np.int64) + 128).astype(np.uint8)
     scales = []
     for part in np.split(symbols, np.cumsum(sizes)[:-1]):
@@ -78,7 +79,7 @@ def decode(stream: bytes, scales: np.ndarray, sizes: list[int]) -> tuple[np.ndar
     """The inverse of `encode`: (int16 k (sum of sizes,), ideal bits)."""
     if len(scales) != len(sizes) or np.any(np.asarray(scales) >= spec.N_SCALES):
         raise CorruptFileError("weight deltas: bad side information")
-    decoder = entropy.Decoder(stream)
+    decoder = entropy.Decoder(stream, "weight deltas")
     params = _params(scales, sizes)
     symbols = decoder.decode(*params)
     decoder.finish()

@@ -48,12 +48,12 @@ def _table_numpy() -> np.ndarray:
 def _table_mpmath() -> np.ndarray:
     import mpmath
 
-    mpmath.mp.dps = 40
     half = np.zeros((spec.N_SCALES, T_MAX + 1), np.int64)
-    for j in range(spec.N_SCALES):
-        scale = mpmath.mpf(spec.SCALE_MIN) * mpmath.exp(mpmath.mpf(spec.SCALE_LOG_STEP) * j)
-        for t in range(T_MAX + 1):
-            half[j, t] = int(mpmath.floor(TOTAL / (1 + mpmath.exp(-mpmath.mpf(t) / spec.LOC_STEP / scale)) + 0.5))
+    with mpmath.workdps(40):
+        for j in range(spec.N_SCALES):
+            scale = mpmath.mpf(spec.SCALE_MIN) * mpmath.exp(mpmath.mpf(spec.SCALE_LOG_STEP) * j)
+            for t in range(T_MAX + 1):
+                half[j, t] = int(mpmath.floor(TOTAL / (1 + mpmath.exp(-mpmath.mpf(t) / spec.LOC_STEP / scale)) + 0.5))
     return _mirror(half)
 
 
@@ -174,23 +174,24 @@ def bits(symbols: np.ndarray, loc12: np.ndarray, scale: np.ndarray) -> np.ndarra
 class Decoder:
     """Decodes one stream group by group; `finish` proves every word was read."""
 
-    def __init__(self, data: bytes):
+    def __init__(self, data: bytes, what: str = "error table"):
+        self.what = what
         if len(data) < 8 or len(data) % 4:
-            raise CorruptFileError(f"error table of {len(data)} bytes is not a stream of 32-bit words")
+            raise CorruptFileError(f"{what} of {len(data)} bytes is not a stream of 32-bit words")
         self.words = np.frombuffer(data, "<u4").astype(np.uint32)
         self.state = np.uint64((int(self.words[0]) << 32) | int(self.words[1]))
         self.position = 2
         if int(self.state) < STATE_LOW or int(self.state) >= 1 << 63:
-            raise CorruptFileError("error table: bad initial rANS state")
+            raise CorruptFileError(f"{what}: bad initial rANS state")
 
     def decode(self, loc12: np.ndarray, scale: np.ndarray) -> np.ndarray:
         loc12, scale = _checked(loc12, scale)
         out, self.position, self.state, ok = _decode(self.words, self.position, self.state, loc12, scale, table())
         if not ok:
-            raise CorruptFileError("error table truncated: the rANS stream ran out of words")
+            raise CorruptFileError(f"{self.what} truncated: the rANS stream ran out of words")
         return out
 
     def finish(self) -> None:
         if int(self.state) != STATE_LOW or self.position != len(self.words):
-            raise CorruptFileError("error table corrupt: the rANS stream did not end where it should")
+            raise CorruptFileError(f"{self.what} corrupt: the rANS stream did not end where it should")
 

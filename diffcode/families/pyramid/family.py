@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
-from ...errors import DiffcodeError
+from ...errors import DecoderMismatchError, DiffcodeError
 from ...limits import Linear
 from .. import Decoded, Encoded, Fit, take_options
 from . import exact, prior, spec
@@ -29,8 +31,6 @@ class Pyramid:
     def fit(self, image, model: prior.Prior, *, preset: str = "default", steps=None, seed=None, generator=None,
             progress=None, device: str = "cpu", **options) -> Fit:
         """Fine-tune deltas of the prior on one image; `steps` overrides the preset's step count."""
-        import time
-
         import torch
 
         from .fit import fit_deltas  # the fitting code (torch) loads only to fit
@@ -39,7 +39,7 @@ class Pyramid:
         if steps is not None and steps < 0:
             raise DiffcodeError(f"--steps must be 0 or more, not {steps}")
         p = spec.PRESETS[preset]
-        steps = p.steps if steps is None else steps
+        steps = self.fit_steps(preset, steps)
         generator = generator or torch.Generator().manual_seed(0 if seed is None else seed)
         start = time.perf_counter()
         k, history = fit_deltas(image, model.arrays, steps=steps, adapt=p.adapt, lr=p.lr, batch=p.batch,
@@ -49,8 +49,11 @@ class Pyramid:
 
     def encode(self, fit: Fit, model: prior.Prior, *, device: str = "cpu", progress=None, **options) -> Encoded:
         take_options(options, {"storage": self.storages}, self.name)
-        if fit.model_hash != model.sha256:
-            raise DiffcodeError(f"the fit used pyramid prior {fit.model_hash[:16]}, the loaded one is {model.sha256[:16]}")
+        if fit.model_hash != model.hash:
+            raise DecoderMismatchError(f"the fit used pyramid prior {fit.model_hash[:16]}, the loaded one is "
+                                       f"{model.hash[:16]}")
+        if fit.preset not in spec.PRESETS:
+            raise DiffcodeError(f"unknown pyramid preset {fit.preset!r} in the fit; known: {', '.join(spec.PRESETS)}")
         k = np.asarray(fit.arrays["deltas"], np.int16)
         return exact.encode(fit.image, k, spec.PRESETS[fit.preset], fit.meta.get("adapt"), model)
 

@@ -18,6 +18,7 @@ import time
 import numpy as np
 import torch
 
+from ...storage import container
 from . import deltas as delta_coding
 from .model import PyramidNet
 from .train import batch_bits, mean_bpsp, samples
@@ -30,7 +31,7 @@ def fit_deltas(image: np.ndarray, prior_arrays: dict, *, steps: int, adapt: str,
     if steps == 0 or not names:
         return np.zeros(0, np.int16), []
     s = samples([image])
-    if min(len(t) for t in s.target) == 0:  # nothing but the flat-coded coarsest level
+    if sum(len(t) for t in s.target) == 0:  # nothing but the flat-coded coarsest level
         return np.zeros(0, np.int16), []
     net = PyramidNet.from_arrays(prior_arrays).to(device)
     params = dict(net.named_parameters())
@@ -61,7 +62,8 @@ def fit_deltas(image: np.ndarray, prior_arrays: dict, *, steps: int, adapt: str,
 def _pays(s, prior_arrays: dict, adapt: str, k: np.ndarray, names: list[str], device: str) -> bool:
     """Whether the deltas save more error-table bits (float model, whole image) than they cost (real code)."""
     sizes = [prior_arrays[n].size for n in names]
-    cost = delta_coding.encode(k, sizes)[2] + 8 * len(sizes)  # their stream and their scale bytes
+    # their stream (ideal bits + the 64-bit flush and a last word), scale bytes, and section-table entry
+    cost = delta_coding.encode(k, sizes)[2] + 96 + 8 * len(sizes) + 8 * (container.header_bytes(3) - container.header_bytes(2))
     before = mean_bpsp(PyramidNet.from_arrays(prior_arrays).to(device), s, device)
     after = mean_bpsp(PyramidNet.from_arrays(delta_coding.apply(prior_arrays, adapt, k)).to(device), s, device)
     return (before - after) * s.subpixels > cost

@@ -5,7 +5,9 @@ activations integers in 2^-12 units, weights on inputs in 2^-24 x 384 units and 
 activations in 2^-12 units, biases in 2^-24 units; every product and partial sum of a dense layer
 is an integer of magnitude below MAX_ACC < 2^53, so the float64 matrix product is exact in any
 summation order, blocking or FMA use. Rescaling is floor((acc + 2^11) / 2^12) (exact), relu is
-exact, and the outputs become coding parameters with integer shifts only.
+exact, and the outputs become coding parameters by multiplying the exact accumulator by a small
+integer and flooring (a product beyond 2^53 may round, but identically everywhere: it is one IEEE
+multiplication, and such values are clipped to the parameter range anyway).
 
     inputs (N, 72) -> relu(dense) -> relu(dense) -> h;  per channel c: [h, own[:, :c]] -> relu(dense) -> dense
     -> loc12 = clip(base12 + round(acc_loc * 96 / 2^24)),  scale = clip(32 + round(acc_scale * 8 / 2^24), 0, 63)
@@ -18,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import spec
-from .layout import MAX_LEVELS, N_PHASES, Contexts
+from .layout import MAX_LEVELS, N_NEIGHBOURS, N_PHASES, Contexts
 
 ACC_BITS = 24  # an accumulator holds 2^-24 units
 ACT_BITS = 12  # activations and weights on activations are in 2^-12 units
@@ -76,7 +78,8 @@ def input_integers(ctx: Contexts, level: int) -> np.ndarray:
     n = len(ctx)
     onehot = np.zeros((n, MAX_LEVELS), np.int32)
     onehot[:, min(level, MAX_LEVELS - 1)] = spec.INPUT_UNITS
-    return np.concatenate([ctx.residuals.reshape(n, -1), ctx.mask.astype(np.int32) * spec.INPUT_UNITS, onehot], 1)
+    return np.concatenate([ctx.residuals.reshape(n, 3 * N_NEIGHBOURS), ctx.mask.astype(np.int32) * spec.INPUT_UNITS,
+                           onehot], 1)
 
 
 def own_integers(target: np.ndarray, base12: np.ndarray) -> np.ndarray:

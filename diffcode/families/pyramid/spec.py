@@ -15,7 +15,6 @@ with its tails folded into 0 and 255.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from .layout import BASE_UNITS, MAX_LEVELS, N_NEIGHBOURS
@@ -30,11 +29,6 @@ SCALE_MIN = 0.15  # grey levels, scale index 0
 SCALE_LOG_STEP = 0.11  # ln of the ratio between neighbouring scale indexes
 SCALE_MID = 32.0
 SCALE_GAIN = 8.0
-
-
-def scale_of_index(index: float) -> float:
-    """Logistic scale (grey levels) of a (possibly fractional) scale index."""
-    return SCALE_MIN * math.exp(SCALE_LOG_STEP * index)
 
 
 NAME = "pyramid"

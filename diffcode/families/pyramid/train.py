@@ -46,6 +46,8 @@ def image_samples(image: np.ndarray) -> tuple[list[list[np.ndarray]], int]:
     for level in range(len(levels) - 1):
         for phase in range(N_PHASES):
             for rows, cols, ctx in layout.group_contexts(levels[level], phase):
+                if len(ctx) == 0:
+                    continue
                 target = levels[level][rows, cols]
                 parts = (input_integers(ctx, level), own_integers(target, ctx.base12), ctx.base12, target)
                 for store, part in zip(per_phase[phase], parts):
@@ -91,6 +93,8 @@ def batch_bits(net: PyramidNet, s: Samples, rng: np.random.Generator, batch: int
     sizes = np.array([len(t) for t in s.target], np.float64)
     total, count = 0.0, 0
     for phase in range(N_PHASES):
+        if sizes[phase] == 0:
+            continue
         n = max(1, int(round(batch * sizes[phase] / sizes.sum())))
         index = rng.integers(0, len(s.target[phase]), n)
         total = total + phase_nats(net.phases[phase], *_batch(s, phase, index, device)).sum()

@@ -19,6 +19,7 @@ with another storage scheme without refitting.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -82,9 +83,12 @@ def _is_path(source: str) -> bool:
 def cache_dir(work_dir: Path, variant: str, model_hash: str, steps: int | None, seed: int, crop: int,
               fit_storage: str, preset: str | None = None) -> Path:
     """The directory of cached results for one shared model and fit setting (the preset is named
-    for families that have more than one)."""
-    named = preset and len(families.get(variant).presets) > 1
-    parts = [variant, model_hash[:12]] + ([preset] if named else []) + [
+    for families that have more than one; a hash of what it stands for keys the cache)."""
+    family = families.get(variant)
+    named = preset and len(family.presets) > 1
+    settings = json.dumps(family.preset_settings(preset or family.presets[0]), sort_keys=True, default=str)
+    settings_hash = hashlib.sha256(settings.encode()).hexdigest()[:8]
+    parts = [variant, model_hash[:12], settings_hash] + ([preset] if named else []) + [
         f"steps{steps}" if steps is not None else "default", f"seed{seed}", f"fit{fit_storage}"]
     if crop:
         parts.append(f"crop{crop}")

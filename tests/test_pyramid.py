@@ -190,3 +190,15 @@ def test_a_file_with_weight_deltas_decodes_to_pinned_bytes():
     assert [s.kind for s in report.sections][:2] == [4, 6]  # side info, weight deltas
     assert np.array_equal(codec.load(data, model), image)
     assert hashlib.sha256(data).hexdigest()[:16] == PINNED_DELTAS_FILE
+
+
+def test_evaluate_cache_is_keyed_by_what_a_preset_stands_for(monkeypatch, tmp_path):
+    """Changing a preset's definition must not reuse fits made with the old one."""
+    from dataclasses import replace
+
+    from diffcode import evaluate
+
+    before = evaluate.cache_dir(tmp_path, "pyramid", "ab" * 32, None, 0, 0, "none", "fast")
+    changed = dict(spec.PRESETS, fast=replace(spec.PRESETS["fast"], adapt="heads"))
+    monkeypatch.setattr(spec, "PRESETS", changed)
+    assert evaluate.cache_dir(tmp_path, "pyramid", "ab" * 32, None, 0, 0, "none", "fast") != before

@@ -110,6 +110,10 @@ class Family(Protocol):
     def load_model(self, path: str | None = None) -> Model:
         """The shared model from a file, or the shipped one (pinned hash) when path is None."""
 
+    def preset_settings(self, preset: str) -> dict:
+        """What the preset stands for (JSON-able): evaluate's cache is keyed by it, so changing a
+        preset's definition never reuses fits made with the old one."""
+
     def fit_steps(self, preset: str, steps: int | None) -> int:
         """How many progress calls a fit with these settings makes."""
 

@@ -13,7 +13,7 @@ decoder_hash. Fitting code is imported only when fitting.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import asdict, replace
 
 from ...errors import UsageError
 from ...limits import Linear
@@ -44,6 +44,9 @@ class PerPixel:
 
     def fit_steps(self, preset: str, steps: int | None) -> int:
         return steps if steps is not None else FitConfig().steps
+
+    def preset_settings(self, preset: str) -> dict:
+        return asdict(FitConfig())
 
     def fit(self, image, model: Checkpoint, *, preset: str = "default", steps=None, seed=None, generator=None,
             progress=None, device: str = "cpu", **options) -> Fit:

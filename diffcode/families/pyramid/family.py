@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import asdict
 
 import numpy as np
 
@@ -27,6 +28,11 @@ class Pyramid:
 
     def fit_steps(self, preset: str, steps: int | None) -> int:
         return steps if steps is not None else spec.PRESETS[preset].steps
+
+    def preset_settings(self, preset: str) -> dict:
+        if preset not in spec.PRESETS:
+            raise DiffcodeError(f"the pyramid variant has no preset {preset!r}; known: {', '.join(self.presets)}")
+        return asdict(spec.PRESETS[preset])
 
     def fit(self, image, model: prior.Prior, *, preset: str = "default", steps=None, seed=None, generator=None,
             progress=None, device: str = "cpu", **options) -> Fit:

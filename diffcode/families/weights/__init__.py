@@ -13,6 +13,8 @@ rng_version, seed, decoder_hash; the segment budget is always 0.
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 from ...errors import DiffcodeError
 from ...limits import Linear
 from .. import Decoded, Encoded, Fit, common, take_options
@@ -37,6 +39,9 @@ class Weights:
 
     def fit_steps(self, preset: str, steps: int | None) -> int:
         return steps if steps is not None else wv.preset(preset).steps
+
+    def preset_settings(self, preset: str) -> dict:
+        return asdict(wv.preset(preset))
 
     def fit(self, image, model: wv.MLPCheckpoint, *, preset: str = "default", steps=None, seed=None,
             generator=None, progress=None, device: str = "cpu", **options) -> Fit:

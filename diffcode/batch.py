@@ -241,8 +241,9 @@ def run(tasks: list[Task], command: str, *, jobs: int = 1, scheduler: str | None
 
 
 def _lost(task: Task, exc: BaseException) -> Outcome:
+    first_line = (str(exc).strip().splitlines() or [""])[0]
     return Outcome(task.source, task.target, ok=False,
-                   error=f"{task.source}: its worker failed ({type(exc).__name__}: {exc})")
+                   error=f"{task.source}: its worker failed ({type(exc).__name__}: {first_line})")
 
 
 def _run_dask(worker, tasks: list[Task], sources: dict, scheduler: str, done) -> None:

@@ -82,3 +82,30 @@ def test_an_unreachable_scheduler_is_one_line(folder):
                                      *CK])
     assert result.exit_code == 1 and "cannot reach the dask scheduler" in result.output, result.output
     assert not list((folder / "cluster").iterdir())
+
+
+def _worker_that_dies_on(task, source: bytes, progress=None, stage_progress=None):
+    """A stand-in for compress_data whose process dies on one file (as if killed or out of memory)."""
+    import os
+
+    from diffcode.batch import Outcome
+
+    if task.source.endswith("poison"):
+        os._exit(1)
+    return Outcome(task.source, task.target, ok=True, file_bytes=len(source)), b"out:" + source
+
+
+def test_a_dead_worker_costs_only_its_file(tmp_path, scheduler):
+    from diffcode import batch
+
+    tasks = [batch.Task(str(tmp_path / name), str(tmp_path / f"{name}.out")) for name in ("a", "poison", "b")]
+    outcomes = {}
+
+    def done(task, outcome, data):
+        outcomes[task.source] = batch._finish(task, outcome, data)
+
+    batch._run_dask(_worker_that_dies_on, tasks, {t.target: t.source.encode() for t in tasks}, scheduler, done)
+    assert [outcomes[t.source].ok for t in tasks] == [True, False, True]
+    assert "its worker failed" in outcomes[tasks[1].source].error and "\n" not in outcomes[tasks[1].source].error
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.out", "b.out"]  # no partial file for the lost one
+    assert (tmp_path / "a.out").read_bytes() == b"out:" + tasks[0].source.encode()

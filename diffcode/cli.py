@@ -86,6 +86,12 @@ def _storage(variant, storage) -> str:
 
 
 
+def _command_line() -> str:
+    """The command as the user typed it, for the provenance of tables (`diffcode ...` or `python cli.py ...`)."""
+    program = "diffcode" if Path(sys.argv[0]).name == "diffcode" else "python cli.py"
+    return " ".join([program] + sys.argv[1:])
+
+
 def _close_bars() -> None:
     """Close the progress bars still on screen, so that what is printed next starts its own line."""
     tqdm_module = sys.modules.get("tqdm")
@@ -506,7 +512,7 @@ def evaluate(
         rows = ev.evaluate(job_list, force=force, refit=refit, n_jobs=jobs, scheduler=scheduler, on_row=on_row,
                            progress_factory=lambda job: _progress(steps_total, f"fit {job.name}"))
         bar.close()
-        command = "python cli.py evaluate " + " ".join(sys.argv[2:])
+        command = _command_line()
         paths = ev.write_results(rows, stem, command, job_list, figures=figures, baselines=baselines)
         mean = ev.with_mean(rows)[-1]
         typer.echo(f"{stem}.md: {len(rows)} images, mean {mean['theoretical_bpsp']:.4f} bpsp theoretical, "
@@ -536,7 +542,7 @@ def baselines(
         names = kodak.split(split) if split else list(images)
         rows = bl.run(names, kodak_dir=str(kodak_dir) if kodak_dir else None, patches=patches, grayscale=grayscale)
         stem = out or bl.default_stem(split or "images", patches, grayscale)
-        command = "python cli.py baselines " + " ".join(sys.argv[2:])
+        command = _command_line()
         for path in bl.write(rows, stem, command, note=f"Libraries: {bl.library_versions()}."):
             typer.echo(str(path))
         for row in bl.summarize(rows):

@@ -261,6 +261,9 @@ def _run_dask(worker, tasks: list[Task], sources: dict, scheduler: str, done) ->
                 done(task, _lost(task, exc), b"")
 
 
+CONNECT_SECONDS = 20  # how long to try to reach a scheduler before giving up
+
+
 def dask_client(scheduler: str):
     """A client of the dask.distributed scheduler at `scheduler` (host:port or tcp://host:port)."""
     try:
@@ -268,7 +271,7 @@ def dask_client(scheduler: str):
     except ImportError as exc:
         raise UsageError("--scheduler needs dask.distributed: pip install 'dask[distributed]'") from exc
     try:
-        return Client(scheduler, timeout=30)
+        return Client(scheduler, timeout=CONNECT_SECONDS)
     except (OSError, TimeoutError) as exc:
         raise UsageError(f"cannot reach the dask scheduler at {scheduler} ({exc})") from exc
 

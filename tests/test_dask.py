@@ -77,7 +77,10 @@ def test_evaluate_on_a_cluster_gives_the_local_bytes(folder, scheduler):
         assert same(ra) == same(rb) and Path(rb["source"]).resolve() == Path(ra["source"]).resolve()
 
 
-def test_an_unreachable_scheduler_is_one_line(folder):
+def test_an_unreachable_scheduler_is_one_line(folder, monkeypatch):
+    from diffcode import batch
+
+    monkeypatch.setattr(batch, "CONNECT_SECONDS", 2)
     result = runner.invoke(cli.app, ["compress", "imgs", "--out-dir", "cluster", "--scheduler", "tcp://127.0.0.1:9",
                                      *CK])
     assert result.exit_code == 1 and "cannot reach the dask scheduler" in result.output, result.output

@@ -2,7 +2,7 @@
 
     python experiments/pyramid_ablation.py --images val [--configs base,steps300,...] --name NAME
 
-Every row is a real encode (exact pass, rANS) of the whole image with the named per-image fit
+Every row is a real encode (exact pass, rANS; not decoded here: `evaluate` decodes and checks) of the whole image with the named per-image fit
 settings; bits are split into the error table and the per-image weight deltas (side info too).
 Writes experiments/results/pyramid_ablation[-NAME].md|csv with the command and commit.
 """
@@ -23,11 +23,12 @@ from diffcode import kodak
 from diffcode.families.pyramid import exact, prior, spec
 from diffcode.families.pyramid.fit import fit_deltas
 from diffcode.image import read_image
+from diffcode.storage import container
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "photos"
 
-BASE = replace(spec.PRESETS["fast"], name="fast")
+BASE = spec.PRESETS["fast"]
 CONFIGS = {
     "instant": replace(BASE, steps=0),
     "fast": BASE,
@@ -43,6 +44,9 @@ CONFIGS = {
     "default-biases-lr1e-2": replace(spec.PRESETS["default"], adapt="biases", lr=1e-2),
     "steps1000": replace(spec.PRESETS["default"], steps=1000),
 }
+# the default preset's bpsp against its fit time (--configs curve)
+CURVE = [f"default-steps{n}" for n in (0, 50, 150, 300, 500, 1000)]
+CONFIGS.update({name: replace(spec.PRESETS["default"], steps=int(name.rsplit("steps", 1)[1])) for name in CURVE})
 
 
 def images(which: str) -> list[tuple[str, np.ndarray]]:
@@ -58,13 +62,10 @@ def run(name: str, image: np.ndarray, config: spec.Preset, model: prior.Prior) -
     k, _ = fit_deltas(image, model.arrays, steps=config.steps, adapt=config.adapt, lr=config.lr, batch=config.batch,
                       generator=torch.Generator().manual_seed(0))
     fit_s = time.perf_counter() - start
-    encoded = exact.encode(image, k, spec.PRESETS["fast"], config.adapt, model)
+    encoded = exact.encode(image, k, config, config.adapt, model)  # the side info names the base preset's code
     store_s = time.perf_counter() - start - fit_s
     subpixels = image.size
-    by_kind = {}
-    for section in encoded.sections:
-        by_kind[section.kind] = by_kind.get(section.kind, 0) + len(section.payload)
-    table = sum(len(s.payload) for s in encoded.sections if s.kind == 2)
+    table = sum(len(s.payload) for s in encoded.sections if s.kind == container.ERROR_TABLE)
     total = sum(len(s.payload) for s in encoded.sections)
     return {"image": name, "height": image.shape[0], "width": image.shape[1],
             "error_table_bpsp": round(8 * table / subpixels, 4),
@@ -83,7 +84,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     model = prior.load()
     rows = []
-    for config in args.configs.split(","):
+    configs = CURVE if args.configs == "curve" else args.configs.split(",")
+    for config in configs:
         for name, image in images(args.images):
             row = {"config": config, **run(name, image, CONFIGS[config], model)}
             rows.append(row)
@@ -92,7 +94,7 @@ def main() -> None:
     command = "python " + " ".join(sys.argv)
     keys = list(rows[0])
     means = []
-    for config in args.configs.split(","):
+    for config in configs:
         sel = [r for r in rows if r["config"] == config]
         means.append({"config": config, "image": f"mean of {len(sel)}", "height": "", "width": "",
                       **{k: round(float(np.mean([r[k] for r in sel])), 4) for k in keys[4:]}})

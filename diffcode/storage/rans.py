@@ -30,12 +30,12 @@ bisects the table per symbol. Any other model goes through the vectorized numpy 
 calls ``model.cdf`` on whole steps of lanes and resolves 4 bits of a symbol per call.
 ``tests/test_rans.py`` checks that both write the same bytes and read each other's streams.
 
-Speed (``python experiments/bench_speed.py``, coder rows; 1,179,648 symbols of the 256-symbol
-:class:`diffcode.cauchy.CauchyModel`, 256 lanes, one thread, on the shared 2-core machine at
-load average 5-6): compiled encode 0.056-0.078 s (15-21 M symbols/s), decode 0.16-0.22 s
-(5.4-7.2 M symbols/s), after the first call of a process, which also loads the compiled code
-from numba's cache (about 0.8 s). The numpy path took 0.12-0.31 s to encode and 0.9-1.8 s
-to decode the same symbols.
+Speed (``python experiments/bench_speed.py``, its coder rows in experiments/results/speed.md:
+1,179,648 symbols of the 256-symbol :class:`diffcode.cauchy.CauchyModel`, 256 lanes, one thread,
+the shared 2-core machine at load average 5.1, median of 3): compiled encode 0.068 s (17.3 M
+symbols/s), decode 0.179 s (6.6 M symbols/s), after a first round trip that also loads the
+compiled code from numba's cache (0.55 s in all). The numpy path took 0.12-0.31 s to encode and
+0.9-1.8 s to decode the same symbols (``experiments/rans_speed.py`` before the compiled path).
 
 Requirements for correctness of a :class:`Model`: ``1 <= n <= TOTAL``,
 ``cdf(p, 0) == 0``, ``cdf(p, n) == TOTAL`` (checked for every row on every call)

@@ -202,3 +202,13 @@ def test_evaluate_cache_is_keyed_by_what_a_preset_stands_for(monkeypatch, tmp_pa
     changed = dict(spec.PRESETS, fast=replace(spec.PRESETS["fast"], adapt="heads"))
     monkeypatch.setattr(spec, "PRESETS", changed)
     assert evaluate.cache_dir(tmp_path, "pyramid", "ab" * 32, None, 0, 0, "none", "fast") != before
+
+
+@pytest.mark.parametrize("shape", [(61, 97), (129, 257)])
+def test_odd_sizes_of_the_issue_round_trip(shape):
+    """The odd sizes issue 12 names (97x61 and 257x129, width x height), through the codec."""
+    from diffcode import api, codec
+
+    image = _image(*shape, seed=7)
+    data = api.compress(image, variant="pyramid", preset="instant")
+    assert np.array_equal(codec.load(data), image)

@@ -116,10 +116,10 @@ def _run(fn):
 
 def _device(name: str) -> str:
     """Validate --device early, with a message a user can act on."""
-    import torch
-
     if name == "cpu":
         return name
+    import torch  # only to ask about other devices: a cpu run of the pyramid family never imports it
+
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
             raise DiffcodeError(f"--device {name}: no CUDA device is available here; use --device cpu")

@@ -212,3 +212,19 @@ def test_odd_sizes_of_the_issue_round_trip(shape):
     image = _image(*shape, seed=7)
     data = api.compress(image, variant="pyramid", preset="instant")
     assert np.array_equal(codec.load(data), image)
+
+
+def test_instant_compress_and_decode_never_import_torch(tmp_path):
+    """The pyramid family codes with numpy and numba only: no torch import (seconds of start-up)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    code = ("import sys, numpy as np; from diffcode import api, codec; "
+            "image = np.random.default_rng(0).integers(0, 256, (20, 30, 3), dtype=np.uint8); "
+            "data = api.compress(image, variant='pyramid', preset='instant'); "
+            "assert np.array_equal(codec.load(data), image); "
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import cauchy
 from ..errors import CorruptFileError
 from ..storage import container, rans
 from . import Section
@@ -26,6 +25,8 @@ def symbols(image: np.ndarray) -> np.ndarray:
 
 def error_table(image: np.ndarray, params: np.ndarray) -> Section:
     """The ERROR_TABLE section of uint8 (H, W, 3) pixels coded with Cauchy indexes (3*H*W, 2)."""
+    from .. import cauchy  # imported on use: it brings torch, which the pyramid family never needs to code
+
     values = symbols(image)
     return Section(container.ERROR_TABLE, rans.encode(values, params, cauchy.CauchyModel()),
                    cauchy.bits_float(values, params))
@@ -33,6 +34,8 @@ def error_table(image: np.ndarray, params: np.ndarray) -> Section:
 
 def decode_error_table(payload: bytes, params: np.ndarray, height: int, width: int) -> tuple[np.ndarray, Section]:
     """Pixels uint8 (H, W, 3) of an ERROR_TABLE payload, and the section with its theoretical bits."""
+    from .. import cauchy
+
     values = rans.decode(payload, params, cauchy.CauchyModel())
     if values.min(initial=0) < 0 or values.max(initial=0) > 255:
         raise CorruptFileError("error table decoded to out-of-range pixel values")

@@ -36,20 +36,23 @@ class Pyramid:
 
     def fit(self, image, model: prior.Prior, *, preset: str = "default", steps=None, seed=None, generator=None,
             progress=None, device: str = "cpu", **options) -> Fit:
-        """Fine-tune deltas of the prior on one image; `steps` overrides the preset's step count."""
-        import torch
-
-        from .fit import fit_deltas  # the fitting code (torch) loads only to fit
-
+        """Fine-tune deltas of the prior on one image; `steps` overrides the preset's step count.
+        With zero steps nothing is fitted and torch is not even imported."""
         take_options({"preset": preset, **options}, {"preset": self.presets, "storage": self.storages}, self.name)
         if steps is not None and steps < 0:
             raise DiffcodeError(f"--steps must be 0 or more, not {steps}")
         p = spec.PRESETS[preset]
         steps = self.fit_steps(preset, steps)
-        generator = generator or torch.Generator().manual_seed(0 if seed is None else seed)
         start = time.perf_counter()
-        k, history = fit_deltas(image, model.arrays, steps=steps, adapt=p.adapt, lr=p.lr, batch=p.batch,
-                                generator=generator, progress=progress, device=device)
+        k, history = np.zeros(0, np.int16), []
+        if steps:
+            import torch
+
+            from .fit import fit_deltas  # the fitting code (torch) loads only to fit
+
+            generator = generator or torch.Generator().manual_seed(0 if seed is None else seed)
+            k, history = fit_deltas(image, model.arrays, steps=steps, adapt=p.adapt, lr=p.lr, batch=p.batch,
+                                    generator=generator, progress=progress, device=device)
         return Fit(self.name, image, {"deltas": k}, {"adapt": p.adapt}, model.sha256, preset,
                    0 if seed is None else seed, history, time.perf_counter() - start)
 

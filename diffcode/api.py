@@ -1,6 +1,6 @@
 """The Python API, one entry point per step, whatever the model family (the header's variant).
 
-    result = api.fit(image, variant="per-pixel" | "weights")   # the encoder (Adam), minutes
+    result = api.fit(image, variant="pyramid" | "per-pixel" | "weights")   # the encoder (Adam)
     data, report = api.store(result)                          # fit result -> .dfc bytes
     image = api.decompress(data)                              # bit-exact, the header names the family
     data = api.compress(image)                                # fit + store
@@ -21,15 +21,16 @@ from .image import ColorMode, validate_array
 VARIANTS = families.names()
 
 
-def fit(image: np.ndarray, *, variant: str = "per-pixel", model=None, color: ColorMode | None = None,
+def fit(image: np.ndarray, *, variant: str = "pyramid", model=None, color: ColorMode | None = None,
         preset: str = "default", steps: int | None = None, seed: int | None = None, generator=None,
         device: str = "cpu", progress=None, **options) -> Fit:
     """Fit one uint8 (H, W, 3) image.
 
     Args:
-        variant: the family ("per-pixel", "weights", ...; `diffcode.families.names()`).
+        variant: the family ("pyramid", the default; "per-pixel", "weights": the report's; `diffcode.families.names()`).
         model: the family's shared model (decoder checkpoint, MLP); None: the shipped one.
-        preset: the family's fit preset (per-pixel: "default"; weights: default, report, tiny).
+        preset: the family's fit preset (pyramid: default, fast, instant; per-pixel: "default"; weights: default,
+            report, tiny).
         steps, seed: override the preset's values (weights: `steps` rescales its three phases).
         generator: torch.Generator of the fit's noise (None: one seeded with `seed`).
         color: the mode the image came in, kept for decoding (L, 1 and P are coded as RGB).
@@ -59,7 +60,7 @@ def store(result: Fit, *, model=None, device: str = "cpu", progress=None, verify
     return codec.store(result, model, verify=verify, device=device, progress=progress, **options)
 
 
-def compress(image: np.ndarray, *, variant: str = "per-pixel", model=None, preset: str = "default",
+def compress(image: np.ndarray, *, variant: str = "pyramid", model=None, preset: str = "default",
              device: str = "cpu", progress=None, **options) -> bytes:
     """Fit and store a uint8 (H, W, 3) image; returns the bytes of a .dfc file."""
     model = model if model is not None else families.get(variant).load_model()

@@ -19,7 +19,7 @@ def image() -> np.ndarray:
 
 
 def test_per_pixel_fit_store_decompress(image, checkpoint):
-    result = api.fit(image, config=QUICK_FIT, model=checkpoint, storage="randseed", seed=5)
+    result = api.fit(image, variant="per-pixel", config=QUICK_FIT, model=checkpoint, storage="randseed", seed=5)
     assert isinstance(result, Fit) and result.family == "per-pixel"
     assert result.meta["config"]["storage"] == "randseed" and result.seed == 5
     data, report = api.store(result, model=checkpoint)
@@ -39,7 +39,7 @@ def test_weights_fit_store_decompress(image, checkpoint):
 
 
 def test_store_refuses_a_fit_from_another_decoder(image, checkpoint, other_checkpoint):
-    result = api.fit(image, config=QUICK_FIT, model=checkpoint)
+    result = api.fit(image, variant="per-pixel", config=QUICK_FIT, model=checkpoint)
     with pytest.raises(DecoderMismatchError, match="the loaded one is"):
         api.store(result, model=other_checkpoint)
 
@@ -49,7 +49,7 @@ def test_bad_arguments_are_refused(image):
         api.fit(image, variant="jpeg")
     for seed in (-1, 2**32):
         with pytest.raises(DiffcodeError, match="seed"):
-            api.fit(image, seed=seed)
+            api.fit(image, variant="per-pixel", seed=seed)
     with pytest.raises(DiffcodeError, match="takes storage dither"):
         api.fit(image, variant="weights", preset="tiny", storage="randseed")
     with pytest.raises(DiffcodeError, match="takes preset"):
@@ -75,7 +75,7 @@ def test_steps_below_the_maximize_phase_change_the_fit(image, checkpoint):
     reach the head's encodings, so such fits stored the same file (issue 14, defect 4)."""
     heads = {}
     for steps in (1, 4, 12):
-        result = api.fit(image, steps=steps, model=checkpoint)
+        result = api.fit(image, variant="per-pixel", steps=steps, model=checkpoint)
         config = FitConfig(**result.meta["config"])
         assert config.steps == steps and len(result.history) == steps
         assert config.maximize_steps < steps or steps == 1

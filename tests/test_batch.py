@@ -14,6 +14,7 @@ import cli
 from diffcode import batch
 from diffcode.errors import UsageError
 from diffcode.image import read_image, write_png
+from tests.conftest import per_pixel_unless_named
 
 runner = CliRunner()
 CK = ["--checkpoint", "decoder.npz", "--steps", "2"]
@@ -35,7 +36,7 @@ def folder(tmp_path, checkpoint, monkeypatch) -> Path:
 
 
 def invoke(*args):
-    result = runner.invoke(cli.app, [str(a) for a in args])
+    result = runner.invoke(cli.app, per_pixel_unless_named(args))
     return result.exit_code, result.stdout, result.stderr
 
 

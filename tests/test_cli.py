@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 import cli
 from diffcode.errors import DiffcodeError
 from diffcode.image import read_image, write_png
-from tests.conftest import small_images
+from tests.conftest import per_pixel_unless_named, small_images
 
 runner = CliRunner()
 JSON_KEYS = {"file", "file_bytes", "theoretical_bytes", "encodings_theoretical_bytes",
@@ -25,7 +25,7 @@ def workdir(tmp_path, checkpoint, monkeypatch):
 
 
 def invoke(*args):
-    result = runner.invoke(cli.app, [str(a) for a in args])
+    result = runner.invoke(cli.app, per_pixel_unless_named(args))
     return result.exit_code, result.output
 
 
@@ -172,7 +172,7 @@ def test_errors_start_their_own_line(workdir, monkeypatch, args):
     from diffcode import api
 
     monkeypatch.setattr(api, "fit", _failing_fit)
-    result = runner.invoke(cli.app, args + ["--checkpoint", "decoder.npz"])
+    result = runner.invoke(cli.app, per_pixel_unless_named(args + ["--checkpoint", "decoder.npz"]))
     assert result.exit_code == 1
     assert "3/9" in result.stderr  # the bar was on screen
     before = result.stderr[:result.stderr.index("error: the fit failed midway")]
@@ -184,7 +184,7 @@ def test_errors_start_their_own_line(workdir, monkeypatch, args):
                                   ["compress", "img.png", "-o", "a.dfc", "--variant", "weights", "--storage",
                                    "randseed", "--preset", "tiny"]])
 def test_a_refused_fit_shows_no_progress_bar(workdir, args):
-    result = runner.invoke(cli.app, args)
+    result = runner.invoke(cli.app, per_pixel_unless_named(args))
     assert result.exit_code != 0 and result.stderr.startswith("error:"), repr(result.stderr)
 
 
@@ -210,7 +210,7 @@ def test_invalid_or_ignored_options_are_refused_before_any_work(workdir, monkeyp
 
     monkeypatch.setattr("diffcode.families.per_pixel.fit.fit_image", fitted)
     monkeypatch.setattr("diffcode.families.weights.fit.fit_image", fitted)
-    result = runner.invoke(cli.app, REFUSED_OPTIONS[case])
+    result = runner.invoke(cli.app, per_pixel_unless_named(REFUSED_OPTIONS[case]))
     assert result.exit_code in (1, 2) and "Traceback" not in result.output, result.output
     assert "error" in result.output.lower() and "a fit started" not in str(result.exception or ""), result.output
     assert not [p for p in workdir.iterdir() if p.suffix in (".fit", ".dfc")]
@@ -275,8 +275,9 @@ def test_errors_about_a_file_name_it(workdir):
 
 def test_evaluate_does_not_replace_a_table_unless_told(workdir, monkeypatch):
     """evaluate once replaced its tables (committed ones too) silently (issue 14, defect 5)."""
-    args = ["evaluate", "img.png", "--steps", "2", "--no-figures", "--name", "t", "--out-dir", "results",
-            "--work-dir", "cache", "--checkpoint", "decoder.npz", "--baselines", "none.csv"]
+    args = per_pixel_unless_named(["evaluate", "img.png", "--steps", "2", "--no-figures", "--name", "t", "--out-dir",
+                                   "results", "--work-dir", "cache", "--checkpoint", "decoder.npz", "--baselines",
+                                   "none.csv"])
     (workdir / "results").mkdir()
     (workdir / "results" / "t.md").write_text("a committed table\n")
     from diffcode import api

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 import cli
 from diffcode.image import write_png
+from tests.conftest import per_pixel_unless_named
 
 runner = CliRunner()
 CK = ["--checkpoint", "decoder.npz", "--steps", "2"]
@@ -40,7 +41,7 @@ def folder(tmp_path, checkpoint, monkeypatch) -> Path:
 
 
 def invoke(*args):
-    result = runner.invoke(cli.app, [str(a) for a in args])
+    result = runner.invoke(cli.app, per_pixel_unless_named(args))
     assert result.exit_code == 0, result.output
     return result.stdout
 
@@ -57,7 +58,7 @@ def test_batch_compress_on_a_cluster_gives_the_local_bytes(folder, scheduler):
 
 def test_a_failed_file_on_the_cluster_does_not_stop_the_batch(folder, scheduler):
     (folder / "imgs" / "im2.png").write_bytes(b"not an image")
-    result = runner.invoke(cli.app, ["compress", "imgs", "--out-dir", "cluster", "--scheduler", scheduler, *CK])
+    result = runner.invoke(cli.app, per_pixel_unless_named(["compress", "imgs", "--out-dir", "cluster", "--scheduler", scheduler, *CK]))
     assert result.exit_code == 1 and "3 of 4 files compressed" in result.stdout
     assert sorted(p.name for p in (folder / "cluster").iterdir()) == ["im0.dfc", "im1.dfc", "im3.dfc"]
 
@@ -81,8 +82,8 @@ def test_an_unreachable_scheduler_is_one_line(folder, monkeypatch):
     from diffcode import batch
 
     monkeypatch.setattr(batch, "CONNECT_SECONDS", 2)
-    result = runner.invoke(cli.app, ["compress", "imgs", "--out-dir", "cluster", "--scheduler", "tcp://127.0.0.1:9",
-                                     *CK])
+    result = runner.invoke(cli.app, per_pixel_unless_named(["compress", "imgs", "--out-dir", "cluster", "--scheduler",
+                                                            "tcp://127.0.0.1:9", *CK]))
     assert result.exit_code == 1 and "cannot reach the dask scheduler" in result.output, result.output
     assert not list((folder / "cluster").iterdir())
 

@@ -73,7 +73,7 @@ NOISE = np.random.default_rng(5).integers(0, 256, (6, 8, 3), dtype=np.uint8)
 @pytest.fixture(scope="module")
 def fit_files(tmp_path_factory, checkpoint) -> dict[str, bytes]:
     folder = tmp_path_factory.mktemp("fits")
-    fits = {"per-pixel": api.fit(NOISE, config=FitConfig(steps=2, maximize_steps=1), model=checkpoint),
+    fits = {"per-pixel": api.fit(NOISE, variant="per-pixel", config=FitConfig(steps=2, maximize_steps=1), model=checkpoint),
             "weights": api.fit(NOISE, variant="weights", preset="tiny", steps=3)}
     out = {}
     for variant, fit in fits.items():

@@ -30,6 +30,7 @@ from diffcode import codec, fitfile
 from diffcode.errors import DiffcodeError, OutputExistsError
 from diffcode.families.per_pixel.fit import FitConfig, fit_image
 from diffcode.image import read_image, write_bytes_atomic, write_png
+from tests.conftest import per_pixel_unless_named
 
 IMAGE = np.random.default_rng(3).integers(0, 256, (6, 8, 3), dtype=np.uint8)
 OLD = b"an existing output, keep me\n"
@@ -199,7 +200,7 @@ OVERWRITE_FLAGS = ["--force", "--overwrite"]  # --force as the issue asks, --ove
 
 
 def invoke(args):
-    result = runner.invoke(cli.app, [*args, *CK])
+    result = runner.invoke(cli.app, per_pixel_unless_named([*args, *CK]))
     return result.exit_code, result.output
 
 

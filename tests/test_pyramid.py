@@ -228,3 +228,22 @@ def test_instant_compress_and_decode_never_import_torch(tmp_path):
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_the_pyramid_family_is_the_default(tmp_path):
+    """compress (CLI and API) and fit use the pyramid family unless a variant is named."""
+    import inspect
+
+    from typer.testing import CliRunner
+
+    from diffcode import api, cli, codec, image as image_io
+
+    assert inspect.signature(api.compress).parameters["variant"].default == "pyramid"
+    assert inspect.signature(api.fit).parameters["variant"].default == "pyramid"
+    image = _image(10, 12)
+    source = tmp_path / "img.png"
+    image_io.write_png(source, image)
+    result = CliRunner().invoke(cli.app, ["compress", str(source), "-o", str(tmp_path / "img.dfc"), "--preset", "instant"])
+    assert result.exit_code == 0, result.output
+    data = (tmp_path / "img.dfc").read_bytes()
+    assert codec.info(data)["variant"] == "pyramid" and np.array_equal(codec.load(data), image)

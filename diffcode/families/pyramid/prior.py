@@ -69,9 +69,18 @@ def to_bytes(arrays: dict, meta: dict) -> bytes:
     return buffer.getvalue()
 
 
+REQUIRED = ("phases.0.trunk1.weight", "phases.1.heads2.2.bias")  # a file without them is not a prior
+
+
 @functools.lru_cache(maxsize=4)
 def _load_path(path: str) -> Prior:
-    return from_bytes(Path(path).read_bytes())
+    try:
+        prior = from_bytes(Path(path).read_bytes())
+    except (OSError, ValueError, EOFError) as exc:
+        raise DiffcodeError(f"{path} is not a readable pyramid prior ({exc})") from exc
+    if not all(name in prior.arrays for name in REQUIRED):
+        raise DiffcodeError(f"{path} is not a pyramid prior (no network arrays named phases.*)")
+    return prior
 
 
 def load(path: str | os.PathLike | None = None) -> Prior:

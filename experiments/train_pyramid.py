@@ -49,7 +49,8 @@ def main() -> None:
     lines = ["# Pyramid prior training\n",
              f"Command: `{command}` at commit {commit}; {meta['seconds']} s wall, {args.threads} thread(s), "
              "2-core CPU (other jobs may have shared it).\n",
-             f"Training: {', '.join(meta['train'])}. Selection: {', '.join(meta['validation'])}.\n",
+             f"Training: {', '.join(meta['train'])}. Validation (logged; the last step is kept): "
+             f"{', '.join(meta['validation'])}.\n",
              f"Prior: `{args.out}`, SHA-256 {prior.sha256}, width {args.width}, head {args.head}, "
              f"validation {meta['validation_bpsp']} bpsp.\n",
              "| step | seconds | train bpsp (batches) | validation bpsp |", "|---|---|---|---|"]

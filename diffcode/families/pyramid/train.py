@@ -175,7 +175,7 @@ def train_prior(*, steps: int = 6000, batch: int = 32768, lr: float = 3e-3, widt
     start = time.perf_counter()
     train_images, val_images, about = training_images(kodak_dir, photos_dir, crop)
     train_set, val_set = samples(train_images), samples(val_images)
-    log(f"training on {train_set.subpixels:,} subpixels, selecting on {val_set.subpixels:,}")
+    log(f"training on {train_set.subpixels:,} subpixels, validating on {val_set.subpixels:,}")
 
     def progress(step: int, bits: float) -> None:
         if step % 250 == 0:

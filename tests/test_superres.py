@@ -121,3 +121,18 @@ def test_conftest_checkpoint_does_not_depend_on_the_global_seed(checkpoint):
     torch.manual_seed(12345)
     torch.rand(7)
     assert conftest.checkpoint.__wrapped__().hash == checkpoint.hash
+
+
+@pytest.mark.parametrize("dtype, tol", [("float32", 1e-4), ("bfloat16", 0.05)])
+def test_fit_convolution_matches_torch_in_both_layouts_and_dtypes(dtype, tol):
+    """diffcode.layers.conv2d (channels-last, optionally bfloat16) computes the plain convolution."""
+    import torch.nn.functional as F
+
+    from diffcode.layers import conv2d
+
+    g = torch.Generator().manual_seed(0)
+    x, w, b = torch.randn(2, 6, 9, 11, generator=g), torch.randn(4, 6, 3, 3, generator=g), torch.randn(4, generator=g)
+    expected = F.conv2d(x, w, b, padding=1)
+    got = conv2d(x, w, b, padding=1, dtype=dtype)
+    assert got.dtype == torch.float32 and got.shape == expected.shape
+    assert float((got - expected).abs().max() / expected.abs().max()) < tol

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from ...fixedpoint import FRAC_BITS, ACT_LIMIT, ROWS_PER_CHUNK, conv3x3_valid
-from ...layers import upsample2
+from ...layers import conv2d, upsample2
 from ...storage.entropy_units import entropy_nats, entropy_units_from_fixed
 from .checkpoint import Checkpoint
 
@@ -26,10 +26,12 @@ def seed_window(seed_size: int, hw: tuple[int, int]) -> tuple[slice, slice]:
 class FloatBackend:
     """Differentiable float pass over a batch of same-size images."""
 
-    def __init__(self, weights, batch: int = 1):
-        """weights: a float model (diffcode.families.per_pixel.model.DecoderWeights)."""
+    def __init__(self, weights, batch: int = 1, dtype: str = "float32"):
+        """weights: a float model (diffcode.families.per_pixel.model.DecoderWeights); dtype: the
+        convolutions' arithmetic (diffcode.layers.FIT_DTYPES)."""
         self.w = weights
         self.batch = batch
+        self.dtype = dtype
 
     def seed(self, hw):
         rows, cols = seed_window(self.w.config.seed_size, hw)
@@ -40,7 +42,7 @@ class FloatBackend:
 
     def _conv(self, block, layer, x):
         conv = self.w.conv(block, layer)
-        return F.conv2d(x, conv.weight, conv.bias)
+        return conv2d(x, conv.weight, conv.bias, dtype=self.dtype)
 
     def pre(self, block, x):
         return self._conv(block, "pre2", F.relu(self._conv(block, "pre1", x)))

@@ -24,6 +24,7 @@ class FitConfig:
     freeze_fraction: float = 0.2
     seed: int = 0
     storage: str = "dither"
+    conv_dtype: str = "float32"  # the float pass's convolutions (diffcode.layers.FIT_DTYPES)
 
     def to_dict(self) -> dict:
         return asdict(self)

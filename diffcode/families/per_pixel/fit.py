@@ -114,7 +114,7 @@ def fit_batch(weights: DecoderWeights, images: torch.Tensor, config: FitConfig, 
             we, wc = loss_weights(step, config)
             quantize = config.storage == "dither" and wc > 0
             out, enc_nats = model.float_pass(weights, encodings, schedule, b, quantize_widths=quantize,
-                                             generator=generator)
+                                             generator=generator, dtype=config.conv_dtype)
             err_nats = model.error_table_nats(images, out)
             loss = (we * err_nats.sum() + wc * enc_nats.sum()) * per_bit
             opt.zero_grad(set_to_none=True)

@@ -91,11 +91,13 @@ def quantized_entropy(entropy_nats: torch.Tensor) -> torch.Tensor:
 
 def float_pass(weights: DecoderWeights, encodings: CircularEncodings, schedule: Schedule,
                batch: int, sample: bool = True, index: torch.Tensor | None = None,
-               quantize_widths: bool = False, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+               quantize_widths: bool = False, generator: torch.Generator | None = None,
+               dtype: str = "float32") -> tuple[torch.Tensor, torch.Tensor]:
     """Differentiable decoder pass (of the images `index` of `encodings`, if given).
 
     quantize_widths: use arcs of width 1/n (see `quantized_entropy`), as dithered storage does.
     generator: the samples' source (needed when `sample`).
+    dtype: the convolutions' arithmetic (diffcode.layers.FIT_DTYPES).
 
     Returns:
         head output float (B, 6, H, W) (3 raw locations, 3 raw log2 scales) and the total
@@ -109,7 +111,7 @@ def float_pass(weights: DecoderWeights, encodings: CircularEncodings, schedule: 
         totals.append(entropy.sum(dim=(1, 2, 3)))
         return encodings.features(k, entropy, sample, index, generator)
 
-    out = run_decoder(schedule, FloatBackend(weights, batch), hook, weights.config)
+    out = run_decoder(schedule, FloatBackend(weights, batch, dtype), hook, weights.config)
     return out, torch.stack(totals).sum(dim=0)
 
 

@@ -104,8 +104,8 @@ def float_pass(t: dict[str, torch.Tensor], p: Preset, height: int, width: int) -
     x = t["seed"].reshape(1, -1, 1, 1)
     for crop in size_schedule(height, width):
         x_up = upsample2(x, crop)
-        x = x_up + float_padded_conv_stack(t, "stage", len(p.superres) - 1, x_up)
-    return float_padded_conv_stack(t, "head", len(p.head) - 1, x)
+        x = x_up + float_padded_conv_stack(t, "stage", len(p.superres) - 1, x_up, p.conv_dtype)
+    return float_padded_conv_stack(t, "head", len(p.head) - 1, x, p.conv_dtype)
 
 
 def error_table_nats(image: torch.Tensor, out: torch.Tensor) -> torch.Tensor:

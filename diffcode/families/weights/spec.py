@@ -86,6 +86,7 @@ class Preset:
     lr_widths: float = 0.05
     init_entropy_bits: float = 8.0
     residual_shift: int = 1  # extra 2^-shift of a stage's last conv (keeps the residual stack stable)
+    conv_dtype: str = "float32"  # the fit's float convolutions (diffcode.layers.FIT_DTYPES; not in the file)
 
     @property
     def steps(self) -> int:

@@ -22,12 +22,11 @@ FIT_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 def conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, padding: int = 0,
            dtype: str = "float32") -> torch.Tensor:
-    """F.conv2d in channels-last layout and in FIT_DTYPES[dtype]; returns float32."""
-    t = FIT_DTYPES[dtype]
-    cl = torch.channels_last
-    y = F.conv2d(x.to(t).contiguous(memory_format=cl), weight.to(t).contiguous(memory_format=cl),
-                 None if bias is None else bias.to(t), padding=padding)
-    return y.float()
+    """F.conv2d in channels-last layout and in FIT_DTYPES[dtype], which the result keeps (a chain of
+    convolutions converts once; callers take `.float()` of the chain's end)."""
+    t, cl = FIT_DTYPES[dtype], torch.channels_last
+    return F.conv2d(x.to(t).contiguous(memory_format=cl), weight.to(t).contiguous(memory_format=cl),
+                    None if bias is None else bias.to(t), padding=padding)
 
 
 def upsample2(x: torch.Tensor, crop_hw: tuple[int, int]) -> torch.Tensor:
@@ -44,4 +43,4 @@ def float_padded_conv_stack(tensors: dict, block: str, n_layers: int, x: torch.T
         x = conv2d(x, w.reshape(w.shape[0], -1, 3, 3), tensors[f"{block}.{i}.bias"], 1, dtype)
         if i < n_layers - 1:
             x = F.relu(x)
-    return x
+    return x.float()

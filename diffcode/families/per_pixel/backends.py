@@ -45,7 +45,7 @@ class FloatBackend:
         return conv2d(x, conv.weight, conv.bias, dtype=self.dtype)
 
     def pre(self, block, x):
-        return self._conv(block, "pre2", F.relu(self._conv(block, "pre1", x)))
+        return self._conv(block, "pre2", F.relu(self._conv(block, "pre1", x))).float()
 
     def entropy(self, h, n):
         """Entropy in nats of each of the n encodings per pixel: (B, n, h, w)."""
@@ -53,7 +53,7 @@ class FloatBackend:
 
     def post(self, block, h, features):
         x = torch.cat([h, features], dim=1)
-        return self._conv(block, "post2", F.relu(self._conv(block, "post1", x)))
+        return self._conv(block, "post2", F.relu(self._conv(block, "post1", x))).float()
 
     def residual(self, x_up, y):
         return y + x_up[..., 4:-4, 4:-4]

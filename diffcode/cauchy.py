@@ -34,6 +34,7 @@ import functools
 import hashlib
 import math
 
+import numba
 import numpy as np
 import torch
 
@@ -90,12 +91,27 @@ def loc_scale(o_loc: torch.Tensor, o_log2scale: torch.Tensor) -> tuple[torch.Ten
     return loc, sigma
 
 
+def nats_reference(x: torch.Tensor, o_loc: torch.Tensor, o_log2scale: torch.Tensor) -> torch.Tensor:
+    """:func:`nats` in plain torch ops, differentiated by autograd (any device; slow on CPU).
+
+    The definition that :func:`nats` must match; it runs on CUDA tensors and in the tests.
+    """
+    loc, sigma = loc_scale(o_loc, o_log2scale)
+    return _nats_loc_scale(x.double(), loc, sigma).to(o_loc.dtype)
+
+
 def nats(x: torch.Tensor, o_loc: torch.Tensor, o_log2scale: torch.Tensor) -> torch.Tensor:
     """Elementwise entropy -ln P(x) in nats, differentiable w.r.t. the raw outputs.
 
     Computed in float64 with tail-stable atan identities (relative error ~1e-12).
     Params are clamped exactly like the integer path, so their gradient is zero outside
     [LOC_MIN, LOC_MAX] / [SCALE_LOG2_MIN, SCALE_LOG2_MAX].
+
+    On CPU float32/float64 params this is one numba pass (:class:`_FusedNats`) that computes
+    the nats and both gradients together: forward + backward of (1, 3, 512, 768) float32 on one
+    thread takes 0.054 s against 0.33 s for :func:`nats_reference` (median ratio 6.3, load 4.6
+    on 2 cores); tests/test_cauchy.py checks the two agree. Elsewhere (CUDA, float16) it is
+    :func:`nats_reference`.
 
     Args:
         x: pixel values 0..255 (any real or integer dtype), broadcastable to o_loc.
@@ -105,8 +121,90 @@ def nats(x: torch.Tensor, o_loc: torch.Tensor, o_log2scale: torch.Tensor) -> tor
     Returns:
         nats, the broadcast shape, dtype of ``o_loc``.
     """
-    loc, sigma = loc_scale(o_loc, o_log2scale)
-    return _nats_loc_scale(x.double(), loc, sigma).to(o_loc.dtype)
+    if not _fused_applies(x, o_loc, o_log2scale):
+        return nats_reference(x, o_loc, o_log2scale)
+    x, o_loc_b, o_log2scale = torch.broadcast_tensors(x, o_loc, o_log2scale)  # expand: autograd sums back
+    return _FusedNats.apply(x, o_loc_b, o_log2scale)
+
+
+_FUSED_DTYPES = (torch.float32, torch.float64)
+_FUSED_X_DTYPES = _FUSED_DTYPES + (torch.uint8, torch.int16, torch.int32, torch.int64)
+
+
+def _fused_applies(x: torch.Tensor, o_loc: torch.Tensor, o_log2scale: torch.Tensor) -> bool:
+    """Whether the numba pass can take these tensors: on CPU, dtypes it is compiled for, x data."""
+    on_cpu = all(t.device.type == "cpu" for t in (x, o_loc, o_log2scale))
+    dtypes_ok = o_loc.dtype in _FUSED_DTYPES and o_log2scale.dtype in _FUSED_DTYPES and x.dtype in _FUSED_X_DTYPES
+    return on_cpu and dtypes_ok and not x.requires_grad
+
+
+class _FusedNats(torch.autograd.Function):
+    """:func:`nats_reference` for same-shape CPU tensors; forward also computes the gradients.
+
+    The backward is then one multiplication per input. x gets no gradient (:func:`nats` sends an
+    x that requires one to :func:`nats_reference`).
+    """
+
+    @staticmethod
+    def forward(ctx, x, o_loc, o_log2scale):
+        x_, o_loc_, o_log2scale_ = (t.detach().contiguous().numpy().reshape(-1) for t in (x, o_loc, o_log2scale))
+        value, grad_loc, grad_scale = np.empty_like(o_loc_), np.empty_like(o_loc_), np.empty_like(o_log2scale_)
+        _nats_and_gradients(x_, o_loc_, o_log2scale_, value, grad_loc, grad_scale)
+        ctx.save_for_backward(*(torch.from_numpy(g).view(o_loc.shape) for g in (grad_loc, grad_scale)))
+        return torch.from_numpy(value).view(o_loc.shape)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        grad_loc, grad_scale = ctx.saved_tensors
+        return None, grad_output * grad_loc, grad_output * grad_scale
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _nats_and_gradients(x, o_loc, o_log2scale, value, grad_loc, grad_scale):
+    """Fill value, d value / d o_loc, d value / d o_log2scale, (N,) each, float64 inside.
+
+    angle = pi * P(x) as in :func:`_nats_loc_scale`; with a = (x - 1/2 - loc) / sigma,
+    b = (x + 1/2 - loc) / sigma its partials are d angle / da = -1 / (1 + a^2) unless x <= 0
+    (then 0), d angle / db = 1 / (1 + b^2) unless x >= 255 (then 0). loc' = 64 and
+    sigma' = sigma ln 2 where not clamped (clamped: 0, torch.clamp's gradient).
+    """
+    log_pi, ln2 = math.log(math.pi), math.log(2.0)
+    for i in range(x.shape[0]):
+        xi = np.float64(x[i])
+        loc, loc_free = _clamped(127.5 + 64.0 * np.float64(o_loc[i]), LOC_MIN, LOC_MAX)
+        log2_sigma, scale_free = _clamped(np.float64(o_log2scale[i]), SCALE_LOG2_MIN, SCALE_LOG2_MAX)
+        sigma = np.exp2(log2_sigma)
+        a, b = (xi - 0.5 - loc) / sigma, (xi + 0.5 - loc) / sigma
+        d_a, d_b = -1.0 / (1.0 + a * a), 1.0 / (1.0 + b * b)
+        if xi <= 0:
+            angle, d_a = _tail_angle_scalar(-b), 0.0
+        elif xi >= N_VALUES - 1:
+            angle, d_b = _tail_angle_scalar(a), 0.0
+        else:
+            angle = _atan_diff_scalar(a, b)
+        value[i] = log_pi - math.log(angle)
+        grad_loc[i] = 64.0 * (d_a + d_b) / (sigma * angle) if loc_free else 0.0
+        grad_scale[i] = ln2 * (d_a * a + d_b * b) / angle if scale_free else 0.0
+
+
+@numba.njit(cache=True)
+def _clamped(v, low, high):
+    """(clamp(v, low, high), whether low <= v <= high); NaN stays NaN and is not free."""
+    return (low if v < low else high if v > high else v), (low <= v <= high)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _tail_angle_scalar(t):
+    """:func:`_tail_angle` of one float64."""
+    return math.atan(1.0 / t) if t > 0 else math.pi / 2 - math.atan(t)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _atan_diff_scalar(a, b):
+    """:func:`_atan_diff` of one pair of float64, a < b."""
+    if a >= 0 or b <= 0:
+        return math.atan((b - a) / (1.0 + a * b))
+    return math.atan(b) - math.atan(a)
 
 
 # ----------------------------------------------------------------------------- quantization

@@ -17,9 +17,12 @@ from diffcode.cauchy import (
     bits_float,
     bits_quantized,
     nats,
+    nats_reference,
     params_from_fixed,
     params_from_float,
 )
+from diffcode.families.per_pixel import model as per_pixel_model
+from diffcode.families.weights import model as weights_model
 from diffcode.storage.rans import TOTAL
 
 
@@ -176,3 +179,122 @@ def test_bits_float_and_quantized_agree():
     o_scale = torch.from_numpy(-4.5 + params[:, 1] / 8)
     nats_total = nats(torch.from_numpy(x), o_loc, o_scale).sum().item()
     assert nats_total / math.log(2) == pytest.approx(ideal, rel=1e-12)
+
+
+# ----------------------------------------------------------------------------- fused nats
+
+
+def coverage_inputs(n=20_000, seed=6):
+    """float64 (x, o_loc, o_log2scale) (n,): interior, both folded edges, far tails, clamped params."""
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 256, n).astype(np.float64)
+    x[: n // 8], x[n // 8 : n // 4] = 0, 255  # folded edges
+    loc = rng.uniform(-10, 266, n)  # beyond [-1, 256]: clamped
+    near = rng.random(n) < 0.3  # within a few pixels of x, where a and b change sign
+    loc[near] = x[near] + rng.uniform(-3, 3, near.sum())
+    far = rng.random(n) < 0.1  # x at one end, loc at the other: far tails
+    loc[far] = np.where(x[far] > 127, -1.0, 256.0)
+    log2_sigma = rng.uniform(-6, 9, n)  # beyond [-4.5, 7.375]: clamped
+    log2_sigma[far] = -4.5
+    edges = rng.random(n) < 0.02  # exactly on the clamp bounds, where torch.clamp passes the gradient
+    loc[edges], log2_sigma[edges] = rng.choice([-1.0, 256.0], edges.sum()), rng.choice([-4.5, 7.375], edges.sum())
+    return torch.from_numpy(x), torch.from_numpy((loc - 127.5) / 64), torch.from_numpy(log2_sigma)
+
+
+def value_and_gradients(function, x, o_loc, o_log2scale):
+    """nats and its gradients w.r.t. o_loc, o_log2scale of the elementwise sum."""
+    o_loc, o_log2scale = o_loc.detach().requires_grad_(), o_log2scale.detach().requires_grad_()
+    value = function(x, o_loc, o_log2scale)
+    value.sum().backward()
+    return value.detach(), o_loc.grad, o_log2scale.grad
+
+
+def gradient_scales(x, o_loc, o_log2scale, value):
+    """Per element, the sum of the magnitudes of the terms of each gradient (cancellation-free)."""
+    loc, sigma = cauchy.loc_scale(o_loc, o_log2scale)
+    a, b = (x - 0.5 - loc) / sigma, (x + 0.5 - loc) / sigma
+    angle = math.pi * torch.exp(-value)
+    loc_scale_ = 64 / (sigma * angle) * (1 / (1 + a**2) + 1 / (1 + b**2))
+    return loc_scale_, math.log(2) / angle * (a.abs() / (1 + a**2) + b.abs() / (1 + b**2))
+
+
+def test_fused_nats_and_gradients_match_reference():
+    inputs = coverage_inputs()
+    value, grad_loc, grad_scale = value_and_gradients(nats, *inputs)
+    ref_value, ref_loc, ref_scale = value_and_gradients(nats_reference, *inputs)
+    torch.testing.assert_close(value, ref_value, rtol=1e-12, atol=0)
+    loc_scale_, scale_scale = gradient_scales(*inputs, ref_value)
+    # Near x = loc the terms cancel (both implementations lose the same ~1e-16 of the terms).
+    assert torch.all((grad_loc - ref_loc).abs() <= 1e-12 * loc_scale_)
+    assert torch.all((grad_scale - ref_scale).abs() <= 1e-12 * scale_scale)
+    raw_loc = 127.5 + 64 * inputs[1]
+    loc_clamped = (raw_loc < cauchy.LOC_MIN) | (raw_loc > cauchy.LOC_MAX)
+    scale_clamped = (inputs[2] < cauchy.SCALE_LOG2_MIN) | (inputs[2] > cauchy.SCALE_LOG2_MAX)
+    assert loc_clamped.any() and scale_clamped.any()
+    assert torch.all(grad_loc[loc_clamped] == 0) and torch.all(ref_loc[loc_clamped] == 0)
+    assert torch.all(grad_scale[scale_clamped] == 0) and torch.all(ref_scale[scale_clamped] == 0)
+    assert torch.all(grad_loc[~loc_clamped] != 0) and torch.all(grad_scale[~scale_clamped] != 0)
+
+
+def mp_nats_of_raw(x, o_loc, o_log2scale):
+    """mp_nats of raw outputs (inside the clamps), at the working precision, as an mpf."""
+    loc, sigma = 127.5 + 64 * o_loc, mpmath.mpf(2) ** o_log2scale
+    upper = 1 if x == 255 else mp_cdf((x + mpmath.mpf(1) / 2 - loc) / sigma)
+    lower = 0 if x == 0 else mp_cdf((x - mpmath.mpf(1) / 2 - loc) / sigma)
+    return -mpmath.log(upper - lower)
+
+
+def test_fused_gradients_match_mpmath():
+    rng = np.random.default_rng(7)
+    x = np.concatenate([[0, 0, 255, 255, 128, 3], rng.integers(0, 256, 24)])
+    loc = np.concatenate([[255.0, 0.7, 0.0, 254.2, 128.1, 250.0], rng.uniform(0, 255, 24)])
+    log2_sigma = np.concatenate([[-4.5 + 1e-9, 2.0, -4.0, 7.0, -3.0, -4.4], rng.uniform(-4.4, 7.3, 24)])
+    inputs = (torch.from_numpy(x.astype(np.float64)), torch.from_numpy((loc - 127.5) / 64), torch.from_numpy(log2_sigma))
+    _, grad_loc, grad_scale = value_and_gradients(nats, *inputs)
+    with mpmath.workdps(50):
+        for i in range(len(x)):
+            o_loc, o_scale = mpmath.mpf(float(inputs[1][i])), mpmath.mpf(float(inputs[2][i]))
+            d_loc = mpmath.diff(lambda v: mp_nats_of_raw(int(x[i]), v, o_scale), o_loc)
+            d_scale = mpmath.diff(lambda v: mp_nats_of_raw(int(x[i]), o_loc, v), o_scale)
+            assert grad_loc[i].item() == pytest.approx(float(d_loc), rel=1e-9, abs=1e-12)
+            assert grad_scale[i].item() == pytest.approx(float(d_scale), rel=1e-9, abs=1e-12)
+
+
+def test_fused_gradcheck():
+    x = torch.tensor([0.0, 255.0, 128.0, 7.0, 0.0, 255.0, 200.0], dtype=torch.float64)
+    o_loc = torch.tensor([0.3, -0.2, 0.01, 1.9, -1.98, 1.98, -1.5], dtype=torch.float64, requires_grad=True)
+    o_scale = torch.tensor([0.5, -1.0, -4.0, 7.0, -4.4, -4.4, 2.0], dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda l, s: nats(x, l, s), (o_loc, o_scale))
+
+
+def test_fused_sums_like_the_callers():
+    g = torch.Generator().manual_seed(8)
+    images = torch.randint(0, 256, (2, 3, 9, 13), generator=g).float()
+    out = (0.7 * torch.randn(2, 6, 9, 13, generator=g)).requires_grad_()
+    reference_out = out.detach().clone().requires_grad_()
+    per_image = per_pixel_model.error_table_nats(images, out)
+    expected = nats_reference(images, reference_out[:, :3], reference_out[:, 3:]).sum(dim=(1, 2, 3))
+    assert per_image.dtype == torch.float32 and per_image.shape == (2,)
+    torch.testing.assert_close(per_image, expected, rtol=1e-6, atol=0)
+    (per_image.sum() + weights_model.error_table_nats(images[:1], out[:1])).backward()
+    (expected.sum() + nats_reference(images[:1], reference_out[:1, :3], reference_out[:1, 3:]).sum()).backward()
+    assert out.grad.dtype == torch.float32
+    torch.testing.assert_close(out.grad, reference_out.grad, rtol=1e-6, atol=1e-6)
+
+
+def test_fused_broadcasts_x_and_params():
+    g = torch.Generator().manual_seed(9)
+    x = torch.randint(0, 256, (3, 1, 5), generator=g).to(torch.uint8)
+    o_loc = torch.randn(3, 4, 1, generator=g, dtype=torch.float64)
+    o_scale = torch.randn(4, 5, generator=g, dtype=torch.float64)
+    fused, reference = (value_and_gradients(f, x, o_loc, o_scale) for f in (nats, nats_reference))
+    assert fused[0].shape == (3, 4, 5) and fused[1].shape == o_loc.shape and fused[2].shape == o_scale.shape
+    for got, expected in zip(fused, reference):
+        torch.testing.assert_close(got, expected, rtol=1e-9, atol=1e-12)
+
+
+def test_nats_falls_back_to_reference_off_cpu_and_for_other_dtypes():
+    meta = torch.zeros(2, 3, device="meta")
+    assert nats(meta, meta, meta).device.type == "meta"  # the torch ops run where numba cannot
+    half = torch.tensor([0.1, -0.2], dtype=torch.float16)
+    torch.testing.assert_close(nats(torch.tensor([3, 130]), half, half), nats_reference(torch.tensor([3, 130]), half, half))

@@ -33,7 +33,7 @@ Variant = Enum("Variant", {name.replace("-", "_"): name for name in families.nam
 DEFAULT_VARIANT = Variant("pyramid")  # the best family; --variant per-pixel and weights are the report's methods
 DEVICE_HELP = "cpu, or cuda[:N] when present"
 # the families' step counts, written out so that --help imports no family (tests/test_cli.py checks them)
-STEPS_HELP = ("fit steps; the phases scale with them (default: the preset's, per-pixel 200; weights default 1000, "
+STEPS_HELP = ("fit steps; the phases scale with them (default: the preset's, per-pixel 150; weights default 1000, "
               "report 5700, tiny 24; pyramid default 500, fast 150, instant 0)")
 SEED_HELP = "seed of the fit's noise and of the stored file's shared randomness"
 PRESET_HELP = "the variant's fit preset (pyramid: default, fast, instant; per-pixel: default; weights: default, report, tiny)"

@@ -5,26 +5,52 @@
   only copies values.
 - `conv2d`: the fitting passes' float convolution, in the channels-last layout (oneDNN runs the
   families' 3x3 convolutions about 2x faster in it on this CPU: experiments/results/speed.md) and
-  optionally in bfloat16 (`FIT_DTYPES`).
+  optionally in bfloat16 (`fit_dtype`).
 - `float_padded_conv_stack`: the float twin of `diffcode.fixedpoint.padded_conv_stack` (zero-padded
   3x3 convolutions, relu between), for fitting.
 """
 
 from __future__ import annotations
 
+import functools
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
 
 
-# the arithmetic of a fit's convolutions: its name in settings -> torch dtype (outputs are float32)
+# the arithmetic of a fit's convolutions: its name in settings -> torch dtype; "auto" is bfloat16
+# where the hardware computes it natively (`native_bfloat16`), float32 elsewhere
 FIT_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
+@functools.cache
+def native_bfloat16(device_type: str) -> bool:
+    """Whether bfloat16 convolutions run natively: CUDA that supports them, or an x86 CPU with
+    AVX512-BF16 or AMX (elsewhere oneDNN may emulate them; float32 is the safe choice there)."""
+    if device_type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if device_type != "cpu":
+        return False
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
+def fit_dtype(name: str, device_type: str = "cpu") -> torch.dtype:
+    """The torch dtype of a fit's convolutions named `name` (float32, bfloat16 or auto)."""
+    if name == "auto":
+        name = "bfloat16" if native_bfloat16(device_type) else "float32"
+    return FIT_DTYPES[name]
 
 
 def conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, padding: int = 0,
            dtype: str = "float32") -> torch.Tensor:
-    """F.conv2d in channels-last layout and in FIT_DTYPES[dtype], which the result keeps (a chain of
+    """F.conv2d in channels-last layout and in fit_dtype(dtype), which the result keeps (a chain of
     convolutions converts once; callers take `.float()` of the chain's end)."""
-    t, cl = FIT_DTYPES[dtype], torch.channels_last
+    t, cl = fit_dtype(dtype, x.device.type), torch.channels_last
     return F.conv2d(x.to(t).contiguous(memory_format=cl), weight.to(t).contiguous(memory_format=cl),
                     None if bias is None else bias.to(t), padding=padding)
 

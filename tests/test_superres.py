@@ -137,3 +137,11 @@ def test_fit_convolution_matches_torch_in_both_layouts_and_dtypes(dtype, tol):
     assert got.dtype == FIT_DTYPES[dtype] and got.shape == expected.shape
     got = got.float()
     assert float((got - expected).abs().max() / expected.abs().max()) < tol
+
+
+def test_auto_fit_dtype_is_one_of_the_two_and_float32_off_the_known_devices():
+    from diffcode.layers import fit_dtype
+
+    assert fit_dtype("auto", "cpu") in (torch.float32, torch.bfloat16)
+    assert fit_dtype("auto", "mps") == torch.float32
+    assert (fit_dtype("float32"), fit_dtype("bfloat16")) == (torch.float32, torch.bfloat16)

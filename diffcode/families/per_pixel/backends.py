@@ -28,7 +28,7 @@ class FloatBackend:
 
     def __init__(self, weights, batch: int = 1, dtype: str = "float32"):
         """weights: a float model (diffcode.families.per_pixel.model.DecoderWeights); dtype: the
-        convolutions' arithmetic (diffcode.layers.FIT_DTYPES)."""
+        convolutions' arithmetic (diffcode.layers.fit_dtype)."""
         self.w = weights
         self.batch = batch
         self.dtype = dtype

@@ -97,7 +97,7 @@ def float_pass(weights: DecoderWeights, encodings: CircularEncodings, schedule: 
 
     quantize_widths: use arcs of width 1/n (see `quantized_entropy`), as dithered storage does.
     generator: the samples' source (needed when `sample`).
-    dtype: the convolutions' arithmetic (diffcode.layers.FIT_DTYPES).
+    dtype: the convolutions' arithmetic (diffcode.layers.fit_dtype).
 
     Returns:
         head output float (B, 6, H, W) (3 raw locations, 3 raw log2 scales) and the total

@@ -86,7 +86,7 @@ class Preset:
     lr_widths: float = 0.05
     init_entropy_bits: float = 8.0
     residual_shift: int = 1  # extra 2^-shift of a stage's last conv (keeps the residual stack stable)
-    conv_dtype: str = "float32"  # the fit's float convolutions (diffcode.layers.FIT_DTYPES; not in the file)
+    conv_dtype: str = "float32"  # the fit's float convolutions (diffcode.layers.fit_dtype; not in the file)
 
     @property
     def steps(self) -> int:
@@ -106,8 +106,10 @@ PRESETS = {
     "default-v1": Preset("default-v1", 2, (16, 32, 16), (16, 32, 6), 110, 50, 20, lr_centers=0.01),
     "report": Preset("report", 3, (40, 200, 100, 40), (40, 100, 6), 3500, 2000, 200, lr_centers=0.001,
                      residual_shift=5),
-    # 768x512 on 2 CPU cores in at most 30 minutes (measured: README); 2^-2 on each stage's last conv
-    "default": Preset("default", 4, (16, 32, 16), (16, 32, 6), 600, 280, 120, lr_centers=0.01, residual_shift=2),
+    # 2^-2 on each stage's last conv; bfloat16 convolutions where native (the same bits as float32 within
+    # the fit's noise on two validation crops: experiments/results/fit_curve-w-val-crop256*.md)
+    "default": Preset("default", 4, (16, 32, 16), (16, 32, 6), 600, 280, 120, lr_centers=0.01, residual_shift=2,
+                      conv_dtype="auto"),
 }
 PRESET_BY_CODE = {p.code: p for p in PRESETS.values()}
 

@@ -10,7 +10,7 @@ import pytest
 from diffcode.image import write_png
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from experiments import fit_curve  # noqa: E402
+from experiments import fit_curve, plot_fit_curves  # noqa: E402
 
 
 def _rows(path):
@@ -33,3 +33,5 @@ def test_fit_curve_writes_a_row_per_step_count_and_the_history(tmp_path, family,
     assert all(float(h["elapsed_s"]) > 0 for h in history)
     fit_curve.main(args)  # the second run reads the cache and writes the same rows
     assert [r["bpsp"] for r in _rows(tmp_path / "fit_curve-t.csv")] == [r["bpsp"] for r in rows]
+    plot_fit_curves.main([str(tmp_path / "fit_curve-t"), "--out", str(tmp_path / "curves.png")])
+    assert (tmp_path / "curves.png").read_bytes().startswith(b"\x89PNG")

@@ -34,10 +34,14 @@ import functools
 import hashlib
 import math
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 
 from diffcode.storage.rans import PRECISION_BITS, TOTAL, CdfTable
+
+if TYPE_CHECKING:  # torch is imported by the fitting functions only (it costs 1.3-2 s to import)
+    import torch
 
 N_VALUES = 256  # pixel values 0..255
 
@@ -62,6 +66,8 @@ TABLE_SHA256 = "9fabbdea1cfc5b916f9d78766c0458b40b4383635ec6cee458d7e3fe04602705
 
 def _tail_angle(t: torch.Tensor) -> torch.Tensor:
     """pi * P(T > t) for a standard Cauchy T, without cancellation for large t (float64)."""
+    import torch
+
     positive = t > 0
     t_safe = torch.where(positive, t, torch.ones_like(t))
     return torch.where(positive, torch.atan(1.0 / t_safe), math.pi / 2 - torch.atan(t))
@@ -69,6 +75,8 @@ def _tail_angle(t: torch.Tensor) -> torch.Tensor:
 
 def _atan_diff(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """atan(b) - atan(a) for a < b, accurate when both lie far in the same tail (float64)."""
+    import torch
+
     same_sign = (a >= 0) | (b <= 0)
     denominator = 1.0 + torch.where(same_sign, a * b, torch.zeros_like(a))
     return torch.where(same_sign, torch.atan((b - a) / denominator), torch.atan(b) - torch.atan(a))
@@ -76,6 +84,8 @@ def _atan_diff(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 def _nats_loc_scale(x: torch.Tensor, loc: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     """-ln P(x) of the folded discretized Cauchy; all float64, pixel units, same shapes."""
+    import torch
+
     a = (x - 0.5 - loc) / sigma
     b = (x + 0.5 - loc) / sigma
     interior_or_top = torch.where(x >= N_VALUES - 1, _tail_angle(a), _atan_diff(a, b))
@@ -85,6 +95,8 @@ def _nats_loc_scale(x: torch.Tensor, loc: torch.Tensor, sigma: torch.Tensor) -> 
 
 def loc_scale(o_loc: torch.Tensor, o_log2scale: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Clamped (loc, sigma) in pixel units, float64, from the head's raw outputs."""
+    import torch
+
     loc = (127.5 + 64.0 * o_loc.double()).clamp(LOC_MIN, LOC_MAX)
     sigma = torch.exp2(o_log2scale.double().clamp(SCALE_LOG2_MIN, SCALE_LOG2_MAX))
     return loc, sigma
@@ -280,12 +292,32 @@ def _table_int64() -> np.ndarray:
 # ----------------------------------------------------------------------------- reporting
 
 
+def _tail_angle_numpy(t: np.ndarray) -> np.ndarray:
+    """numpy twin of :func:`_tail_angle` (float64)."""
+    positive = t > 0
+    return np.where(positive, np.arctan(1.0 / np.where(positive, t, 1.0)), math.pi / 2 - np.arctan(t))
+
+
+def _atan_diff_numpy(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """numpy twin of :func:`_atan_diff` (float64)."""
+    same_sign = (a >= 0) | (b <= 0)
+    return np.where(same_sign, np.arctan((b - a) / (1.0 + np.where(same_sign, a * b, 0.0))),
+                    np.arctan(b) - np.arctan(a))
+
+
 def bits_float(x: np.ndarray, params: np.ndarray) -> float:
-    """Total ideal bits of pixel values x int (N,) under the float Cauchy with quantized params (N, 2)."""
+    """Total ideal bits of pixel values x int (N,) under the float Cauchy with quantized params (N, 2).
+
+    The formulas of :func:`nats` (tail-stable atan identities) in numpy float64: a report figure,
+    never coded, computed without importing torch.
+    """
     loc, sigma = loc_sigma_of_params(np.asarray(params))
-    with torch.no_grad():
-        nats_ = _nats_loc_scale(*(torch.from_numpy(np.asarray(v, np.float64)) for v in (x, loc, sigma)))
-    return float(nats_.sum()) / math.log(2)
+    x = np.asarray(x, np.float64)
+    a = (x - 0.5 - loc) / sigma
+    b = (x + 0.5 - loc) / sigma
+    interior_or_top = np.where(x >= N_VALUES - 1, _tail_angle_numpy(a), _atan_diff_numpy(a, b))
+    angle = np.where(x <= 0, _tail_angle_numpy(-b), interior_or_top)  # pi * P(x), tails folded
+    return float(np.sum(math.log(math.pi) - np.log(angle))) / math.log(2)
 
 
 def bits_quantized(x: np.ndarray, params: np.ndarray) -> float:

@@ -135,12 +135,12 @@ ROWS_PER_CHUNK = 2
 
 
 @numba.njit(cache=True, nogil=True)
-def _requantize_rows(acc, bias, out, r0, rows, width, low):
-    """Output rows r0 .. r0 + rows - 1 of a block: out[:, (r0 + r) * (width - 2) + j] =
+def _requantize_rows(acc, bias, out, start, stride, r0, rows, width, low):
+    """Output rows r0 .. r0 + rows - 1 of a block: out[:, start + (r0 + r) * stride + j] =
     clamp(floor((acc[:, r * width + j] + bias + 2^11) / 2^12), low, ACT_LIMIT) for j < width - 2,
     the block's valid columns requantized with the float64 operations of `requantize` (low = 0
-    applies relu). acc: (O, rows * width), out: the output's flat (O, H * (width - 2) + 2) buffer;
-    both C-contiguous, so the loop is vectorized."""
+    applies relu). acc: (O, rows * width), out: the output's flat buffer (rows `stride` apart,
+    from `start`); both C-contiguous, so the loop is vectorized."""
     half = float(1 << (FRAC_BITS - 1))
     scale = 1.0 / (1 << FRAC_BITS)
     limit = float(ACT_LIMIT)
@@ -149,7 +149,7 @@ def _requantize_rows(acc, bias, out, r0, rows, width, low):
         b = bias[o]
         for r in range(rows):
             src = acc[o, r * width:r * width + valid]
-            dst = out[o, (r0 + r) * valid:(r0 + r + 1) * valid]
+            dst = out[o, start + (r0 + r) * stride:start + (r0 + r) * stride + valid]
             for j in range(valid):
                 dst[j] = min(max(np.floor(((src[j] + b) + half) * scale), low), limit)
 
@@ -176,7 +176,7 @@ def _flat_of(x: np.ndarray) -> np.ndarray | None:
     return None
 
 
-def _conv_rows(flat, h, w, taps, bias, out, first, step, rows_per_chunk, low):
+def _conv_rows(flat, h, w, taps, bias, out, start, stride, first, step, rows_per_chunk, low):
     """Blocks first, first + step, ... of output rows (one thread's share) into out's flat buffer."""
     c, o = flat.shape[0], taps.shape[0]
     cols = np.empty((9 * c, rows_per_chunk * w))
@@ -186,34 +186,37 @@ def _conv_rows(flat, h, w, taps, bias, out, first, step, rows_per_chunk, low):
         n = (r1 - r0) * w
         block = cols if n == cols.shape[1] else np.empty((9 * c, n))
         for t in range(9):
-            start = (r0 + t // 3) * w + t % 3
-            block[t * c:(t + 1) * c] = flat[:, start:start + n]
+            shift = (r0 + t // 3) * w + t % 3
+            block[t * c:(t + 1) * c] = flat[:, shift:shift + n]
         acc = acc_buffer if n == acc_buffer.shape[1] else np.empty((o, n))
         np.matmul(taps, block, out=acc)
-        _requantize_rows(acc, bias, out, r0, r1 - r0, w, low)
+        _requantize_rows(acc, bias, out, start, stride, r0, r1 - r0, w, low)
 
 
 def _conv3x3_flat(flat: np.ndarray, h: int, w: int, weight: np.ndarray, bias: np.ndarray,
-                  rows_per_chunk: int, relu: bool = False) -> np.ndarray:
-    """:func:`conv3x3_valid` of an input already flattened to float64 (C, H*W + 2), the 2 spare zeros."""
+                  rows_per_chunk: int, relu: bool = False, pad: bool = False) -> np.ndarray:
+    """:func:`conv3x3_valid` of an input already flattened to float64 (C, H*W + 2), the 2 spare zeros.
+    pad: return the output inside a zero border of one pixel, (O, H, W), the next padded layer's input."""
     c = flat.shape[0]
     if c > MAX_CONV_INPUTS:
         raise ValueError(f"{c} input channels exceed the exact-arithmetic limit {MAX_CONV_INPUTS}")
     o = weight.shape[0]
     taps = np.ascontiguousarray(weight.reshape(o, c, 9).transpose(0, 2, 1).reshape(o, 9 * c))  # tap-major K
-    out_flat = np.empty((o, max(h - 2, 0) * max(w - 2, 0) + 2))
+    hh, ww = max(h - 2, 0) + 2 * pad, max(w - 2, 0) + 2 * pad  # the output's rows and columns
+    out_flat = np.zeros((o, hh * ww + 2)) if pad else np.empty((o, hh * ww + 2))  # calloc: zero border, no memset
     out_flat[:, -2:] = 0.0
-    out = out_flat[:, :-2].reshape(o, max(h - 2, 0), max(w - 2, 0))  # an empty_image
+    out = out_flat[:, :-2].reshape(o, hh, ww)  # an empty_image
+    start = ww + 1 if pad else 0
     bias = np.ascontiguousarray(bias, dtype=np.float64)
     low = 0.0 if relu else -float(ACT_LIMIT)
     blocks = -(-max(h - 2, 0) // rows_per_chunk)
     n = min(threads(), blocks)
     if n <= 1:
-        _conv_rows(flat, h, w, taps, bias, out_flat, 0, 1, rows_per_chunk, low)
+        _conv_rows(flat, h, w, taps, bias, out_flat, start, ww, 0, 1, rows_per_chunk, low)
         return out
     with _single_threaded_blas():
-        jobs = [_executor(n).submit(_conv_rows, flat, h, w, taps, bias, out_flat, i, n, rows_per_chunk, low)
-                for i in range(n)]
+        jobs = [_executor(n).submit(_conv_rows, flat, h, w, taps, bias, out_flat, start, ww, i, n, rows_per_chunk,
+                                    low) for i in range(n)]
         for job in jobs:
             job.result()
     return out
@@ -316,9 +319,12 @@ def padded_conv_stack(tensors: dict, block: str, n_layers: int, x: np.ndarray) -
     """Exact zero-padded 3x3 convolutions `block.<i>.weight` (O, 9C) in 2^-12 / `.bias` (O,) in 2^-24,
     relu between them, of x float64 integers (C, H, W) in 2^-12: the output keeps H x W."""
     c, h, w = x.shape
+    flat = np.zeros((x.shape[0], (h + 2) * (w + 2) + 2))  # zero border and the 2 spare, one copy
+    flat[:, :(h + 2) * (w + 2)].reshape(-1, h + 2, w + 2)[:, 1:-1, 1:-1] = x
     for i in range(n_layers):
-        flat = np.zeros((x.shape[0], (h + 2) * (w + 2) + 2))  # zero border and the 2 spare, one copy
-        flat[:, :(h + 2) * (w + 2)].reshape(-1, h + 2, w + 2)[:, 1:-1, 1:-1] = x
+        inner = i < n_layers - 1  # relu, and written inside the next layer's zero border
         x = _conv3x3_flat(flat, h + 2, w + 2, tensors[f"{block}.{i}.weight"], tensors[f"{block}.{i}.bias"],
-                          ROWS_PER_CHUNK, relu=i < n_layers - 1)
+                          ROWS_PER_CHUNK, relu=inner, pad=inner)
+        if inner:
+            flat = _flat_of(x)
     return x

@@ -165,7 +165,10 @@ def _threads(task: Task) -> None:
     if task.threads:
         import torch
 
+        from . import fixedpoint
+
         torch.set_num_threads(task.threads)
+        fixedpoint.set_threads(task.threads)
 
 
 WORKERS = {"compress": compress_data, "decode": decode_data}

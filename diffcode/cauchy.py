@@ -34,11 +34,15 @@ import functools
 import hashlib
 import math
 
+from typing import TYPE_CHECKING
+
 import numba
 import numpy as np
-import torch
 
 from diffcode.storage.rans import PRECISION_BITS, TOTAL, CdfTable
+
+if TYPE_CHECKING:  # torch is imported by the fitting functions only (it costs 1.3-2 s to import)
+    import torch
 
 N_VALUES = 256  # pixel values 0..255
 
@@ -63,6 +67,8 @@ TABLE_SHA256 = "9fabbdea1cfc5b916f9d78766c0458b40b4383635ec6cee458d7e3fe04602705
 
 def _tail_angle(t: torch.Tensor) -> torch.Tensor:
     """pi * P(T > t) for a standard Cauchy T, without cancellation for large t (float64)."""
+    import torch
+
     positive = t > 0
     t_safe = torch.where(positive, t, torch.ones_like(t))
     return torch.where(positive, torch.atan(1.0 / t_safe), math.pi / 2 - torch.atan(t))
@@ -70,6 +76,8 @@ def _tail_angle(t: torch.Tensor) -> torch.Tensor:
 
 def _atan_diff(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """atan(b) - atan(a) for a < b, accurate when both lie far in the same tail (float64)."""
+    import torch
+
     same_sign = (a >= 0) | (b <= 0)
     denominator = 1.0 + torch.where(same_sign, a * b, torch.zeros_like(a))
     return torch.where(same_sign, torch.atan((b - a) / denominator), torch.atan(b) - torch.atan(a))
@@ -77,6 +85,8 @@ def _atan_diff(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 def _nats_loc_scale(x: torch.Tensor, loc: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     """-ln P(x) of the folded discretized Cauchy; all float64, pixel units, same shapes."""
+    import torch
+
     a = (x - 0.5 - loc) / sigma
     b = (x + 0.5 - loc) / sigma
     interior_or_top = torch.where(x >= N_VALUES - 1, _tail_angle(a), _atan_diff(a, b))
@@ -86,6 +96,8 @@ def _nats_loc_scale(x: torch.Tensor, loc: torch.Tensor, sigma: torch.Tensor) -> 
 
 def loc_scale(o_loc: torch.Tensor, o_log2scale: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Clamped (loc, sigma) in pixel units, float64, from the head's raw outputs."""
+    import torch
+
     loc = (127.5 + 64.0 * o_loc.double()).clamp(LOC_MIN, LOC_MAX)
     sigma = torch.exp2(o_log2scale.double().clamp(SCALE_LOG2_MIN, SCALE_LOG2_MAX))
     return loc, sigma
@@ -107,7 +119,7 @@ def nats(x: torch.Tensor, o_loc: torch.Tensor, o_log2scale: torch.Tensor) -> tor
     Params are clamped exactly like the integer path, so their gradient is zero outside
     [LOC_MIN, LOC_MAX] / [SCALE_LOG2_MIN, SCALE_LOG2_MAX].
 
-    On CPU float32/float64 params this is one numba pass (:class:`_FusedNats`) that computes
+    On CPU float32/float64 params this is one numba pass (:func:`_fused_nats`) that computes
     the nats and both gradients together: forward + backward of (1, 3, 512, 768) float32 on one
     thread takes 0.054 s against 0.33 s for :func:`nats_reference` (median ratio 6.3, load 4.6
     on 2 cores); tests/test_cauchy.py checks the two agree. Elsewhere (CUDA, float16) it is
@@ -121,42 +133,53 @@ def nats(x: torch.Tensor, o_loc: torch.Tensor, o_log2scale: torch.Tensor) -> tor
     Returns:
         nats, the broadcast shape, dtype of ``o_loc``.
     """
+    import torch
+
     if not _fused_applies(x, o_loc, o_log2scale):
         return nats_reference(x, o_loc, o_log2scale)
     x, o_loc_b, o_log2scale = torch.broadcast_tensors(x, o_loc, o_log2scale)  # expand: autograd sums back
-    return _FusedNats.apply(x, o_loc_b, o_log2scale)
+    return _fused_nats().apply(x, o_loc_b, o_log2scale)
 
 
-_FUSED_DTYPES = (torch.float32, torch.float64)
-_FUSED_X_DTYPES = _FUSED_DTYPES + (torch.uint8, torch.int16, torch.int32, torch.int64)
+# torch dtype names the numba pass is compiled for (names: this module does not import torch to decode)
+_FUSED_DTYPES = ("torch.float32", "torch.float64")
+_FUSED_X_DTYPES = _FUSED_DTYPES + ("torch.uint8", "torch.int16", "torch.int32", "torch.int64")
 
 
 def _fused_applies(x: torch.Tensor, o_loc: torch.Tensor, o_log2scale: torch.Tensor) -> bool:
     """Whether the numba pass can take these tensors: on CPU, dtypes it is compiled for, x data."""
     on_cpu = all(t.device.type == "cpu" for t in (x, o_loc, o_log2scale))
-    dtypes_ok = o_loc.dtype in _FUSED_DTYPES and o_log2scale.dtype in _FUSED_DTYPES and x.dtype in _FUSED_X_DTYPES
+    dtypes_ok = (str(o_loc.dtype) in _FUSED_DTYPES and str(o_log2scale.dtype) in _FUSED_DTYPES
+                 and str(x.dtype) in _FUSED_X_DTYPES)
     return on_cpu and dtypes_ok and not x.requires_grad
 
 
-class _FusedNats(torch.autograd.Function):
-    """:func:`nats_reference` for same-shape CPU tensors; forward also computes the gradients.
+@functools.cache
+def _fused_nats():
+    """The autograd function of the numba pass (made on first use: it needs torch)."""
+    import torch
 
-    The backward is then one multiplication per input. x gets no gradient (:func:`nats` sends an
-    x that requires one to :func:`nats_reference`).
-    """
+    class _FusedNats(torch.autograd.Function):
+        """:func:`nats_reference` for same-shape CPU tensors; forward also computes the gradients.
 
-    @staticmethod
-    def forward(ctx, x, o_loc, o_log2scale):
-        x_, o_loc_, o_log2scale_ = (t.detach().contiguous().numpy().reshape(-1) for t in (x, o_loc, o_log2scale))
-        value, grad_loc, grad_scale = np.empty_like(o_loc_), np.empty_like(o_loc_), np.empty_like(o_log2scale_)
-        _nats_and_gradients(x_, o_loc_, o_log2scale_, value, grad_loc, grad_scale)
-        ctx.save_for_backward(*(torch.from_numpy(g).view(o_loc.shape) for g in (grad_loc, grad_scale)))
-        return torch.from_numpy(value).view(o_loc.shape)
+        The backward is then one multiplication per input. x gets no gradient (:func:`nats` sends an
+        x that requires one to :func:`nats_reference`).
+        """
 
-    @staticmethod
-    def backward(ctx, grad_output):
-        grad_loc, grad_scale = ctx.saved_tensors
-        return None, grad_output * grad_loc, grad_output * grad_scale
+        @staticmethod
+        def forward(ctx, x, o_loc, o_log2scale):
+            x_, o_loc_, o_log2scale_ = (t.detach().contiguous().numpy().reshape(-1) for t in (x, o_loc, o_log2scale))
+            value, grad_loc, grad_scale = np.empty_like(o_loc_), np.empty_like(o_loc_), np.empty_like(o_log2scale_)
+            _nats_and_gradients(x_, o_loc_, o_log2scale_, value, grad_loc, grad_scale)
+            ctx.save_for_backward(*(torch.from_numpy(g).view(o_loc.shape) for g in (grad_loc, grad_scale)))
+            return torch.from_numpy(value).view(o_loc.shape)
+
+        @staticmethod
+        def backward(ctx, grad_output):
+            grad_loc, grad_scale = ctx.saved_tensors
+            return None, grad_output * grad_loc, grad_output * grad_scale
+
+    return _FusedNats
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -378,12 +401,32 @@ def _table_int64() -> np.ndarray:
 # ----------------------------------------------------------------------------- reporting
 
 
+def _tail_angle_numpy(t: np.ndarray) -> np.ndarray:
+    """numpy twin of :func:`_tail_angle` (float64)."""
+    positive = t > 0
+    return np.where(positive, np.arctan(1.0 / np.where(positive, t, 1.0)), math.pi / 2 - np.arctan(t))
+
+
+def _atan_diff_numpy(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """numpy twin of :func:`_atan_diff` (float64)."""
+    same_sign = (a >= 0) | (b <= 0)
+    return np.where(same_sign, np.arctan((b - a) / (1.0 + np.where(same_sign, a * b, 0.0))),
+                    np.arctan(b) - np.arctan(a))
+
+
 def bits_float(x: np.ndarray, params: np.ndarray) -> float:
-    """Total ideal bits of pixel values x int (N,) under the float Cauchy with quantized params (N, 2)."""
+    """Total ideal bits of pixel values x int (N,) under the float Cauchy with quantized params (N, 2).
+
+    The formulas of :func:`nats` (tail-stable atan identities) in numpy float64: a report figure,
+    never coded, computed without importing torch.
+    """
     loc, sigma = loc_sigma_of_params(np.asarray(params))
-    with torch.no_grad():
-        nats_ = _nats_loc_scale(*(torch.from_numpy(np.asarray(v, np.float64)) for v in (x, loc, sigma)))
-    return float(nats_.sum()) / math.log(2)
+    x = np.asarray(x, np.float64)
+    a = (x - 0.5 - loc) / sigma
+    b = (x + 0.5 - loc) / sigma
+    interior_or_top = np.where(x >= N_VALUES - 1, _tail_angle_numpy(a), _atan_diff_numpy(a, b))
+    angle = np.where(x <= 0, _tail_angle_numpy(-b), interior_or_top)  # pi * P(x), tails folded
+    return float(np.sum(math.log(math.pi) - np.log(angle))) / math.log(2)
 
 
 def bits_quantized(x: np.ndarray, params: np.ndarray) -> float:

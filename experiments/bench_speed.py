@@ -263,9 +263,9 @@ def count_macs(data: bytes, family: str) -> int:
 
     real, total = fixedpoint._conv3x3_flat, [0]
 
-    def counting(flat, h, w, weight, bias, rows_per_chunk):
+    def counting(flat, h, w, weight, bias, *options, **named):
         total[0] += weight.shape[0] * weight.shape[1] * max(h - 2, 0) * max(w - 2, 0)
-        return real(flat, h, w, weight, bias, rows_per_chunk)
+        return real(flat, h, w, weight, bias, *options, **named)
 
     fixedpoint._conv3x3_flat = counting
     try:

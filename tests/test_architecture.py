@@ -133,3 +133,14 @@ def test_the_generic_layers_import_without_torch():
     code = "import sys, diffcode.codec, diffcode.api, diffcode.fitfile, diffcode.families; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_decoding_any_family_imports_no_torch():
+    """Every family's decode is numpy and numba only: importing torch costs 1.3-2 s, most of a
+    per-pixel or weights decode (issue 13). A file of every family, decoded in a fresh process."""
+    code = ("import sys; from pathlib import Path; from diffcode import codec\n"
+            "for path in sorted(Path(sys.argv[1]).glob('*.dfc')): codec.load(path.read_bytes())\n"
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code, str(ROOT / "tests" / "golden")], cwd=ROOT,
+                         capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

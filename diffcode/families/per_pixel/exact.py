@@ -20,7 +20,7 @@ from typing import Callable
 import numpy as np
 
 from ... import cauchy
-from .backends import FixedBackend
+from .fixed_backend import FixedBackend
 from .checkpoint import Checkpoint
 from ...fixedpoint import angles_to_u32
 from ...errors import CorruptFileError, DecoderMismatchError, DiffcodeError
@@ -53,7 +53,7 @@ def fixed_pass(checkpoint: Checkpoint, schedule: Schedule, provide: ValueProvide
         return np.concatenate([cos, sin], axis=0)
 
     out = run_decoder(schedule, FixedBackend(checkpoint, device=device), hook, checkpoint.config)
-    out = out.cpu().numpy().astype(np.int64)
+    out = out.astype(np.int64)
     return cauchy.params_from_fixed(out[:3].reshape(-1), out[3:].reshape(-1), FRAC_BITS)
 
 

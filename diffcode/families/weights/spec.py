@@ -49,12 +49,10 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from ... import cauchy
-from ...layers import upsample2
 from ...errors import DecoderMismatchError, DiffcodeError
-from ...fixedpoint import ACT_LIMIT, FRAC_BITS, WEIGHT_LIMIT, padded_conv_stack, requantize
+from ...fixedpoint import ACT_LIMIT, FRAC_BITS, WEIGHT_LIMIT, padded_conv_stack, requantize, upsample2
 from ...storage import positions
 
 NAME = "weights"
@@ -229,33 +227,33 @@ class MLPCheckpoint:
 # ----------------------------------------------------------------------------- exact pass (coding)
 
 
-def fixed_mlp(ckpt: MLPCheckpoint, positions: np.ndarray) -> torch.Tensor:
+def fixed_mlp(ckpt: MLPCheckpoint, positions: np.ndarray) -> np.ndarray:
     """Exact MLP of uint32 positions (N,): float64 (N,) integers in 2^-12 units."""
-    a = {k: torch.from_numpy(v.astype(np.float64)) for k, v in ckpt.arrays.items()}
-    u = torch.from_numpy((np.asarray(positions, dtype=np.uint32) >> np.uint32(32 - INPUT_BITS)).astype(np.float64))
+    a = {k: v.astype(np.float64) for k, v in ckpt.arrays.items()}
+    u = (np.asarray(positions, dtype=np.uint32) >> np.uint32(32 - INPUT_BITS)).astype(np.float64)
     # layer 0: (2^-24 input) x (2^-12 weight) = 2^-36 units, bias 2^-24 -> x 2^12
-    x = torch.relu(requantize(u[:, None] * a["0.weight"][:, 0][None, :] + a["0.bias"][None, :] * 2.0**FRAC_BITS,
-                              INPUT_BITS))
+    x = np.maximum(requantize(u[:, None] * a["0.weight"][:, 0][None, :] + a["0.bias"][None, :] * 2.0**FRAC_BITS,
+                              INPUT_BITS), 0.0)
     n_layers = sum(1 for k in a if k.endswith(".weight"))
     for i in range(1, n_layers):
         x = requantize(x @ a[f"{i}.weight"].T + a[f"{i}.bias"][None, :])
         if i < n_layers - 1:
-            x = torch.relu(x)
+            x = np.maximum(x, 0.0)
     return x[:, 0]
 
 
-def fixed_values(ckpt: MLPCheckpoint, positions: np.ndarray, specs: list[TensorSpec]) -> dict[str, torch.Tensor]:
-    """Exact CNN tensors: conv weights (O, 9C) in 2^-12, biases (O,) in 2^-24, seed (C,) in 2^-12."""
+def fixed_values(ckpt: MLPCheckpoint, positions: np.ndarray, specs: list[TensorSpec]) -> dict[str, np.ndarray]:
+    """Exact CNN tensors: conv weights (O, 9C) in 2^-12, biases (O,) in 2^-24, seed (C,) in 2^-12 (float64)."""
     raw = fixed_mlp(ckpt, positions)
     out, start = {}, 0
     for s in specs:
         v = raw[start:start + s.size]
         if s.shift:
             v = requantize(v, s.shift)
-        v = v.clamp(-WEIGHT_LIMIT, WEIGHT_LIMIT)
+        v = np.clip(v, -WEIGHT_LIMIT, WEIGHT_LIMIT)
         if s.name.endswith(".bias"):
             v = v * 2.0**FRAC_BITS
-        out[s.name] = v.reshape(s.shape).contiguous()
+        out[s.name] = np.ascontiguousarray(v.reshape(s.shape))
         start += s.size
     return out
 
@@ -270,6 +268,7 @@ def fixed_pass(ckpt: MLPCheckpoint, p: Preset, positions: np.ndarray, height: in
     x = t["seed"].reshape(-1, 1, 1)
     for crop in size_schedule(height, width):
         x_up = upsample2(x, crop)
-        x = (x_up + padded_conv_stack(t, "stage", len(p.superres) - 1, x_up)).clamp_(-ACT_LIMIT, ACT_LIMIT)
-    out = padded_conv_stack(t, "head", len(p.head) - 1, x).numpy().astype(np.int64)
+        x = x_up + padded_conv_stack(t, "stage", len(p.superres) - 1, x_up)
+        np.clip(x, -ACT_LIMIT, ACT_LIMIT, out=x)
+    out = padded_conv_stack(t, "head", len(p.head) - 1, x).astype(np.int64)
     return cauchy.params_from_fixed(out[:3].reshape(-1), out[3:].reshape(-1), FRAC_BITS)

@@ -1,4 +1,4 @@
-"""experiments/fit_curve.py runs end to end on a tiny image for both report variants (no timing assertions)."""
+"""experiments/fit_curve.py, plot_fit_curves.py and conv_layouts.py run end to end on tiny inputs (no timing assertions)."""
 
 import csv
 import sys
@@ -35,3 +35,14 @@ def test_fit_curve_writes_a_row_per_step_count_and_the_history(tmp_path, family,
     assert [r["bpsp"] for r in _rows(tmp_path / "fit_curve-t.csv")] == [r["bpsp"] for r in rows]
     plot_fit_curves.main([str(tmp_path / "fit_curve-t"), "--out", str(tmp_path / "curves.png")])
     assert (tmp_path / "curves.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_conv_layouts_writes_a_row_per_family_layout_and_dtype(tmp_path):
+    from experiments import conv_layouts
+
+    conv_layouts.main(["--repeats", "1", "--scale", "32", "--out-dir", str(tmp_path)])
+    rows = _rows(tmp_path / "conv_layouts.csv")
+    assert [(r["family"], r["layout"], r["dtype"]) for r in rows] == [
+        (f, layout, d) for f in ("per-pixel", "weights") for layout in ("contiguous", "channels-last")
+        for d in ("float32", "bfloat16")]
+    assert all(float(r["seconds"]) > 0 for r in rows)

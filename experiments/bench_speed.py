@@ -20,7 +20,8 @@ Sizes are width x height.
 Each run is a fresh child process (imports and the shared model are loaded before the clock
 starts, as in experiments/memory.py; the first call's loading of numba's compiled code is
 inside the clock, as a user pays it), with OMP/OpenBLAS/numba/torch threads set to
-`--threads`; the child reports its seconds and its peak RSS (getrusage). Rows give the median of
+`--threads` and fit, store and decode on `--device` (the `device` column; the coders and the
+floor are CPU rows); the child reports its seconds and its peak RSS (getrusage). Rows give the median of
 `--repeats` runs with min and max, the threads, and the 1-minute load average before the runs
 (the machine is shared: read timings next to it).
 
@@ -58,7 +59,7 @@ import numpy as np  # noqa: E402
 from diffcode import families, report  # noqa: E402
 
 COLUMNS = ["family", "preset", "image", "size", "phase", "runs", "median_s", "min_s", "max_s", "steps",
-           "peak_rss_mib", "symbols_per_s", "threads", "load_avg", "note"]
+           "peak_rss_mib", "symbols_per_s", "threads", "device", "load_avg", "note"]
 CODER_SYMBOLS = 768 * 512 * 3
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
 
@@ -66,7 +67,7 @@ _CHILD = r"""
 import json, resource, sys, time
 from pathlib import Path
 sys.path.insert(0, sys.argv[1])
-phase, work, image_name, crop, family, preset, steps, threads = sys.argv[2:10]
+phase, work, image_name, crop, family, preset, steps, threads, device = sys.argv[2:11]
 import numpy as np
 import torch
 torch.set_num_threads(int(threads))
@@ -80,7 +81,7 @@ if phase == "fit":
     stamps = []
     t0 = time.perf_counter()
     fit = api.fit(image, variant=family, model=model, preset=preset, steps=None if steps == "none" else int(steps),
-                  progress=lambda step, bpsp: stamps.append(time.perf_counter()))
+                  progress=lambda step, bpsp: stamps.append(time.perf_counter()), device=device)
     seconds = time.perf_counter() - t0
     fitfile.save(stem.with_suffix(".fit"), fit, overwrite=True)
     gaps = np.diff([t0] + stamps)
@@ -89,14 +90,14 @@ if phase == "fit":
 elif phase == "store":
     fit, _ = fitfile.load(stem.with_suffix(".fit"))
     t0 = time.perf_counter()
-    data, size = api.store(fit, model=model)
+    data, size = api.store(fit, model=model, device=device)
     seconds = time.perf_counter() - t0
     stem.with_suffix(".dfc").write_bytes(data)
     out = {"file_bytes": len(data)}
 else:
     data = stem.with_suffix(".dfc").read_bytes()
     t0 = time.perf_counter()
-    image = codec.load(data, model)
+    image = codec.load(data, model, device=device)
     seconds = time.perf_counter() - t0
     fit, _ = fitfile.load(stem.with_suffix(".fit"))
     assert np.array_equal(image, fit.image), "decode is not bit-exact"
@@ -126,10 +127,10 @@ def child_env(threads: int) -> dict:
 
 
 def run_child(phase: str, work: Path, image: str, crop: int, family: str, preset: str, steps: int | None,
-              threads: int) -> dict:
+              threads: int, device: str = "cpu") -> dict:
     """One phase in a fresh process: its JSON report (seconds, peak_kib, ...)."""
     args = [sys.executable, "-c", _CHILD, str(ROOT), phase, str(work), image, str(crop), family, preset,
-            "none" if steps is None else str(steps), str(threads)]
+            "none" if steps is None else str(steps), str(threads), device]
     proc = subprocess.run(args, capture_output=True, text=True, check=False, env=child_env(threads))
     if proc.returncode != 0:
         raise RuntimeError(f"{family} {preset} {phase} {image} failed:\n{proc.stderr[-3000:]}")
@@ -147,9 +148,10 @@ def fit_rows(args, family: str, preset: str, image: str, size: str) -> list[dict
     steps = cap if cap is not None and full > cap else None
     load, runs = load_average(), []
     for _ in range(args.fit_repeats):
-        runs.append(run_child("fit", args.work_dir, image, args.crop, family, preset, steps, args.threads))
+        runs.append(run_child("fit", args.work_dir, image, args.crop, family, preset, steps, args.threads,
+                              args.device))
     row = {"family": family, "preset": preset, "image": image_label(image), "size": size, "phase": "fit",
-           "threads": args.threads, "load_avg": load,
+           "threads": args.threads, "device": args.device, "load_avg": load,
            "peak_rss_mib": max(r["peak_kib"] for r in runs) / 1024}
     if steps is None:
         row.update(summary([r["seconds"] for r in runs]), steps=full, note=f"bpsp {runs[0]['bpsp']}")
@@ -167,12 +169,12 @@ def coded_rows(args, family: str, preset: str, image: str, size: str) -> list[di
     rows = []
     for phase in ("store", "decode"):
         load = load_average()
-        runs = [run_child(phase, args.work_dir, image, args.crop, family, preset, None, args.threads)
+        runs = [run_child(phase, args.work_dir, image, args.crop, family, preset, None, args.threads, args.device)
                 for _ in range(args.repeats)]
         note = f"{runs[0]['file_bytes']} bytes" if phase == "store" else "bit-exact"
         rows.append({"family": family, "preset": preset, "image": image_label(image), "size": size, "phase": phase,
                      **summary([r["seconds"] for r in runs]), "peak_rss_mib": max(r["peak_kib"] for r in runs) / 1024,
-                     "threads": args.threads, "load_avg": load, "note": note})
+                     "threads": args.threads, "device": args.device, "load_avg": load, "note": note})
     return rows
 
 
@@ -229,7 +231,7 @@ def coder_rows(args) -> list[dict]:
         times = _timed(call, args.repeats)
         check = first["rans" if coder.startswith("rans") else "pyramid"]
         rows.append({"family": "coder", "preset": coder, "size": f"{n} symbols", "phase": way,
-                     **summary(times), "symbols_per_s": n / statistics.median(times), "threads": 1,
+                     **summary(times), "symbols_per_s": n / statistics.median(times), "threads": 1, "device": "cpu",
                      "load_avg": load, "note": f"after a checked round trip of {check:.3f} s, which loaded "
                                                f"the compiled code"})
     return rows
@@ -285,7 +287,7 @@ def floor_rows(args, rows: list[dict], gmacs: float) -> list[dict]:
             continue
         floor = macs / (gmacs * 1e9)
         out.append({**{k: row[k] for k in ("family", "preset", "image", "size")}, "phase": "decode floor",
-                    "median_s": floor, "threads": 1, "load_avg": load_average(),
+                    "median_s": floor, "threads": 1, "device": "cpu", "load_avg": load_average(),
                     "note": f"{macs / 1e9:.2f} GMAC ({macs / _pixels(row['size']):,.0f} per pixel) / "
                             f"{gmacs:.1f} GMAC/s float64 matmul; decode median = {row['median_s'] / floor:.1f}x floor"})
     return out
@@ -327,6 +329,7 @@ def parse_args(argv=None):
     parser.add_argument("--fit-steps", type=_fit_steps, default={},
                         help="N, or family:N,family:N: fit at most N steps and project longer fits")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--device", default="cpu", help="fit, store and decode on this device (cpu, cuda[:N])")
     parser.add_argument("--coder-symbols", type=int, default=CODER_SYMBOLS)
     parser.add_argument("--no-floor", action="store_true")
     parser.add_argument("--work-dir", type=Path, default=None)

@@ -26,6 +26,7 @@ def test_bench_speed_writes_a_row_per_family_phase_and_coder(tmp_path):
         assert phases[0] in ("fit", "fit (projected)") and phases[1:3] == ["store", "decode"], (family, phases)
         assert all(r["size"] == "18x20" and r["runs"] == "1" for r in rows if r["family"] == family
                    and r["phase"] != "decode floor")
+    assert all(r["device"] == "cpu" for r in rows)
     decodes = [r for r in rows if r["phase"] == "decode" and r["family"] != "coder"]
     assert all(r["note"] == "bit-exact" for r in decodes)
     coders = [r for r in rows if r["family"] == "coder"]

@@ -51,7 +51,8 @@ class CircularEncodings(nn.Module):
 
         Frozen stages use their exact stored angles; otherwise a reparameterized sample inside
         the arc (or the center when sample is False). `index` selects a sub-batch of images.
-        The sample's noise comes from `generator` (a CPU generator, so a fit is the same on any device).
+        The sample's noise comes from `generator` (a CPU generator, so the noise is the same on any
+        device; the convolutions' arithmetic may differ: `diffcode.layers.fit_dtype`).
         """
         if k in self.frozen:
             angle = self.frozen[k]

@@ -53,8 +53,9 @@ def fit_tensors(image: np.ndarray, mlp: wm.MLP, p: wv.Preset, seed: int = 0, pro
                 generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, list[dict]]:
     """Run the preset's schedule on one uint8 (H, W, 3) image.
 
-    generator: the initial centers' and the samples' source (CPU, so a fit is the same on any
-    device); None: a new one seeded with `seed`.
+    generator: the initial centers' and the samples' source (CPU, so they are the same on any
+    device; the convolutions' arithmetic may differ: `diffcode.layers.fit_dtype`); None: a new one
+    seeded with `seed`.
 
     Returns:
         clamped centers float64 (N,), level indexes int64 (G,), history of {step, phase, bpsp,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import glob
 import os
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field, replace
@@ -163,12 +164,13 @@ def decode_data(task: Task, source: bytes, progress=None, stage_progress=None) -
 
 def _threads(task: Task) -> None:
     if task.threads:
-        import torch
-
         from . import fixedpoint
 
-        torch.set_num_threads(task.threads)
         fixedpoint.set_threads(task.threads)
+        if "torch" in sys.modules:
+            sys.modules["torch"].set_num_threads(task.threads)
+        else:  # a fit imports torch later, which reads this; a decode never pays the import
+            os.environ["OMP_NUM_THREADS"] = str(task.threads)
 
 
 WORKERS = {"compress": compress_data, "decode": decode_data}

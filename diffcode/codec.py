@@ -91,7 +91,7 @@ def store(fit: Fit, model=None, *, verify: bool = True, device: str = "cpu", pro
     family = families.get(fit.family)
     image = validate_array(fit.image)
     h, w, _ = image.shape
-    limits.check("store", h, w, family.memory, device)
+    limits.check("store", h, w, family.memory, "cpu")  # every family's exact pass runs on the CPU
     model = model if model is not None else family.load_model()
     if fit.model_hash != model.hash:
         raise DecoderMismatchError(f"the fit used {family.name} model {fit.model_hash[:16]}, the loaded one is "
@@ -150,7 +150,8 @@ def _decode(data: bytes, model, device: str) -> tuple[container.Header, Decoded,
     """The decode path."""
     header, sections = container.unpack(bytes(data))
     family = families.get(header.variant)
-    limits.check("decode", header.height, header.width, family.memory, device)  # before any allocation
+    limits.check("decode", header.height, header.width, family.memory, "cpu")  # before any allocation; exact
+    # passes run on the CPU whatever the device
     sections, color = _split_palette(header, sections)
     if hasattr(family, "check_sizes"):  # before the decoder runs: a crafted header costs nothing
         family.check_sizes(header, sections)

@@ -211,10 +211,10 @@ def _conv3x3_flat(flat: np.ndarray, h: int, w: int, weight: np.ndarray, bias: np
     low = 0.0 if relu else -float(ACT_LIMIT)
     blocks = -(-max(h - 2, 0) // rows_per_chunk)
     n = min(threads(), blocks)
-    if n <= 1:
-        _conv_rows(flat, h, w, taps, bias, out_flat, start, ww, 0, 1, rows_per_chunk, low)
-        return out
-    with _single_threaded_blas():
+    with _single_threaded_blas():  # also for one thread: OpenBLAS would otherwise take every core
+        if n <= 1:
+            _conv_rows(flat, h, w, taps, bias, out_flat, start, ww, 0, 1, rows_per_chunk, low)
+            return out
         jobs = [_executor(n).submit(_conv_rows, flat, h, w, taps, bias, out_flat, start, ww, i, n, rows_per_chunk,
                                     low) for i in range(n)]
         for job in jobs:

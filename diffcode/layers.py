@@ -1,11 +1,10 @@
 """Building blocks shared by the families' decoders, in both arithmetics.
 
-- `upsample2`: nearest-neighbour x2 upsampling then an optional crop of the last row/column; the
-  same code for float tensors (fitting) and float64 integer tensors (exact coding), since it
-  only copies values.
+- `upsample2`: nearest-neighbour x2 upsampling then an optional crop of the last row/column, of
+  torch tensors (fitting; the exact pass has its numpy twin, `diffcode.fixedpoint.upsample2`).
 - `conv2d`: the fitting passes' float convolution, in the channels-last layout (oneDNN runs the
-  families' 3x3 convolutions about 2x faster in it on this CPU: experiments/results/speed.md) and
-  optionally in bfloat16 (`fit_dtype`).
+  families' 3x3 convolutions about 2x faster in it on this CPU: experiments/results/
+  conv_layouts.md) and optionally in bfloat16 (`fit_dtype`).
 - `float_padded_conv_stack`: the float twin of `diffcode.fixedpoint.padded_conv_stack` (zero-padded
   3x3 convolutions, relu between), for fitting.
 """
@@ -25,12 +24,14 @@ FIT_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
 @functools.cache
-def native_bfloat16(device_type: str) -> bool:
-    """Whether bfloat16 convolutions run natively: CUDA that supports them, or an x86 CPU with
-    AVX512-BF16 or AMX (elsewhere oneDNN may emulate them; float32 is the safe choice there)."""
-    if device_type == "cuda":
-        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    if device_type != "cpu":
+def native_bfloat16(device: str) -> bool:
+    """Whether bfloat16 convolutions run natively on `device` ("cpu", "cuda", "cuda:1", ...): a GPU
+    that computes them in hardware (not emulated), or an x86 CPU with AVX512-BF16 or AMX (elsewhere
+    oneDNN may emulate them; float32 is the safe choice there)."""
+    kind = device.split(":")[0]
+    if kind == "cuda":
+        return torch.cuda.is_available() and _cuda_bf16(torch.device(device))
+    if kind != "cpu":
         return False
     try:
         flags = Path("/proc/cpuinfo").read_text()
@@ -39,10 +40,17 @@ def native_bfloat16(device_type: str) -> bool:
     return " avx512_bf16" in flags or " amx_bf16" in flags
 
 
-def fit_dtype(name: str, device_type: str = "cpu") -> torch.dtype:
-    """The torch dtype of a fit's convolutions named `name` (float32, bfloat16 or auto)."""
+def _cuda_bf16(device: torch.device) -> bool:
+    with torch.cuda.device(device):
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+
+
+def fit_dtype(name: str, device: str = "cpu") -> torch.dtype:
+    """The torch dtype of a fit's convolutions named `name` (float32, bfloat16 or auto) on `device`."""
     if name == "auto":
-        name = "bfloat16" if native_bfloat16(device_type) else "float32"
+        name = "bfloat16" if native_bfloat16(str(device)) else "float32"
+    if name not in FIT_DTYPES:
+        raise ValueError(f"unknown convolution dtype {name!r}; expected one of {', '.join(FIT_DTYPES)}, auto")
     return FIT_DTYPES[name]
 
 
@@ -50,7 +58,7 @@ def conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, pad
            dtype: str = "float32") -> torch.Tensor:
     """F.conv2d in channels-last layout and in fit_dtype(dtype), which the result keeps (a chain of
     convolutions converts once; callers take `.float()` of the chain's end)."""
-    t, cl = fit_dtype(dtype, x.device.type), torch.channels_last
+    t, cl = fit_dtype(dtype, str(x.device)), torch.channels_last
     return F.conv2d(x.to(t).contiguous(memory_format=cl), weight.to(t).contiguous(memory_format=cl),
                     None if bias is None else bias.to(t), padding=padding)
 

@@ -10,8 +10,10 @@ the predicted peak with the memory this machine can give (MemAvailable in /proc/
 image would need. A file's header declares its size, so a crafted or corrupt header that declares
 a huge image is refused before the decoder allocates anything.
 
-Only the CPU path is modelled: with a GPU (`--device cuda`) the large tensors live in device memory
-and torch reports its own out-of-memory error, which diffcode turns into a one-line error too.
+Store and decode are always checked: every family's exact pass runs on the CPU, whatever
+`--device` says. A fit on a GPU (`--device cuda`) keeps its large tensors in device memory, which
+is not modelled: torch reports its own out-of-memory error, which diffcode turns into a one-line
+error too.
 """
 
 from __future__ import annotations

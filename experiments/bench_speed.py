@@ -20,8 +20,8 @@ Sizes are width x height.
 Each run is a fresh child process (imports and the shared model are loaded before the clock
 starts, as in experiments/memory.py; the first call's loading of numba's compiled code is
 inside the clock, as a user pays it), with OMP/OpenBLAS/numba/torch threads set to
-`--threads` and fit, store and decode on `--device` (the `device` column; the coders and the
-floor are CPU rows); the child reports its seconds and its peak RSS (getrusage). Rows give the median of
+`--threads` and fits on `--device` (the `device` column; every family's exact pass, so store and
+decode, runs on the CPU whatever the device, and so do the coders and the floor); the child reports its seconds and its peak RSS (getrusage). Rows give the median of
 `--repeats` runs with min and max, the threads, and the 1-minute load average before the runs
 (the machine is shared: read timings next to it).
 
@@ -174,7 +174,7 @@ def coded_rows(args, family: str, preset: str, image: str, size: str) -> list[di
         note = f"{runs[0]['file_bytes']} bytes" if phase == "store" else "bit-exact"
         rows.append({"family": family, "preset": preset, "image": image_label(image), "size": size, "phase": phase,
                      **summary([r["seconds"] for r in runs]), "peak_rss_mib": max(r["peak_kib"] for r in runs) / 1024,
-                     "threads": args.threads, "device": args.device, "load_avg": load, "note": note})
+                     "threads": args.threads, "device": "cpu", "load_avg": load, "note": note})
     return rows
 
 
@@ -329,7 +329,7 @@ def parse_args(argv=None):
     parser.add_argument("--fit-steps", type=_fit_steps, default={},
                         help="N, or family:N,family:N: fit at most N steps and project longer fits")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--device", default="cpu", help="fit, store and decode on this device (cpu, cuda[:N])")
+    parser.add_argument("--device", default="cpu", help="fit on this device (cpu, cuda[:N]); exact passes run on the CPU")
     parser.add_argument("--coder-symbols", type=int, default=CODER_SYMBOLS)
     parser.add_argument("--no-floor", action="store_true")
     parser.add_argument("--work-dir", type=Path, default=None)

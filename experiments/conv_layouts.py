@@ -7,7 +7,9 @@ Times `diffcode.layers.conv2d`'s choices on the per-pixel decoder's full-resolut
 weights variant's (16->32, 32->16 and 32->6, zero-padded, 512x768). Forward, then backward of the
 sum: per-pixel fits need the input's gradient only, weights fits the weights' too. Rows: every
 combination of layout (contiguous, channels-last) and dtype (float32, bfloat16), median of
-`--repeats` after two warm-up runs. Writes experiments/results/conv_layouts.md|csv.
+`--repeats` after two warm-up runs. Also the error-table loss of both variants on (1, 3, 512, 768):
+forward + backward of `diffcode.cauchy.nats` (one numba pass) against `nats_reference` (torch
+ops, autograd). Writes experiments/results/conv_layouts.md|csv.
 """
 
 from __future__ import annotations
@@ -57,6 +59,29 @@ def seconds(family: str, layout: torch.memory_format, dtype: torch.dtype, repeat
     return statistics.median(times)
 
 
+def loss_seconds(fused: bool, repeats: int, scale: int = 1) -> float:
+    """Forward + backward of the Cauchy error-table loss on a 768x512 image's head output."""
+    from diffcode import cauchy
+
+    g = torch.Generator().manual_seed(0)
+    h, w = 512 // scale, 768 // scale
+    x = torch.randint(0, 256, (1, 3, h, w), generator=g).float()
+    out = torch.randn(1, 6, h, w, generator=g).requires_grad_()
+    nats = cauchy.nats if fused else cauchy.nats_reference
+
+    def run():
+        nats(x, out[:, :3], out[:, 3:]).sum().backward()
+
+    for _ in range(2):
+        run()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeats", type=int, default=5)
@@ -77,6 +102,12 @@ def main(argv: list[str] | None = None) -> None:
                              "seconds": s, "ratio_to_plain_float32": s / plain, "threads": args.threads,
                              "native_bfloat16": native_bfloat16("cpu"), "load_avg": os.getloadavg()[0]})
                 print(rows[-1], flush=True)
+    reference = loss_seconds(False, args.repeats, args.scale)
+    for name, s in (("nats_reference (torch)", reference), ("nats (numba)", loss_seconds(True, args.repeats, args.scale))):
+        rows.append({"family": "cauchy loss", "layout": name, "dtype": "float32 in, float64 inside", "seconds": s,
+                     "ratio_to_plain_float32": s / reference, "threads": args.threads,
+                     "native_bfloat16": native_bfloat16("cpu"), "load_avg": os.getloadavg()[0]})
+        print(rows[-1], flush=True)
     command = "python experiments/conv_layouts.py " + " ".join(sys.argv[1:] if argv is None else argv)
     report.write_table(rows, args.out_dir / "conv_layouts", command, COLUMNS)
 

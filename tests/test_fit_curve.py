@@ -44,5 +44,6 @@ def test_conv_layouts_writes_a_row_per_family_layout_and_dtype(tmp_path):
     rows = _rows(tmp_path / "conv_layouts.csv")
     assert [(r["family"], r["layout"], r["dtype"]) for r in rows] == [
         (f, layout, d) for f in ("per-pixel", "weights") for layout in ("contiguous", "channels-last")
-        for d in ("float32", "bfloat16")]
+        for d in ("float32", "bfloat16")] + [("cauchy loss", "nats_reference (torch)", "float32 in, float64 inside"),
+                                             ("cauchy loss", "nats (numba)", "float32 in, float64 inside")]
     assert all(float(r["seconds"]) > 0 for r in rows)

@@ -63,11 +63,13 @@ def test_decode_refused_before_allocation(monkeypatch, shipped):
         codec.load(data, shipped)
 
 
-def test_crafted_huge_header_is_refused_by_size(shipped):
-    """A tiny file that declares 65535x65535 pixels: refused from its header, no allocation."""
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+def test_crafted_huge_header_is_refused_by_size(shipped, device):
+    """A tiny file that declares 65535x65535 pixels: refused from its header, no allocation, also when
+    a GPU is named (the exact pass runs on the CPU whatever the device)."""
     data = _with_header((GOLDEN / "per-pixel-dither-v2-6x5.dfc").read_bytes(), height=65535, width=65535)
     with pytest.raises(ImageError, match="65535x65535 image is too large to decode"):
-        codec.load(data, shipped)
+        codec.load(data, shipped, device=device)
 
 
 def test_dither_file_with_a_budget_is_corrupt(shipped):

@@ -140,9 +140,28 @@ def test_fit_convolution_matches_torch_in_both_layouts_and_dtypes(dtype, tol):
     assert float((got - expected).abs().max() / expected.abs().max()) < tol
 
 
-def test_auto_fit_dtype_is_one_of_the_two_and_float32_off_the_known_devices():
+@pytest.mark.parametrize("flags, expected", [("fpu avx512f avx512_bf16 sse", torch.bfloat16),
+                                              ("fpu avx512f amx_bf16 sse", torch.bfloat16),
+                                              ("fpu avx2 avx512f sse", torch.float32)])
+def test_auto_fit_dtype_follows_the_cpu_flags(monkeypatch, flags, expected):
+    from pathlib import Path
+
+    from diffcode import layers
+
+    real_read = Path.read_text
+    monkeypatch.setattr(Path, "read_text", lambda self, *a, **k: f"flags\t\t: {flags}\n"
+                        if str(self) == "/proc/cpuinfo" else real_read(self, *a, **k))
+    layers.native_bfloat16.cache_clear()
+    try:
+        assert layers.fit_dtype("auto", "cpu") == expected
+        assert layers.fit_dtype("auto", "mps") == torch.float32  # no known native bfloat16 there
+        assert (layers.fit_dtype("float32"), layers.fit_dtype("bfloat16")) == (torch.float32, torch.bfloat16)
+    finally:
+        layers.native_bfloat16.cache_clear()
+
+
+def test_unknown_fit_dtype_names_the_choices():
     from diffcode.layers import fit_dtype
 
-    assert fit_dtype("auto", "cpu") in (torch.float32, torch.bfloat16)
-    assert fit_dtype("auto", "mps") == torch.float32
-    assert (fit_dtype("float32"), fit_dtype("bfloat16")) == (torch.float32, torch.bfloat16)
+    with pytest.raises(ValueError, match="unknown convolution dtype 'bf16'; expected one of float32, bfloat16, auto"):
+        fit_dtype("bf16")

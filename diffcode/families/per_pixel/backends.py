@@ -1,6 +1,7 @@
 """Two arithmetics for the same decoder wiring (`diffcode.families.per_pixel.superres.run_decoder`).
 
-- `FloatBackend`: float32 torch, batched, differentiable; used to train and to fit.
+- `FloatBackend`: float torch (convolutions in `diffcode.layers.conv2d`'s layout and dtype), batched,
+  differentiable; used to train and to fit.
 - `FixedBackend`: exact fixed point (see `diffcode.fixedpoint`), one image; used by store and
   decode, so both compute bit-identical widths and Cauchy parameters. It lives in
   `fixed_backend.py` (numpy only: the decode path imports no torch) and is re-exported here.
@@ -8,7 +9,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 

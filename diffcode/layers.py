@@ -54,6 +54,11 @@ def fit_dtype(name: str, device: str = "cpu") -> torch.dtype:
     return FIT_DTYPES[name]
 
 
+def fit_dtype_name(name: str, device: str = "cpu") -> str:
+    """What `fit_dtype(name, device)` resolves to, by name (fits record it: "auto" differs by machine)."""
+    return str(fit_dtype(name, device)).removeprefix("torch.")
+
+
 def conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, padding: int = 0,
            dtype: str = "float32") -> torch.Tensor:
     """F.conv2d in channels-last layout and in fit_dtype(dtype), which the result keeps (a chain of

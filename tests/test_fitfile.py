@@ -133,8 +133,10 @@ def test_edited_metadata_is_refused(tmp_path, fit_files, variant):
     for key in keys:
         path.write_bytes(_edit_meta(data, lambda m: m.pop(key)))
         removed = outcome(path)
-        # absent: RGB, the default preset, or family meta (checked by the family's encode)
-        assert removed == "refused" or key in ("color_mode", "palette", "preset", "config", "storage"), (key, variant)
+        # absent: RGB, the default preset, or family meta (checked by the family's encode; conv_dtype
+        # only records the fit's arithmetic)
+        assert removed == "refused" or key in ("color_mode", "palette", "preset", "config", "storage",
+                                               "conv_dtype"), (key, variant)
         for value in BAD_VALUES:
             path.write_bytes(_edit_meta(data, lambda m: m.__setitem__(key, value)))
             outcome(path)  # refused, or loaded with checked types

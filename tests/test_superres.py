@@ -165,3 +165,14 @@ def test_unknown_fit_dtype_names_the_choices():
 
     with pytest.raises(ValueError, match="unknown convolution dtype 'bf16'; expected one of float32, bfloat16, auto"):
         fit_dtype("bf16")
+
+
+def test_fits_record_the_convolution_dtype_they_used(checkpoint):
+    """"auto" means different arithmetic on different machines; the fit says which one it was."""
+    from diffcode.families.per_pixel.config import FitConfig
+    from diffcode.families.per_pixel.fit import fit_image
+    from diffcode.layers import fit_dtype_name
+
+    image = np.random.default_rng(0).integers(0, 256, (6, 5, 3), dtype=np.uint8)
+    fit = fit_image(image, checkpoint, FitConfig().with_steps(2))
+    assert fit.meta["conv_dtype"] == fit_dtype_name("auto") and fit.meta["config"]["conv_dtype"] == "auto"

@@ -31,6 +31,7 @@ from . import exact, model
 from .config import FitConfig
 from .exact import NAME
 from .model import DecoderWeights
+from ...layers import fit_dtype_name
 
 LN2 = math.log(2.0)
 
@@ -140,5 +141,5 @@ def fit_image(image: np.ndarray, checkpoint: Checkpoint, config: FitConfig = Fit
                                    checkpoint=checkpoint, device=device, generator=generator)
     # frozen stages keep their centers, so store's search finds the same stored values again
     arrays = {f"centers_{k}": c[0].detach().float().cpu().numpy() for k, c in enumerate(encodings.centers)}
-    return Fit(NAME, image, arrays, {"config": config.to_dict()}, checkpoint.hash, "default", config.seed,
-               history, time.perf_counter() - t0)
+    meta = {"config": config.to_dict(), "conv_dtype": fit_dtype_name(config.conv_dtype, device)}
+    return Fit(NAME, image, arrays, meta, checkpoint.hash, "default", config.seed, history, time.perf_counter() - t0)

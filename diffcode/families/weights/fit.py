@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import Fit
+from ...layers import fit_dtype_name
 from . import model as wm
 from . import spec as wv
 
@@ -123,4 +124,5 @@ def fit_image(image: np.ndarray, mlp_ckpt: wv.MLPCheckpoint, p: wv.Preset, seed:
     c, levels, history = fit_tensors(image, wm.TableMLP(wm.mlp_of(mlp_ckpt)), p, seed, progress, device=device,
                                      generator=generator)
     arrays = {"centers": c.numpy(), "level_index": levels.numpy().astype(np.int64)}
-    return Fit(wv.NAME, image, arrays, {}, mlp_ckpt.hash, p.name, seed, history, time.perf_counter() - t0)
+    meta = {"conv_dtype": fit_dtype_name(p.conv_dtype, device)}  # what "auto" meant on this machine
+    return Fit(wv.NAME, image, arrays, meta, mlp_ckpt.hash, p.name, seed, history, time.perf_counter() - t0)

@@ -164,10 +164,8 @@ def empty_image(c: int, h: int, w: int) -> np.ndarray:
 
 def _flat_of(x: np.ndarray) -> np.ndarray | None:
     """The flat buffer of an `empty_image` x, or None if x is another array."""
-    base = x.base
+    base = x.base  # numpy collapses the chain of views: the flat buffer itself
     c, h, w = x.shape
-    if (isinstance(base, np.ndarray) and base.base is not None and base.ndim == 2 and base.shape == (c, h * w)):
-        base = base.base  # reshape's view of the [:, :h*w] slice
     if (isinstance(base, np.ndarray) and base.dtype == np.float64 and base.shape == (c, h * w + 2)
             and base.flags.c_contiguous and x.strides == (8 * (h * w + 2), 8 * w, 8)
             and x.__array_interface__["data"][0] == base.__array_interface__["data"][0]

@@ -176,3 +176,14 @@ def test_fits_record_the_convolution_dtype_they_used(checkpoint):
     image = np.random.default_rng(0).integers(0, 256, (6, 5, 3), dtype=np.uint8)
     fit = fit_image(image, checkpoint, FitConfig().with_steps(2))
     assert fit.meta["conv_dtype"] == fit_dtype_name("auto") and fit.meta["config"]["conv_dtype"] == "auto"
+
+
+def test_convolution_outputs_are_read_without_a_copy():
+    """conv3x3_valid returns an `empty_image`, which the next convolution reads in place."""
+    from diffcode.fixedpoint import _flat_of, conv3x3_valid, empty_image
+
+    x = empty_image(2, 6, 7)
+    x[...] = np.arange(84).reshape(2, 6, 7)
+    assert _flat_of(x) is not None and _flat_of(np.zeros((2, 6, 7))) is None
+    y = conv3x3_valid(x, np.ones((3, 18)), np.zeros(3))
+    assert y.shape == (3, 4, 5) and _flat_of(y) is not None

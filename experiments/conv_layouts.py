@@ -37,6 +37,18 @@ SHAPES = {  # family: (height, width, padding, weight gradient, [(in, out), ...]
 COLUMNS = ["family", "layout", "dtype", "seconds", "ratio_to_plain_float32", "threads", "native_bfloat16", "load_avg"]
 
 
+def median_seconds(run, repeats: int) -> float:
+    """Median seconds of `repeats` calls of run(), after two warm-up calls."""
+    for _ in range(2):
+        run()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
 def seconds(family: str, layout: torch.memory_format, dtype: torch.dtype, repeats: int, scale: int = 1) -> float:
     h, w, pad, weight_grad, convs = SHAPES[family]
     h, w = h // scale, w // scale
@@ -49,14 +61,7 @@ def seconds(family: str, layout: torch.memory_format, dtype: torch.dtype, repeat
         for x, weight in pairs:
             F.conv2d(x, weight, padding=pad).float().sum().backward()
 
-    for _ in range(2):
-        run()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return median_seconds(run, repeats)
 
 
 def loss_seconds(fused: bool, repeats: int, scale: int = 1) -> float:
@@ -72,14 +77,7 @@ def loss_seconds(fused: bool, repeats: int, scale: int = 1) -> float:
     def run():
         nats(x, out[:, :3], out[:, 3:]).sum().backward()
 
-    for _ in range(2):
-        run()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return median_seconds(run, repeats)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -201,3 +201,40 @@ def test_table_mlp_matches_the_mlp():
     u.requires_grad_(True)
     table(u).sum().backward()
     assert torch.isfinite(u.grad).all() and u.grad.abs().max() > 0
+
+
+@pytest.mark.parametrize("hw", [(37, 53), (64, 64), (2, 9), (1, 1)])
+def test_windowed_pass_is_a_window_of_the_whole_pass(hw, mlp):
+    """The fit's windowed pass runs the last stage and head on a margin, zero-padded at the image's
+    border only: its values are the whole pass's, at the corners, inside, and on thin images."""
+    h, w = hw
+    specs = wv.layout(TINY)
+    positions = torch.rand(sum(s.size for s in specs), generator=torch.Generator().manual_seed(1))
+    tensors = wm.float_values(wm.TableMLP(wm.mlp_of(mlp)), positions, specs)
+    whole = wm.float_pass(tensors, TINY, h, w)
+    windows = [(0, 0, min(h, 8), min(w, 8)), (h - min(h, 5), w - min(w, 7), min(h, 5), min(w, 7)),
+               (h // 3, w // 4, max(1, h // 3), max(1, w // 2))]
+    for top, left, rows, cols in windows:
+        part = wm.float_pass(tensors, TINY, h, w, (top, left, rows, cols))
+        torch.testing.assert_close(part, whole[..., top:top + rows, left:left + cols], rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError):
+        wm.float_pass(tensors, TINY, h, w, (0, 0, h + 1, w))
+
+
+def test_windowed_fit_round_trips_and_keeps_unwindowed_fits(mlp):
+    """A fit on random windows stores and decodes bit-exactly; window=0 draws no windows, so the
+    default fit's random stream (and its golden bytes) is unchanged."""
+    from dataclasses import replace
+
+    from diffcode.families.weights.fit import random_window
+
+    g = torch.Generator().manual_seed(0)
+    assert random_window(30, 40, 0, g) is None and random_window(30, 40, 64, g) is None
+    assert torch.equal(g.get_state(), torch.Generator().manual_seed(0).get_state())
+    top, left, rows, cols = random_window(30, 40, 16, g)
+    assert (rows, cols) == (16, 16) and 0 <= top <= 14 and 0 <= left <= 24
+    image = _image(24, 20, seed=7)
+    fit = fit_image(image, mlp, replace(TINY, window=8), seed=2)
+    assert [rec["phase"] for rec in fit.history].count(3) == TINY.final_steps
+    data, _ = codec.store(fit, mlp)
+    assert np.array_equal(codec.load(data), image)

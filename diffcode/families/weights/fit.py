@@ -9,6 +9,10 @@ gradients reach centers and widths. The schedule of the preset:
 1. `center_steps`: widths fixed at `init_entropy_bits`, loss = error table only (the report's
    3500 steps).
 2. `width_steps`: centers and widths, loss = error table + encodings (the report's 2000).
+
+   With `window` > 0 these two phases measure the error table on one random window a step, scaled
+   to the whole image (an unbiased estimate of it): the last stage and the head, most of a step's
+   work, then run on the window only.
 3. `final_steps`: every group's width is fixed to the stored level, n = LEVELS[j] nearest to
    e^entropy, and the centers are fitted with those widths (1/n), so the entropy the fit reports
    is the entropy the file pays (sum log2 n, dithered storage).
@@ -47,6 +51,17 @@ def positions(centers: torch.Tensor, entropy: torch.Tensor, noise: torch.Tensor 
     w = torch.exp(-entropy)
     c = torch.minimum(torch.maximum(centers, w / 2), 1 - w / 2)
     return (c if noise is None else c + (noise - 0.5) * w), c
+
+
+def random_window(height: int, width: int, side: int, generator: torch.Generator) -> tuple[int, int, int, int] | None:
+    """(top, left, rows, cols) of a uniformly placed side x side window (clipped to the image), or
+    None (the whole image) when side is 0 or the window would cover the image."""
+    rows, cols = min(side, height), min(side, width)
+    if side <= 0 or (rows, cols) == (height, width):
+        return None
+    top = int(torch.randint(height - rows + 1, (1,), generator=generator))
+    left = int(torch.randint(width - cols + 1, (1,), generator=generator))
+    return top, left, rows, cols
 
 
 def fit_tensors(image: np.ndarray, mlp: wm.MLP, p: wv.Preset, seed: int = 0, progress=None,
@@ -90,8 +105,14 @@ def fit_tensors(image: np.ndarray, mlp: wm.MLP, p: wv.Preset, seed: int = 0, pro
             phase, entropy = 3, torch.log(torch.from_numpy(wv.LEVELS.astype(np.float32))).to(device)[levels]
         entropy_w = entropy[groups]
         pos, _ = positions(centers, entropy_w, torch.rand(len(groups), generator=g).to(device))
-        out = wm.float_pass(wm.float_values(mlp, pos, specs), p, h, w)
-        err = wm.error_table_nats(target, out)
+        window = random_window(h, w, p.window, g) if phase < 3 else None
+        out = wm.float_pass(wm.float_values(mlp, pos, specs), p, h, w, window)
+        if window is None:
+            err = wm.error_table_nats(target, out)
+        else:
+            top, left, rows, cols = window
+            part = target[..., top:top + rows, left:left + cols]
+            err = wm.error_table_nats(part, out) * (h * w / (rows * cols))
         enc = entropy_w.sum()
         loss = (err + (enc if phase > 1 else 0.0)) * per_bit
         opt.zero_grad(set_to_none=True)

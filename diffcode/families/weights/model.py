@@ -99,13 +99,38 @@ def float_values(mlp: MLP, positions: torch.Tensor, specs: list[TensorSpec]) -> 
     return out
 
 
-def float_pass(t: dict[str, torch.Tensor], p: Preset, height: int, width: int) -> torch.Tensor:
-    """Head output float (1, 6, H, W) of the per-image CNN with float tensors t."""
+def float_pass(t: dict[str, torch.Tensor], p: Preset, height: int, width: int,
+               window: tuple[int, int, int, int] | None = None) -> torch.Tensor:
+    """Head output float (1, 6, H, W) of the per-image CNN with float tensors t.
+
+    window (top, left, rows, cols): only that part of the output, (1, 6, rows, cols), with the
+    same values as the whole pass's (up to float rounding). The earlier stages run whole; the last
+    stage and the head, most of the work, run on the window plus a margin of one pixel per
+    convolution, zero-padded only where the margin meets the image's border, as in the whole pass.
+    """
     x = t["seed"].reshape(1, -1, 1, 1)
-    for crop in size_schedule(height, width):
+    schedule = size_schedule(height, width)
+    for k, crop in enumerate(schedule):
         x_up = upsample2(x, crop)
+        if window is not None and k == len(schedule) - 1:
+            x_up, inner = _with_margin(x_up, window, len(p.superres) - 1 + len(p.head) - 1)
+            x = x_up + float_padded_conv_stack(t, "stage", len(p.superres) - 1, x_up, p.conv_dtype)
+            return float_padded_conv_stack(t, "head", len(p.head) - 1, x, p.conv_dtype)[inner]
         x = x_up + float_padded_conv_stack(t, "stage", len(p.superres) - 1, x_up, p.conv_dtype)
-    return float_padded_conv_stack(t, "head", len(p.head) - 1, x, p.conv_dtype)
+    out = float_padded_conv_stack(t, "head", len(p.head) - 1, x, p.conv_dtype)
+    return out if window is None else out[_with_margin(out, window, 0)[1]]  # a 1x1 image: no stage
+
+
+def _with_margin(x: torch.Tensor, window: tuple[int, int, int, int], margin: int) -> tuple[torch.Tensor, tuple]:
+    """x's window grown by `margin` on each side (clipped to x), and the index of the window inside it."""
+    top, left, rows, cols = window
+    h, w = x.shape[-2:]
+    if not (0 <= top and 0 <= left and 0 < rows and 0 < cols and top + rows <= h and left + cols <= w):
+        raise ValueError(f"window {window} is not inside the {h}x{w} output")
+    y0, x0 = max(top - margin, 0), max(left - margin, 0)
+    y1, x1 = min(top + rows + margin, h), min(left + cols + margin, w)
+    inner = (Ellipsis, slice(top - y0, top - y0 + rows), slice(left - x0, left - x0 + cols))
+    return x[..., y0:y1, x0:x1], inner
 
 
 def error_table_nats(image: torch.Tensor, out: torch.Tensor) -> torch.Tensor:

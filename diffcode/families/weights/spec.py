@@ -85,6 +85,9 @@ class Preset:
     init_entropy_bits: float = 8.0
     residual_shift: int = 1  # extra 2^-shift of a stage's last conv (keeps the residual stack stable)
     conv_dtype: str = "float32"  # the fit's float convolutions (diffcode.layers.fit_dtype; not in the file)
+    # phases 1 and 2 measure the error table on one random window of window x window pixels a step
+    # (its cost scaled to the whole image); 0: on the whole image. Phase 3 always sees the whole image.
+    window: int = 0
 
     @property
     def steps(self) -> int:

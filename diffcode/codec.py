@@ -87,6 +87,10 @@ def store(fit: Fit, model=None, *, verify: bool = True, device: str = "cpu", pro
         color: the mode to give the image back in (default: the fit's; L, 1 and P are coded as RGB).
         progress: optional callable(done, total) during the family's encode.
         options: the family's store options (per-pixel: storage, budget_nats).
+        verify: decode the file before returning it and compare the pixels. A family whose encoder
+            keeps its exact pass (`Encoded.replay`: per-pixel) reads every section back and checks
+            it against what the encoder stored, then decodes the error table with the encoder's own
+            indexes rather than running the deterministic pass a second time.
     """
     family = families.get(fit.family)
     image = validate_array(fit.image)
@@ -104,7 +108,7 @@ def store(fit: Fit, model=None, *, verify: bool = True, device: str = "cpu", pro
     header = container.Header(variant=family.name, height=h, width=w, pixel_hash=pixel_hash(image),
                               color_mode=color.mode, **encoded.fields)
     data = container.pack(header, [(s.kind, s.payload) for s in sections])
-    if verify and not np.array_equal(load(data, model, device=device), image):
+    if verify and not np.array_equal(_decode(data, model, device, encoded.replay)[1].image, image):
         raise ChecksumError("internal error: the stored file does not decode to the image")
     return data, _report(header, sections, encoded.extras)
 
@@ -146,8 +150,8 @@ def decode_details(data: bytes, model=None, *, device: str = "cpu") -> Decoded:
     return _decode(data, model, device)[1]
 
 
-def _decode(data: bytes, model, device: str) -> tuple[container.Header, Decoded, ColorMode]:
-    """The decode path."""
+def _decode(data: bytes, model, device: str, replay=None) -> tuple[container.Header, Decoded, ColorMode]:
+    """The decode path; `replay`: the encoder's `Encoded.replay` when it checks its own file."""
     header, sections = container.unpack(bytes(data))
     family = families.get(header.variant)
     limits.check("decode", header.height, header.width, family.memory, "cpu")  # before any allocation; exact
@@ -157,7 +161,7 @@ def _decode(data: bytes, model, device: str) -> tuple[container.Header, Decoded,
         family.check_sizes(header, sections)
     model = model if model is not None else family.load_model()
     try:
-        decoded = family.decode(header, sections, model, device=device)
+        decoded = family.decode(header, sections, model, device=device, **({} if replay is None else {"replay": replay}))
     except (MemoryError, RuntimeError) as exc:  # torch reports a failed allocation as a RuntimeError
         if not isinstance(exc, MemoryError) and "allocate" not in str(exc) and "out of memory" not in str(exc):
             raise

@@ -181,3 +181,26 @@ def test_a_crafted_header_is_refused_before_the_decoder_runs(variant, checkpoint
     assert len(data) < 160
     with pytest.raises(CorruptFileError, match="error table has 8 bytes, a 1000x1000 image needs at least 2048"):
         codec.load(data)
+
+
+@pytest.mark.parametrize("storage", STORAGES)
+def test_store_checks_its_file_against_the_encoders_own_pass(checkpoint, storage, monkeypatch):
+    """store's check reads every stage back and decodes the error table with the encoder's indexes:
+    it gives the same bytes, matches a full decode, and fails loudly when a stage reads back wrong."""
+    from diffcode.families.per_pixel import exact
+
+    image = small_images()["odd 37x23"]
+    fit = fit_image(image, checkpoint, replace(QUICK_FIT, storage=storage))
+    data, _ = codec.store(fit, checkpoint, storage=storage)
+    unchecked, _ = codec.store(fit, checkpoint, storage=storage, verify=False)
+    assert data == unchecked and np.array_equal(codec.load(data, checkpoint), image)
+    original = exact.encode
+
+    def wrong_values(*args, **kwargs):  # a stage that reads back differently from what was stored
+        encoded = original(*args, **kwargs)
+        encoded.replay.stage_values[-1] = encoded.replay.stage_values[-1] ^ np.uint32(1)
+        return encoded
+
+    monkeypatch.setattr(exact, "encode", wrong_values)
+    with pytest.raises(ChecksumError, match="stage"):
+        codec.store(fit, checkpoint, storage=storage)

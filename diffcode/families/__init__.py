@@ -75,6 +75,9 @@ class Encoded:
     fields: dict[str, Any]  # container.Header fields the family owns (see FAMILY_FIELDS)
     sections: list[Section]
     extras: dict[str, Any] = field(default_factory=dict)  # extra report columns (JSON-able)
+    # what the encoder's exact pass computed, for `codec.store`'s check of its own file: a family
+    # whose decode takes `replay=` checks the file against it instead of running the pass again
+    replay: Any = None
 
 
 @dataclass

@@ -76,8 +76,8 @@ class PerPixel:
     def check_sizes(self, header, sections) -> None:
         common.check_error_table_size(header, sections)
 
-    def decode(self, header, sections, model: Checkpoint, *, device: str = "cpu") -> Decoded:
-        return exact.decode(header, sections, model, device)
+    def decode(self, header, sections, model: Checkpoint, *, device: str = "cpu", replay=None) -> Decoded:
+        return exact.decode(header, sections, model, device, replay)
 
     def header_fields(self, header) -> dict:
         return {"storage": header.storage, "rng_version": header.rng_version, "error_model": header.error_model,

@@ -23,7 +23,7 @@ from ... import cauchy
 from .fixed_backend import FixedBackend
 from .checkpoint import Checkpoint
 from ...fixedpoint import angles_to_u32
-from ...errors import CorruptFileError, DecoderMismatchError, DiffcodeError
+from ...errors import ChecksumError, CorruptFileError, DecoderMismatchError, DiffcodeError
 from ...fixedpoint import FRAC_BITS, cos_sin_fixed
 from ...storage import container, randseed, schemes
 from ...storage.entropy_units import UNITS_PER_BIT
@@ -84,13 +84,14 @@ def encode(image: np.ndarray, centers: list[np.ndarray], checkpoint: Checkpoint,
     if len(centers) != len(schedule.encoding_grids()):
         raise DiffcodeError(f"{len(centers)} encoding stages given, the decoder needs "
                             f"{len(schedule.encoding_grids())}")
-    payloads, stage_units = [], []
+    payloads, stage_units, stage_values = [], [], []
 
     def provide(k: int, units: np.ndarray) -> np.ndarray:
         c = angles_to_u32(np.asarray(centers[k], dtype=np.float64))
         data, values = scheme.encode_stage(c.reshape(-1), units.reshape(-1), seed, k)
         payloads.append(data)
         stage_units.append(units)
+        stage_values.append(values.reshape(-1))
         if progress is not None:
             progress(k + 1, len(centers))
         return values.reshape(units.shape)
@@ -99,7 +100,19 @@ def encode(image: np.ndarray, centers: list[np.ndarray], checkpoint: Checkpoint,
     sections = _stage_sections(payloads, stage_units, scheme) + [common.error_table(image, params)]
     fields = {"storage": scheme.name, "rng_version": RNG_VERSION, "error_model": common.ERROR_MODEL, "seed": seed,
               "segment_budget_cnats": round(scheme.budget_nats * 100), "decoder_hash": decoder_hash(checkpoint)}
-    return Encoded(fields, sections, _extras(stage_units))
+    return Encoded(fields, sections, _extras(stage_units), Replay(stage_units, stage_values, params))
+
+
+@dataclass
+class Replay:
+    """What the encoder's exact pass computed (`Encoded.replay`): each stage's entropy units and
+    stored values, and the Cauchy indexes. The pass is a deterministic integer function of the
+    stored values (the same on every machine and thread count), so a decode of the encoder's own
+    file that reads back the same values, stage by stage, would compute these indexes again."""
+
+    stage_units: list[np.ndarray]  # int64 (n, h_k, w_k) per stage
+    stage_values: list[np.ndarray]  # uint32 (n * h_k * w_k,) per stage
+    params: np.ndarray  # int64 (3*H*W, 2)
 
 
 def decoder_hash(checkpoint: Checkpoint) -> bytes:
@@ -130,8 +143,14 @@ def header_scheme(header: container.Header):
 
 
 def decode(header: container.Header, sections: list[tuple[int, bytes]], checkpoint: Checkpoint,
-           device: str = "cpu") -> Decoded:
-    """Pixels of a per-pixel file's sections (the palette already removed by the codec)."""
+           device: str = "cpu", replay: Replay | None = None) -> Decoded:
+    """Pixels of a per-pixel file's sections (the palette already removed by the codec).
+
+    replay: the encoder's own pass over this file (`codec.store`'s check of its output). Every
+    stage's payload is read with the encoder's entropy units and must give back exactly the values
+    the encoder stored; the error table is then decoded with the encoder's Cauchy indexes instead
+    of running the exact pass a second time (it would compute the same integers).
+    """
     check_decoder(header, checkpoint)
     scheme = header_scheme(header)
     schedule = size_schedule(header.height, header.width, checkpoint.config)
@@ -145,7 +164,13 @@ def decode(header: container.Header, sections: list[tuple[int, bytes]], checkpoi
         values = scheme.decode_stage(sections[k][1], units.reshape(-1), header.seed, k)
         return values.reshape(units.shape)
 
-    params = fixed_pass(checkpoint, schedule, provide, device)
+    if replay is None:
+        params = fixed_pass(checkpoint, schedule, provide, device)
+    else:
+        for k, (units, values) in enumerate(zip(replay.stage_units, replay.stage_values, strict=True)):
+            if not np.array_equal(provide(k, units).reshape(-1), values):
+                raise ChecksumError(f"internal error: the stored encodings of stage {k} read back differently")
+        params = replay.params
     image, table = common.decode_error_table(sections[n_stages][1], params, header.height, header.width)
     stored = _stage_sections([p for _, p in sections[:n_stages]], stage_units, scheme) + [table]
     return Decoded(image, stored, _extras(stage_units), Details(params, stage_units, scheme))

@@ -88,7 +88,7 @@ def store(fit: Fit, model=None, *, verify: bool = True, device: str = "cpu", pro
         progress: optional callable(done, total) during the family's encode.
         options: the family's store options (per-pixel: storage, budget_nats).
         verify: decode the file before returning it and compare the pixels. A family whose encoder
-            keeps its exact pass (`Encoded.replay`: per-pixel) reads every section back and checks
+            keeps its exact pass (`Encoded.replay`: per-pixel, weights) reads every section back and checks
             it against what the encoder stored, then decodes the error table with the encoder's own
             indexes rather than running the deterministic pass a second time.
     """

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from diffcode import codec
-from diffcode.errors import CorruptFileError, DecoderMismatchError, DiffcodeError
+from diffcode.errors import ChecksumError, CorruptFileError, DecoderMismatchError, DiffcodeError
 from diffcode.families.weights import exact as weights_exact
 from diffcode.families.weights.fit import fit_image
 from diffcode.storage import container, side_info
@@ -238,3 +238,22 @@ def test_windowed_fit_round_trips_and_keeps_unwindowed_fits(mlp):
     assert [rec["phase"] for rec in fit.history].count(3) == TINY.final_steps
     data, _ = codec.store(fit, mlp)
     assert np.array_equal(codec.load(data), image)
+
+
+def test_store_checks_its_file_against_the_encoders_own_pass(mlp, monkeypatch):
+    """store's check reads the side info and positions back and decodes with the encoder's indexes:
+    the same bytes as an unchecked store, and a loud failure when the positions read back wrong."""
+    image = _image(9, 11, seed=4)
+    fit = fit_image(image, mlp, TINY, seed=1)
+    data, _ = codec.store(fit, mlp)
+    assert data == codec.store(fit, mlp, verify=False)[0] and np.array_equal(codec.load(data, mlp), image)
+    original = weights_exact.encode
+
+    def wrong_positions(*args, **kwargs):
+        encoded = original(*args, **kwargs)
+        encoded.replay.values = encoded.replay.values ^ np.uint32(1)
+        return encoded
+
+    monkeypatch.setattr(weights_exact, "encode", wrong_positions)
+    with pytest.raises(ChecksumError, match="read back"):
+        codec.store(fit, mlp)

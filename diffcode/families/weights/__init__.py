@@ -62,8 +62,8 @@ class Weights:
     def check_sizes(self, header, sections) -> None:
         common.check_error_table_size(header, sections)
 
-    def decode(self, header, sections, model: wv.MLPCheckpoint, *, device: str = "cpu") -> Decoded:
-        return exact.decode(header, sections, model)
+    def decode(self, header, sections, model: wv.MLPCheckpoint, *, device: str = "cpu", replay=None) -> Decoded:
+        return exact.decode(header, sections, model, replay)
 
     def header_fields(self, header) -> dict:
         return {"storage": header.storage, "rng_version": header.rng_version, "error_model": header.error_model,

@@ -104,33 +104,63 @@ def float_pass(t: dict[str, torch.Tensor], p: Preset, height: int, width: int,
     """Head output float (1, 6, H, W) of the per-image CNN with float tensors t.
 
     window (top, left, rows, cols): only that part of the output, (1, 6, rows, cols), with the
-    same values as the whole pass's (up to float rounding). The earlier stages run whole; the last
-    stage and the head, most of the work, run on the window plus a margin of one pixel per
-    convolution, zero-padded only where the margin meets the image's border, as in the whole pass.
+    same values as the whole pass's (up to float rounding). Every stage runs on the part of its
+    output the window depends on (`window_regions`), plus a margin of one pixel per convolution,
+    zero-padded only where the margin meets the stage's border, as in the whole pass.
     """
-    x = t["seed"].reshape(1, -1, 1, 1)
+    n_stage, n_head = len(p.superres) - 1, len(p.head) - 1
     schedule = size_schedule(height, width)
-    for k, crop in enumerate(schedule):
-        x_up = upsample2(x, crop)
-        if window is not None and k == len(schedule) - 1:
-            x_up, inner = _with_margin(x_up, window, len(p.superres) - 1 + len(p.head) - 1)
-            x = x_up + float_padded_conv_stack(t, "stage", len(p.superres) - 1, x_up, p.conv_dtype)
-            return float_padded_conv_stack(t, "head", len(p.head) - 1, x, p.conv_dtype)[inner]
-        x = x_up + float_padded_conv_stack(t, "stage", len(p.superres) - 1, x_up, p.conv_dtype)
-    out = float_padded_conv_stack(t, "head", len(p.head) - 1, x, p.conv_dtype)
-    return out if window is None else out[_with_margin(out, window, 0)[1]]  # a 1x1 image: no stage
-
-
-def _with_margin(x: torch.Tensor, window: tuple[int, int, int, int], margin: int) -> tuple[torch.Tensor, tuple]:
-    """x's window grown by `margin` on each side (clipped to x), and the index of the window inside it."""
+    x = t["seed"].reshape(1, -1, 1, 1)
+    if window is None:
+        for crop in schedule:
+            x_up = upsample2(x, crop)
+            x = x_up + float_padded_conv_stack(t, "stage", n_stage, x_up, p.conv_dtype)
+        return float_padded_conv_stack(t, "head", n_head, x, p.conv_dtype)
+    regions, grown = window_regions(schedule, window, n_stage, n_head)
+    for k in range(len(schedule)):
+        (q0, _, r0, _), (g0, g1, c0, c1) = regions[k], grown[k]
+        up = x.repeat_interleave(2, dim=-2).repeat_interleave(2, dim=-1)
+        up = up[..., g0 - 2 * q0:g1 - 2 * q0, c0 - 2 * r0:c1 - 2 * r0]
+        x = _inside(up + float_padded_conv_stack(t, "stage", n_stage, up, p.conv_dtype), grown[k], regions[k + 1])
+    out = float_padded_conv_stack(t, "head", n_head, x, p.conv_dtype)
     top, left, rows, cols = window
-    h, w = x.shape[-2:]
+    return _inside(out, regions[-1], (top, top + rows, left, left + cols))
+
+
+Region = tuple[int, int, int, int]  # rows y0:y1, columns x0:x1
+
+
+def _inside(x: torch.Tensor, outer: Region, inner: Region) -> torch.Tensor:
+    """The part `inner` of x, which holds the region `outer`."""
+    return x[..., inner[0] - outer[0]:inner[1] - outer[0], inner[2] - outer[2]:inner[3] - outer[2]]
+
+
+def window_regions(schedule: list[tuple[int, int]], window: tuple[int, int, int, int], n_stage: int,
+                   n_head: int) -> tuple[list[Region], list[Region]]:
+    """What a windowed pass computes, in each stage's own coordinates.
+
+    regions[k]: the part of stage k's output (k = 0 the seed, k = len(schedule) the last stage)
+    that is needed exactly; grown[k]: the part of stage k + 1's upsampled input its convolutions
+    run on (regions[k + 1] plus a margin of n_stage, clipped to the stage). Going back a stage halves
+    a region; each margin absorbs the wrong zero padding at an edge that is not the image's."""
+    sizes = [(1, 1)]
+    for crop_h, crop_w in schedule:
+        sizes.append((2 * sizes[-1][0] - crop_h, 2 * sizes[-1][1] - crop_w))
+    top, left, rows, cols = window
+    h, w = sizes[-1]
     if not (0 <= top and 0 <= left and 0 < rows and 0 < cols and top + rows <= h and left + cols <= w):
         raise ValueError(f"window {window} is not inside the {h}x{w} output")
-    y0, x0 = max(top - margin, 0), max(left - margin, 0)
-    y1, x1 = min(top + rows + margin, h), min(left + cols + margin, w)
-    inner = (Ellipsis, slice(top - y0, top - y0 + rows), slice(left - x0, left - x0 + cols))
-    return x[..., y0:y1, x0:x1], inner
+
+    def grow(r: Region, margin: int, size: tuple[int, int]) -> Region:
+        return max(r[0] - margin, 0), min(r[1] + margin, size[0]), max(r[2] - margin, 0), min(r[3] + margin, size[1])
+
+    regions = [grow((top, top + rows, left, left + cols), n_head, sizes[-1])]
+    grown = []
+    for k in range(len(schedule), 0, -1):
+        g = grow(regions[0], n_stage, sizes[k])
+        grown.insert(0, g)
+        regions.insert(0, (g[0] // 2, (g[1] - 1) // 2 + 1, g[2] // 2, (g[3] - 1) // 2 + 1))
+    return regions, grown
 
 
 def error_table_nats(image: torch.Tensor, out: torch.Tensor) -> torch.Tensor:

@@ -117,15 +117,29 @@ def _git(repo: Path, *args: str) -> str:
 
 
 def machine_description() -> str:
-    """CPU architecture and count, Python version and torch version (without importing torch)."""
+    """CPU model, architecture and count, the vector extensions the fits' arithmetic depends on,
+    Python version and torch version (without importing torch). Timings differ several-fold between
+    CPUs of the same kind of machine (bfloat16 convolutions need AVX512-BF16 or AMX)."""
     try:
         torch_version = importlib.metadata.version("torch")
     except importlib.metadata.PackageNotFoundError:
         torch_version = "not installed"
     return (
-        f"{platform.machine()}, {os.cpu_count()} CPUs, "
+        f"{cpu_model()}, {platform.machine()}, {os.cpu_count()} CPUs, "
         f"Python {platform.python_version()}, torch {torch_version}"
     )
+
+
+def cpu_model() -> str:
+    """The CPU's model name and its widest vector extensions, from /proc/cpuinfo ("unknown CPU" elsewhere)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "unknown CPU"
+    names = [line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")]
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    vector = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags]
+    return f"{names[0] if names else 'unknown CPU'} ({' '.join(vector) or 'no AVX2'})"
 
 
 def provenance(command: str) -> dict[str, str]:

@@ -5,12 +5,13 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from diffcode import families
 from diffcode.image import write_png
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from experiments import bench_speed  # noqa: E402
+from experiments import bench_speed, time_process  # noqa: E402
 
 
 def test_bench_speed_writes_a_row_per_family_phase_and_coder(tmp_path):
@@ -36,3 +37,12 @@ def test_bench_speed_writes_a_row_per_family_phase_and_coder(tmp_path):
     assert {r["family"] for r in floors} == {"per-pixel", "weights"}  # the families with exact convolutions
     assert all(" GMAC " in r["note"] for r in floors)
     assert (tmp_path / "speed.md").read_text().startswith("- command: `python experiments/bench_speed.py")
+
+
+def test_time_process_reports_min_median_max(capsys):
+    """experiments/time_process.py times a command as a whole process and refuses a failing one."""
+    time_process.main(["-n", "2", "--warmup", "0", "--", sys.executable, "-c", "pass"])
+    out = capsys.readouterr().out
+    assert "2 runs of" in out and all(f"{name}" in out for name in ("wall s", "cpu s", "peak MiB"))
+    with pytest.raises(SystemExit, match="exited with 3"):
+        time_process.main(["-n", "1", "--warmup", "0", "--", sys.executable, "-c", "raise SystemExit(3)"])

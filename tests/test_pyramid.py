@@ -247,3 +247,36 @@ def test_the_pyramid_family_is_the_default(tmp_path):
     assert result.exit_code == 0, result.output
     data = (tmp_path / "img.dfc").read_bytes()
     assert codec.info(data)["variant"] == "pyramid" and np.array_equal(codec.load(data), image)
+
+
+def test_store_checks_its_file_against_the_encoders_own_coding(monkeypatch):
+    """store's check reads the deltas and the error table back under the encoder's model: the same
+    bytes as an unchecked store, and loud failures when either reads back differently."""
+    from diffcode import codec
+    from diffcode.errors import ChecksumError
+    from diffcode.families import Fit
+    from diffcode.families.pyramid import exact, prior
+
+    model = prior.load()
+    image = _image(12, 14, seed=3)
+    names = deltas.adapted_names(model.arrays, "biases")
+    k = np.zeros(sum(model.arrays[n].size for n in names), np.int16)
+    k[::5] = 2
+    fit = Fit("pyramid", image, {"deltas": k}, {"adapt": "biases"}, model.hash, "fast", 0)
+    data, _ = codec.store(fit, model)
+    assert data == codec.store(fit, model, verify=False)[0] and np.array_equal(codec.load(data, model), image)
+    original = exact.encode
+    for field in ("deltas", "symbols"):
+        def spoiled(*args, field=field, **kwargs):
+            encoded = original(*args, **kwargs)
+            r = encoded.replay
+            if field == "deltas":
+                r.deltas = r.deltas + 1
+            else:
+                symbols, loc12, scale = r.coded
+                r.coded = ((symbols.astype(np.int64) ^ 1).astype(symbols.dtype), loc12, scale)
+            return encoded
+
+        monkeypatch.setattr(exact, "encode", spoiled)
+        with pytest.raises(ChecksumError, match="read"):
+            codec.store(fit, model)

@@ -14,6 +14,7 @@ from typing import Callable
 
 import numpy as np
 
+from ...errors import ChecksumError
 from . import entropy, layout
 from .layout import N_PHASES
 from .network import ExactNet, input_integers, own_integers
@@ -53,6 +54,12 @@ def _walk(height: int, width: int, net: ExactNet, code: Code) -> np.ndarray:
 
 def encode(image: np.ndarray, net: ExactNet) -> tuple[bytes, float]:
     """uint8 (H, W, 3) -> (error-table stream, ideal bits of the integer model)."""
+    stream, bits, _ = encode_with_model(image, net)
+    return stream, bits
+
+
+def encode_with_model(image: np.ndarray, net: ExactNet) -> tuple[bytes, float, tuple[np.ndarray, ...]]:
+    """`encode`, also returning what it coded in decoding order: (symbols, loc12, scale)."""
     levels = layout.pyramid(image)
     parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
 
@@ -64,7 +71,20 @@ def encode(image: np.ndarray, net: ExactNet) -> tuple[bytes, float]:
 
     _walk(image.shape[0], image.shape[1], net, record)
     symbols, loc12, scale = (np.concatenate([p[i] for p in parts]) for i in range(3))
-    return entropy.encode(symbols, loc12, scale)
+    return *entropy.encode(symbols, loc12, scale), (symbols, loc12, scale)
+
+
+def replay(stream: bytes, symbols: np.ndarray, loc12: np.ndarray, scale: np.ndarray) -> float:
+    """Check an encoder's own stream: decoded under the model it was coded with, it must give back
+    `symbols` (in decoding order) and end where it should. Returns its ideal bits. The walk's model
+    is a deterministic function of the decoded values, so equal symbols mean `decode` would run
+    the same walk; ChecksumError otherwise."""
+    decoder = entropy.Decoder(stream)
+    decoded = decoder.decode(loc12, scale)
+    decoder.finish()
+    if not np.array_equal(decoded, np.asarray(symbols, np.uint8).ravel()):
+        raise ChecksumError("internal error: the error table reads back differently from what was coded")
+    return float(entropy.bits(symbols, loc12, scale).sum())
 
 
 def decode(height: int, width: int, stream: bytes, net: ExactNet) -> tuple[np.ndarray, float]:

@@ -10,9 +10,11 @@ decoder_hash the first 16 bytes of the prior's SHA-256.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from ...errors import CorruptFileError, DecoderMismatchError, DiffcodeError
+from ...errors import ChecksumError, CorruptFileError, DecoderMismatchError, DiffcodeError
 from ...storage import container
 from .. import Decoded, Encoded, Section
 from ..common import check_layout
@@ -53,10 +55,20 @@ def encode(image: np.ndarray, k: np.ndarray, preset: spec.Preset, adapt: str | N
     scales, stream, delta_bits = deltas.encode(k, sizes) if adapt else (np.zeros(0, np.uint8), None, 0.0)
     side = bytes([preset.code, _adapt_code(adapt)]) + scales.tobytes()
     net = ExactNet(deltas.apply(prior.arrays, adapt or "all", k))
-    table, table_bits = coding.encode(image, net)
+    table, table_bits, coded = coding.encode_with_model(image, net)
     fields = {"storage": spec.STORAGE, "rng_version": 0, "error_model": spec.ERROR_MODEL, "seed": 0,
               "segment_budget_cnats": 0, "decoder_hash": prior.hash16}
-    return Encoded(fields, _sections(side, stream, delta_bits, table, table_bits), _extras(preset, k))
+    return Encoded(fields, _sections(side, stream, delta_bits, table, table_bits), _extras(preset, k),
+                   Replay(np.asarray(image, np.uint8), np.asarray(k, np.int16), coded))
+
+
+@dataclass
+class Replay:
+    """The encoder's own coding (`Encoded.replay`), for `codec.store`'s check of its file."""
+
+    image: np.ndarray  # uint8 (H, W, 3), the coded image
+    deltas: np.ndarray  # int16, the weight deltas k
+    coded: tuple[np.ndarray, ...]  # (symbols, loc12, scale) in decoding order
 
 
 def check_header(header: container.Header, model: Prior) -> Prior:
@@ -77,8 +89,14 @@ def _side(side: bytes) -> tuple[spec.Preset, str | None, np.ndarray]:
     return spec.PRESET_BY_CODE[side[0]], deltas.ADAPT.get(side[1]), np.frombuffer(side[2:], np.uint8)
 
 
-def decode(header: container.Header, sections: list[tuple[int, bytes]], model: Prior) -> Decoded:
-    """Pixels of a pyramid file's sections (the palette already removed by the codec)."""
+def decode(header: container.Header, sections: list[tuple[int, bytes]], model: Prior,
+           replay: Replay | None = None) -> Decoded:
+    """Pixels of a pyramid file's sections (the palette already removed by the codec).
+
+    replay: the encoder's own coding (`codec.store`'s check of its file). The side information and
+    the deltas must read back to the encoder's deltas, and the error table to its symbols under
+    its model (`coding.replay`); the walk, whose network reads the decoded pixels, is not run again.
+    """
     prior = check_header(header, model)
     kinds = [kind for kind, _ in sections]
     has_deltas = len(sections) == 3
@@ -91,8 +109,13 @@ def decode(header: container.Header, sections: list[tuple[int, bytes]], model: P
     if len(scales) != len(sizes):
         raise CorruptFileError(f"pyramid side information has {len(scales)} scales for {len(sizes)} tensors")
     k, delta_bits = deltas.decode(sections[1][1], scales, sizes) if has_deltas else (np.zeros(0, np.int16), 0.0)
-    net = ExactNet(deltas.apply(prior.arrays, adapt or "all", k))
     table = sections[-1][1]
-    image, table_bits = coding.decode(header.height, header.width, table, net)
+    if replay is None:
+        net = ExactNet(deltas.apply(prior.arrays, adapt or "all", k))
+        image, table_bits = coding.decode(header.height, header.width, table, net)
+    elif np.array_equal(k, replay.deltas) and replay.image.shape == (header.height, header.width, 3):
+        table_bits, image = coding.replay(table, *replay.coded), replay.image
+    else:
+        raise ChecksumError("internal error: the stored weight deltas read back differently")
     return Decoded(image, _sections(sections[0][1], sections[1][1] if has_deltas else None, delta_bits, table,
                                     table_bits), _extras(preset, k))

@@ -66,8 +66,8 @@ class Pyramid:
         k = np.asarray(fit.arrays["deltas"], np.int16)
         return exact.encode(fit.image, k, spec.PRESETS[fit.preset], fit.meta.get("adapt"), model)
 
-    def decode(self, header, sections, model: prior.Prior, *, device: str = "cpu") -> Decoded:
-        return exact.decode(header, sections, model)
+    def decode(self, header, sections, model: prior.Prior, *, device: str = "cpu", replay=None) -> Decoded:
+        return exact.decode(header, sections, model, replay)
 
     def header_fields(self, header) -> dict:
         return {"storage": header.storage, "error_model": header.error_model, "decoder_hash": header.decoder_hash.hex()}

@@ -87,10 +87,11 @@ def store(fit: Fit, model=None, *, verify: bool = True, device: str = "cpu", pro
         color: the mode to give the image back in (default: the fit's; L, 1 and P are coded as RGB).
         progress: optional callable(done, total) during the family's encode.
         options: the family's store options (per-pixel: storage, budget_nats).
-        verify: decode the file before returning it and compare the pixels. A family whose encoder
-            keeps its exact pass (`Encoded.replay`: per-pixel, weights) reads every section back and checks
-            it against what the encoder stored, then decodes the error table with the encoder's own
-            indexes rather than running the deterministic pass a second time.
+        verify: decode the file before returning it and compare the pixels. With the encoder's
+            `Encoded.replay`, the family reads every section back and checks it against what the
+            encoder stored, then decodes the error table under the encoder's own model (per-pixel,
+            weights: its Cauchy indexes; pyramid: its symbols and the image its walk rebuilt)
+            rather than running the deterministic pass a second time.
     """
     family = families.get(fit.family)
     image = validate_array(fit.image)
@@ -161,7 +162,7 @@ def _decode(data: bytes, model, device: str, replay=None) -> tuple[container.Hea
         family.check_sizes(header, sections)
     model = model if model is not None else family.load_model()
     try:
-        decoded = family.decode(header, sections, model, device=device, **({} if replay is None else {"replay": replay}))
+        decoded = family.decode(header, sections, model, device=device, replay=replay)
     except (MemoryError, RuntimeError) as exc:  # torch reports a failed allocation as a RuntimeError
         if not isinstance(exc, MemoryError) and "allocate" not in str(exc) and "out of memory" not in str(exc):
             raise

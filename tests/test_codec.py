@@ -204,3 +204,12 @@ def test_store_checks_its_file_against_the_encoders_own_pass(checkpoint, storage
     monkeypatch.setattr(exact, "encode", wrong_values)
     with pytest.raises(ChecksumError, match="stage"):
         codec.store(fit, checkpoint, storage=storage)
+
+    def wrong_model(*args, **kwargs):  # the error table is really decoded, under the encoder's indexes
+        encoded = original(*args, **kwargs)
+        encoded.replay.params = encoded.replay.params[::-1].copy()
+        return encoded
+
+    monkeypatch.setattr(exact, "encode", wrong_model)
+    with pytest.raises(CorruptFileError):
+        codec.store(fit, checkpoint, storage=storage)

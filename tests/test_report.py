@@ -68,3 +68,19 @@ def test_dirty_means_code_differs():
     assert not report._code_differs(["?? experiments/results/table.md"])
     assert report._code_differs(["?? diffcode/new_module.py"])
     assert report._code_differs([" M diffcode/image.py"])
+
+
+def test_cpu_model_names_the_cpu_and_its_vector_extensions(monkeypatch, tmp_path):
+    """Result tables name the CPU: timings differ several-fold with and without bfloat16."""
+    from pathlib import Path
+
+    from diffcode import report
+
+    text = {"x86": "model name\t: Some CPU 9000\nflags\t\t: fpu avx2 avx512f avx512_bf16\n",
+            "arm": "processor\t: 0\nFeatures\t: fp asimd\n"}
+    real_read = Path.read_text
+    for kind, expected in (("x86", "Some CPU 9000 (avx2 avx512f avx512_bf16)"), ("arm", "unknown CPU (no AVX2)")):
+        monkeypatch.setattr(Path, "read_text",
+                            lambda self, *a, k=kind, **kw: text[k] if str(self) == "/proc/cpuinfo" else real_read(self, *a, **kw))
+        assert report.cpu_model() == expected
+        assert report.machine_description().startswith(expected)

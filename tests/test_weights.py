@@ -205,8 +205,8 @@ def test_table_mlp_matches_the_mlp():
 
 @pytest.mark.parametrize("hw", [(37, 53), (64, 64), (2, 9), (1, 1)])
 def test_windowed_pass_is_a_window_of_the_whole_pass(hw, mlp):
-    """The fit's windowed pass runs the last stage and head on a margin, zero-padded at the image's
-    border only: its values are the whole pass's, at the corners, inside, and on thin images."""
+    """The fit's windowed pass runs every stage on the region the window depends on, plus a margin:
+    its values are the whole pass's, at the corners, inside, and on thin images."""
     h, w = hw
     specs = wv.layout(TINY)
     positions = torch.rand(sum(s.size for s in specs), generator=torch.Generator().manual_seed(1))
@@ -221,23 +221,45 @@ def test_windowed_pass_is_a_window_of_the_whole_pass(hw, mlp):
         wm.float_pass(tensors, TINY, h, w, (0, 0, h + 1, w))
 
 
-def test_windowed_fit_round_trips_and_keeps_unwindowed_fits(mlp):
-    """A fit on random windows stores and decodes bit-exactly; window=0 draws no windows, so the
-    default fit's random stream (and its golden bytes) is unchanged."""
-    from dataclasses import replace
-
+def test_random_windows_cover_every_pixel_equally_and_draw_nothing_when_off():
+    """Every pixel is inside a window with probability 1 / weight (so weight x a window's cost is
+    unbiased), borders included; window=0 draws nothing, so the default fit's random stream (and its
+    golden bytes) is unchanged."""
     from diffcode.families.weights.fit import random_window
 
     g = torch.Generator().manual_seed(0)
     assert random_window(30, 40, 0, g) is None and random_window(30, 40, 64, g) is None
     assert torch.equal(g.get_state(), torch.Generator().manual_seed(0).get_state())
-    top, left, rows, cols = random_window(30, 40, 16, g)
-    assert (rows, cols) == (16, 16) and 0 <= top <= 14 and 0 <= left <= 24
+    h, w, side, n = 9, 13, 4, 20000
+    hits = np.zeros((h, w))
+    for _ in range(n):
+        (top, left, rows, cols), weight = random_window(h, w, side, g)
+        assert 0 <= top and 0 <= left and 1 <= rows <= side and 1 <= cols <= side and top + rows <= h and left + cols <= w
+        hits[top:top + rows, left:left + cols] += 1
+    assert weight == pytest.approx((h + side - 1) * (w + side - 1) / side**2)
+    expected = n / weight
+    assert np.abs(hits - expected).max() < 5 * np.sqrt(expected)  # corners as often as the centre
+
+
+def test_windowed_fit_uses_windows_and_round_trips(mlp, monkeypatch):
+    """Phases 1 and 2 run on windows, phase 3 on the whole image; the file decodes bit-exactly."""
+    from dataclasses import replace
+
+    windows = []
+    whole_pass = wm.float_pass
+
+    def recording(t, p, h, w, window=None):
+        windows.append(window)
+        return whole_pass(t, p, h, w, window)
+
+    monkeypatch.setattr(wm, "float_pass", recording)
     image = _image(24, 20, seed=7)
     fit = fit_image(image, mlp, replace(TINY, window=8), seed=2)
-    assert [rec["phase"] for rec in fit.history].count(3) == TINY.final_steps
+    phases = [rec["phase"] for rec in fit.history]
+    assert all((window is None) == (phase == 3) for window, phase in zip(windows, phases))
+    assert len(windows) == TINY.steps and phases.count(3) == TINY.final_steps
     data, _ = codec.store(fit, mlp)
-    assert np.array_equal(codec.load(data), image)
+    assert np.array_equal(codec.load(data, mlp), image)
 
 
 def test_store_checks_its_file_against_the_encoders_own_pass(mlp, monkeypatch):
@@ -256,4 +278,13 @@ def test_store_checks_its_file_against_the_encoders_own_pass(mlp, monkeypatch):
 
     monkeypatch.setattr(weights_exact, "encode", wrong_positions)
     with pytest.raises(ChecksumError, match="read back"):
+        codec.store(fit, mlp)
+
+    def wrong_model(*args, **kwargs):  # the error table is really decoded, under the encoder's indexes
+        encoded = original(*args, **kwargs)
+        encoded.replay.params = encoded.replay.params[::-1].copy()
+        return encoded
+
+    monkeypatch.setattr(weights_exact, "encode", wrong_model)
+    with pytest.raises(CorruptFileError):
         codec.store(fit, mlp)

@@ -129,8 +129,12 @@ class Family(Protocol):
         """The exact encoding of a fit; raises DiffcodeError for options it does not take."""
 
     def decode(self, header: container.Header, sections: list[tuple[int, bytes]], model: Model, *,
-               device: str) -> Decoded:
-        """The exact decode; raises CorruptFileError / DecoderMismatchError, never another error."""
+               device: str, replay: Any = None) -> Decoded:
+        """The exact decode; raises CorruptFileError / DecoderMismatchError, never another error.
+
+        replay: None, or this family's `Encoded.replay` when `codec.store` checks the encoder's own
+        file: every section must read back to what the encoder wrote (ChecksumError otherwise), and
+        the deterministic pass the encoder already ran need not run again."""
 
     def check_sizes(self, header: container.Header, sections: list[tuple[int, bytes]]) -> None:
         """Optional: refuse (CorruptFileError), before any decoding and in negligible time, sections

@@ -167,7 +167,10 @@ def decode(header: container.Header, sections: list[tuple[int, bytes]], checkpoi
     if replay is None:
         params = fixed_pass(checkpoint, schedule, provide, device)
     else:
-        for k, (units, values) in enumerate(zip(replay.stage_units, replay.stage_values, strict=True)):
+        if len(replay.stage_units) != n_stages or len(replay.stage_values) != n_stages:
+            raise ChecksumError(f"internal error: the encoder stored {len(replay.stage_values)} stages, "
+                                f"the file has {n_stages}")
+        for k, (units, values) in enumerate(zip(replay.stage_units, replay.stage_values)):
             if not np.array_equal(provide(k, units).reshape(-1), values):
                 raise ChecksumError(f"internal error: the stored encodings of stage {k} read back differently")
         params = replay.params

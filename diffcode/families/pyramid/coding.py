@@ -54,12 +54,13 @@ def _walk(height: int, width: int, net: ExactNet, code: Code) -> np.ndarray:
 
 def encode(image: np.ndarray, net: ExactNet) -> tuple[bytes, float]:
     """uint8 (H, W, 3) -> (error-table stream, ideal bits of the integer model)."""
-    stream, bits, _ = encode_with_model(image, net)
+    stream, bits, _, _ = encode_with_model(image, net)
     return stream, bits
 
 
-def encode_with_model(image: np.ndarray, net: ExactNet) -> tuple[bytes, float, tuple[np.ndarray, ...]]:
-    """`encode`, also returning what it coded in decoding order: (symbols, loc12, scale)."""
+def encode_with_model(image: np.ndarray, net: ExactNet) -> tuple[bytes, float, tuple[np.ndarray, ...], np.ndarray]:
+    """`encode`, also returning what it coded in decoding order, (symbols, loc12, scale), and the
+    image its walk rebuilt from those symbols (uint8 (H, W, 3)), which a decode would give."""
     levels = layout.pyramid(image)
     parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
 
@@ -69,9 +70,9 @@ def encode_with_model(image: np.ndarray, net: ExactNet) -> tuple[bytes, float, t
         parts.append((symbols, loc12, scale))
         return symbols
 
-    _walk(image.shape[0], image.shape[1], net, record)
+    walked = _walk(image.shape[0], image.shape[1], net, record)
     symbols, loc12, scale = (np.concatenate([p[i] for p in parts]) for i in range(3))
-    return *entropy.encode(symbols, loc12, scale), (symbols, loc12, scale)
+    return *entropy.encode(symbols, loc12, scale), (symbols, loc12, scale), walked.astype(np.uint8)
 
 
 def replay(stream: bytes, symbols: np.ndarray, loc12: np.ndarray, scale: np.ndarray) -> float:

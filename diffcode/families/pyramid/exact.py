@@ -55,20 +55,22 @@ def encode(image: np.ndarray, k: np.ndarray, preset: spec.Preset, adapt: str | N
     scales, stream, delta_bits = deltas.encode(k, sizes) if adapt else (np.zeros(0, np.uint8), None, 0.0)
     side = bytes([preset.code, _adapt_code(adapt)]) + scales.tobytes()
     net = ExactNet(deltas.apply(prior.arrays, adapt or "all", k))
-    table, table_bits, coded = coding.encode_with_model(image, net)
+    table, table_bits, coded, walked = coding.encode_with_model(image, net)
     fields = {"storage": spec.STORAGE, "rng_version": 0, "error_model": spec.ERROR_MODEL, "seed": 0,
               "segment_budget_cnats": 0, "decoder_hash": prior.hash16}
     return Encoded(fields, _sections(side, stream, delta_bits, table, table_bits), _extras(preset, k),
-                   Replay(np.asarray(image, np.uint8), np.asarray(k, np.int16), coded))
+                   Replay(preset.code, adapt, np.array(k, np.int16), coded, walked))
 
 
 @dataclass
 class Replay:
     """The encoder's own coding (`Encoded.replay`), for `codec.store`'s check of its file."""
 
-    image: np.ndarray  # uint8 (H, W, 3), the coded image
+    preset_code: int
+    adapt: str | None  # the adapted tensors (None: no deltas)
     deltas: np.ndarray  # int16, the weight deltas k
     coded: tuple[np.ndarray, ...]  # (symbols, loc12, scale) in decoding order
+    image: np.ndarray  # uint8 (H, W, 3): what the encoder's walk rebuilt from the symbols, not its input
 
 
 def check_header(header: container.Header, model: Prior) -> Prior:
@@ -113,9 +115,9 @@ def decode(header: container.Header, sections: list[tuple[int, bytes]], model: P
     if replay is None:
         net = ExactNet(deltas.apply(prior.arrays, adapt or "all", k))
         image, table_bits = coding.decode(header.height, header.width, table, net)
-    elif np.array_equal(k, replay.deltas) and replay.image.shape == (header.height, header.width, 3):
-        table_bits, image = coding.replay(table, *replay.coded), replay.image
+    elif (preset.code, adapt) != (replay.preset_code, replay.adapt) or not np.array_equal(k, replay.deltas):
+        raise ChecksumError("internal error: the side information or weight deltas read back differently")
     else:
-        raise ChecksumError("internal error: the stored weight deltas read back differently")
+        table_bits, image = coding.replay(table, *replay.coded), replay.image
     return Decoded(image, _sections(sections[0][1], sections[1][1] if has_deltas else None, delta_bits, table,
                                     table_bits), _extras(preset, k))

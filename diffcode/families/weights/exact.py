@@ -74,7 +74,7 @@ def encode(image: np.ndarray, centers: np.ndarray, levels: np.ndarray, preset: w
     sections = _side_sections(preset, levels, side, positions) + [common.error_table(image, params)]
     fields = {"storage": STORAGE, "rng_version": RNG_VERSION, "error_model": common.ERROR_MODEL, "seed": seed,
               "segment_budget_cnats": 0, "decoder_hash": bytes.fromhex(mlp.hash[:32])}
-    return Encoded(fields, sections, _extras(preset, levels), Replay(preset.code, levels, values, params))
+    return Encoded(fields, sections, _extras(preset, levels), Replay(preset, levels, values, params))
 
 
 @dataclass
@@ -83,7 +83,7 @@ class Replay:
     levels and stored positions gives these Cauchy indexes (the pass is a deterministic integer
     function of them), so `codec.store`'s check of its own file need not run it again."""
 
-    preset_code: int
+    preset: wv.Preset
     levels: np.ndarray  # int64 (G,)
     values: np.ndarray  # uint32 (N,) stored positions
     params: np.ndarray  # int64 (3*H*W, 2)
@@ -122,8 +122,7 @@ def decode(header: container.Header, sections: list[tuple[int, bytes]], mlp: wv.
     values = decode_positions(sections[1][1], per_weight_levels(preset, levels), header.seed)
     if replay is None:
         params = wv.fixed_pass(mlp, preset, values, header.height, header.width)
-    elif (preset.code, True, True) == (replay.preset_code, np.array_equal(levels, replay.levels),
-                                       np.array_equal(values, replay.values)):
+    elif preset == replay.preset and np.array_equal(levels, replay.levels) and np.array_equal(values, replay.values):
         params = replay.params
     else:
         raise ChecksumError("internal error: the stored weight encodings read back differently")

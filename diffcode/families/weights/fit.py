@@ -10,9 +10,9 @@ gradients reach centers and widths. The schedule of the preset:
    3500 steps).
 2. `width_steps`: centers and widths, loss = error table + encodings (the report's 2000).
 
-   With `window` > 0 these two phases measure the error table on one random window a step, scaled
-   to the whole image (an unbiased estimate of it): the last stage and the head, most of a step's
-   work, then run on the window only.
+   With `window` > 0 these two phases measure the error table on one random window a step
+   (`random_window`: every pixel equally likely to be inside it, so the scaled cost is an unbiased
+   estimate of the whole image's); every stage then runs only on what the window depends on.
 3. `final_steps`: every group's width is fixed to the stored level, n = LEVELS[j] nearest to
    e^entropy, and the centers are fitted with those widths (1/n), so the entropy the fit reports
    is the entropy the file pays (sum log2 n, dithered storage).
@@ -53,15 +53,24 @@ def positions(centers: torch.Tensor, entropy: torch.Tensor, noise: torch.Tensor 
     return (c if noise is None else c + (noise - 0.5) * w), c
 
 
-def random_window(height: int, width: int, side: int, generator: torch.Generator) -> tuple[int, int, int, int] | None:
-    """(top, left, rows, cols) of a uniformly placed side x side window (clipped to the image), or
-    None (the whole image) when side is 0 or the window would cover the image."""
+def random_window(height: int, width: int, side: int,
+                  generator: torch.Generator) -> tuple[tuple[int, int, int, int], float] | None:
+    """((top, left, rows, cols), weight) of a random window of at most side x side pixels, or None
+    (the whole image, nothing drawn) when side is 0 or such a window would cover the image.
+
+    The window's top-left corner is uniform over every position where a side x side window (each
+    side clipped to the image's) overlaps the image, and the window is then clipped to it: each
+    pixel is inside with the same probability 1 / weight, so weight x the window's cost is an
+    unbiased estimate of the whole image's. (Windows kept inside the image would see the centre
+    far more often than the borders.)"""
     rows, cols = min(side, height), min(side, width)
     if side <= 0 or (rows, cols) == (height, width):
         return None
-    top = int(torch.randint(height - rows + 1, (1,), generator=generator))
-    left = int(torch.randint(width - cols + 1, (1,), generator=generator))
-    return top, left, rows, cols
+    top = int(torch.randint(height + rows - 1, (1,), generator=generator)) - (rows - 1)
+    left = int(torch.randint(width + cols - 1, (1,), generator=generator)) - (cols - 1)
+    y0, x0 = max(top, 0), max(left, 0)
+    y1, x1 = min(top + rows, height), min(left + cols, width)
+    return (y0, x0, y1 - y0, x1 - x0), (height + rows - 1) * (width + cols - 1) / (rows * cols)
 
 
 def fit_tensors(image: np.ndarray, mlp: wm.MLP, p: wv.Preset, seed: int = 0, progress=None,
@@ -105,14 +114,14 @@ def fit_tensors(image: np.ndarray, mlp: wm.MLP, p: wv.Preset, seed: int = 0, pro
             phase, entropy = 3, torch.log(torch.from_numpy(wv.LEVELS.astype(np.float32))).to(device)[levels]
         entropy_w = entropy[groups]
         pos, _ = positions(centers, entropy_w, torch.rand(len(groups), generator=g).to(device))
-        window = random_window(h, w, p.window, g) if phase < 3 else None
+        drawn = random_window(h, w, p.window, g) if phase < 3 else None
+        window, weight = drawn if drawn is not None else (None, 1.0)
         out = wm.float_pass(wm.float_values(mlp, pos, specs), p, h, w, window)
         if window is None:
             err = wm.error_table_nats(target, out)
         else:
             top, left, rows, cols = window
-            part = target[..., top:top + rows, left:left + cols]
-            err = wm.error_table_nats(part, out) * (h * w / (rows * cols))
+            err = wm.error_table_nats(target[..., top:top + rows, left:left + cols], out) * weight
         enc = entropy_w.sum()
         loss = (err + (enc if phase > 1 else 0.0)) * per_bit
         opt.zero_grad(set_to_none=True)

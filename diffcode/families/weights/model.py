@@ -105,8 +105,9 @@ def float_pass(t: dict[str, torch.Tensor], p: Preset, height: int, width: int,
 
     window (top, left, rows, cols): only that part of the output, (1, 6, rows, cols), with the
     same values as the whole pass's (up to float rounding). Every stage runs on the part of its
-    output the window depends on (`window_regions`), plus a margin of one pixel per convolution,
-    zero-padded only where the margin meets the stage's border, as in the whole pass.
+    output the window depends on (`window_regions`) plus a margin of one pixel per convolution;
+    the margin is clipped at the stage's border, where the zero padding is the whole pass's, and
+    inside the image it absorbs the wrong zero padding of the region's edges.
     """
     n_stage, n_head = len(p.superres) - 1, len(p.head) - 1
     schedule = size_schedule(height, width)

@@ -11,7 +11,7 @@ from diffcode import families
 from diffcode.image import write_png
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from experiments import bench_speed, time_process  # noqa: E402
+from experiments import bench_speed, merge_tables, time_process  # noqa: E402
 
 
 def test_bench_speed_writes_a_row_per_family_phase_and_coder(tmp_path):
@@ -46,3 +46,23 @@ def test_time_process_reports_min_median_max(capsys):
     assert "2 runs of" in out and all(f"{name}" in out for name in ("wall s", "cpu s", "peak MiB"))
     with pytest.raises(SystemExit, match="exited with 3"):
         time_process.main(["-n", "1", "--warmup", "0", "--", sys.executable, "-c", "raise SystemExit(3)"])
+
+
+def test_merge_tables_keeps_rows_and_recomputes_only_the_mean(tmp_path):
+    """Two evaluate tables of parts of a split -> one table with a source column and a new mean."""
+    from diffcode import report
+    from diffcode.evaluate import with_mean
+
+
+    a = [{"image": "kodim01", "bpsp": 2.0, "bit_exact": True}, {"image": "kodim02", "bpsp": 4.0, "bit_exact": True}]
+    b = [{"image": "kodim03", "bpsp": 6.0, "bit_exact": True, "n_weights": 7}]
+    report.write_table(with_mean(a), tmp_path / "a", "evaluate a", ["image", "bpsp", "bit_exact"])
+    report.write_table(with_mean(b), tmp_path / "b", "evaluate b", ["image", "bpsp", "bit_exact", "n_weights"])
+    merge_tables.main(["--name", "ab", "--out-dir", str(tmp_path), str(tmp_path / "a.csv"), str(tmp_path / "b.csv")])
+    _, columns, rows = merge_tables.read_table(tmp_path / "ab.csv")
+    assert columns[:2] == ["image", "source"] and [r["image"] for r in rows] == ["kodim01", "kodim02", "kodim03"]
+    mean = [r for r in csv.DictReader(line for line in (tmp_path / "ab.csv").read_text().splitlines()
+                                      if not line.startswith("#")) if r["image"] == "mean"][0]
+    assert float(mean["bpsp"]) == 4.0 and mean["bit_exact"] == "True" and mean["n_weights"] == ""
+    with pytest.raises(SystemExit, match="more than one"):
+        merge_tables.main(["--name", "aa", "--out-dir", str(tmp_path), str(tmp_path / "a.csv"), str(tmp_path / "a.csv")])

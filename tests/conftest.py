@@ -1,5 +1,7 @@
 """Shared fixtures: a small random decoder checkpoint (fast) and small test images."""
 
+import contextlib
+
 import numpy as np
 import pytest
 import torch
@@ -60,3 +62,19 @@ def per_pixel_unless_named(args: list) -> list:
     if args and args[0] in ("fit", "compress", "evaluate") and "--variant" not in args:
         args = [args[0], "--variant", "per-pixel", *args[1:]]
     return args
+
+
+@contextlib.contextmanager
+def spoiled_replay(module, spoil):
+    """Within the block, `module.encode` (a family's exact encoder) hands `codec.store` a replay
+    changed by spoil(replay): the store's check of its own file must then fail loudly."""
+    original = module.encode
+
+    def encode(*args, **kwargs):
+        encoded = original(*args, **kwargs)
+        spoil(encoded.replay)
+        return encoded
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(module, "encode", encode)
+        yield

@@ -249,13 +249,15 @@ def test_the_pyramid_family_is_the_default(tmp_path):
     assert codec.info(data)["variant"] == "pyramid" and np.array_equal(codec.load(data), image)
 
 
-def test_store_checks_its_file_against_the_encoders_own_coding(monkeypatch):
-    """store's check reads the deltas and the error table back under the encoder's model: the same
-    bytes as an unchecked store, and loud failures when either reads back differently."""
+def test_store_checks_its_file_against_the_encoders_own_coding():
+    """store's check reads the deltas and the error table back under the encoder's model and compares
+    the image the encoder's walk rebuilt: the same bytes as an unchecked store, and loud failures
+    when any of them differs."""
     from diffcode import codec
     from diffcode.errors import ChecksumError
     from diffcode.families import Fit
     from diffcode.families.pyramid import exact, prior
+    from tests.conftest import spoiled_replay
 
     model = prior.load()
     image = _image(12, 14, seed=3)
@@ -265,21 +267,18 @@ def test_store_checks_its_file_against_the_encoders_own_coding(monkeypatch):
     fit = Fit("pyramid", image, {"deltas": k}, {"adapt": "biases"}, model.hash, "fast", 0)
     data, _ = codec.store(fit, model)
     assert data == codec.store(fit, model, verify=False)[0] and np.array_equal(codec.load(data, model), image)
-    original = exact.encode
-    for field in ("deltas", "symbols", "image"):
-        def spoiled(*args, field=field, **kwargs):
-            encoded = original(*args, **kwargs)
-            r = encoded.replay
-            if field == "deltas":
-                r.deltas = r.deltas + 1
-            elif field == "symbols":
-                symbols, loc12, scale = r.coded
-                r.coded = ((symbols.astype(np.int64) ^ 1).astype(symbols.dtype), loc12, scale)
-            else:  # the walk rebuilt other pixels than the input's: the check compares them
-                r.image = r.image ^ np.uint8(1)
-            return encoded
+    assert np.array_equal(exact.encode(image, k, spec.PRESETS["fast"], "biases", model).replay.image, image)
 
-        monkeypatch.setattr(exact, "encode", spoiled)
-        with pytest.raises(ChecksumError, match="read|decode"):
+    def wrong_deltas(replay):
+        replay.deltas = replay.deltas + 1
+
+    def wrong_symbols(replay):
+        symbols, loc12, scale = replay.coded
+        replay.coded = ((symbols.astype(np.int64) ^ 1).astype(symbols.dtype), loc12, scale)
+
+    def wrong_walk(replay):  # the walk rebuilt other pixels than the input's: the check compares them
+        replay.image = replay.image ^ np.uint8(1)
+
+    for spoil in (wrong_deltas, wrong_symbols, wrong_walk):
+        with spoiled_replay(exact, spoil), pytest.raises(ChecksumError, match="read|decode"):
             codec.store(fit, model)
-    assert np.array_equal(original(image, k, spec.PRESETS["fast"], "biases", model).replay.image, image)

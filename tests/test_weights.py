@@ -12,6 +12,7 @@ from diffcode.storage import container, side_info
 from diffcode.families.weights import spec as wv
 from diffcode.families.weights import model as wm  # noqa: E402
 from diffcode.damage import refresh_crcs
+from tests.conftest import spoiled_replay
 
 TINY = wv.PRESETS["tiny"]
 
@@ -262,29 +263,20 @@ def test_windowed_fit_uses_windows_and_round_trips(mlp, monkeypatch):
     assert np.array_equal(codec.load(data, mlp), image)
 
 
-def test_store_checks_its_file_against_the_encoders_own_pass(mlp, monkeypatch):
+def test_store_checks_its_file_against_the_encoders_own_pass(mlp):
     """store's check reads the side info and positions back and decodes with the encoder's indexes:
     the same bytes as an unchecked store, and a loud failure when the positions read back wrong."""
     image = _image(9, 11, seed=4)
     fit = fit_image(image, mlp, TINY, seed=1)
     data, _ = codec.store(fit, mlp)
     assert data == codec.store(fit, mlp, verify=False)[0] and np.array_equal(codec.load(data, mlp), image)
-    original = weights_exact.encode
 
-    def wrong_positions(*args, **kwargs):
-        encoded = original(*args, **kwargs)
-        encoded.replay.values = encoded.replay.values ^ np.uint32(1)
-        return encoded
+    def wrong_positions(replay):
+        replay.values = replay.values ^ np.uint32(1)
 
-    monkeypatch.setattr(weights_exact, "encode", wrong_positions)
-    with pytest.raises(ChecksumError, match="read back"):
-        codec.store(fit, mlp)
+    def wrong_model(replay):  # the error table is really decoded, under the encoder's indexes
+        replay.params = replay.params[::-1].copy()
 
-    def wrong_model(*args, **kwargs):  # the error table is really decoded, under the encoder's indexes
-        encoded = original(*args, **kwargs)
-        encoded.replay.params = encoded.replay.params[::-1].copy()
-        return encoded
-
-    monkeypatch.setattr(weights_exact, "encode", wrong_model)
-    with pytest.raises(CorruptFileError):
-        codec.store(fit, mlp)
+    for spoil, error in ((wrong_positions, ChecksumError), (wrong_model, CorruptFileError)):
+        with spoiled_replay(weights_exact, spoil), pytest.raises(error):
+            codec.store(fit, mlp)

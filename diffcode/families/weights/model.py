@@ -120,8 +120,7 @@ def float_pass(t: dict[str, torch.Tensor], p: Preset, height: int, width: int,
     regions, grown = window_regions(schedule, window, n_stage, n_head)
     for k in range(len(schedule)):
         (q0, _, r0, _), (g0, g1, c0, c1) = regions[k], grown[k]
-        up = x.repeat_interleave(2, dim=-2).repeat_interleave(2, dim=-1)
-        up = up[..., g0 - 2 * q0:g1 - 2 * q0, c0 - 2 * r0:c1 - 2 * r0]
+        up = upsample2(x, (0, 0))[..., g0 - 2 * q0:g1 - 2 * q0, c0 - 2 * r0:c1 - 2 * r0]
         x = _inside(up + float_padded_conv_stack(t, "stage", n_stage, up, p.conv_dtype), grown[k], regions[k + 1])
     out = float_padded_conv_stack(t, "head", n_head, x, p.conv_dtype)
     top, left, rows, cols = window

@@ -94,30 +94,68 @@ def _nats_loc_scale(x: torch.Tensor, loc: torch.Tensor, sigma: torch.Tensor) -> 
     return math.log(math.pi) - torch.log(angle)
 
 
-def loc_scale(o_loc: torch.Tensor, o_log2scale: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Clamped (loc, sigma) in pixel units, float64, from the head's raw outputs."""
+def loc_scale(o_loc: torch.Tensor, o_log2scale: torch.Tensor,
+              inward: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Clamped (loc, sigma) in pixel units, float64, from the head's raw outputs.
+
+    inward: the clamps' gradient is :func:`inward_clamp`'s instead of torch.clamp's (the values
+    are the same)."""
     import torch
 
-    loc = (127.5 + 64.0 * o_loc.double()).clamp(LOC_MIN, LOC_MAX)
-    sigma = torch.exp2(o_log2scale.double().clamp(SCALE_LOG2_MIN, SCALE_LOG2_MAX))
+    clamp = inward_clamp if inward else torch.clamp
+    loc = clamp(127.5 + 64.0 * o_loc.double(), LOC_MIN, LOC_MAX)
+    sigma = torch.exp2(clamp(o_log2scale.double(), SCALE_LOG2_MIN, SCALE_LOG2_MAX))
     return loc, sigma
 
 
-def nats_reference(x: torch.Tensor, o_loc: torch.Tensor, o_log2scale: torch.Tensor) -> torch.Tensor:
+def inward_clamp(v: torch.Tensor, low: float, high: float) -> torch.Tensor:
+    """torch.clamp(v, low, high) whose gradient also flows where v is clamped, but only where a
+    descent step would move v back toward [low, high] (above high: a positive gradient; below low:
+    a negative one); elsewhere outside it is 0, as torch.clamp's.
+
+    torch.clamp's gradient is 0 wherever v is clamped. A fit whose outputs have all left the range
+    (the weights variant's shared stage, applied once per scale, can blow them up in one Adam step)
+    then has no gradient at all and stays where it is; this gradient pulls the outputs back."""
+    return _inward_clamp().apply(v, low, high)
+
+
+@functools.cache
+def _inward_clamp():
+    import torch
+
+    class _InwardClamp(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, v, low, high):
+            ctx.save_for_backward(v)
+            ctx.low, ctx.high = low, high
+            return v.clamp(low, high)
+
+        @staticmethod
+        def backward(ctx, grad):
+            (v,) = ctx.saved_tensors
+            keep = ((v >= ctx.low) & (v <= ctx.high)) | ((v > ctx.high) & (grad > 0)) | ((v < ctx.low) & (grad < 0))
+            return torch.where(keep, grad, torch.zeros_like(grad)), None, None
+
+    return _InwardClamp
+
+
+def nats_reference(x: torch.Tensor, o_loc: torch.Tensor, o_log2scale: torch.Tensor,
+                   inward: bool = False) -> torch.Tensor:
     """:func:`nats` in plain torch ops, differentiated by autograd (any device; slow on CPU).
 
     The definition that :func:`nats` must match; it runs on CUDA tensors and in the tests.
     """
-    loc, sigma = loc_scale(o_loc, o_log2scale)
+    loc, sigma = loc_scale(o_loc, o_log2scale, inward)
     return _nats_loc_scale(x.double(), loc, sigma).to(o_loc.dtype)
 
 
-def nats(x: torch.Tensor, o_loc: torch.Tensor, o_log2scale: torch.Tensor) -> torch.Tensor:
+def nats(x: torch.Tensor, o_loc: torch.Tensor, o_log2scale: torch.Tensor, inward: bool = False) -> torch.Tensor:
     """Elementwise entropy -ln P(x) in nats, differentiable w.r.t. the raw outputs.
 
     Computed in float64 with tail-stable atan identities (relative error ~1e-12).
     Params are clamped exactly like the integer path, so their gradient is zero outside
-    [LOC_MIN, LOC_MAX] / [SCALE_LOG2_MIN, SCALE_LOG2_MAX].
+    [LOC_MIN, LOC_MAX] / [SCALE_LOG2_MIN, SCALE_LOG2_MAX], unless `inward`: then a clamped
+    param's gradient is the clamped cost's where it points back into the range (`inward_clamp`).
 
     On CPU float32/float64 params this is one numba pass (:func:`_fused_nats`) that computes
     the nats and both gradients together: forward + backward of (1, 3, 512, 768) float32 on one
@@ -129,6 +167,7 @@ def nats(x: torch.Tensor, o_loc: torch.Tensor, o_log2scale: torch.Tensor) -> tor
         x: pixel values 0..255 (any real or integer dtype), broadcastable to o_loc.
         o_loc: raw location output; loc = 127.5 + 64 * o_loc pixels.
         o_log2scale: raw scale output, same shape; sigma = 2 ** o_log2scale pixels.
+        inward: the clamps' gradient (above); the values do not depend on it.
 
     Returns:
         nats, the broadcast shape, dtype of ``o_loc``.
@@ -136,9 +175,9 @@ def nats(x: torch.Tensor, o_loc: torch.Tensor, o_log2scale: torch.Tensor) -> tor
     import torch
 
     if not _fused_applies(x, o_loc, o_log2scale):
-        return nats_reference(x, o_loc, o_log2scale)
+        return nats_reference(x, o_loc, o_log2scale, inward)
     x, o_loc_b, o_log2scale = torch.broadcast_tensors(x, o_loc, o_log2scale)  # expand: autograd sums back
-    return _fused_nats().apply(x, o_loc_b, o_log2scale)
+    return _fused_nats().apply(x, o_loc_b, o_log2scale, inward)
 
 
 # torch dtype names the numba pass is compiled for (names: this module does not import torch to decode)
@@ -167,35 +206,37 @@ def _fused_nats():
         """
 
         @staticmethod
-        def forward(ctx, x, o_loc, o_log2scale):
+        def forward(ctx, x, o_loc, o_log2scale, inward):
             x_, o_loc_, o_log2scale_ = (t.detach().contiguous().numpy().reshape(-1) for t in (x, o_loc, o_log2scale))
             value, grad_loc, grad_scale = np.empty_like(o_loc_), np.empty_like(o_loc_), np.empty_like(o_log2scale_)
-            _nats_and_gradients(x_, o_loc_, o_log2scale_, value, grad_loc, grad_scale)
+            _nats_and_gradients(x_, o_loc_, o_log2scale_, value, grad_loc, grad_scale, bool(inward))
             ctx.save_for_backward(*(torch.from_numpy(g).view(o_loc.shape) for g in (grad_loc, grad_scale)))
             return torch.from_numpy(value).view(o_loc.shape)
 
         @staticmethod
         def backward(ctx, grad_output):
             grad_loc, grad_scale = ctx.saved_tensors
-            return None, grad_output * grad_loc, grad_output * grad_scale
+            return None, grad_output * grad_loc, grad_output * grad_scale, None
 
     return _FusedNats
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _nats_and_gradients(x, o_loc, o_log2scale, value, grad_loc, grad_scale):
+def _nats_and_gradients(x, o_loc, o_log2scale, value, grad_loc, grad_scale, inward):
     """Fill value, d value / d o_loc, d value / d o_log2scale, (N,) each, float64 inside.
 
     angle = pi * P(x) as in :func:`_nats_loc_scale`; with a = (x - 1/2 - loc) / sigma,
     b = (x + 1/2 - loc) / sigma its partials are d angle / da = -1 / (1 + a^2) unless x <= 0
     (then 0), d angle / db = 1 / (1 + b^2) unless x >= 255 (then 0). loc' = 64 and
-    sigma' = sigma ln 2 where not clamped (clamped: 0, torch.clamp's gradient).
+    sigma' = sigma ln 2 where not clamped (clamped: 0, torch.clamp's gradient, or with `inward`
+    the clamped cost's gradient where it points back into the range, `inward_clamp`'s).
     """
     log_pi, ln2 = math.log(math.pi), math.log(2.0)
     for i in range(x.shape[0]):
         xi = np.float64(x[i])
-        loc, loc_free = _clamped(127.5 + 64.0 * np.float64(o_loc[i]), LOC_MIN, LOC_MAX)
-        log2_sigma, scale_free = _clamped(np.float64(o_log2scale[i]), SCALE_LOG2_MIN, SCALE_LOG2_MAX)
+        raw_loc, raw_scale = 127.5 + 64.0 * np.float64(o_loc[i]), np.float64(o_log2scale[i])
+        loc, loc_free = _clamped(raw_loc, LOC_MIN, LOC_MAX)
+        log2_sigma, scale_free = _clamped(raw_scale, SCALE_LOG2_MIN, SCALE_LOG2_MAX)
         sigma = np.exp2(log2_sigma)
         a, b = (xi - 0.5 - loc) / sigma, (xi + 0.5 - loc) / sigma
         d_a, d_b = -1.0 / (1.0 + a * a), 1.0 / (1.0 + b * b)
@@ -206,8 +247,17 @@ def _nats_and_gradients(x, o_loc, o_log2scale, value, grad_loc, grad_scale):
         else:
             angle = _atan_diff_scalar(a, b)
         value[i] = log_pi - math.log(angle)
-        grad_loc[i] = 64.0 * (d_a + d_b) / (sigma * angle) if loc_free else 0.0
-        grad_scale[i] = ln2 * (d_a * a + d_b * b) / angle if scale_free else 0.0
+        g_loc = 64.0 * (d_a + d_b) / (sigma * angle)
+        g_scale = ln2 * (d_a * a + d_b * b) / angle
+        grad_loc[i] = g_loc if loc_free or (inward and _points_inward(raw_loc, g_loc, LOC_MAX)) else 0.0
+        grad_scale[i] = g_scale if scale_free or (inward and _points_inward(raw_scale, g_scale, SCALE_LOG2_MAX)) else 0.0
+
+
+@numba.njit(cache=True)
+def _points_inward(v, gradient, high):
+    """Whether a descent step (against `gradient`) moves a clamped v back toward the range: v above
+    `high` with a positive gradient, or below the range (v is not NaN) with a negative one."""
+    return gradient > 0 if v > high else gradient < 0 if v == v else False
 
 
 @numba.njit(cache=True)

@@ -236,6 +236,44 @@ def test_fused_nats_and_gradients_match_reference():
     assert torch.all(grad_loc[~loc_clamped] != 0) and torch.all(grad_scale[~scale_clamped] != 0)
 
 
+
+def test_inward_gradients_fused_match_reference_and_only_pull_back():
+    """With inward=True the values are unchanged; a clamped param's gradient is the clamped cost's
+    gradient where it points back into the range and 0 where it points further out (both
+    implementations); unclamped params get the same gradient as without it."""
+    inputs = coverage_inputs()
+    plain = value_and_gradients(nats, *inputs)
+    fused = value_and_gradients(lambda *a: nats(*a, inward=True), *inputs)
+    reference = value_and_gradients(lambda *a: nats_reference(*a, inward=True), *inputs)
+    torch.testing.assert_close(fused[0], plain[0], rtol=0, atol=0)
+    loc_scale_, scale_scale = gradient_scales(*inputs, reference[0])
+    assert torch.all((fused[1] - reference[1]).abs() <= 1e-12 * loc_scale_)
+    assert torch.all((fused[2] - reference[2]).abs() <= 1e-12 * scale_scale)
+    raw_loc = 127.5 + 64 * inputs[1]
+    for raw, low, high, got, without in ((raw_loc, cauchy.LOC_MIN, cauchy.LOC_MAX, fused[1], plain[1]),
+                                         (inputs[2], cauchy.SCALE_LOG2_MIN, cauchy.SCALE_LOG2_MAX, fused[2], plain[2])):
+        above, below = raw > high, raw < low
+        inside = ~(above | below)
+        assert torch.equal(got[inside], without[inside])
+        assert torch.all(got[above] >= 0) and torch.all(got[below] <= 0)  # descent never pushes further out
+        assert (got[above] > 0).any() and (got[below] < 0).any()  # and does pull back
+
+
+def test_inward_gradient_pulls_outputs_out_of_range_back():
+    """Outputs far beyond every clamp (a fit that blew up) get no gradient from torch.clamp's rule
+    and one that moves them back into the range with inward=True."""
+    x = torch.tensor([250.0, 255.0, 5.0, 0.0])
+    o_loc = torch.tensor([300.0, 300.0, -300.0, -300.0], requires_grad=True)  # loc far above / below
+    o_scale = torch.full((4,), 500.0, requires_grad=True)  # sigma far above its maximum
+    nats(x, o_loc, o_scale).sum().backward()
+    assert torch.all(o_loc.grad == 0) and torch.all(o_scale.grad == 0)
+    o_loc.grad, o_scale.grad = None, None
+    nats(x, o_loc, o_scale, inward=True).sum().backward()
+    assert o_loc.grad[0] > 0 and o_loc.grad[2] < 0  # loc back down to 250, up to 5
+    assert o_loc.grad[1] == 0 and o_loc.grad[3] == 0  # 255 and 0 would gain from loc further out: no gradient
+    assert torch.all(o_scale.grad > 0)  # pixels within a few of the clamped loc: narrower costs fewer nats
+
+
 def mp_nats_of_raw(x, o_loc, o_log2scale):
     """mp_nats of raw outputs (inside the clamps), at the working precision, as an mpf."""
     loc, sigma = 127.5 + 64 * o_loc, mpmath.mpf(2) ** o_log2scale

@@ -163,6 +163,6 @@ def window_regions(schedule: list[tuple[int, int]], window: tuple[int, int, int,
     return regions, grown
 
 
-def error_table_nats(image: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-    """Error-table cost in nats of image float (1, 3, H, W) in 0..255."""
-    return cauchy.nats(image, out[:, :3], out[:, 3:]).sum()
+def error_table_nats(image: torch.Tensor, out: torch.Tensor, inward: bool = False) -> torch.Tensor:
+    """Error-table cost in nats of image float (1, 3, H, W) in 0..255 (inward: `cauchy.nats`)."""
+    return cauchy.nats(image, out[:, :3], out[:, 3:], inward).sum()

@@ -88,6 +88,10 @@ class Preset:
     # phases 1 and 2 measure the error table on one random window of window x window pixels a step
     # (its cost scaled to the whole image); 0: on the whole image. Phase 3 always sees the whole image.
     window: int = 0
+    # the error table's gradient where the head's outputs are clamped (`cauchy.inward_clamp`): True
+    # lets it pull them back into the range; False is torch.clamp's 0, with which a fit whose outputs
+    # all left the range after one step stays frozen there
+    inward_clamps: bool = False
 
     @property
     def steps(self) -> int:

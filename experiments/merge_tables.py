@@ -8,7 +8,13 @@ mean rows, refuses an image that appears twice, and writes
 experiments/results/NAME.md|csv: every row with a `source` column (the table it came from and
 that table's commit), then the mean over all rows (`diffcode.evaluate.with_mean`). Columns are
 the union of the tables' (a column one table lacks stays blank there and gets no mean). Values are
-copied, never recomputed.
+copied, never recomputed; `--rename old=new` only files an older table's column under the name
+later tables give it (the weights variant's tables before its error table had its own columns
+called its weight encodings `encodings_*`):
+
+    python experiments/merge_tables.py --name kodak-weights-test-default-all \
+        --rename encodings_bytes=weight_encodings_bytes \
+        --rename encodings_theoretical_bytes=weight_encodings_theoretical_bytes  TABLE.csv ...
 """
 
 from __future__ import annotations
@@ -36,14 +42,20 @@ def _value(text: str):
     return text if text != "" else None
 
 
-def read_table(path: Path) -> tuple[dict[str, str], list[str], list[dict]]:
-    """(provenance, columns, rows without the mean row) of an evaluate CSV table."""
+def read_table(path: Path, rename: dict[str, str] | None = None) -> tuple[dict[str, str], list[str], list[dict]]:
+    """(provenance, columns, rows without the mean row) of an evaluate CSV table; `rename` maps
+    old column names to new ones (a table holding both names is refused)."""
+    rename = rename or {}
     lines = path.read_text().splitlines()
     provenance = dict(line[2:].split(": ", 1) for line in lines if line.startswith("# "))
     body = [line for line in lines if not line.startswith("#")]
     reader = csv.DictReader(body)
-    rows = [{k: _value(v) for k, v in row.items()} for row in reader if row["image"] != "mean"]
-    return provenance, list(reader.fieldnames or []), rows
+    columns = list(reader.fieldnames or [])
+    clash = [old for old, new in rename.items() if old in columns and new in columns]
+    if clash:
+        raise SystemExit(f"{path.name} has both the old and the new name of {clash}: nothing to rename")
+    rows = [{rename.get(k, k): _value(v) for k, v in row.items()} for row in reader if row["image"] != "mean"]
+    return provenance, [rename.get(c, c) for c in columns], rows
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -51,10 +63,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("tables", nargs="+", type=Path, help="evaluate CSV tables")
     ap.add_argument("--name", required=True)
     ap.add_argument("--out-dir", type=Path, default=ROOT / "experiments" / "results")
+    ap.add_argument("--rename", action="append", default=[], metavar="OLD=NEW",
+                    help="file an older table's column OLD under the name NEW (repeatable)")
     args = ap.parse_args(argv)
+    rename = dict(item.split("=", 1) for item in args.rename)
     rows, columns = [], None
     for path in args.tables:
-        provenance, cols, part = read_table(path)
+        provenance, cols, part = read_table(path, rename)
         if columns is not None and set(cols) != set(columns):
             print(f"note: {path.name} lacks {sorted(set(columns) - set(cols))} and adds {sorted(set(cols) - set(columns))};"
                   " those cells stay blank and get no mean")
@@ -67,7 +82,8 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"an image appears in more than one table: {sorted(i for i in set(images) if images.count(i) > 1)}")
     rows.sort(key=lambda r: str(r["image"]))
     shown = [str(p.resolve().relative_to(ROOT)) if p.resolve().is_relative_to(ROOT) else str(p) for p in args.tables]
-    command = f"python experiments/merge_tables.py --name {args.name} {' '.join(shown)}"
+    renames = "".join(f" --rename {item}" for item in args.rename)
+    command = f"python experiments/merge_tables.py --name {args.name}{renames} {' '.join(shown)}"
     report.write_table(with_mean(rows), args.out_dir / args.name, command, ["image", "source"] + columns[1:])
     print(f"wrote {args.out_dir / args.name}.md|csv: {len(rows)} images")
 

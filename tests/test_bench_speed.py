@@ -66,3 +66,25 @@ def test_merge_tables_keeps_rows_and_recomputes_only_the_mean(tmp_path):
     assert float(mean["bpsp"]) == 4.0 and mean["bit_exact"] == "True" and mean["n_weights"] == ""
     with pytest.raises(SystemExit, match="more than one"):
         merge_tables.main(["--name", "aa", "--out-dir", str(tmp_path), str(tmp_path / "a.csv"), str(tmp_path / "a.csv")])
+
+
+def test_merge_tables_renames_an_older_tables_columns(tmp_path):
+    """--rename files an old column under its new name, so both tables fill one column and its mean."""
+    from diffcode import report
+    from diffcode.evaluate import with_mean
+
+    old = [{"image": "kodim01", "encodings_bytes": 10, "bpsp": 2.0, "bit_exact": True}]
+    new = [{"image": "kodim02", "weight_encodings_bytes": 30, "bpsp": 4.0, "bit_exact": True}]
+    report.write_table(with_mean(old), tmp_path / "old", "evaluate old", ["image", "encodings_bytes", "bpsp", "bit_exact"])
+    report.write_table(with_mean(new), tmp_path / "new", "evaluate new", ["image", "weight_encodings_bytes", "bpsp", "bit_exact"])
+    merge_tables.main(["--name", "both", "--out-dir", str(tmp_path), "--rename", "encodings_bytes=weight_encodings_bytes",
+                       str(tmp_path / "old.csv"), str(tmp_path / "new.csv")])
+    provenance, columns, rows = merge_tables.read_table(tmp_path / "both.csv")
+    assert "encodings_bytes" not in columns and [r["weight_encodings_bytes"] for r in rows] == [10, 30]
+    assert "--rename encodings_bytes=weight_encodings_bytes" in provenance["command"]
+    mean = [r for r in csv.DictReader(line for line in (tmp_path / "both.csv").read_text().splitlines()
+                                      if not line.startswith("#")) if r["image"] == "mean"][0]
+    assert float(mean["weight_encodings_bytes"]) == 20.0
+    with pytest.raises(SystemExit, match="both the old and the new name"):
+        merge_tables.main(["--name", "x", "--out-dir", str(tmp_path), "--rename", "bpsp=encodings_bytes",
+                           str(tmp_path / "old.csv")])

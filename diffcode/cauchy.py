@@ -114,8 +114,9 @@ def inward_clamp(v: torch.Tensor, low: float, high: float) -> torch.Tensor:
     a negative one); elsewhere outside it is 0, as torch.clamp's.
 
     torch.clamp's gradient is 0 wherever v is clamped. A fit whose outputs have all left the range
-    (the weights variant's shared stage, applied once per scale, can blow them up in one Adam step)
-    then has no gradient at all and stays where it is; this gradient pulls the outputs back."""
+    (the weights variant's shared stage, applied once per scale, can blow them up within its first
+    few Adam steps) then has no gradient at all and stays where it is; this gradient pulls the
+    outputs back. The rule is applied to the loss's gradient (after every factor and sum)."""
     return _inward_clamp().apply(v, low, high)
 
 
@@ -155,7 +156,8 @@ def nats(x: torch.Tensor, o_loc: torch.Tensor, o_log2scale: torch.Tensor, inward
     Computed in float64 with tail-stable atan identities (relative error ~1e-12).
     Params are clamped exactly like the integer path, so their gradient is zero outside
     [LOC_MIN, LOC_MAX] / [SCALE_LOG2_MIN, SCALE_LOG2_MAX], unless `inward`: then a clamped
-    param's gradient is the clamped cost's where it points back into the range (`inward_clamp`).
+    param gets the loss's gradient of the clamped cost where a descent step would move it back
+    into the range (`inward_clamp`; decided on the loss's gradient, not the elementwise one).
 
     On CPU float32/float64 params this is one numba pass (:func:`_fused_nats`) that computes
     the nats and both gradients together: forward + backward of (1, 3, 512, 768) float32 on one
@@ -175,6 +177,10 @@ def nats(x: torch.Tensor, o_loc: torch.Tensor, o_log2scale: torch.Tensor, inward
     import torch
 
     if not _fused_applies(x, o_loc, o_log2scale):
+        return nats_reference(x, o_loc, o_log2scale, inward)
+    shape = torch.broadcast_shapes(x.shape, o_loc.shape, o_log2scale.shape)
+    if inward and (o_loc.shape != shape or o_log2scale.shape != shape):
+        # a broadcast param's gradient is a sum: inward_clamp decides on the sum, per param
         return nats_reference(x, o_loc, o_log2scale, inward)
     x, o_loc_b, o_log2scale = torch.broadcast_tensors(x, o_loc, o_log2scale)  # expand: autograd sums back
     return _fused_nats().apply(x, o_loc_b, o_log2scale, inward)
@@ -209,27 +215,37 @@ def _fused_nats():
         def forward(ctx, x, o_loc, o_log2scale, inward):
             x_, o_loc_, o_log2scale_ = (t.detach().contiguous().numpy().reshape(-1) for t in (x, o_loc, o_log2scale))
             value, grad_loc, grad_scale = np.empty_like(o_loc_), np.empty_like(o_loc_), np.empty_like(o_log2scale_)
-            _nats_and_gradients(x_, o_loc_, o_log2scale_, value, grad_loc, grad_scale, bool(inward))
-            ctx.save_for_backward(*(torch.from_numpy(g).view(o_loc.shape) for g in (grad_loc, grad_scale)))
+            n_sides = len(value) if inward else 0
+            side_loc, side_scale = np.zeros(n_sides, np.int8), np.zeros(n_sides, np.int8)
+            _nats_and_gradients(x_, o_loc_, o_log2scale_, value, grad_loc, grad_scale, bool(inward), side_loc, side_scale)
+            ctx.inward = bool(inward)
+            saved = (grad_loc, grad_scale, side_loc, side_scale) if inward else (grad_loc, grad_scale)
+            ctx.save_for_backward(*(torch.from_numpy(g).view(o_loc.shape) for g in saved))
             return torch.from_numpy(value).view(o_loc.shape)
 
         @staticmethod
         def backward(ctx, grad_output):
-            grad_loc, grad_scale = ctx.saved_tensors
-            return None, grad_output * grad_loc, grad_output * grad_scale, None
+            grad_loc, grad_scale, *sides = ctx.saved_tensors
+            grads = [grad_output * grad_loc, grad_output * grad_scale]
+            if ctx.inward:  # inward_clamp's rule, on the loss's gradient: keep what pulls back in
+                grads = [torch.where((side == 0) | (side * g > 0), g, torch.zeros_like(g)) for g, side in zip(grads, sides)]
+            return None, grads[0], grads[1], None
 
     return _FusedNats
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _nats_and_gradients(x, o_loc, o_log2scale, value, grad_loc, grad_scale, inward):
+def _nats_and_gradients(x, o_loc, o_log2scale, value, grad_loc, grad_scale, inward, side_loc, side_scale):
     """Fill value, d value / d o_loc, d value / d o_log2scale, (N,) each, float64 inside.
 
     angle = pi * P(x) as in :func:`_nats_loc_scale`; with a = (x - 1/2 - loc) / sigma,
     b = (x + 1/2 - loc) / sigma its partials are d angle / da = -1 / (1 + a^2) unless x <= 0
     (then 0), d angle / db = 1 / (1 + b^2) unless x >= 255 (then 0). loc' = 64 and
-    sigma' = sigma ln 2 where not clamped (clamped: 0, torch.clamp's gradient, or with `inward`
-    the clamped cost's gradient where it points back into the range, `inward_clamp`'s).
+    sigma' = sigma ln 2 where not clamped. Where clamped the gradient is 0 (torch.clamp's), unless
+    `inward`: then it is the clamped cost's, and side_loc / side_scale (int8, (N,); unused
+    otherwise) get +1 where the raw param is above its range and -1 below, for the caller to keep
+    only what pulls it back once the loss's own factors are applied (`inward_clamp`'s rule). A NaN
+    param gets 0 either way.
     """
     log_pi, ln2 = math.log(math.pi), math.log(2.0)
     for i in range(x.shape[0]):
@@ -247,17 +263,17 @@ def _nats_and_gradients(x, o_loc, o_log2scale, value, grad_loc, grad_scale, inwa
         else:
             angle = _atan_diff_scalar(a, b)
         value[i] = log_pi - math.log(angle)
-        g_loc = 64.0 * (d_a + d_b) / (sigma * angle)
-        g_scale = ln2 * (d_a * a + d_b * b) / angle
-        grad_loc[i] = g_loc if loc_free or (inward and _points_inward(raw_loc, g_loc, LOC_MAX)) else 0.0
-        grad_scale[i] = g_scale if scale_free or (inward and _points_inward(raw_scale, g_scale, SCALE_LOG2_MAX)) else 0.0
+        grad_loc[i] = 64.0 * (d_a + d_b) / (sigma * angle) if loc_free or (inward and raw_loc == raw_loc) else 0.0
+        grad_scale[i] = ln2 * (d_a * a + d_b * b) / angle if scale_free or (inward and raw_scale == raw_scale) else 0.0
+        if inward:
+            side_loc[i] = _side(raw_loc, LOC_MIN, LOC_MAX)
+            side_scale[i] = _side(raw_scale, SCALE_LOG2_MIN, SCALE_LOG2_MAX)
 
 
 @numba.njit(cache=True)
-def _points_inward(v, gradient, high):
-    """Whether a descent step (against `gradient`) moves a clamped v back toward the range: v above
-    `high` with a positive gradient, or below the range (v is not NaN) with a negative one."""
-    return gradient > 0 if v > high else gradient < 0 if v == v else False
+def _side(v, low, high):
+    """+1 above [low, high], -1 below, 0 inside (or NaN)."""
+    return 1 if v > high else -1 if v < low else 0
 
 
 @numba.njit(cache=True)

@@ -236,7 +236,6 @@ def test_fused_nats_and_gradients_match_reference():
     assert torch.all(grad_loc[~loc_clamped] != 0) and torch.all(grad_scale[~scale_clamped] != 0)
 
 
-
 def test_inward_gradients_fused_match_reference_and_only_pull_back():
     """With inward=True the values are unchanged; a clamped param's gradient is the clamped cost's
     gradient where it points back into the range and 0 where it points further out (both
@@ -259,6 +258,30 @@ def test_inward_gradients_fused_match_reference_and_only_pull_back():
         assert (got[above] > 0).any() and (got[below] < 0).any()  # and does pull back
 
 
+def test_inward_rule_applies_to_the_losss_gradient_not_the_elementwise_one():
+    """The pull-back decision is taken on the gradient of the loss: with signed weights on the nats,
+    and with params broadcast over several pixels (their gradient a sum), the fused pass gives the
+    reference's gradients."""
+    x, o_loc, o_scale = coverage_inputs()
+    signs = torch.from_numpy(np.random.default_rng(3).choice([-1.0, 0.5, 2.0], len(x)))
+    grads = []
+    for function in (nats, nats_reference):
+        loc, scale = o_loc.detach().requires_grad_(), o_scale.detach().requires_grad_()
+        (signs * function(x, loc, scale, inward=True)).sum().backward()
+        grads.append((loc.grad, scale.grad))
+    (fused_loc, fused_scale), (ref_loc, ref_scale) = grads
+    scales = gradient_scales(x, o_loc, o_scale, nats_reference(x, o_loc, o_scale).detach())
+    assert torch.all((fused_loc - ref_loc).abs() <= 2e-12 * scales[0])
+    assert torch.all((fused_scale - ref_scale).abs() <= 2e-12 * scales[1])
+    pixels = torch.tensor([250.0, 252.0, 10.0, 255.0])  # one loc above the range for all four
+    for function in (nats, nats_reference):
+        loc, scale = torch.tensor(3.0, dtype=torch.float64, requires_grad=True), torch.full((4,), 2.0, dtype=torch.float64)
+        function(pixels, loc, scale, inward=True).sum().backward()
+        grads.append(loc.grad)
+    torch.testing.assert_close(grads[2], grads[3], rtol=1e-12, atol=0)
+    assert grads[2] > 0  # the sum pulls loc down, although pixel 255 alone would push it up
+
+
 def test_inward_gradient_pulls_outputs_out_of_range_back():
     """Outputs far beyond every clamp (a fit that blew up) get no gradient from torch.clamp's rule
     and one that moves them back into the range with inward=True."""
@@ -267,11 +290,12 @@ def test_inward_gradient_pulls_outputs_out_of_range_back():
     o_scale = torch.full((4,), 500.0, requires_grad=True)  # sigma far above its maximum
     nats(x, o_loc, o_scale).sum().backward()
     assert torch.all(o_loc.grad == 0) and torch.all(o_scale.grad == 0)
-    o_loc.grad, o_scale.grad = None, None
-    nats(x, o_loc, o_scale, inward=True).sum().backward()
-    assert o_loc.grad[0] > 0 and o_loc.grad[2] < 0  # loc back down to 250, up to 5
-    assert o_loc.grad[1] == 0 and o_loc.grad[3] == 0  # 255 and 0 would gain from loc further out: no gradient
-    assert torch.all(o_scale.grad > 0)  # pixels within a few of the clamped loc: narrower costs fewer nats
+    for function in (nats, nats_reference):
+        o_loc.grad, o_scale.grad = None, None
+        function(x, o_loc, o_scale, inward=True).sum().backward()
+        assert o_loc.grad[0] > 0 and o_loc.grad[2] < 0  # loc back down to 250, up to 5
+        assert o_loc.grad[1] == 0 and o_loc.grad[3] == 0  # 255 and 0 would gain from loc further out: no gradient
+        assert torch.all(o_scale.grad > 0)  # pixels within a few of the clamped loc: narrower costs fewer nats
 
 
 def mp_nats_of_raw(x, o_loc, o_log2scale):

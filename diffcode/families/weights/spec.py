@@ -90,7 +90,7 @@ class Preset:
     window: int = 0
     # the error table's gradient where the head's outputs are clamped (`cauchy.inward_clamp`): True
     # lets it pull them back into the range; False is torch.clamp's 0, with which a fit whose outputs
-    # all left the range after one step stays frozen there
+    # all left the range within its first few steps stays frozen there
     inward_clamps: bool = False
 
     @property

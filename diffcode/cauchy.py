@@ -178,8 +178,7 @@ def nats(x: torch.Tensor, o_loc: torch.Tensor, o_log2scale: torch.Tensor, inward
 
     if not _fused_applies(x, o_loc, o_log2scale):
         return nats_reference(x, o_loc, o_log2scale, inward)
-    shape = torch.broadcast_shapes(x.shape, o_loc.shape, o_log2scale.shape)
-    if inward and (o_loc.shape != shape or o_log2scale.shape != shape):
+    if inward and not (o_loc.shape == o_log2scale.shape == torch.broadcast_shapes(x.shape, o_loc.shape)):
         # a broadcast param's gradient is a sum: inward_clamp decides on the sum, per param
         return nats_reference(x, o_loc, o_log2scale, inward)
     x, o_loc_b, o_log2scale = torch.broadcast_tensors(x, o_loc, o_log2scale)  # expand: autograd sums back

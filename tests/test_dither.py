@@ -23,6 +23,25 @@ def _distance(values, centers):
     return ((values.astype(np.int64) - centers.astype(np.int64) + (1 << 31)) % (1 << 32)) - (1 << 31)
 
 
+def test_compiled_levels_and_grid_match_their_formulas():
+    """The one-pass kernels give the module docstring's integers (numpy uint64 formulas)."""
+    from diffcode.storage.entropy_units import arc_length
+
+    e = np.arange(MAX_UNITS + 1)
+    arc = arc_length(e).astype(np.uint64)
+    formula = np.maximum(((np.uint64(1 << 33) // arc) + np.uint64(1)) >> np.uint64(1), np.uint64(1))
+    assert np.array_equal(dither.levels(e), formula.astype(np.int64))
+    assert dither.levels(e.reshape(-1, 1)).shape == (MAX_UNITS + 1, 1)
+    with pytest.raises(ValueError):
+        dither.levels(np.array([-1]))
+    rng = np.random.default_rng(3)
+    n = rng.integers(1, (1 << 20) + 2, 5000).astype(np.uint64)
+    k = (rng.random(5000) * n).astype(np.uint64)
+    u = rng.integers(0, 1 << 32, 5000, dtype=np.uint64)
+    expected = (u + (k << np.uint64(32)) // n) & np.uint64(0xFFFFFFFF)
+    assert np.array_equal(dither.grid_values(u, k, n), expected)
+
+
 def test_levels_are_the_rounded_inverse_widths():
     e = np.array([0, 127, 128, 256, 384, 512, 8 * 256, MAX_UNITS])
     assert dither.levels(e).tolist() == [1, 1, 1, 2, 3, 4, 256, 1 << 20]
@@ -87,3 +106,43 @@ def test_corrupt_streams_are_rejected():
 def test_pack_rejects_out_of_range_digits():
     with pytest.raises(ValueError):
         dither.pack_uniform(np.array([3]), np.array([3]))
+
+
+def _reference_pack(k, n):
+    """The module docstring's mixed-radix layout with Python ints, one encoding at a time."""
+    chunks, window, bits_so_far = [], None, 0
+    for ki, ni in zip(k.tolist(), n.tolist()):
+        if ni <= 1:
+            continue
+        w = bits_so_far // dither.CHUNK_WINDOW_BITS
+        if w != window:
+            chunks.append([])
+            window = w
+        chunks[-1].append((ki, ni))
+        bits_so_far += (ni - 1).bit_length()
+    stream = ""
+    for b0 in range(0, len(chunks), dither.BLOCK_CHUNKS):
+        value, scale = 0, 1
+        for chunk in chunks[b0:b0 + dither.BLOCK_CHUNKS]:
+            digit, radix = 0, 1
+            for ki, ni in chunk:
+                digit, radix = digit + ki * radix, radix * ni
+            value, scale = value + digit * scale, scale * radix
+        bits = (scale - 1).bit_length()
+        stream += "".join(str((value >> i) & 1) for i in range(bits))
+    stream += "0" * (-len(stream) % 8)
+    return bytes(int(stream[i:i + 8][::-1], 2) for i in range(0, len(stream), 8))
+
+
+@pytest.mark.parametrize("kind", ["small n", "mixed", "wide"])
+def test_pack_matches_the_documented_layout(kind):
+    """The compiled chunk loops write exactly the docstring's layout (a plain-Python reference)."""
+    rng = np.random.default_rng({"small n": 0, "mixed": 1, "wide": 2}[kind])
+    size = 3000
+    n = {"small n": rng.integers(1, 6, size),
+         "mixed": np.where(rng.random(size) < 0.5, 1, rng.integers(1, 1 << 12, size)),
+         "wide": rng.integers(1, (1 << 20) + 2, size)}[kind].astype(np.int64)
+    k = (rng.random(size) * n).astype(np.int64)
+    data = dither.pack_uniform(k, n)
+    assert data == _reference_pack(k, n)
+    assert np.array_equal(dither.unpack_uniform(data, n), k)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from diffcode.storage import entropy_units as eu
-from diffcode.storage.rng import RNG_VERSION, random_u32, random_u64
+from diffcode.storage.rng import RNG_VERSION, fold_key, fold_range, random_u32, random_u64
 
 
 def test_golden_values():
@@ -21,6 +21,13 @@ def test_broadcasting_matches_scalars():
     scalars = [[int(random_u64(99, i, 5, j)) for j in range(4)] for i in range(3)]
     assert grid.shape == (3, 4) and grid.tolist() == scalars
     assert random_u32(0, 0, 0).dtype == np.uint32
+
+
+def test_fold_range_is_fold_key_of_a_range():
+    for state in (0, 1, 0x9E3779B97F4A7C15, (1 << 64) - 1):
+        assert np.array_equal(fold_range(state, 1000), fold_key(state, np.arange(1000, dtype=np.uint64)))
+    assert fold_range(7, 0).shape == (0,)
+    assert int(fold_range(12345, 3)[2]) == fold_key(12345, 2)  # the Python-int path
 
 
 def test_rejects_negative_keys():

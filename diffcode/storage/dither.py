@@ -29,11 +29,12 @@ computes itself, so nothing but the digits is stored.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 from ..errors import CorruptFileError
-from .entropy_units import MAX_UNITS, arc_length
-from .rng import fold_key, seed_state
+from .entropy_units import MAX_UNITS, arc_table
+from .rng import fold_key, fold_range, seed_state
 
 NAME = "dither"
 DOMAIN = 0x44495448  # b"DITH": keeps the offsets independent of other uses of the seed
@@ -47,11 +48,21 @@ _M32 = np.uint64(0xFFFFFFFF)
 def levels(entropy_units: np.ndarray) -> np.ndarray:
     """int64 n >= 1 of each encoding: round(2**32 / arc_length(e)), exact integers."""
     e = np.asarray(entropy_units)
+    if not np.issubdtype(e.dtype, np.integer) or (e.size and e.min() < 0):
+        raise ValueError("entropy_units must be non-negative integers")
     if e.size and e.max() > MAX_UNITS:
         raise ValueError(f"entropy units above {MAX_UNITS}")
-    arc = arc_length(e).astype(np.uint64)
-    n = ((np.uint64(1 << 33) // arc) + np.uint64(1)) >> np.uint64(1)
-    return np.maximum(n, np.uint64(1)).astype(np.int64)
+    return _levels(e.astype(np.int64).ravel(), arc_table()).reshape(e.shape)
+
+
+@numba.njit(cache=True)
+def _levels(e, arcs):
+    """`levels` of int64 entropies in [0, MAX_UNITS]: n = (2**33 // arc_length(e) + 1) >> 1, in one pass."""
+    n = np.empty(e.shape[0], np.int64)
+    for i in range(e.shape[0]):
+        arc = max(arcs[e[i] & 255] >> np.uint64(e[i] >> 8), np.uint64(1))  # arc_length (e >> 8 < 64)
+        n[i] = max(np.int64((np.uint64(1 << 33) // arc + np.uint64(1)) >> np.uint64(1)), 1)
+    return n
 
 
 def theoretical_bits(entropy_units: np.ndarray) -> float:
@@ -62,13 +73,21 @@ def theoretical_bits(entropy_units: np.ndarray) -> float:
 def offsets(n_items: int, seed: int, stage: int) -> np.ndarray:
     """uint64 (N,) shared random offsets in [0, 2**32) of a stage's encodings."""
     h = fold_key(fold_key(seed_state(seed), int(stage)), DOMAIN)
-    return fold_key(h, np.arange(n_items, dtype=np.uint64)) >> np.uint64(32)
+    return fold_range(h, n_items) >> np.uint64(32)
 
 
 def grid_values(u: np.ndarray, k: np.ndarray, n: np.ndarray) -> np.ndarray:
     """uint64 grid points (u + floor(k * 2**32 / n)) mod 2**32."""
-    step = (k.astype(np.uint64) << np.uint64(32)) // n.astype(np.uint64)
-    return (u + step) & _M32
+    return _grid_values(u.astype(np.uint64), k.astype(np.uint64), n.astype(np.uint64))
+
+
+@numba.njit(cache=True)
+def _grid_values(u, k, n):
+    out = np.empty(u.shape[0], np.uint64)
+    for i in range(u.shape[0]):
+        step = (k[i] << np.uint64(32)) // n[i] if n[i] > 1 else np.uint64(0)  # k = 0 where n = 1
+        out[i] = (u[i] + step) & _M32
+    return out
 
 
 def nearest_index(centers: np.ndarray, u: np.ndarray, n: np.ndarray) -> np.ndarray:
@@ -114,23 +133,48 @@ def _bit_lengths(x: np.ndarray) -> np.ndarray:
 
 
 def _layout(n: np.ndarray):
-    """Chunks of the encodings with n > 1: (active index, chunk id, position in chunk, n_chunks)."""
+    """Chunks of the encodings with n > 1: (active index, chunk id, n_chunks); chunk ids are sorted."""
     active = np.flatnonzero(n > 1)
     bits = _bit_lengths(n[active] - 1)  # ceil(log2 n)
     start = np.cumsum(bits) - bits
-    chunk = start // CHUNK_WINDOW_BITS
-    if len(active):  # renumber chunks 0..C-1 (a window can be skipped by one wide encoding)
-        _, chunk = np.unique(chunk, return_inverse=True)
-    first = np.searchsorted(chunk, chunk, side="left")
-    position = np.arange(len(active)) - first
+    window = start // CHUNK_WINDOW_BITS
+    # renumber the windows used 0..C-1 (one wide encoding can skip a window); they are sorted
+    chunk = np.cumsum(np.diff(window, prepend=window[:1]) != 0) if len(active) else window
     n_chunks = int(chunk[-1]) + 1 if len(active) else 0
-    return active, chunk, position, n_chunks
+    return active, chunk, n_chunks
+
+
+@numba.njit(cache=True)
+def _chunk_radices_of(nn, chunk, n_chunks):
+    """uint64 radix of every chunk: the product of its encodings' n (below 2**61, exact)."""
+    radix = np.ones(n_chunks, np.uint64)
+    for i in range(nn.shape[0]):
+        radix[chunk[i]] *= nn[i]
+    return radix
+
+
+@numba.njit(cache=True)
+def _join_digits(kk, nn, chunk, n_chunks):
+    """uint64 digit of every chunk, sum_i k_i prod_{j<i} n_j (Horner from its last encoding)."""
+    digit = np.zeros(n_chunks, np.uint64)
+    for i in range(nn.shape[0] - 1, -1, -1):
+        digit[chunk[i]] = digit[chunk[i]] * nn[i] + kk[i]
+    return digit
+
+
+@numba.njit(cache=True)
+def _split_digits(digit, nn, chunk):
+    """The k of every encoding from its chunk's digit (inverse of `_join_digits`; digit is consumed)."""
+    kk = np.empty(nn.shape[0], np.uint64)
+    for i in range(nn.shape[0]):
+        c = chunk[i]
+        kk[i] = digit[c] % nn[i]
+        digit[c] //= nn[i]
+    return kk
 
 
 def _chunk_radices(nn: np.ndarray, chunk: np.ndarray, n_chunks: int) -> list[int]:
-    radix = np.ones(n_chunks, dtype=np.uint64)
-    np.multiply.at(radix, chunk, nn.astype(np.uint64))
-    return [int(r) for r in radix]
+    return [int(r) for r in _chunk_radices_of(nn.astype(np.uint64), chunk, n_chunks)]
 
 
 def _block_sizes(radices: list[int]) -> list[tuple[int, int, int]]:
@@ -151,15 +195,11 @@ def pack_uniform(k: np.ndarray, n: np.ndarray) -> bytes:
     k = np.asarray(k, dtype=np.int64)
     if k.shape != n.shape or np.any((k < 0) | (k >= n)):
         raise ValueError("digits must satisfy 0 <= k < n")
-    active, chunk, position, n_chunks = _layout(n)
+    active, chunk, n_chunks = _layout(n)
     if n_chunks == 0:
         return b""
     nn, kk = n[active].astype(np.uint64), k[active].astype(np.uint64)
-    digit = np.zeros(n_chunks, dtype=np.uint64)
-    for p in range(int(position.max()), -1, -1):  # Horner from the last digit of every chunk
-        sel = position == p
-        c = chunk[sel]
-        digit[c] = digit[c] * nn[sel] + kk[sel]
+    digit = _join_digits(kk, nn, chunk, n_chunks)
     radices = _chunk_radices(nn, chunk, n_chunks)
     digits = [int(d) for d in digit]
     pieces = []
@@ -176,7 +216,7 @@ def unpack_uniform(data: bytes, n: np.ndarray) -> np.ndarray:
     """Digits k (int64, shape of n) from :func:`pack_uniform`'s bytes; raises on a corrupt stream."""
     n = np.asarray(n, dtype=np.int64)
     k = np.zeros(n.shape, dtype=np.int64)
-    active, chunk, position, n_chunks = _layout(n)
+    active, chunk, n_chunks = _layout(n)
     radices = _chunk_radices(n[active], chunk, n_chunks) if n_chunks else []
     blocks = _block_sizes(radices)
     total_bits = sum(bits for _, _, bits in blocks)
@@ -196,13 +236,5 @@ def unpack_uniform(data: bytes, n: np.ndarray) -> np.ndarray:
             raise CorruptFileError("encodings section holds a value out of range: the file is corrupt")
     if n_chunks == 0:
         return k
-    digit = np.array(digits, dtype=np.uint64)
-    nn = n[active].astype(np.uint64)
-    kk = np.zeros(len(active), dtype=np.uint64)
-    for p in range(int(position.max()) + 1):
-        sel = position == p
-        c = chunk[sel]
-        kk[sel] = digit[c] % nn[sel]
-        digit[c] //= nn[sel]
-    k[active] = kk.astype(np.int64)
+    k[active] = _split_digits(np.array(digits, dtype=np.uint64), n[active].astype(np.uint64), chunk).astype(np.int64)
     return k

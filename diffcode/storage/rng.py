@@ -21,6 +21,7 @@ Seeds and keys are integers in [0, 2**64); arrays broadcast against each other.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 RNG_VERSION = 1
@@ -89,6 +90,22 @@ def fold_key(state, key):
     key = np.uint64(_check_int(key, "rng key")) if isinstance(key, (int, np.integer)) else _as_key_array(key)
     with np.errstate(over="ignore"):
         return fmix64(np.atleast_1d(state + (key + _ONE_U) * _GAMMA_U))
+
+
+@numba.njit(cache=True)
+def _fold_range(state, count):
+    out = np.empty(count, np.uint64)
+    for i in range(count):
+        z = state + np.uint64(i + 1) * _GAMMA_U
+        z = (z ^ (z >> _S30)) * _MIX1_U
+        z = (z ^ (z >> _S27)) * _MIX2_U
+        out[i] = z ^ (z >> _S31)
+    return out
+
+
+def fold_range(state: int, count: int) -> np.ndarray:
+    """fold_key(state, arange(count)) in one compiled pass: uint64 (count,), the same numbers."""
+    return _fold_range(np.uint64(_check_int(state, "rng state")), int(count))
 
 
 def seed_state(seed: int) -> int:

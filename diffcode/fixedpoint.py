@@ -300,11 +300,30 @@ def cos_sin_fixed(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     Returns:
         (cos, sin) int64 arrays of the same shape, from the nearest of 2^14 table angles.
     """
-    n = 1 << COS_TABLE_BITS
+    values = np.asarray(values)
+    out = np.empty((2,) + values.shape, np.int64)
+    _cos_sin_into(values.astype(np.uint32).ravel(), cos_table(), out[0].reshape(-1), out[1].reshape(-1))
+    return out[0], out[1]
+
+
+def cos_sin_stack(values: np.ndarray) -> np.ndarray:
+    """float64 (2C, ...) of uint32 angles (C, ...): the cos then the sin of `cos_sin_fixed`, in one pass."""
+    values = np.asarray(values)
+    out = np.empty((2,) + values.shape)
+    _cos_sin_into(values.astype(np.uint32).ravel(), cos_table(), out[0].reshape(-1), out[1].reshape(-1))
+    return out.reshape((2 * values.shape[0],) + values.shape[1:])
+
+
+@numba.njit(cache=True, nogil=True)
+def _cos_sin_into(values, table, cos, sin):
+    """cos[i], sin[i] = table[j], table[(j - n/4) mod n] for j the nearest of n table angles to values[i]."""
+    n = table.shape[0]
     shift = 32 - COS_TABLE_BITS
-    idx = ((values.astype(np.int64) + (1 << (shift - 1))) >> shift) % n
-    table = cos_table()
-    return table[idx], table[(idx - n // 4) % n]
+    half = 1 << (shift - 1)
+    for i in range(values.shape[0]):
+        j = ((np.int64(values[i]) + half) >> shift) % n
+        cos[i] = table[j]
+        sin[i] = table[(j + 3 * n // 4) % n]
 
 
 def angles_to_u32(angles: np.ndarray) -> np.ndarray:

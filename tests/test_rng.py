@@ -60,6 +60,14 @@ def test_entropy_units_exact(frac_bits):
     assert got.tolist() == [_units_mpmath(int(c), frac_bits) for c in ch]
 
 
+def test_entropy_units_table_is_the_search_for_every_value():
+    """The lookup table of frac_bits <= 14 gives the thresholds' search for every clipped value."""
+    limit = eu._CH_LIMIT << 12
+    ch = np.arange(-limit - 5, limit + 6)
+    search = np.searchsorted(eu.thresholds(), np.clip(ch, -limit, limit) << 20, side="right")
+    assert np.array_equal(eu.entropy_units_from_fixed(ch, 12), search)
+
+
 def test_entropy_units_edges():
     assert eu.entropy_units_from_fixed(np.array([0]), 12).tolist() == [256]  # softplus(0) = 1 bit
     with pytest.raises(ValueError):

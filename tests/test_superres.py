@@ -105,6 +105,22 @@ def test_cos_table_is_exactly_rounded():
     assert cos.tolist() == [4096, 0, -4096, 0] and sin.tolist() == [0, 4096, 0, -4096]
 
 
+def test_compiled_cos_sin_is_the_nearest_table_angle():
+    """cos_sin_fixed and cos_sin_stack read the table at the nearest angle (numpy formula), every shape."""
+    from diffcode import fixedpoint
+
+    rng = np.random.default_rng(0)
+    v = np.concatenate([rng.integers(0, 1 << 32, 20_000, dtype=np.uint64),
+                        [0, (1 << 17) - 1, 1 << 17, (1 << 32) - (1 << 17), (1 << 32) - 1]]).astype(np.uint32)
+    n, table = 1 << fixedpoint.COS_TABLE_BITS, fixedpoint.cos_table()
+    j = ((v.astype(np.int64) + (1 << 17)) >> 18) % n
+    cos, sin = cos_sin_fixed(v.reshape(5, -1))
+    assert np.array_equal(cos.ravel(), table[j]) and np.array_equal(sin.ravel(), table[(j - n // 4) % n])
+    stack = fixedpoint.cos_sin_stack(v.reshape(5, 1, -1))
+    assert stack.dtype == np.float64 and stack.shape == (10, 1, len(v) // 5)
+    assert np.array_equal(stack, np.concatenate([cos, sin]).reshape(10, 1, -1))
+
+
 def test_freeze_plan_freezes_every_stage_once_in_order():
     from diffcode.families.per_pixel.fit import FitConfig, freeze_plan
 

@@ -120,8 +120,24 @@ def entropy_units_from_fixed(ch_fx: np.ndarray, frac_bits: int) -> np.ndarray:
     if not np.issubdtype(ch_fx.dtype, np.integer):
         raise ValueError(f"ch_fx must be an integer array, got dtype {ch_fx.dtype}")
     limit = _CH_LIMIT << frac_bits
-    scaled = np.clip(ch_fx.astype(np.int64), -limit, limit) << (_THRESHOLD_FRAC_BITS - frac_bits)
-    return np.searchsorted(thresholds(), scaled, side="right").astype(np.int64)
+    clipped = np.clip(ch_fx.astype(np.int64), -limit, limit)
+    if frac_bits <= _TABLE_FRAC_BITS:  # every clipped value looked up once in advance
+        return _units_of_fixed(frac_bits)[clipped + limit].astype(np.int64)
+    return np.searchsorted(thresholds(), clipped << (_THRESHOLD_FRAC_BITS - frac_bits), side="right").astype(np.int64)
+
+
+_TABLE_FRAC_BITS = 14  # tables of at most 2 * 64 * 2^14 + 1 entries (4 MB)
+
+
+@functools.lru_cache(maxsize=2)
+def _units_of_fixed(frac_bits: int) -> np.ndarray:
+    """int16 entropy units of every ch_fx in [-limit, limit] at index ch_fx + limit (the searchsorted
+    of `entropy_units_from_fixed`, done once: a decode looks up millions of values)."""
+    limit = _CH_LIMIT << frac_bits
+    ch = np.arange(-limit, limit + 1, dtype=np.int64) << (_THRESHOLD_FRAC_BITS - frac_bits)
+    table = np.searchsorted(thresholds(), ch, side="right").astype(np.int16)
+    table.setflags(write=False)
+    return table
 
 
 def arc_length(entropy_units: np.ndarray) -> np.ndarray:

@@ -24,7 +24,7 @@ from .fixed_backend import FixedBackend
 from .checkpoint import Checkpoint
 from ...fixedpoint import angles_to_u32
 from ...errors import ChecksumError, CorruptFileError, DecoderMismatchError, DiffcodeError
-from ...fixedpoint import FRAC_BITS, cos_sin_fixed
+from ...fixedpoint import FRAC_BITS, cos_sin_stack
 from ...storage import container, randseed, schemes
 from ...storage.entropy_units import UNITS_PER_BIT
 from ...storage.rng import RNG_VERSION
@@ -49,8 +49,7 @@ def fixed_pass(checkpoint: Checkpoint, schedule: Schedule, provide: ValueProvide
         int64 (3*H*W, 2) Cauchy table parameters (loc index, scale index) in C, H, W order.
     """
     def hook(k: int, units: np.ndarray) -> np.ndarray:
-        cos, sin = cos_sin_fixed(provide(k, units))
-        return np.concatenate([cos, sin], axis=0)
+        return cos_sin_stack(provide(k, units))  # cos then sin of the stored angles
 
     out = run_decoder(schedule, FixedBackend(checkpoint, device=device), hook, checkpoint.config)
     out = out.astype(np.int64)

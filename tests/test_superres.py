@@ -203,3 +203,28 @@ def test_convolution_outputs_are_read_without_a_copy():
     assert _flat_of(x) is not None and _flat_of(np.zeros((2, 6, 7))) is None
     y = conv3x3_valid(x, np.ones((3, 18)), np.zeros(3))
     assert y.shape == (3, 4, 5) and _flat_of(y) is not None
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_float_upsample2_is_the_nearest_neighbour_copy(channels_last):
+    """layers.upsample2 (F.interpolate for batches) gives the repeat-interleaved values, every crop and
+    layout, and the gradient of the copies up to float summation order."""
+    from diffcode.layers import upsample2
+
+    for shape in [(1, 3, 5, 7), (2, 4, 6, 6), (1, 1, 1, 1)]:
+        x = torch.randn(shape, dtype=torch.float64)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        for crop in [(0, 0), (1, 0), (0, 1), (1, 1)]:
+            a = x.clone().requires_grad_(True)
+            b = x.clone().requires_grad_(True)
+            got = upsample2(a, crop)
+            ref = b.repeat_interleave(2, dim=-2).repeat_interleave(2, dim=-1)
+            ref = ref[..., :ref.shape[-2] - crop[0], :ref.shape[-1] - crop[1]]
+            assert torch.equal(got, ref)
+            g = torch.randn(got.shape, dtype=torch.float64)
+            (got * g).sum().backward()
+            (ref * g).sum().backward()
+            assert torch.allclose(a.grad, b.grad, rtol=1e-12, atol=1e-12)
+    assert torch.equal(upsample2(torch.arange(4.0).reshape(1, 2, 2), (1, 1)),
+                       torch.tensor([[[0.0, 0, 1], [0, 0, 1], [2, 2, 3]]]))  # (C, H, W) input too

@@ -6,7 +6,8 @@
 Reads `evaluate` CSV tables (their '# key: value' provenance lines, then the rows), drops their
 mean rows, refuses an image that appears twice, and writes
 experiments/results/NAME.md|csv: every row with a `source` column (the table it came from and
-that table's commit), then the mean over all rows (`diffcode.evaluate.with_mean`). Columns are
+that table's commit) and a `machine` column (the first field of that table's machine line, its
+CPU where the table names it: fit times and float fits differ between CPUs), then the mean over all rows (`diffcode.evaluate.with_mean`). Columns are
 the union of the tables' (a column one table lacks stays blank there and gets no mean). Values are
 copied, never recomputed; `--rename old=new` only files an older table's column under the name
 later tables give it (the weights variant's tables before its error table had its own columns
@@ -76,6 +77,7 @@ def main(argv: list[str] | None = None) -> None:
         columns = cols if columns is None else columns + [c for c in cols if c not in columns]
         for row in part:
             row["source"] = f"{path.stem} @ {provenance.get('commit', '?')}"
+            row["machine"] = provenance.get("machine", "?").split(",")[0]
         rows += part
     images = [r["image"] for r in rows]
     if len(set(images)) != len(images):
@@ -84,7 +86,7 @@ def main(argv: list[str] | None = None) -> None:
     shown = [str(p.resolve().relative_to(ROOT)) if p.resolve().is_relative_to(ROOT) else str(p) for p in args.tables]
     renames = "".join(f" --rename {item}" for item in args.rename)
     command = f"python experiments/merge_tables.py --name {args.name}{renames} {' '.join(shown)}"
-    report.write_table(with_mean(rows), args.out_dir / args.name, command, ["image", "source"] + columns[1:])
+    report.write_table(with_mean(rows), args.out_dir / args.name, command, ["image", "source", "machine"] + columns[1:])
     print(f"wrote {args.out_dir / args.name}.md|csv: {len(rows)} images")
 
 

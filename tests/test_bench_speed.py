@@ -49,7 +49,7 @@ def test_time_process_reports_min_median_max(capsys):
 
 
 def test_merge_tables_keeps_rows_and_recomputes_only_the_mean(tmp_path):
-    """Two evaluate tables of parts of a split -> one table with a source column and a new mean."""
+    """Two evaluate tables of parts of a split -> one table with source and machine columns and a new mean."""
     from diffcode import report
     from diffcode.evaluate import with_mean
 
@@ -60,7 +60,9 @@ def test_merge_tables_keeps_rows_and_recomputes_only_the_mean(tmp_path):
     report.write_table(with_mean(b), tmp_path / "b", "evaluate b", ["image", "bpsp", "bit_exact", "n_weights"])
     merge_tables.main(["--name", "ab", "--out-dir", str(tmp_path), str(tmp_path / "a.csv"), str(tmp_path / "b.csv")])
     _, columns, rows = merge_tables.read_table(tmp_path / "ab.csv")
-    assert columns[:2] == ["image", "source"] and [r["image"] for r in rows] == ["kodim01", "kodim02", "kodim03"]
+    assert columns[:3] == ["image", "source", "machine"] and [r["image"] for r in rows] == ["kodim01", "kodim02", "kodim03"]
+    cpu = report.provenance("x")["machine"].split(",")[0]  # each row names the CPU its table was made on
+    assert [r["machine"] for r in rows] == [cpu] * 3 and rows[2]["source"].startswith("b @ ")
     mean = [r for r in csv.DictReader(line for line in (tmp_path / "ab.csv").read_text().splitlines()
                                       if not line.startswith("#")) if r["image"] == "mean"][0]
     assert float(mean["bpsp"]) == 4.0 and mean["bit_exact"] == "True" and mean["n_weights"] == ""

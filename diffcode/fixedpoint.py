@@ -301,17 +301,19 @@ def cos_sin_fixed(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         (cos, sin) int64 arrays of the same shape, from the nearest of 2^14 table angles.
     """
     values = np.asarray(values)
-    out = np.empty((2,) + values.shape, np.int64)
-    _cos_sin_into(values.astype(np.uint32).ravel(), cos_table(), out[0].reshape(-1), out[1].reshape(-1))
-    return out[0], out[1]
+    flat = np.empty((2, values.size), np.int64)
+    _cos_sin_into(values.astype(np.uint32).reshape(-1), cos_table(), flat[0], flat[1])
+    return flat[0].reshape(values.shape), flat[1].reshape(values.shape)
 
 
 def cos_sin_stack(values: np.ndarray) -> np.ndarray:
     """float64 (2C, ...) of uint32 angles (C, ...): the cos then the sin of `cos_sin_fixed`, in one pass."""
     values = np.asarray(values)
-    out = np.empty((2,) + values.shape)
-    _cos_sin_into(values.astype(np.uint32).ravel(), cos_table(), out[0].reshape(-1), out[1].reshape(-1))
-    return out.reshape((2 * values.shape[0],) + values.shape[1:])
+    if values.ndim == 0:
+        raise ValueError("cos_sin_stack needs angles of shape (C, ...)")
+    flat = np.empty((2, values.size))
+    _cos_sin_into(values.astype(np.uint32).reshape(-1), cos_table(), flat[0], flat[1])
+    return flat.reshape((2 * values.shape[0],) + values.shape[1:])
 
 
 @numba.njit(cache=True, nogil=True)

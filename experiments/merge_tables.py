@@ -6,8 +6,9 @@
 Reads `evaluate` CSV tables (their '# key: value' provenance lines, then the rows), drops their
 mean rows, refuses an image that appears twice, and writes
 experiments/results/NAME.md|csv: every row with a `source` column (the table it came from and
-that table's commit) and a `machine` column (the first field of that table's machine line, its
-CPU where the table names it: fit times and float fits differ between CPUs), then the mean over all rows (`diffcode.evaluate.with_mean`). Columns are
+that table's commit) and a `machine` column (the CPU that table's machine line names, "?" for
+older tables whose line starts with the architecture: fit times and float fits differ between
+CPUs); rows of an already merged table keep theirs. Then the mean over all rows (`diffcode.evaluate.with_mean`). Columns are
 the union of the tables' (a column one table lacks stays blank there and gets no mean). Values are
 copied, never recomputed; `--rename old=new` only files an older table's column under the name
 later tables give it (the weights variant's tables before its error table had its own columns
@@ -43,6 +44,13 @@ def _value(text: str):
     return text if text != "" else None
 
 
+def _cpu(machine: str) -> str:
+    """The CPU named at the start of a table's machine line, or "?" where an older line starts with
+    the architecture instead (for example "x86_64, 2 CPUs, ...")."""
+    first = machine.split(",")[0].strip()
+    return "?" if first in ("", "x86_64", "aarch64", "arm64", "AMD64", "i386", "ppc64le", "s390x") else first
+
+
 def read_table(path: Path, rename: dict[str, str] | None = None) -> tuple[dict[str, str], list[str], list[dict]]:
     """(provenance, columns, rows without the mean row) of an evaluate CSV table; `rename` maps
     old column names to new ones (a table holding both names is refused)."""
@@ -74,10 +82,13 @@ def main(argv: list[str] | None = None) -> None:
         if columns is not None and set(cols) != set(columns):
             print(f"note: {path.name} lacks {sorted(set(columns) - set(cols))} and adds {sorted(set(cols) - set(columns))};"
                   " those cells stay blank and get no mean")
+        cols = [c for c in cols if c not in ("source", "machine")]
         columns = cols if columns is None else columns + [c for c in cols if c not in columns]
         for row in part:
-            row["source"] = f"{path.stem} @ {provenance.get('commit', '?')}"
-            row["machine"] = provenance.get("machine", "?").split(",")[0]
+            if not row.get("source"):  # the rows of an already merged table keep theirs
+                row["source"] = f"{path.stem} @ {provenance.get('commit', '?')}"
+            if not row.get("machine"):
+                row["machine"] = _cpu(provenance.get("machine", ""))
         rows += part
     images = [r["image"] for r in rows]
     if len(set(images)) != len(images):

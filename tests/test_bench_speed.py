@@ -58,11 +58,22 @@ def test_merge_tables_keeps_rows_and_recomputes_only_the_mean(tmp_path):
     b = [{"image": "kodim03", "bpsp": 6.0, "bit_exact": True, "n_weights": 7}]
     report.write_table(with_mean(a), tmp_path / "a", "evaluate a", ["image", "bpsp", "bit_exact"])
     report.write_table(with_mean(b), tmp_path / "b", "evaluate b", ["image", "bpsp", "bit_exact", "n_weights"])
+    for name, machine in (("a", "AMD EPYC (avx2), x86_64, 2 CPUs"), ("b", "x86_64, 2 CPUs")):  # b: an older line
+        path = tmp_path / f"{name}.csv"
+        path.write_text("".join(f"# machine: {machine}\n" if line.startswith("# machine:") else line + "\n"
+                                for line in path.read_text().splitlines()))
     merge_tables.main(["--name", "ab", "--out-dir", str(tmp_path), str(tmp_path / "a.csv"), str(tmp_path / "b.csv")])
     _, columns, rows = merge_tables.read_table(tmp_path / "ab.csv")
     assert columns[:3] == ["image", "source", "machine"] and [r["image"] for r in rows] == ["kodim01", "kodim02", "kodim03"]
-    cpu = report.provenance("x")["machine"].split(",")[0]  # each row names the CPU its table was made on
-    assert [r["machine"] for r in rows] == [cpu] * 3 and rows[2]["source"].startswith("b @ ")
+    assert [r["machine"] for r in rows] == ["AMD EPYC (avx2)", "AMD EPYC (avx2)", "?"]  # each row's own table's CPU
+    assert rows[2]["source"].startswith("b @ ")
+    # merging a merged table keeps its rows' sources and CPUs (not the merge's own provenance)
+    report.write_table(with_mean([{"image": "kodim04", "bpsp": 1.0, "bit_exact": True}]), tmp_path / "c", "evaluate c",
+                       ["image", "bpsp", "bit_exact"])
+    merge_tables.main(["--name", "abc", "--out-dir", str(tmp_path), str(tmp_path / "ab.csv"), str(tmp_path / "c.csv")])
+    _, columns, again = merge_tables.read_table(tmp_path / "abc.csv")
+    assert columns.count("source") == 1 and columns.count("machine") == 1
+    assert [(r["source"], r["machine"]) for r in again[:3]] == [(r["source"], r["machine"]) for r in rows]
     mean = [r for r in csv.DictReader(line for line in (tmp_path / "ab.csv").read_text().splitlines()
                                       if not line.startswith("#")) if r["image"] == "mean"][0]
     assert float(mean["bpsp"]) == 4.0 and mean["bit_exact"] == "True" and mean["n_weights"] == ""

@@ -40,6 +40,9 @@ def test_compiled_levels_and_grid_match_their_formulas():
     u = rng.integers(0, 1 << 32, 5000, dtype=np.uint64)
     expected = (u + (k << np.uint64(32)) // n) & np.uint64(0xFFFFFFFF)
     assert np.array_equal(dither.grid_values(u, k, n), expected)
+    assert np.array_equal(dither.grid_values(u[:1], k[:1].reshape(1, 1), n[:1]), expected[:1].reshape(1, 1))
+    with pytest.raises(ValueError):  # lengths that do not broadcast are an error, never a read past the end
+        dither.grid_values(u, k[:3], n[:3])
 
 
 def test_levels_are_the_rounded_inverse_widths():

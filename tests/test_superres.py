@@ -116,6 +116,9 @@ def test_compiled_cos_sin_is_the_nearest_table_angle():
     j = ((v.astype(np.int64) + (1 << 17)) >> 18) % n
     cos, sin = cos_sin_fixed(v.reshape(5, -1))
     assert np.array_equal(cos.ravel(), table[j]) and np.array_equal(sin.ravel(), table[(j - n // 4) % n])
+    assert cos_sin_fixed(np.uint32(1 << 30)) == (0, 4096)  # a 0-d angle
+    with pytest.raises(ValueError):
+        fixedpoint.cos_sin_stack(np.uint32(0))
     stack = fixedpoint.cos_sin_stack(v.reshape(5, 1, -1))
     assert stack.dtype == np.float64 and stack.shape == (10, 1, len(v) // 5)
     assert np.array_equal(stack, np.concatenate([cos, sin]).reshape(10, 1, -1))
@@ -228,3 +231,6 @@ def test_float_upsample2_is_the_nearest_neighbour_copy(channels_last):
             assert torch.allclose(a.grad, b.grad, rtol=1e-12, atol=1e-12)
     assert torch.equal(upsample2(torch.arange(4.0).reshape(1, 2, 2), (1, 1)),
                        torch.tensor([[[0.0, 0, 1], [0, 0, 1], [2, 2, 3]]]))  # (C, H, W) input too
+    assert torch.equal(upsample2(torch.arange(4).reshape(1, 1, 2, 2), (0, 0)),  # integers keep repeat_interleave
+                       torch.tensor([[[[0, 0, 1, 1], [0, 0, 1, 1], [2, 2, 3, 3], [2, 2, 3, 3]]]]))
+    assert upsample2(torch.zeros(1, 2, 0, 3), (0, 1)).shape == (1, 2, 0, 5)

@@ -78,7 +78,9 @@ def offsets(n_items: int, seed: int, stage: int) -> np.ndarray:
 
 def grid_values(u: np.ndarray, k: np.ndarray, n: np.ndarray) -> np.ndarray:
     """uint64 grid points (u + floor(k * 2**32 / n)) mod 2**32."""
-    return _grid_values(u.astype(np.uint64), k.astype(np.uint64), n.astype(np.uint64))
+    u, k, n = np.broadcast_arrays(u, k, n)  # shapes that do not broadcast raise, as in numpy
+    out = _grid_values(u.astype(np.uint64).ravel(), k.astype(np.uint64).ravel(), n.astype(np.uint64).ravel())
+    return out.reshape(u.shape)
 
 
 @numba.njit(cache=True)

@@ -301,3 +301,21 @@ def test_inward_clamp_gradients_unfreeze_a_fit_whose_outputs_left_the_range(mlp)
     frozen = errors[False][-6:]  # frozen from step 6 of 16 on
     assert max(frozen) - min(frozen) < 1e-3  # no gradient left: the same bits step after step
     assert errors[True][-1] < frozen[-1] - 1.0
+
+
+
+def test_inward_steps_limit_the_inward_gradients_to_the_first_steps(mlp, monkeypatch):
+    """Preset.inward_steps: the error table gets inward clamp gradients on its first steps only."""
+    from dataclasses import replace
+
+    from diffcode.families.weights import fit as wf
+
+    flags, error_table_nats = [], wm.error_table_nats
+    monkeypatch.setattr(wm, "error_table_nats",
+                        lambda target, out, inward=False: flags.append(inward) or error_table_nats(target, out, inward))
+    for steps, expected in ((2, [True, True, False, False, False, False]), (0, [True] * 6)):
+        flags.clear()
+        p = replace(wv.PRESETS["tiny"], center_steps=3, width_steps=2, final_steps=1, inward_clamps=True,
+                    inward_steps=steps)
+        wf.fit_tensors(_image(16, 16), wm.TableMLP(wm.mlp_of(mlp)), p, seed=0)
+        assert flags == expected

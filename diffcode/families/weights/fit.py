@@ -117,11 +117,12 @@ def fit_tensors(image: np.ndarray, mlp: wm.MLP, p: wv.Preset, seed: int = 0, pro
         drawn = random_window(h, w, p.window, g) if phase < 3 else None
         window, weight = drawn if drawn is not None else (None, 1.0)
         out = wm.float_pass(wm.float_values(mlp, pos, specs), p, h, w, window)
+        inward = p.inward_clamps and (p.inward_steps <= 0 or step < p.inward_steps)
         if window is None:
-            err = wm.error_table_nats(target, out, p.inward_clamps)
+            err = wm.error_table_nats(target, out, inward)
         else:
             top, left, rows, cols = window
-            err = wm.error_table_nats(target[..., top:top + rows, left:left + cols], out, p.inward_clamps) * weight
+            err = wm.error_table_nats(target[..., top:top + rows, left:left + cols], out, inward) * weight
         enc = entropy_w.sum()
         loss = (err + (enc if phase > 1 else 0.0)) * per_bit
         opt.zero_grad(set_to_none=True)

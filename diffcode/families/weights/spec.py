@@ -92,6 +92,9 @@ class Preset:
     # lets it pull them back into the range; False is torch.clamp's 0, with which a fit whose outputs
     # all left the range within its first few steps stays frozen there
     inward_clamps: bool = False
+    # with inward_clamps, only steps 0 .. inward_steps - 1 use them, then torch.clamp's gradient
+    # (0: every step). Not in the file: the fit's gradient only.
+    inward_steps: int = 0
 
     @property
     def steps(self) -> int:

@@ -301,8 +301,7 @@ def cos_sin_fixed(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         (cos, sin) int64 arrays of the same shape, from the nearest of 2^14 table angles.
     """
     values = np.asarray(values)
-    flat = np.empty((2, values.size), np.int64)
-    _cos_sin_into(values.astype(np.uint32).reshape(-1), cos_table(), flat[0], flat[1])
+    flat = _cos_sin_flat(values, np.int64)
     return flat[0].reshape(values.shape), flat[1].reshape(values.shape)
 
 
@@ -311,9 +310,14 @@ def cos_sin_stack(values: np.ndarray) -> np.ndarray:
     values = np.asarray(values)
     if values.ndim == 0:
         raise ValueError("cos_sin_stack needs angles of shape (C, ...)")
-    flat = np.empty((2, values.size))
+    return _cos_sin_flat(values, np.float64).reshape((2 * values.shape[0],) + values.shape[1:])
+
+
+def _cos_sin_flat(values: np.ndarray, dtype) -> np.ndarray:
+    """(2, values.size) of `dtype`: the cos, then the sin, of the flattened angles."""
+    flat = np.empty((2, values.size), dtype)
     _cos_sin_into(values.astype(np.uint32).reshape(-1), cos_table(), flat[0], flat[1])
-    return flat.reshape((2 * values.shape[0],) + values.shape[1:])
+    return flat
 
 
 @numba.njit(cache=True, nogil=True)

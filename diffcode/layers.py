@@ -73,7 +73,8 @@ def upsample2(x: torch.Tensor, crop_hw: tuple[int, int]) -> torch.Tensor:
 
     Batches (N, C, H, W) go through F.interpolate, whose backward is a dedicated kernel and which
     keeps the channels-last layout: a weights-variant stage at 768x512 took 0.15 s forward and
-    backward against 0.32 s with repeat_interleave, whose backward sums an expanded view (one thread).
+    backward against 0.32 s with repeat_interleave, whose backward sums an expanded view (one
+    thread, best of 4, a throwaway timing while two fits shared the machine).
     The values are the same copies either way. The gradients sum the same four terms in another
     order and precision (in bfloat16 about 30 % of them differ by 1-2 ulp, slightly closer to a
     float64 reference); other inputs (integers, empty images) keep repeat_interleave."""

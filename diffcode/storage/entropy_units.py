@@ -36,6 +36,7 @@ FULL_CIRCLE = 1 << 32  # arc length of an encoding of entropy 0
 
 _THRESHOLD_FRAC_BITS = 32
 _CH_LIMIT = 64  # |ch| beyond this is clamped before the table lookup (e is 0 or MAX_UNITS there)
+_TABLE_FRAC_BITS = 14  # entropy_units_from_fixed's lookup tables: at most 2 * 64 * 2^14 + 1 entries (4 MB)
 THRESHOLDS_SHA256 = "c4774596094e8a6cf06deb8e56629fbacef23f06032eddaab028759988f568e4"
 ARC_TABLE_SHA256 = "5d1791013abd19c7e1288703db7edd63816bd8d5cc1d3f4a8b0c5b6ec9d0c246"
 
@@ -124,9 +125,6 @@ def entropy_units_from_fixed(ch_fx: np.ndarray, frac_bits: int) -> np.ndarray:
     if frac_bits <= _TABLE_FRAC_BITS:  # every clipped value looked up once in advance
         return _units_of_fixed(frac_bits)[clipped + limit].astype(np.int64)
     return np.searchsorted(thresholds(), clipped << (_THRESHOLD_FRAC_BITS - frac_bits), side="right").astype(np.int64)
-
-
-_TABLE_FRAC_BITS = 14  # tables of at most 2 * 64 * 2^14 + 1 entries (4 MB)
 
 
 @functools.lru_cache(maxsize=2)

@@ -68,7 +68,8 @@ from PIL import Image, features
 
 from diffcode import report
 from diffcode.errors import DiffcodeError
-from diffcode.image import read_image, validate_array, write_bytes_atomic
+from diffcode.image import read_image, validate_array
+from diffcode.outputs import write_bytes_atomic
 
 PATCH_HEIGHT = 32
 PATCH_WIDTH = 64

@@ -88,7 +88,7 @@ def plan(sources: list[Path], suffix: str, out: Path | None = None, out_dir: Pat
     """One task per source: target `out` (one source only), else SOURCE_STEM + suffix in `out_dir`
     or next to the source. Every target is checked before any work (distinct, folder writable,
     not existing unless `overwrite`)."""
-    from .image import check_output
+    from .outputs import check_output
 
     if out is not None and len(sources) != 1:
         raise UsageError(f"-o names one output, but {len(sources)} inputs are given; use --out-dir")
@@ -99,7 +99,7 @@ def plan(sources: list[Path], suffix: str, out: Path | None = None, out_dir: Pat
             raise UsageError(f"{seen[target]} and {source} would both be written to {target}; use separate folders")
         seen[target] = source
     for target in targets:
-        check_output(target, overwrite)
+        check_output(target, overwrite, inputs=sources)
     return [Task(str(s), str(t), overwrite=overwrite, **task_fields) for s, t in zip(sources, targets)]
 
 
@@ -186,11 +186,11 @@ def _read_source(task: Task) -> bytes | Outcome:
 def _finish(task: Task, outcome: Outcome, data: bytes) -> Outcome:
     """Write a successful file's output (atomically: a failure leaves nothing); only the process that
     runs the batch writes, so a worker that dies leaves no file behind."""
-    from .image import write_bytes_atomic
+    from .outputs import write_bytes_atomic
 
     if outcome.ok:
         try:
-            write_bytes_atomic(task.target, data, overwrite=task.overwrite)
+            write_bytes_atomic(task.target, data, overwrite=task.overwrite, inputs=[task.source])
         except DiffcodeError as exc:
             return replace(outcome, ok=False, error=str(exc))
     return outcome

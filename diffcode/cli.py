@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from enum import Enum
@@ -189,10 +190,11 @@ def fit(
 ):
     """Fit the encodings of one image (the encoder) and write a fit file for `store`."""
     from diffcode import api, fitfile
-    from diffcode.image import check_output, read_image_mode
+    from diffcode.image import read_image_mode
+    from diffcode.outputs import check_output
 
     def go():
-        target = check_output(out or image.with_suffix(f".{variant.value}.fit"), overwrite)
+        target = check_output(out or image.with_suffix(f".{variant.value}.fit"), overwrite, inputs=[image])
         array, color = read_image_mode(image)
         result = api.fit(array, variant=variant.value, model=_model(variant, checkpoint), color=color, preset=preset,
                          steps=steps, seed=seed, storage=_storage(variant, storage), device=_device(device),
@@ -220,7 +222,7 @@ def store(
 ):
     """Store fit files as compressed .dfc files; report theoretical entropy vs real size."""
     from diffcode import api, fitfile
-    from diffcode.image import check_output, write_bytes_atomic
+    from diffcode.outputs import check_output, write_bytes_atomic
 
     def go():
         paths = fits or sorted(Path(".").glob("*.fit"))
@@ -232,7 +234,7 @@ def store(
             twice = sorted({str(t) for t in targets if targets.count(t) > 1})
             raise DiffcodeError(f"two fit files would be stored to the same file ({', '.join(twice)}); rename one")
         for target in targets:  # every output, before any work
-            check_output(target, overwrite)
+            check_output(target, overwrite, inputs=paths)
         models = {}
         for path, target in zip(paths, targets):
             result, _ = fitfile.load(path)
@@ -242,31 +244,33 @@ def store(
             data, report = api.store(result, model=model, storage=storage.value if storage else None,
                                      budget_nats=budget, device=_device(device),
                                      progress=_stage_bar(f"store {path.name}"))
-            write_bytes_atomic(target, data, overwrite=overwrite)
+            write_bytes_atomic(target, data, overwrite=overwrite, inputs=paths)
             _print_report(str(target), report, json_out)
 
     _run(go)
 
 
-def _print_report(name: str, report, json_out: bool) -> None:
-    """A size report (diffcode.codec.SizeReport): theoretical and real bytes of every section kind."""
+def _print_report(name: str, report, json_out: bool, err: bool = False) -> None:
+    """A size report (diffcode.codec.SizeReport): theoretical and real bytes of every section kind (on
+    standard error with `err`: the file itself went to a device or pipe, perhaps standard output)."""
+    echo = functools.partial(typer.echo, err=err)
     d = {"file": name, **report.as_dict()}
     if json_out:
-        typer.echo(json.dumps(d))
+        echo(json.dumps(d))
         return
     sub = 3 * d["height"] * d["width"]
     row = lambda label, b: f"  {label:<18} {b:>12,.0f} B  {8 * b / sub:7.4f} bpsp"  # noqa: E731
     kinds = report.by_kind()
-    typer.echo(f"{name}: {d['width']}x{d['height']} {d['variant']} / {d['storage']}")
-    typer.echo("  theoretical:")
+    echo(f"{name}: {d['width']}x{d['height']} {d['variant']} / {d['storage']}")
+    echo("  theoretical:")
     for kind, (_, theoretical) in kinds.items():
-        typer.echo(row(kind.replace("_", " "), theoretical))
-    typer.echo(row("total", d["theoretical_bytes"]))
-    typer.echo("  real file:")
+        echo(row(kind.replace("_", " "), theoretical))
+    echo(row("total", d["theoretical_bytes"]))
+    echo("  real file:")
     for kind, (real, _) in kinds.items():
-        typer.echo(row(kind.replace("_", " "), real))
-    typer.echo(row("header", d["header_bytes"]))
-    typer.echo(row("file", d["file_bytes"]) + f"   overhead {d['overhead_percent']:+.2f} %")
+        echo(row(kind.replace("_", " "), real))
+    echo(row("header", d["header_bytes"]))
+    echo(row("file", d["file_bytes"]) + f"   overhead {d['overhead_percent']:+.2f} %")
 
 
 @app.command()
@@ -285,13 +289,14 @@ def decode(
 ):
     """Restore the images of .dfc files, pixel for pixel (several files: a summary table at the end)."""
     from diffcode import batch, codec
-    from diffcode.image import check_output, encode_image, output_format, write_image
+    from diffcode.image import encode_image, output_format, write_image
+    from diffcode.outputs import check_output, is_stream
 
     def one(file: Path, out: Path):
         to_stdout = str(out) == "-"
         if not to_stdout:
             output_format(out)
-            check_output(out, overwrite)
+            check_output(out, overwrite, inputs=[file])
         data = _read(file)
         image, color = _named(file, lambda: codec.load_image(data, _file_model(data, checkpoint, file),
                                                              device=_device(device)))
@@ -301,7 +306,7 @@ def decode(
         else:
             write_image(out, image, color, overwrite=overwrite)
         typer.echo(f"{'standard output' if to_stdout else out}: {image.shape[1]}x{image.shape[0]} {color.mode}, "
-                   "pixels verified against the file's checksum", err=to_stdout)
+                   "pixels verified against the file's checksum", err=to_stdout or is_stream(out))
 
     def go():
         sources = batch.expand_inputs(files, batch.DFC_SUFFIXES)
@@ -417,18 +422,19 @@ def compress(
 ):
     """Fit and store in one go (several images: a summary table at the end)."""
     from diffcode import api, batch
-    from diffcode.image import check_output, read_image_mode, write_bytes_atomic
+    from diffcode.image import read_image_mode
+    from diffcode.outputs import check_output, is_stream, write_bytes_atomic
 
     def one(image: Path, out: Path):
-        check_output(out, overwrite)
+        check_output(out, overwrite, inputs=[image])
         array, color = read_image_mode(image)
         model = _model(variant, checkpoint)
         result = api.fit(array, variant=variant.value, model=model, color=color, preset=preset, steps=steps, seed=seed,
                          storage=_storage(variant, storage), device=_device(device),
                          progress=_progress(_family(variant).fit_steps(preset, steps), image.name))
         data, report = api.store(result, model=model, device=_device(device), progress=_stage_bar(f"store {image.name}"))
-        write_bytes_atomic(out, data, overwrite=overwrite)
-        _print_report(str(out), report, json_out)
+        write_bytes_atomic(out, data, overwrite=overwrite, inputs=[image])
+        _print_report(str(out), report, json_out, err=is_stream(out))
 
     def go():
         family = _family(variant)
@@ -564,7 +570,7 @@ def train(
     """Train the variant's shared model (the per-pixel decoder: on the Kodak training split, selecting by
     validation bpsp)."""
 
-    from diffcode.image import check_output
+    from diffcode.outputs import check_output
 
     def go():
         check_output(out, overwrite)

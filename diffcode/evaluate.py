@@ -133,7 +133,7 @@ def run_job(job: Job, progress: Callable[[int, float], None] | None = None) -> d
     import torch
 
     from . import api, codec, fitfile, fixedpoint, report
-    from .image import write_bytes_atomic
+    from .outputs import write_bytes_atomic
 
     torch.set_num_threads(job.threads)
     fixedpoint.set_threads(job.threads)

@@ -19,7 +19,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from diffcode.image import write_bytes_atomic
+from diffcode.outputs import write_bytes_atomic
 
 DPI = 100
 PANEL_INCHES = 3.2

@@ -21,7 +21,8 @@ import numpy as np
 
 from .errors import DiffcodeError, ImageError
 from .families import Fit
-from .image import ColorMode, validate_array, write_bytes_atomic
+from .image import ColorMode, validate_array
+from .outputs import write_bytes_atomic
 
 FIT_FILE_VERSION = 2  # 2: meta names the model `model_hash` and the fit's `preset` (issue 11's protocol)
 READABLE_VERSIONS = (1, 2)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +24,8 @@ from PIL import Image, UnidentifiedImageError
 
 from dataclasses import dataclass
 
-from diffcode.errors import DiffcodeError, ImageError, OutputExistsError
+from diffcode.errors import ImageError
+from diffcode.outputs import is_stream, write_bytes_atomic
 
 MAX_SIDE = 65535
 """Largest height or width diffcode accepts (stored as 16-bit fields)."""
@@ -80,9 +81,18 @@ def read_image_data(data: bytes, name: str) -> tuple[np.ndarray, ColorMode]:
     return _read(io.BytesIO(data), Path(name))
 
 
+def _open(source) -> Image.Image:
+    """Image.open without Pillow's DecompressionBombWarning on stderr: diffcode's own checks
+    (MAX_SIDE, the memory model) decide what is too large; Pillow's DecompressionBombError, for
+    images over twice its limit, is still raised."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        return Image.open(source)
+
+
 def _read(source, path: Path) -> tuple[np.ndarray, ColorMode]:
     try:
-        with Image.open(source) as im:
+        with _open(source) as im:
             array, color = _decode_rgb8(im, path)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as e:
         raise ImageError(f"{path}: not an image Pillow can read ({e})") from e
@@ -124,9 +134,11 @@ OUTPUT_FORMATS = {".png": "PNG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF",
 
 
 def output_format(path: PathLike) -> str:
-    """The format to write `path` in, from its suffix; ImageError for lossy or unknown suffixes
-    (a `x.jpg` once received PNG bytes)."""
+    """The format to write `path` in, from its suffix (PNG for a character device or FIFO without
+    one); ImageError for lossy or unknown suffixes (a `x.jpg` once received PNG bytes)."""
     suffix = Path(path).suffix.lower()
+    if suffix not in OUTPUT_FORMATS and is_stream(path):
+        return "PNG"  # /dev/null, /dev/stdout, a named pipe: PNG, as for '-'
     if suffix not in OUTPUT_FORMATS:
         known = ", ".join(sorted(OUTPUT_FORMATS))
         raise ImageError(f"{path}: cannot write {suffix or 'a file without a suffix'} exactly; name the output "
@@ -143,7 +155,7 @@ def encode_image(array: np.ndarray, color: ColorMode = ColorMode(), format: str 
         image.save(buffer, format=format)
     except (OSError, ValueError) as e:
         raise ImageError(f"cannot write a mode {color.mode} image as {format} ({e}); use .png") from e
-    with Image.open(io.BytesIO(buffer.getvalue())) as back:
+    with _open(io.BytesIO(buffer.getvalue())) as back:
         if back.mode != image.mode or not np.array_equal(np.asarray(back), np.asarray(image)) or (
                 color.mode == "P" and back.getpalette() != image.getpalette()):
             raise ImageError(f"{format} does not hold this mode {color.mode} image exactly; use .png")
@@ -307,78 +319,6 @@ def write_png(path: PathLike, array: np.ndarray, overwrite: bool = False) -> Non
         DiffcodeError: the file could not be written (nothing is left behind).
     """
     write_bytes_atomic(path, encode_png(array), overwrite=overwrite)
-
-
-def check_output(path: PathLike, overwrite: bool = False) -> Path:
-    """Refuse, before any work, an output that cannot be written; returns `path` as a Path.
-
-    Checks that `path` does not exist (unless `overwrite`), is not a folder, and that its folder
-    exists and accepts a new file (a probe file is created and removed: this also catches
-    read-only file systems and ACLs, which permission bits do not show). Messages name `path`.
-
-    Raises:
-        OutputExistsError: `path` exists and `overwrite` is False.
-        DiffcodeError: `path` is a folder, or its folder is missing or not writable.
-    """
-    path = Path(path)
-    if path.is_dir():
-        raise DiffcodeError(f"{path}: is a folder; give a file name")
-    if path.exists() and not overwrite:
-        raise OutputExistsError(f"{path}: already exists; pass overwrite (--force) to replace it")
-    if not path.parent.is_dir():
-        raise DiffcodeError(f"{path}: cannot write, folder {path.parent} does not exist")
-    try:
-        fd, probe = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as e:
-        raise DiffcodeError(f"{path}: cannot write to folder {path.parent} ({e.strerror})") from e
-    os.close(fd)
-    os.unlink(probe)
-    return path
-
-
-def _new_file_mode(path: Path) -> int:
-    """The mode `path` gets: an existing file's mode, else 0o666 minus the umask (as open() gives)."""
-    try:
-        return path.stat().st_mode & 0o7777
-    except OSError:
-        umask = os.umask(0o022)  # the only portable way to read the umask is to set it
-        os.umask(umask)
-        return 0o666 & ~umask
-
-
-def write_bytes_atomic(path: PathLike, data: bytes, overwrite: bool = False) -> None:
-    """Write `data` to `path` via a temporary file and a rename.
-
-    Readers see either the old file or the complete new one, never a partial
-    file; on any error the temporary file is removed. A new file gets the mode
-    open() would give it (0o666 minus the umask), a replaced file keeps its mode.
-
-    Raises:
-        OutputExistsError: `path` exists and `overwrite` is False.
-        DiffcodeError: the directory is missing or the write failed (the message names `path`).
-    """
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise OutputExistsError(f"{path}: already exists; pass overwrite (--force) to replace it")
-    if not path.parent.is_dir():
-        raise DiffcodeError(f"{path}: cannot write, directory {path.parent} does not exist")
-    mode = _new_file_mode(path)
-    try:
-        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as e:
-        raise DiffcodeError(f"{path}: cannot write to folder {path.parent} ({e.strerror})") from e
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp_name, path)
-    except BaseException as e:
-        Path(tmp_name).unlink(missing_ok=True)
-        if isinstance(e, OSError):
-            raise DiffcodeError(f"{path}: write failed ({e.strerror or e})") from e
-        raise
 
 
 def pixel_sha256(array: np.ndarray) -> str:

@@ -25,7 +25,8 @@ import numpy as np
 from PIL import Image, features
 
 from diffcode.errors import DiffcodeError
-from diffcode.image import encode_png, validate_array, write_bytes_atomic
+from diffcode.image import encode_png, validate_array
+from diffcode.outputs import write_bytes_atomic
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

@@ -158,3 +158,19 @@ def test_write_leaves_nothing_on_error(tmp_path):
 def test_pixel_sha256_is_hash_of_row_major_bytes(rgb):
     assert pixel_sha256(rgb) == hashlib.sha256(rgb.tobytes()).hexdigest()
     assert pixel_sha256(np.asfortranarray(rgb)) == pixel_sha256(rgb)
+
+
+def test_pillow_bomb_warning_is_not_printed(monkeypatch):
+    """diffcode's own limits decide what is too large; Pillow's two-line warning stays off stderr."""
+    import io
+    import warnings
+
+    from PIL import Image
+
+    from diffcode.image import encode_image, read_image_data
+
+    array = np.zeros((40, 40, 3), np.uint8)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 1,600 pixels: over the limit, under twice it
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a warning fails the test
+        assert np.array_equal(read_image_data(encode_image(array), "x.png")[0], array)

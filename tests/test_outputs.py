@@ -1,6 +1,6 @@
 """Outputs: no writer replaces an existing file unless told to, and an interrupted write leaves nothing.
 
-Writers: diffcode.image.write_bytes_atomic and write_png, diffcode.fitfile.save, and the CLI
+Writers: diffcode.outputs.write_bytes_atomic, diffcode.image.write_png, diffcode.fitfile.save, and the CLI
 commands fit, store, decode and compress. For each:
 
 - an existing output is refused without the overwrite flag, and left byte for byte (and mtime)
@@ -29,7 +29,8 @@ import cli
 from diffcode import codec, fitfile
 from diffcode.errors import DiffcodeError, OutputExistsError
 from diffcode.families.per_pixel.fit import FitConfig, fit_image
-from diffcode.image import read_image, write_bytes_atomic, write_png
+from diffcode.image import read_image, write_png
+from diffcode.outputs import write_bytes_atomic
 from tests.conftest import per_pixel_unless_named
 
 IMAGE = np.random.default_rng(3).integers(0, 256, (6, 8, 3), dtype=np.uint8)
@@ -150,7 +151,7 @@ def test_missing_folder_is_a_clear_error(tmp_path):
 
 def test_killed_writer_leaves_only_a_hidden_tmp_file(tmp_path):
     """A process that dies before the rename cannot clean up; what it leaves must not pass for output."""
-    script = ("import os, sys; from diffcode.image import write_bytes_atomic; "
+    script = ("import os, sys; from diffcode.outputs import write_bytes_atomic; "
               "os.replace = lambda *a: os._exit(9); "
               "write_bytes_atomic(sys.argv[1], b'partial fit file', overwrite=False)")
     target = tmp_path / "img.per-pixel.fit"
@@ -356,3 +357,129 @@ def test_command_outputs_follow_the_umask(workdir):
         os.umask(old)
     assert code == 0, out
     assert (workdir / "out.png").stat().st_mode & 0o777 == 0o644
+
+
+# ----------------------------------------------------------------------------- devices, pipes, links, inputs
+# What is at the output path decides how it is written (diffcode/outputs.py, README "Outputs").
+
+SPECIAL = {"compress": ["compress", "img.png", "--steps", "2"], "decode": ["decode", "img.dfc"]}
+
+
+def special(command: str, out: str, *flags: str) -> tuple[int, str]:
+    return invoke([*SPECIAL[command], "-o", out, *flags])
+
+
+@pytest.mark.parametrize("flags", [(), ("--force",)])
+@pytest.mark.parametrize("command", list(SPECIAL))
+def test_dev_null_is_written_in_place(workdir, monkeypatch, command, flags):
+    real_replace = os.replace
+
+    def guarded(src, dst, *args, **kwargs):  # a regression fails this test instead of replacing the device
+        if os.path.realpath(dst) == os.devnull:
+            raise OSError(errno.EPERM, "the test refuses a rename over /dev/null")
+        return real_replace(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", guarded)
+    code, out = special(command, os.devnull, *flags)
+    assert code == 0, out
+    assert Path(os.devnull).is_char_device()  # still the device, not a regular file renamed over it
+
+
+@pytest.mark.parametrize("command", list(SPECIAL))
+def test_fifo_is_written_in_place(workdir, command, checkpoint):
+    import threading
+
+    fifo = workdir / "pipe.out"
+    os.mkfifo(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
+    reader.start()
+    code, out = special(command, str(fifo))
+    reader.join(timeout=60)
+    assert code == 0, out
+    assert fifo.is_fifo() and got and len(got[0]) > 0
+    if command == "compress":
+        assert np.array_equal(codec.load_image(got[0], checkpoint)[0], IMAGE)  # the reader got the whole file
+    else:
+        assert np.array_equal(read_image_from_bytes(got[0]), IMAGE)
+
+
+def read_image_from_bytes(data: bytes) -> np.ndarray:
+    from diffcode.image import read_image_data
+
+    return read_image_data(data, "pipe")[0]
+
+
+@pytest.mark.parametrize("command", list(SPECIAL))
+def test_symlink_output_writes_its_target(workdir, command):
+    name = "target.dfc" if command == "compress" else "target.png"
+    target, link = workdir / name, workdir / f"link{Path(name).suffix}"
+    target.write_bytes(OLD)
+    link.symlink_to(name)
+    code, out = special(command, link.name)
+    assert code == 1 and "exists" in out and target.read_bytes() == OLD  # a file behind a link needs --force
+    code, out = special(command, link.name, "--force")
+    assert code == 0, out
+    assert link.is_symlink() and os.readlink(link) == name  # the link stays a link ...
+    assert target.read_bytes() != OLD  # ... and its target holds the output
+    assert listing(workdir) >= {name, link.name} and not [p for p in listing(workdir) if p.endswith(".tmp")]
+
+
+def test_dangling_symlink_output_creates_its_target(workdir):
+    link = workdir / "link.dfc"
+    link.symlink_to("made.dfc")
+    code, out = special("compress", link.name)
+    assert code == 0, out
+    assert link.is_symlink() and (workdir / "made.dfc").stat().st_size > 0
+
+
+@pytest.mark.parametrize("spelling", ["same", "dot", "absolute", "hardlink", "symlink"])
+@pytest.mark.parametrize("flags", [(), ("--force",)])
+def test_the_input_is_never_the_output(workdir, spelling, flags):
+    source = workdir / "img.png"
+    out = {"same": "img.png", "dot": "./img.png", "absolute": str(source)}.get(spelling)
+    if spelling == "hardlink":
+        os.link(source, workdir / "hard.png")
+        out = "hard.png"
+    if spelling == "symlink":
+        (workdir / "soft.png").symlink_to("img.png")
+        out = "soft.png"
+    before = everything(workdir)
+    code, text = special("compress", out, *flags)
+    assert code == 1 and "is the input" in text and len(text.strip().splitlines()) == 1, text
+    assert everything(workdir) == before
+
+
+def test_batch_output_that_is_an_input_is_refused(workdir):
+    from diffcode import batch
+
+    (workdir / "b.png").write_bytes((workdir / "img.png").read_bytes())
+    os.link(workdir / "b.png", workdir / "outdir" / "img.dfc")  # compress img.png -> outdir/img.dfc is b.png
+    with pytest.raises(DiffcodeError, match="is the input"):
+        batch.plan([workdir / "img.png", workdir / "b.png"], ".dfc", out_dir=workdir / "outdir", overwrite=True)
+
+
+def test_folders_and_sockets_are_refused(tmp_path):
+    import socket
+
+    with pytest.raises(DiffcodeError, match="folder"):
+        write_bytes_atomic(tmp_path, b"x", overwrite=True)
+    sock_path = tmp_path / "s.dfc"
+    with socket.socket(socket.AF_UNIX) as s:
+        s.bind(str(sock_path))
+        with pytest.raises(DiffcodeError, match="socket"):
+            write_bytes_atomic(sock_path, b"x", overwrite=True)
+    assert sock_path.is_socket()
+
+
+def test_a_symlink_loop_is_a_clear_error(tmp_path):
+    (tmp_path / "a.dfc").symlink_to("b.dfc")
+    (tmp_path / "b.dfc").symlink_to("a.dfc")
+    with pytest.raises(DiffcodeError, match="a.dfc: cannot write"):
+        write_bytes_atomic(tmp_path / "a.dfc", b"x", overwrite=True)
+
+
+def test_long_output_names_leave_room_for_the_temporary_file(tmp_path):
+    target = tmp_path / ("n" * 246 + ".dfc")  # 250 bytes: a valid name
+    write_bytes_atomic(target, b"x")
+    assert target.read_bytes() == b"x" and listing(tmp_path) == {target.name}

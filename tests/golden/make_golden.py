@@ -31,7 +31,8 @@ if str(ROOT) not in sys.path:
 import numpy as np  # noqa: E402
 
 from diffcode import api, codec, families, report  # noqa: E402
-from diffcode.image import pixel_sha256, write_bytes_atomic  # noqa: E402
+from diffcode.image import pixel_sha256  # noqa: E402
+from diffcode.outputs import write_bytes_atomic  # noqa: E402
 from diffcode.storage import container  # noqa: E402
 
 SIZES = ((6, 5), (16, 16), (33, 17))

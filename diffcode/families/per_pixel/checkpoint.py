@@ -45,7 +45,7 @@ class Checkpoint:
         """Write the checkpoint atomically (temporary file, then rename); refuses an existing path."""
         import json
 
-        from ...image import write_bytes_atomic
+        from ...outputs import write_bytes_atomic
 
         buf = io.BytesIO()
         np.savez_compressed(buf, __config__=np.frombuffer(self.config.to_json().encode(), np.uint8),

@@ -49,7 +49,7 @@ class Prior:
 
     def save(self, path: str | os.PathLike, overwrite: bool = False) -> None:
         """Write the prior file atomically (never over an existing file unless asked)."""
-        from ...image import write_bytes_atomic
+        from ...outputs import write_bytes_atomic
 
         write_bytes_atomic(path, to_bytes(self.arrays, self.meta), overwrite=overwrite)
 

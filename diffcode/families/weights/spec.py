@@ -212,7 +212,7 @@ class MLPCheckpoint:
 
     def save(self, path: str | Path, overwrite: bool = False) -> None:
         """Write the MLP atomically (temporary file, then rename); refuses an existing path."""
-        from ...image import write_bytes_atomic
+        from ...outputs import write_bytes_atomic
 
         buf = io.BytesIO()
         np.savez_compressed(buf, __meta__=np.frombuffer(json.dumps(self.meta).encode(), np.uint8),

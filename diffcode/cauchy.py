@@ -413,6 +413,19 @@ def table() -> np.ndarray:
     return _load_table()
 
 
+def max_frequency() -> int:
+    """The largest frequency of any symbol in any row of the table (of TOTAL = 2**24).
+
+    Symbol 0 holds the folded lower tail, all mass below 0.5; it is largest with loc at its lowest
+    (LOC_MIN = -1, loc_index -4) and sigma at its smallest (SCALE_MIN = 2**-4.5), where it is
+    1/2 + atan(1.5 / SCALE_MIN) / pi = 0.9906; symbol 255 at LOC_MAX is its mirror image, and an
+    inner symbol gets at most (2 / pi) atan(0.5 / SCALE_MIN) = 0.944. Read from the table (cdf(1)
+    of that row); tests/test_cauchy.py checks it against every row. It bounds what a subpixel costs
+    an rANS stream (`diffcode.storage.rans.min_symbol_bits`).
+    """
+    return 1 + int(table()[0, LOC_STEPS_PER_LEVEL * 1 - 2 - LOC_INDEX_MIN + TABLE_OFFSET])
+
+
 def __getattr__(name: str):
     if name == "TABLE":  # the table as a module attribute, built lazily
         return table()

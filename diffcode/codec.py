@@ -155,11 +155,10 @@ def _decode(data: bytes, model, device: str, replay=None) -> tuple[container.Hea
     """The decode path; `replay`: the encoder's `Encoded.replay` when it checks its own file."""
     header, sections = container.unpack(bytes(data))
     family = families.get(header.variant)
+    sections, color = _split_palette(header, sections)
+    family.check_sizes(header, sections)  # a header that declares more than the file holds is corrupt
     limits.check("decode", header.height, header.width, family.memory, "cpu")  # before any allocation; exact
     # passes run on the CPU whatever the device
-    sections, color = _split_palette(header, sections)
-    if hasattr(family, "check_sizes"):  # before the decoder runs: a crafted header costs nothing
-        family.check_sizes(header, sections)
     model = model if model is not None else family.load_model()
     try:
         decoded = family.decode(header, sections, model, device=device, replay=replay)

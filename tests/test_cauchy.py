@@ -360,3 +360,19 @@ def test_nats_falls_back_to_reference_off_cpu_and_for_other_dtypes():
     assert nats(meta, meta, meta).device.type == "meta"  # the torch ops run where numba cannot
     half = torch.tensor([0.1, -0.2], dtype=torch.float16)
     torch.testing.assert_close(nats(torch.tensor([3, 130]), half, half), nats_reference(torch.tensor([3, 130]), half, half))
+
+
+def test_max_frequency_is_the_largest_of_every_row():
+    """cauchy.max_frequency (what bounds a subpixel's cost: rans.min_symbol_bits) is the largest frequency
+    any symbol has: inner symbols' frequencies are 1 + TABLE[k, c + 4] - TABLE[k, c] (c over every
+    column, a superset of the reachable ones), symbol 0's is 1 + TABLE[k, 1024 - loc_index] and
+    symbol 255's its mirror image; and it is 1/2 + atan(1.5 / SCALE_MIN) / pi of the table's mass."""
+    t = cauchy.table().astype(np.int64)
+    inner = 1 + (t[:, 4:] - t[:, :-4]).max()
+    loc = np.arange(cauchy.LOC_INDEX_MIN, cauchy.LOC_INDEX_MAX + 1)
+    first = 1 + t[:, 4 - 2 - loc + cauchy.TABLE_OFFSET].max()
+    last = (TOTAL - (255 + t[:, 4 * 255 - 2 - loc + cauchy.TABLE_OFFSET])).max()
+    assert inner < first == last == cauchy.max_frequency() == 16_619_667
+    assert cauchy.max_frequency() == round(1 + cauchy.TABLE_MASS * (0.5 + math.atan(1.5 / cauchy.SCALE_MIN) / math.pi))
+    model, params = CauchyModel(), np.array([[cauchy.LOC_INDEX_MIN, 0]])
+    assert model.cdf(params, np.array([1])) - model.cdf(params, np.array([0])) == cauchy.max_frequency()

@@ -65,11 +65,71 @@ def test_decode_refused_before_allocation(monkeypatch, shipped):
 
 @pytest.mark.parametrize("device", ["cpu", "cuda"])
 def test_crafted_huge_header_is_refused_by_size(shipped, device):
-    """A tiny file that declares 65535x65535 pixels: refused from its header, no allocation, also when
-    a GPU is named (the exact pass runs on the CPU whatever the device)."""
+    """A tiny file that declares 65535x65535 pixels: refused from its header and section sizes (the
+    family's check_sizes, before the memory check), no allocation, also when a GPU is named (the
+    exact pass runs on the CPU whatever the device)."""
     data = _with_header((GOLDEN / "per-pixel-dither-v2-6x5.dfc").read_bytes(), height=65535, width=65535)
-    with pytest.raises(ImageError, match="65535x65535 image is too large to decode"):
+    with pytest.raises(CorruptFileError, match="a 65535x65535 image needs at least 2048"):
         codec.load(data, shipped, device=device)
+
+
+@pytest.fixture
+def no_cap_setting(monkeypatch):
+    """No cap set by set_max_memory_gib or $DIFFCODE_MAX_MEMORY, before and after the test."""
+    monkeypatch.delenv(limits.CAP_ENV, raising=False)
+    monkeypatch.setattr(limits, "_cap_gib", None)
+    yield
+    limits.set_max_memory_gib(None)
+
+
+def test_default_cap_refuses_what_the_machine_could_hold(monkeypatch, no_cap_setting):
+    """With 1000 GiB available, the 16 GiB default cap still refuses, and says how to raise it."""
+    monkeypatch.setenv(limits.ENV, "1000")
+    memory = families.get("weights").memory
+    assert limits.memory_cap_gib() == limits.DEFAULT_CAP_GIB == 16
+    limits.check("decode", 3000, 3000, memory)  # 11.9 GiB
+    with pytest.raises(ImageError, match=r"^a 4000x4000 image is too large to decode here: it needs about 20.8 GiB, "
+                       r"above the memory cap of 16 GiB .*raise the cap with --max-memory GIB \(or "
+                       r"DIFFCODE_MAX_MEMORY\)") as error:
+        limits.check("decode", 4000, 4000, memory)
+    assert "\n" not in str(error.value)
+    limits.check("decode", 4000, 4000, memory, max_memory_gib=24)  # the argument raises it for one call
+
+
+def test_cap_from_the_environment_the_setting_and_the_argument(monkeypatch, no_cap_setting):
+    monkeypatch.setenv(limits.ENV, "1000")
+    memory = families.get("pyramid").memory
+    monkeypatch.setenv(limits.CAP_ENV, "0.5")
+    assert limits.memory_cap_gib() == 0.5
+    with pytest.raises(ImageError, match="above the memory cap of 0.5 GiB"):
+        limits.check("decode", 512, 512, memory)
+    limits.set_max_memory_gib(2)  # what the CLI's --max-memory calls; exported for spawned workers
+    assert limits.memory_cap_gib() == 2 and limits.os.environ[limits.CAP_ENV] == "2.0"
+    limits.check("decode", 512, 512, memory)
+    with pytest.raises(ImageError, match="above the memory cap of 0.25 GiB"):
+        limits.check("decode", 512, 512, memory, max_memory_gib=0.25)
+    limits.set_max_memory_gib(None)  # back to the environment as it was
+    assert limits.memory_cap_gib() == 0.5 and limits.os.environ[limits.CAP_ENV] == "0.5"
+    limits.set_max_memory_gib(float("inf"))  # no cap: only what is available limits
+    limits.check("decode", 30000, 30000, memory)
+
+
+def test_available_memory_below_the_cap_is_the_limit(monkeypatch, no_cap_setting):
+    monkeypatch.setenv(limits.ENV, "1")
+    assert limits.limit_mib() == (1024.0, False)
+    with pytest.raises(ImageError, match=r"1.0 GiB are available .*set DIFFCODE_MEMORY_GIB"):
+        limits.check("decode", 2000, 2000, families.get("pyramid").memory)
+
+
+@pytest.mark.parametrize("value", [0, -1, float("nan"), "lots"])
+def test_bad_caps_are_refused(monkeypatch, no_cap_setting, value):
+    from diffcode.errors import UsageError
+
+    with pytest.raises(UsageError, match="--max-memory"):
+        limits.set_max_memory_gib(value)
+    monkeypatch.setenv(limits.CAP_ENV, str(value))
+    with pytest.raises(ImageError, match=limits.CAP_ENV):
+        limits.memory_cap_gib()
 
 
 def test_dither_file_with_a_budget_is_corrupt(shipped):

@@ -239,3 +239,46 @@ def test_compiled_decoder_detects_damage():
     for bad in (data[:-4], data + b"\0" * 4, data[:20] + bytes([data[20] ^ 1]) + data[21:]):
         with pytest.raises(CorruptFileError, match="corrupt"):
             decode(bad, params, CauchyModel())
+
+
+# ----------------------------------------------------------------------------- what a stream can hold
+
+
+def test_min_symbol_bits_of_the_tables():
+    """The bound of every table the codec uses, from its largest frequency (cauchy.max_frequency,
+    pyramid entropy.MAX_FREQUENCY and the flat level), below the ideal bits of that frequency."""
+    from diffcode import cauchy
+    from diffcode.families.pyramid import entropy
+    from diffcode.storage.rans import max_symbols, min_symbol_bits, stream_capacity_bits
+
+    for freq, low, ideal in [(cauchy.max_frequency(), 0.0135, 0.013612), (entropy.FLAT_FREQUENCY, 7.988, 8.0),
+                             (entropy.MAX_FREQUENCY, 2.17e-5, 2.193e-5)]:
+        bits = min_symbol_bits(freq)
+        assert low <= bits <= -np.log2(freq / TOTAL) <= ideal
+    assert min_symbol_bits(TOTAL) == 0.0 and stream_capacity_bits(8) == pytest.approx(64.0225, abs=1e-4)
+    assert max_symbols(1000, cauchy.max_frequency()) == 592_580
+
+
+@pytest.mark.parametrize("n", [1, 5000, 300_000, 2_000_000])
+def test_streams_of_the_most_probable_symbol_stay_within_the_bound(n):
+    """The cheapest possible stream: n times the most probable symbol of the Cauchy table (symbol 0,
+    loc at its lowest, the narrowest scale); max_symbols of its length is never below n, and above it
+    by little more than what the 64 bits of each lane's final state could hold (the bound counts them all)."""
+    from diffcode import cauchy
+    from diffcode.storage.rans import max_symbols, min_symbol_bits
+
+    params = np.tile(np.array([[cauchy.LOC_INDEX_MIN, 0]], np.int64), (n, 1))
+    data = encode(np.zeros(n, np.int64), params, CauchyModel())
+    slack = 64.1 * num_lanes(n) / min_symbol_bits(cauchy.max_frequency())
+    assert n <= max_symbols(len(data), cauchy.max_frequency()) < 1.01 * n + slack
+    assert np.array_equal(decode(data, params, CauchyModel()), np.zeros(n))
+
+
+def test_pyramid_streams_of_the_most_probable_symbol_stay_within_the_bound():
+    from diffcode.families.pyramid import entropy, spec
+
+    for n, flat in [(50, 50), (3 * 64 + 400_000, 3 * 64)]:
+        loc12 = np.full(n, spec.LOC_MIN, np.int64)
+        scale = np.r_[np.full(flat, entropy.FLAT), np.zeros(n - flat, np.int64)]
+        data, _ = entropy.encode(np.zeros(n, np.uint8), loc12, scale)
+        assert n <= entropy.max_subpixels(len(data), flat)

@@ -44,13 +44,28 @@ def decode_error_table(payload: bytes, params: np.ndarray, height: int, width: i
 
 
 def check_error_table_size(header: container.Header, sections: list[tuple[int, bytes]]) -> None:
-    """Refuse an ERROR_TABLE too short for the 3 x width x height symbols the header declares: its
-    rANS stream holds at least the final lane states (`rans.min_stream_bytes`), in 4-byte words."""
-    need = rans.min_stream_bytes(3 * header.height * header.width)
-    for kind, payload in sections:
-        if kind == container.ERROR_TABLE and (len(payload) < need or len(payload) % 4):
-            raise CorruptFileError(f"the error table has {len(payload)} bytes, a {header.width}x{header.height} "
-                                   f"image needs at least {need} in 4-byte words: the file is truncated or corrupt")
+    """Refuse a file whose last section is not its one ERROR_TABLE, or whose ERROR_TABLE is too short
+    for the 3 x width x height symbols the header declares: its rANS stream holds at least the final
+    lane states (`rans.min_stream_bytes`), in 4-byte words, and every symbol costs a valid stream at
+    least `rans.min_symbol_bits(cauchy.max_frequency())` = 0.0135 bits (no symbol of the Cauchy table
+    is more probable than 0.9906), so L bytes decode at most `rans.max_symbols` = 592 L symbols."""
+    from .. import cauchy
+
+    kinds = [kind for kind, _ in sections]
+    if not kinds or kinds[-1] != container.ERROR_TABLE or kinds.count(container.ERROR_TABLE) != 1:
+        names = [container.SECTION_KINDS.get(k, str(k)) for k in kinds]
+        raise CorruptFileError(f"unexpected section layout {names} ({kinds}): a file ends with its one error table")
+    payload = sections[-1][1]
+    n = 3 * header.height * header.width
+    need = rans.min_stream_bytes(n)
+    if len(payload) < need or len(payload) % 4:
+        raise CorruptFileError(f"the error table has {len(payload)} bytes, a {header.width}x{header.height} "
+                               f"image needs at least {need} in 4-byte words: the file is truncated or corrupt")
+    most = rans.max_symbols(len(payload), cauchy.max_frequency())
+    if n > most:
+        raise CorruptFileError(f"the error table has {len(payload)} bytes, which hold at most {most} subpixels "
+                               f"(each costs at least {rans.min_symbol_bits(cauchy.max_frequency()):.4f} bits), "
+                               f"a {header.width}x{header.height} image has {n}: the file is corrupt")
 
 
 def check_layout(kinds: list[int], expected: list[int], what: str) -> None:

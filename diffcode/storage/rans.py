@@ -121,6 +121,56 @@ def min_stream_bytes(n_symbols: int) -> int:
     return 8 * num_lanes(n_symbols)
 
 
+# ----------------------------------------------------------------------------- how much a stream can hold
+
+STATE_BITS = (31, 63)  # a state lies in [2**31, 2**63) between symbols, and starts and ends at 2**31
+WORD_BITS = 32  # one refill reads one 32-bit word
+# q = state >> PRECISION_BITS is at least 2**(31 - 24) between symbols: the rounding terms below
+_Q_MIN_BITS = STATE_BITS[0] - PRECISION_BITS
+assert (PRECISION_BITS, STATE_BITS, WORD_BITS, _Q_MIN_BITS) == (24, (31, 63), 32, 7), "redo the argument of min_symbol_bits"
+# bits one word can add to log2(state): x -> x * 2**32 + w < (x + 1) * 2**32 with x >= 2**7 (below)
+_WORD_CAPACITY_BITS = WORD_BITS + float(np.log2(1.0 + 2.0 ** -_Q_MIN_BITS))
+
+
+def min_symbol_bits(max_freq: int, total: int = TOTAL) -> float:
+    """A lower bound of what every decoded symbol costs a valid stream when no symbol's frequency
+    exceeds ``max_freq`` (of ``total`` = 2**24): the bits by which it lowers log2 of its lane's state.
+
+    The argument (this coder and `diffcode.families.pyramid.entropy`'s, which share the state range,
+    the 24-bit frequencies and the one-word refill). Between symbols a state x lies in
+    [2**31, 2**63). Decoding a symbol of frequency f <= F = max_freq and cumulative start s, with
+    q = x >> 24 >= 2**7 and r = x mod 2**24 in [s, s + f), gives
+
+        x' = f q + r - s = x - (T - f) q - s <= x - (T - F) q,   and   x' <= f (q + 1) - 1.
+
+    As q > x / T - 1 >= (x / T) (1 - 2**-7), the first gives x' < x (1 - (1 - F/T)(1 - 2**-7)),
+    the second x' < x (F/T)(1 + 2**-7); log2 x drops by at least the larger of
+    -log2(1 - (1 - F/T)(1 - 2**-7)) and -log2(F/T) - log2(1 + 2**-7), the value returned. A
+    refill (x' < 2**31) reads one word w: x'' = x' 2**32 + w < (x' + 1) 2**32 with x' >= f q >= 2**7,
+    so it raises log2 x by less than 32 + log2(1 + 2**-7) bits. A lane starts below 2**63 and a
+    valid stream ends it at exactly 2**31: over the stream, the symbols' drops add up to less than
+    32 bits per lane (its 8 bytes of initial state) plus 32 + log2(1 + 2**-7) per word read. See
+    `max_symbols`.
+    """
+    if not 1 <= max_freq <= total:
+        raise ValueError(f"max_freq {max_freq} outside 1..{total}")
+    p, slack = max_freq / total, 2.0 ** -_Q_MIN_BITS
+    return max(float(-np.log2(1.0 - (1.0 - p) * (1.0 - slack))), float(-np.log2(p) - np.log2(1.0 + slack)))
+
+
+def stream_capacity_bits(stream_bytes: int) -> float:
+    """An upper bound of the sum of `min_symbol_bits` over the symbols a valid stream of this many
+    bytes decodes: 32.011 bits per 4 bytes (8 bytes of lane state hold only 32)."""
+    return stream_bytes / 4 * _WORD_CAPACITY_BITS
+
+
+def max_symbols(stream_bytes: int, max_freq: int) -> int:
+    """The most symbols, none more probable than ``max_freq`` / 2**24, that a valid stream of this
+    many bytes can decode (every lane back at its initial state, every word read); a file whose
+    header implies more is corrupt, whatever its payload (`min_symbol_bits`)."""
+    return int(stream_capacity_bits(stream_bytes) / (min_symbol_bits(max_freq) * (1 - 1e-9)))  # float rounding
+
+
 def _check_params(params: np.ndarray) -> np.ndarray:
     """Return ``params`` as int64 (N, k); raise ValueError if it is not a 2-D integer array."""
     params = np.asarray(params)

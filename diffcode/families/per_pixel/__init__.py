@@ -17,7 +17,7 @@ from dataclasses import asdict, replace
 
 from ...errors import UsageError
 from ...limits import Linear
-from ...storage import schemes
+from ...storage import container, schemes
 from .. import Decoded, Encoded, Fit, common, take_options
 from . import exact
 from .checkpoint import Checkpoint
@@ -74,7 +74,12 @@ class PerPixel:
         return exact.encode(fit.image, centers, model, fit.seed, scheme, device, progress)
 
     def check_sizes(self, header, sections) -> None:
+        """Encodings sections, then an error table long enough for the declared size; how many stages
+        the size needs depends on the decoder's configuration and is checked by `decode`."""
         common.check_error_table_size(header, sections)
+        if any(kind != container.ENCODINGS for kind, _ in sections[:-1]):
+            common.check_layout([kind for kind, _ in sections], [container.ENCODINGS] * (len(sections) - 1)
+                                + [container.ERROR_TABLE], "a per-pixel file")
 
     def decode(self, header, sections, model: Checkpoint, *, device: str = "cpu", replay=None) -> Decoded:
         return exact.decode(header, sections, model, device, replay)

@@ -28,6 +28,7 @@ import numba
 import numpy as np
 
 from ...errors import CorruptFileError
+from ...storage import rans
 from . import spec
 
 PRECISION = 24
@@ -36,6 +37,15 @@ FLAT = spec.N_SCALES  # scale index of the flat (8 bits) distribution
 T_MAX = 12 * 255 - 6 - spec.LOC_MIN  # largest |12x - 6 - loc12|
 STATE_LOW = 1 << 31
 PINNED_TABLE_SHA256 = "6a44954cdbd290d2b2f4d7d43985e91ee0850f014c4b3eb6e0e82e453faea181"  # of table(), exact (checked against mpmath)
+
+# The largest frequency of a coded subpixel: each of the 256 symbols has at least 1 (the "+ x" of F),
+# so none has more than TOTAL - 255 (reached: symbol 0 with loc12 at LOC_MIN under scale 0), and
+# the flat distribution of the coarsest level gives every symbol exactly 2^16. With the state
+# range, 24-bit frequencies and one-word refills of storage/rans.py (asserted), a subpixel costs
+# a valid stream at least rans.min_symbol_bits of these (`max_subpixels`).
+MAX_FREQUENCY = TOTAL - 255
+FLAT_FREQUENCY = TOTAL >> 8
+assert (PRECISION, STATE_LOW) == (rans.PRECISION_BITS, 1 << rans.STATE_BITS[0]), "see rans.min_symbol_bits"
 
 
 def _table_numpy() -> np.ndarray:
@@ -169,6 +179,17 @@ def bits(symbols: np.ndarray, loc12: np.ndarray, scale: np.ndarray) -> np.ndarra
     loc12, scale = _checked(loc12, scale)
     _, freq = _start_freq(np.ascontiguousarray(symbols, np.uint8).ravel(), loc12, scale, table())
     return PRECISION - np.log2(freq.astype(np.float64))
+
+
+def max_subpixels(stream_bytes: int, flat: int) -> int:
+    """The most subpixels a valid stream of this many bytes can decode when its first `flat` are
+    coded flat (8 bits each: the coarsest level) and the rest under the logistic table; -1 if it
+    cannot even hold the flat ones. A bound, far above what real images reach (the flat part
+    aside, a subpixel is only known to cost 2.2e-5 bits)."""
+    left = rans.stream_capacity_bits(stream_bytes) * (1 + 1e-9) - flat * rans.min_symbol_bits(FLAT_FREQUENCY)
+    if left < 0:
+        return -1
+    return flat + int(left / rans.min_symbol_bits(MAX_FREQUENCY))
 
 
 class Decoder:

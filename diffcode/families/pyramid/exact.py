@@ -18,7 +18,7 @@ from ...errors import ChecksumError, CorruptFileError, DecoderMismatchError, Dif
 from ...storage import container
 from .. import Decoded, Encoded, Section
 from ..common import check_layout
-from . import coding, deltas, spec
+from . import coding, deltas, entropy, layout, spec
 from .network import ExactNet
 from . import prior as prior_file
 from .prior import Prior
@@ -91,6 +91,33 @@ def _side(side: bytes) -> tuple[spec.Preset, str | None, np.ndarray]:
     return spec.PRESET_BY_CODE[side[0]], deltas.ADAPT.get(side[1]), np.frombuffer(side[2:], np.uint8)
 
 
+def check_sizes(header: container.Header, sections: list[tuple[int, bytes]]) -> None:
+    """Before anything is decoded: the section layout, the side information's preset and adapt
+    codes (and whether they call for a weight-deltas section), and an error table that can hold
+    the declared image. A valid stream of L bytes decodes at most `entropy.max_subpixels` subpixels:
+    the coarsest level's (flat, 8 bits each) cost at least 7.99 bits each, every other at least
+    2.2e-5 (`rans.min_symbol_bits` of the logistic table's largest frequency, TOTAL - 255). The
+    number of scales in the side information depends on the prior and is checked by `decode`."""
+    kinds = [kind for kind, _ in sections]
+    has_deltas = len(sections) == 3
+    check_layout(kinds, [container.SIDE_INFO] + [container.WEIGHT_DELTAS] * has_deltas + [container.ERROR_TABLE],
+                 "a pyramid file")
+    _, adapt, _ = _side(sections[0][1])
+    if (adapt is not None) != has_deltas:
+        raise CorruptFileError("pyramid side information and sections disagree about per-image weights")
+    table = sections[-1][1]
+    if len(table) < 8 or len(table) % 4:
+        raise CorruptFileError(f"the error table has {len(table)} bytes: not a stream of 32-bit words")
+    core_h, core_w = layout.level_sizes(header.height, header.width)[-1]
+    n, flat = 3 * header.height * header.width, 3 * core_h * core_w
+    most = entropy.max_subpixels(len(table), flat)
+    if n > most:
+        held = (f"cannot hold the {flat} subpixels of the coarsest level (8 bits each)" if most < 0 else
+                f"hold at most {most} subpixels")
+        raise CorruptFileError(f"the error table has {len(table)} bytes, which {held}; a {header.width}x"
+                               f"{header.height} image has {n}: the file is corrupt")
+
+
 def decode(header: container.Header, sections: list[tuple[int, bytes]], model: Prior,
            replay: Replay | None = None) -> Decoded:
     """Pixels of a pyramid file's sections (the palette already removed by the codec).
@@ -100,13 +127,9 @@ def decode(header: container.Header, sections: list[tuple[int, bytes]], model: P
     its model (`coding.replay`); the walk, whose network reads the decoded pixels, is not run again.
     """
     prior = check_header(header, model)
-    kinds = [kind for kind, _ in sections]
+    check_sizes(header, sections)  # the codec ran it already; cheap, and `decode` may be called alone
     has_deltas = len(sections) == 3
-    check_layout(kinds, [container.SIDE_INFO] + [container.WEIGHT_DELTAS] * has_deltas + [container.ERROR_TABLE],
-                 "a pyramid file")
     preset, adapt, scales = _side(sections[0][1])
-    if (adapt is not None) != has_deltas:
-        raise CorruptFileError("pyramid side information and sections disagree about per-image weights")
     names, sizes = _names_sizes(prior, adapt)
     if len(scales) != len(sizes):
         raise CorruptFileError(f"pyramid side information has {len(scales)} scales for {len(sizes)} tensors")

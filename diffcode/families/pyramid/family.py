@@ -66,6 +66,9 @@ class Pyramid:
         k = np.asarray(fit.arrays["deltas"], np.int16)
         return exact.encode(fit.image, k, spec.PRESETS[fit.preset], fit.meta.get("adapt"), model)
 
+    def check_sizes(self, header, sections) -> None:
+        exact.check_sizes(header, sections)
+
     def decode(self, header, sections, model: prior.Prior, *, device: str = "cpu", replay=None) -> Decoded:
         return exact.decode(header, sections, model, replay)
 

@@ -17,7 +17,7 @@ from dataclasses import asdict
 
 from ...errors import DiffcodeError
 from ...limits import Linear
-from .. import Decoded, Encoded, Fit, common, take_options
+from .. import Decoded, Encoded, Fit, take_options
 from . import exact
 from . import spec as wv
 
@@ -60,7 +60,7 @@ class Weights:
                             fit.seed)
 
     def check_sizes(self, header, sections) -> None:
-        common.check_error_table_size(header, sections)
+        exact.check_sizes(header, sections)
 
     def decode(self, header, sections, model: wv.MLPCheckpoint, *, device: str = "cpu", replay=None) -> Decoded:
         return exact.decode(header, sections, model, replay)

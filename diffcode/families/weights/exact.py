@@ -102,6 +102,18 @@ def check_header(header: container.Header, mlp: wv.MLPCheckpoint) -> None:
                                f"this one says {header.storage} / {header.rng_version}")
 
 
+def check_sizes(header: container.Header, sections: list[tuple[int, bytes]]) -> None:
+    """The section layout, the preset code, and an error table long enough for the declared size
+    (`common.check_error_table_size`); the other sections' lengths do not depend on the image size
+    and are checked exactly when they are read, before the per-image network runs."""
+    common.check_layout([kind for kind, _ in sections],
+                        [container.SIDE_INFO, container.WEIGHT_ENCODINGS, container.ERROR_TABLE], "a weights file")
+    side = sections[0][1]
+    if not side or side[0] not in wv.PRESET_BY_CODE:
+        raise CorruptFileError(f"unknown weights preset code {side[0] if side else None}")
+    common.check_error_table_size(header, sections)
+
+
 def decode(header: container.Header, sections: list[tuple[int, bytes]], mlp: wv.MLPCheckpoint,
            replay: Replay | None = None) -> Decoded:
     """Pixels of a weights file's sections (the palette already removed by the codec).

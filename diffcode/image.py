@@ -81,6 +81,16 @@ def read_image_data(data: bytes, name: str) -> tuple[np.ndarray, ColorMode]:
     return _read(io.BytesIO(data), Path(name))
 
 
+def read_pil_image(im: Image.Image, name: str = "image") -> tuple[np.ndarray, ColorMode]:
+    """`read_image_mode` of a Pillow image already open or made in memory: the same modes and the
+    same refusals (`name` is what messages call it)."""
+    try:
+        array, color = _decode_rgb8(im, Path(name))
+    except (OSError, ValueError, SyntaxError, EOFError) as e:  # a lazily opened file failing to load
+        raise ImageError(f"{name}: not an image Pillow can read ({e})") from e
+    return validate_array(array, name=name), color
+
+
 def _open(source) -> Image.Image:
     """Image.open without Pillow's DecompressionBombWarning on stderr: diffcode's own checks
     (MAX_SIDE, the memory model) decide what is too large; Pillow's DecompressionBombError, for
@@ -240,7 +250,7 @@ def _check_source_depth(im: Image.Image, path: Path) -> None:
     Pillow opens 16-bit RGB PNGs and PPMs with maxval != 255 as mode "RGB" and
     rescales them, so the mode alone cannot tell; the raw decoder modes can.
     """
-    for tile in im.tile:
+    for tile in getattr(im, "tile", ()):  # an image made in memory has no tiles (nor a source depth)
         args = tile.args if isinstance(tile.args, tuple) else (tile.args,)
         rawmode = args[0] if args and isinstance(args[0], str) else ""
         if ";16" in rawmode or ";32" in rawmode:

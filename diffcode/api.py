@@ -6,6 +6,7 @@
     data = diffcode.compress(array, preset="fast", seed=7)   # the CLI's options, refused as the CLI refuses them
     pixels = diffcode.decompress(data)                    # or a .dfc path; numpy, shaped by the file's mode
     image = diffcode.decompress("photo.dfc", as_pil=True)  # a PIL image in its own mode (P: with its palette)
+    diffcode.__version__
 
 Inputs of `compress` and `fit`, and the mode each is kept in (the file's colour mode, as
 `diffcode compress` keeps it):

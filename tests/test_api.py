@@ -172,6 +172,14 @@ def test_the_api_writes_the_file_the_cli_writes(tmp_path):
     assert api.compress(source, **FAST) == (tmp_path / "p.dfc").read_bytes()
 
 
+def test_version_is_pyproject_s():
+    tomllib = pytest.importorskip("tomllib")
+    import diffcode
+
+    pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+    assert diffcode.__version__ == tomllib.loads(pyproject.read_text())["project"]["version"]
+
+
 @pytest.mark.parametrize("options, message", [
     ({"steps": 0}, "steps must be at least 1"),
     ({"steps": -2}, "steps must be at least 1"),

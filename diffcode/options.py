@@ -36,7 +36,8 @@ def check_options(variant: str = "pyramid", *, preset: str | None = None, steps:
     Args (None: not given, nothing to check):
         variant: a registered family name (`diffcode.families.names()`).
         preset: one of the family's presets (`Family.presets`).
-        steps: an integer >= 1 (unset: the preset's own count, which is 0 for the pyramid's instant).
+        steps: an integer >= 1 (unset: the preset's own count), for a preset that fits (not the
+            pyramid's instant, whose files hold no per-image weights whatever the steps).
         seed: an integer, 0 <= seed < 2**32 (the header stores it in 32 bits).
         storage: one of the storages the family uses (`Family.storages`); for a store, None means the
             scheme the fit prepared for.
@@ -49,9 +50,13 @@ def check_options(variant: str = "pyramid", *, preset: str | None = None, steps:
         raise UsageError(f"unknown variant {variant!r}; known: {', '.join(families.names())}")
     family = families.get(variant)
     if preset is not None and preset not in family.presets:
-        raise UsageError(f"the {family.name} variant takes preset {_alternatives(family.presets)}, not {preset!r}")
+        raise UsageError(f"the {family.name} variant takes preset{'s' if len(family.presets) > 1 else ''} "
+                         f"{_alternatives(family.presets)}, not {preset!r}")
     if steps is not None and _integer("steps", steps) < 1:
         raise UsageError(f"steps must be at least 1, not {steps} (leave steps unset for the preset's own count)")
+    if steps is not None and preset is not None and family.fit_steps(preset, None) == 0:
+        raise UsageError(f"the {preset} preset fits nothing per image, so steps does not apply; choose another "
+                         "preset to fit")
     if seed is not None and not 0 <= _integer("seed", seed) < SEED_LIMIT:
         raise UsageError(f"seed {seed} out of range: 0 <= seed < 2**32")
     if storage is not None and storage not in family.storages:

@@ -185,13 +185,14 @@ def test_version_is_pyproject_s():
     ({"steps": -2}, "steps must be at least 1"),
     ({"steps": 2.5}, "steps must be an integer"),
     ({"variant": "jpeg"}, "unknown variant"),
-    ({"preset": "huge"}, "takes preset default, fast or instant, not 'huge'"),
+    ({"preset": "huge"}, "takes presets default, fast or instant, not 'huge'"),
     ({"storage": "randseed"}, "takes storage none, not 'randseed'"),
     ({"budget_nats": 8.0}, "pyramid variant has no randseed storage"),
     ({"variant": "per-pixel", "preset": "default", "budget_nats": 8.0}, "dither storage has no segment budget"),
     ({"variant": "per-pixel", "preset": "default", "storage": "randseed", "budget_nats": 100.0},
      "budget_nats must be in"),
     ({"device": "gpu"}, "expected cpu or cuda"),
+    ({"steps": 3}, "instant preset fits nothing per image"),  # once fitted 3 steps and stored none of them
 ])
 def test_options_the_cli_refuses_are_refused_before_any_work(options, message, tmp_path):
     """`steps=0` was once accepted by the API, unlike on the CLI. The image named does not exist: the

@@ -8,7 +8,9 @@
     output bytes --written atomically by the process that runs the batch--> target
 
 A file that fails (bad image, corrupt .dfc, ...) is reported and the batch goes on; what succeeded
-is kept. Workers read and write no files: they get the input's bytes and return the output's, so
+is kept. One file is a batch of one: the CLI's single-file commands and `--json` run through here
+too, so every file has the same checks, the same model policy and the same keys. `-` as a source
+is standard input and as a target standard output. Workers read and write no files: they get the input's bytes and return the output's, so
 a worker that dies leaves nothing on disk, and cluster workers need no shared file system. An exception that is not a `DiffcodeError` is a bug: it is reported as
 "internal error" with its type, not as bad input, and it fails that file only.
 """
@@ -17,10 +19,11 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -28,6 +31,7 @@ from .errors import DiffcodeError, UsageError
 
 IMAGE_SUFFIXES = (".png", ".ppm", ".pgm", ".pbm", ".pnm", ".bmp", ".tif", ".tiff", ".webp")
 DFC_SUFFIXES = (".dfc",)
+STDIO = "-"  # as a source: standard input; as a target: standard output
 
 
 @dataclass(frozen=True)
@@ -44,7 +48,10 @@ class Task:
 
 @dataclass
 class Outcome:
-    """What became of one task: sizes and time, or the error that stopped it."""
+    """What became of one task: sizes and time, or the error that stopped it.
+
+    report: the file's keys as the single-file `--json` gives them (compress: the size report,
+    `diffcode.codec.SizeReport.as_dict`; decode: variant, mode, size and the .dfc's bytes)."""
 
     source: str
     target: str
@@ -56,19 +63,35 @@ class Outcome:
     bit_exact: bool = False
     width: int = 0
     height: int = 0
+    report: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        """One `--json` object: `file` (the output written), `source`, `ok`, `error`, `seconds`,
+        `bit_exact`, then the report's keys (for a failed file: no report)."""
+        d = {"file": self.target, "source": self.source, "ok": self.ok, "error": self.error,
+             "seconds": self.seconds, "bit_exact": self.bit_exact}
+        if self.ok:
+            d.update({"width": self.width, "height": self.height, "file_bytes": self.file_bytes, "bpsp": self.bpsp})
+            d.update(self.report)
+        return d
 
 
-def expand_inputs(items: list[str], suffixes: tuple[str, ...]) -> list[Path]:
+def expand_inputs(items: list[str], suffixes: tuple[str, ...], skipped: list[Path] | None = None) -> list[Path]:
     """Files, folders (their files with one of `suffixes`, sorted, not recursive) and glob patterns
-    -> distinct paths in the order given. UsageError for an item that names nothing."""
+    -> distinct paths in the order given; `-` (standard input) only alone. UsageError for an item that
+    names nothing. A folder's other files are appended to `skipped` (for a note to the user)."""
+    if STDIO in items:
+        if len(items) > 1:
+            raise UsageError("- (standard input) must be the only input")
+        return [Path(STDIO)]
     paths: list[Path] = []
     for item in items:
         path = Path(item)
         if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in suffixes)
+            files = sorted(p for p in path.iterdir() if p.is_file())
+            found = [p for p in files if p.suffix.lower() in suffixes]
+            if skipped is not None:
+                skipped += [p for p in files if p.suffix.lower() not in suffixes and not p.name.startswith(".")]
             if not found:
                 raise UsageError(f"{item}: folder holds no {' / '.join(suffixes)} files")
         elif path.exists():
@@ -84,23 +107,44 @@ def expand_inputs(items: list[str], suffixes: tuple[str, ...]) -> list[Path]:
 
 
 def plan(sources: list[Path], suffix: str, out: Path | None = None, out_dir: Path | None = None,
-         overwrite: bool = False, **task_fields) -> list[Task]:
+         overwrite: bool = False, skip_existing: bool = False, **task_fields) -> list[Task]:
     """One task per source: target `out` (one source only), else SOURCE_STEM + suffix in `out_dir`
-    or next to the source. Every target is checked before any work (distinct, folder writable,
-    not existing unless `overwrite`)."""
-    from .outputs import check_output
+    (created if missing) or next to the source; standard input goes to standard output unless `out`
+    names a file. Every target is checked before any work (distinct, folder writable, not an input,
+    not existing unless `overwrite`); with `skip_existing` a source whose target exists gets no task,
+    so an interrupted batch continues where it stopped."""
+    from .outputs import check_output, resolve
 
+    if out is not None and out_dir is not None:
+        raise UsageError("-o names the output of one file and --out-dir a folder for many; give one of them")
     if out is not None and len(sources) != 1:
         raise UsageError(f"-o names one output, but {len(sources)} inputs are given; use --out-dir")
-    targets = [out] if out is not None else [(out_dir or s.parent) / (s.stem + suffix) for s in sources]
+    if overwrite and skip_existing:
+        raise UsageError("--force replaces existing outputs and --skip-existing keeps them; give one of them")
+    if out_dir is not None:
+        _make_folder(out_dir)
+    stdin = [Path(STDIO)] == sources
+    targets = [out] if out is not None else [Path(STDIO)] if stdin else [
+        (out_dir or s.parent) / (s.stem + suffix) for s in sources]
     seen: dict[Path, Path] = {}
     for source, target in zip(sources, targets):
         if target in seen:
             raise UsageError(f"{seen[target]} and {source} would both be written to {target}; use separate folders")
         seen[target] = source
-    for target in targets:
-        check_output(target, overwrite, inputs=sources)
-    return [Task(str(s), str(t), overwrite=overwrite, **task_fields) for s, t in zip(sources, targets)]
+    pairs = list(zip(sources, targets))
+    if skip_existing:
+        pairs = [(s, t) for s, t in pairs if str(t) == STDIO or not resolve(t).exists]
+    for _, target in pairs:
+        if str(target) != STDIO:
+            check_output(target, overwrite, inputs=sources)
+    return [Task(str(s), str(t), overwrite=overwrite, **task_fields) for s, t in pairs]
+
+
+def _make_folder(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DiffcodeError(f"{folder}: cannot make the output folder ({e.strerror})") from e
 
 
 def _guarded(work: Callable[[], tuple[Outcome, bytes]], task: Task) -> tuple[Outcome, bytes]:
@@ -125,15 +169,16 @@ def compress_data(task: Task, source: bytes, progress=None, stage_progress=None)
         o = dict(task.options)
         t0 = time.perf_counter()
         array, color = read_image_data(source, task.source)
-        family = families.get(o.get("variant", "per-pixel"))
+        family = families.get(o["variant"])
         model = family.load_model(o.get("checkpoint"))
         result = api.fit(array, variant=family.name, model=model, color=color, preset=o.get("preset", "default"),
                          steps=o.get("steps"), seed=o.get("seed", 0), storage=o.get("storage"), device=task.device,
                          progress=progress)
-        data, _ = api.store(result, model=model, device=task.device, progress=stage_progress)
+        data, report = api.store(result, model=model, device=task.device, progress=stage_progress)
         h, w, _ = array.shape
         return Outcome(task.source, task.target, ok=True, file_bytes=len(data), bpsp=8.0 * len(data) / (3 * h * w),
-                       seconds=time.perf_counter() - t0, bit_exact=True, width=w, height=h), data
+                       seconds=time.perf_counter() - t0, bit_exact=True, width=w, height=h,
+                       report=report.as_dict()), data
 
     return _guarded(work, task)
 
@@ -148,18 +193,33 @@ def decode_data(task: Task, source: bytes, progress=None, stage_progress=None) -
         _threads(task)
         t0 = time.perf_counter()
         family, model_hash = codec.model_of(source)
-        checkpoint = task.options.get("checkpoint")
-        model = family.load_model(checkpoint) if checkpoint else None
-        if model is not None and not model.hash.startswith(model_hash):
-            model = None  # --checkpoint is another family's or another model: the file's shipped one
+        model = model_named(family, model_hash, task.options.get("checkpoint"), task.source)
         image, color = codec.load_image(source, model, device=task.device)
-        data = encode_image(image, color, output_format(task.target))
+        data = encode_image(image, color, "PNG" if task.target == STDIO else output_format(task.target))
         h, w, _ = image.shape
         return Outcome(task.source, task.target, ok=True, file_bytes=len(source),
                        bpsp=8.0 * len(source) / (3 * h * w), seconds=time.perf_counter() - t0, bit_exact=True,
-                       width=w, height=h), data
+                       width=w, height=h, report={"variant": family.name, "mode": color.mode}), data
 
     return _guarded(work, task)
+
+
+def model_named(family, wanted: str, checkpoint: str | None, what: str):
+    """The shared model a fit or file names by its hash (hex, or a prefix): the one at `checkpoint` if
+    it is that model, else the shipped one; so one --checkpoint serves a mix of families' fits and
+    files. DecoderMismatchError if neither is."""
+    from .errors import DecoderMismatchError
+
+    for load in ([lambda: family.load_model(checkpoint)] if checkpoint else []) + [family.load_model]:
+        try:
+            model = load()
+        except DiffcodeError:
+            continue
+        if model.hash.startswith(wanted):
+            return model
+    raise DecoderMismatchError(f"{what} was made with the {family.name} model (decoder) {wanted[:32]}, which is "
+                               f"{'neither ' + str(checkpoint) + ' nor' if checkpoint else 'not'} the shipped one; "
+                               "pass it with --checkpoint")
 
 
 def _threads(task: Task) -> None:
@@ -177,6 +237,8 @@ WORKERS = {"compress": compress_data, "decode": decode_data}
 
 
 def _read_source(task: Task) -> bytes | Outcome:
+    if task.source == STDIO:
+        return sys.stdin.buffer.read()
     try:
         return Path(task.source).read_bytes()
     except OSError as exc:
@@ -190,7 +252,11 @@ def _finish(task: Task, outcome: Outcome, data: bytes) -> Outcome:
 
     if outcome.ok:
         try:
-            write_bytes_atomic(task.target, data, overwrite=task.overwrite, inputs=[task.source])
+            if task.target == STDIO:
+                sys.stdout.buffer.write(data)
+                sys.stdout.buffer.flush()
+            else:
+                write_bytes_atomic(task.target, data, overwrite=task.overwrite, inputs=[task.source])
         except DiffcodeError as exc:
             return replace(outcome, ok=False, error=str(exc))
     return outcome
@@ -269,20 +335,35 @@ def _run_dask(worker, tasks: list[Task], sources: dict, scheduler: str, done) ->
 CONNECT_SECONDS = 20  # how long to try to reach a scheduler before giving up
 
 
+SCHEDULER_ADDRESS = re.compile(r"^(tcp://)?(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):([0-9]{1,5})$")
+
+
+def check_scheduler(scheduler: str) -> str:
+    """`scheduler` if it is host:port or tcp://host:port (the port 1..65535); UsageError otherwise,
+    before any connection is tried."""
+    match = SCHEDULER_ADDRESS.match(scheduler)
+    if not match or not 0 < int(match.group(3)) < 65536:
+        raise UsageError(f"--scheduler {scheduler!r}: expected host:port or tcp://host:port, e.g. tcp://127.0.0.1:8786")
+    return scheduler
+
+
 def dask_client(scheduler: str):
     """A client of the dask.distributed scheduler at `scheduler` (host:port or tcp://host:port)."""
+    check_scheduler(scheduler)
     try:
         from dask.distributed import Client
     except ImportError as exc:
         raise UsageError("--scheduler needs dask.distributed: pip install 'dask[distributed]'") from exc
     try:
         return Client(scheduler, timeout=CONNECT_SECONDS)
-    except (OSError, TimeoutError) as exc:
-        raise UsageError(f"cannot reach the dask scheduler at {scheduler} ({exc})") from exc
+    except (OSError, TimeoutError, ValueError) as exc:
+        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise UsageError(f"cannot reach the dask scheduler at {scheduler} ({first_line})") from exc
 
 
-def summary_lines(outcomes: list[Outcome], what: str) -> list[str]:
-    """The summary table: one line per file (bytes of the .dfc, bpsp, seconds, bit-exact), then totals."""
+def summary_lines(outcomes: list[Outcome], what: str, wall_seconds: float) -> list[str]:
+    """The summary table: one line per file (bytes of the .dfc, bpsp, seconds, bit-exact), then totals
+    (the batch's wall time, not the sum of the files' times, which --jobs runs side by side)."""
     width = max([len(o.source) for o in outcomes] + [4])
     lines = [f"{'file':<{width}}  {'size':>9}  {'.dfc bytes':>12}  {'bpsp':>7}  {'seconds':>8}  bit-exact"]
     for o in outcomes:
@@ -296,5 +377,5 @@ def summary_lines(outcomes: list[Outcome], what: str) -> list[str]:
     subpixels = sum(3 * o.width * o.height for o in done)
     mean = f"{8.0 * total / subpixels:.4f} bpsp overall" if subpixels else "no file"
     lines.append(f"{len(done)} of {len(outcomes)} files {what}, {total:,} bytes of .dfc files, {mean}, "
-                 f"{sum(o.seconds for o in outcomes):.1f} s")
+                 f"{wall_seconds:.1f} s")
     return lines

@@ -22,7 +22,8 @@ from typing import List, Optional
 import typer
 
 from diffcode import families
-from diffcode.errors import DecoderMismatchError, DiffcodeError, UsageError
+from diffcode.errors import DiffcodeError
+from diffcode.options import check_options
 
 # plain help (rich_markup_mode=None): the rich layout printed `--help <bool>` and `--force <bool>` for flags
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
@@ -37,6 +38,14 @@ DEVICE_HELP = "cpu, or cuda[:N] when present"
 STEPS_HELP = ("fit steps; the phases scale with them (default: the preset's, per-pixel 150; weights default 1000, "
               "report 5700, tiny 24; pyramid default 500, fast 150, instant 0)")
 SEED_HELP = "seed of the fit's noise and of the stored file's shared randomness"
+# the memory cap (diffcode.limits): an image or file that would need more is refused before any work
+MAX_MEMORY_OPTION = typer.Option(None, "--max-memory", metavar="GIB", help="refuse work that would need more than "
+                                 "this many GiB (default 16, or $DIFFCODE_MAX_MEMORY; what is free limits too)")
+QUIET_HELP = "print nothing but errors (and --json output)"
+SKIP_HELP = "leave the files whose output exists alone and do the others (resumes an interrupted batch)"
+# every --checkpoint must name a file that exists: a missing one is refused before any work
+CHECKPOINT_OPTION = typer.Option(None, exists=True, dir_okay=False, help="the variant's shared model file, e.g. the "
+                                 "decoder checkpoint (default: the shipped one)")
 PRESET_HELP = "the variant's fit preset (pyramid: default, fast, instant; per-pixel: default; weights: default, report, tiny)"
 
 
@@ -49,27 +58,14 @@ def _model(variant, path: Optional[Path]):
     return _family(variant).load_model(path)
 
 
-def _model_named(family, wanted: str, path: Optional[Path], what: str):
-    """The shared model a fit or file names by its hash (hex, or a prefix): the one at `path` if it is
-    that model, else the shipped one; so one --checkpoint serves a mix of families' fits and files."""
-    for load in ([lambda: family.load_model(path)] if path else []) + [family.load_model]:
-        try:
-            model = load()
-        except DiffcodeError:
-            continue
-        if model.hash.startswith(wanted):
-            return model
-    raise DecoderMismatchError(f"{what} was made with the {family.name} model (decoder) {wanted[:32]}, which is "
-                               f"{'neither ' + str(path) + ' nor' if path else 'not'} the shipped one; pass it "
-                               "with --checkpoint")
-
-
 def _file_model(data: bytes, path: Optional[Path], name: Path):
     """The shared model a .dfc file's header names."""
     from diffcode import codec
 
+    from diffcode import batch
+
     family, decoder_hash = codec.model_of(data)
-    return _model_named(family, decoder_hash, path, f"{name}")
+    return batch.model_named(family, decoder_hash, str(path) if path else None, f"{name}")
 
 
 class Storage(str, Enum):
@@ -93,6 +89,23 @@ def _command_line() -> str:
     return " ".join([program] + sys.argv[1:])
 
 
+PROGRESS_ENV = "DIFFCODE_PROGRESS"  # "always" shows progress bars on any standard error, "never" on none
+
+
+class _Show:
+    """What the running command prints besides its results: progress bars only when standard error is
+    a terminal (or $DIFFCODE_PROGRESS says otherwise), and nothing but errors with --quiet."""
+
+    quiet = False
+
+    @classmethod
+    def bars(cls) -> bool:
+        import os
+
+        wanted = os.environ.get(PROGRESS_ENV, "auto")
+        return not cls.quiet and (wanted == "always" or (wanted != "never" and sys.stderr.isatty()))
+
+
 def _close_bars() -> None:
     """Close the progress bars still on screen, so that what is printed next starts its own line."""
     tqdm_module = sys.modules.get("tqdm")
@@ -106,26 +119,35 @@ def _fail(exc: Exception) -> None:
     raise typer.Exit(code=1)
 
 
+BROKEN_PIPE_STATUS = 128 + 13  # as a process killed by SIGPIPE
+
+
 def _run(fn):
     """Call fn, turning diffcode's own errors into a one-line message and exit code 1 (any other
-    exception is a bug and keeps its traceback)."""
+    exception is a bug and keeps its traceback). A reader that closes standard output early
+    (`diffcode info x.dfc | head`) ends the command quietly with status 141, as `cat` does."""
     try:
         return fn()
     except DiffcodeError as exc:
         _fail(exc)
+    except BrokenPipeError:
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
+        raise typer.Exit(code=BROKEN_PIPE_STATUS)
+
+
+def _cap_memory(gib: Optional[float]) -> None:
+    from diffcode import limits
+
+    limits.set_max_memory_gib(gib)  # None: back to $DIFFCODE_MAX_MEMORY or the default
 
 
 def _device(name: str) -> str:
-    """Validate --device early, with a message a user can act on."""
-    if name == "cpu":
-        return name
-    import torch  # only to ask about other devices: a cpu run of the pyramid family never imports it
+    """Validate --device early, with a message a user can act on (diffcode.options)."""
+    from diffcode.options import check_device
 
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise DiffcodeError(f"--device {name}: no CUDA device is available here; use --device cpu")
-        return name
-    raise DiffcodeError(f"--device {name}: expected cpu or cuda[:N]")
+    return check_device(name)
 
 
 def _read(path: Path) -> bytes:
@@ -142,6 +164,8 @@ def _stage_bar(label: str):
     shows none)."""
     from tqdm import tqdm
 
+    if not _Show.bars():
+        return None
     bar = None
 
     def update(done: int, total: int) -> None:
@@ -160,6 +184,8 @@ def _progress(total: int, label: str):
     shows none)."""
     from tqdm import tqdm
 
+    if not _Show.bars():
+        return None
     bar = None
 
     def update(step: int, bpsp: float) -> None:
@@ -184,9 +210,9 @@ def fit(
                                               "variant's: dither, or none for pyramid)"),
     out: Optional[Path] = typer.Option(None, help="fit file to write (default IMAGE.VARIANT.fit)"),
     overwrite: bool = typer.Option(False, "--force", "--overwrite", help="replace an existing output"),
-    checkpoint: Optional[Path] = typer.Option(None, help="the variant's shared model file, e.g. the decoder "
-                                              "checkpoint (default: the shipped one)"),
+    checkpoint: Optional[Path] = CHECKPOINT_OPTION,
     preset: str = typer.Option("default", help=PRESET_HELP),
+    max_memory: Optional[float] = MAX_MEMORY_OPTION,
 ):
     """Fit the encodings of one image (the encoder) and write a fit file for `store`."""
     from diffcode import api, fitfile
@@ -194,6 +220,9 @@ def fit(
     from diffcode.outputs import check_output
 
     def go():
+        _cap_memory(max_memory)
+        check_options(variant.value, preset=preset, steps=steps, seed=seed, storage=storage.value if storage else None,
+                      device=device)
         target = check_output(out or image.with_suffix(f".{variant.value}.fit"), overwrite, inputs=[image])
         array, color = read_image_mode(image)
         result = api.fit(array, variant=variant.value, model=_model(variant, checkpoint), color=color, preset=preset,
@@ -217,14 +246,15 @@ def store(
     budget: Optional[float] = typer.Option(None, help="randseed segment budget in nats (default 8)"),
     overwrite: bool = typer.Option(False, "--force", "--overwrite", help="replace existing outputs"),
     device: str = typer.Option("cpu", help=DEVICE_HELP),
-    checkpoint: Optional[Path] = typer.Option(None, help="the variant's shared model file, e.g. the decoder "
-                                              "checkpoint (default: the shipped one)"),
+    checkpoint: Optional[Path] = CHECKPOINT_OPTION,
+    max_memory: Optional[float] = MAX_MEMORY_OPTION,
 ):
     """Store fit files as compressed .dfc files; report theoretical entropy vs real size."""
-    from diffcode import api, fitfile
+    from diffcode import api, batch, fitfile
     from diffcode.outputs import check_output, write_bytes_atomic
 
     def go():
+        _cap_memory(max_memory)
         paths = fits or sorted(Path(".").glob("*.fit"))
         if not paths:
             raise DiffcodeError("no fit files given and none in the current directory")
@@ -239,121 +269,159 @@ def store(
         for path, target in zip(paths, targets):
             result, _ = fitfile.load(path)
             key = (result.family, result.model_hash)
-            model = models.get(key) or _model_named(families.get(result.family), result.model_hash, checkpoint, str(path))
+            model = models.get(key) or batch.model_named(families.get(result.family), result.model_hash,
+                                                         str(checkpoint) if checkpoint else None, str(path))
             models[key] = model
             data, report = api.store(result, model=model, storage=storage.value if storage else None,
                                      budget_nats=budget, device=_device(device),
                                      progress=_stage_bar(f"store {path.name}"))
             write_bytes_atomic(target, data, overwrite=overwrite, inputs=paths)
-            _print_report(str(target), report, json_out)
+            _print_report({"file": str(target), **report.as_dict()}, json_out)
 
     _run(go)
 
 
-def _print_report(name: str, report, json_out: bool, err: bool = False) -> None:
-    """A size report (diffcode.codec.SizeReport): theoretical and real bytes of every section kind (on
-    standard error with `err`: the file itself went to a device or pipe, perhaps standard output)."""
+def _print_report(d: dict, json_out: bool, err: bool = False) -> None:
+    """A size report (the keys of diffcode.codec.SizeReport.as_dict, with `file`): theoretical and real
+    bytes of every section kind (on standard error with `err`: the file itself went to standard
+    output, a device or a pipe)."""
     echo = functools.partial(typer.echo, err=err)
-    d = {"file": name, **report.as_dict()}
     if json_out:
         echo(json.dumps(d))
         return
+    if _Show.quiet:
+        return
     sub = 3 * d["height"] * d["width"]
     row = lambda label, b: f"  {label:<18} {b:>12,.0f} B  {8 * b / sub:7.4f} bpsp"  # noqa: E731
-    kinds = report.by_kind()
-    echo(f"{name}: {d['width']}x{d['height']} {d['variant']} / {d['storage']}")
+    kinds = [key[:-len("_theoretical_bytes")] for key in d if key.endswith("_theoretical_bytes") and key != "theoretical_bytes"]
+    echo(f"{d['file']}: {d['width']}x{d['height']} {d['variant']} / {d['storage']}")
     echo("  theoretical:")
-    for kind, (_, theoretical) in kinds.items():
-        echo(row(kind.replace("_", " "), theoretical))
+    for kind in kinds:
+        echo(row(kind.replace("_", " "), d[f"{kind}_theoretical_bytes"]))
     echo(row("total", d["theoretical_bytes"]))
     echo("  real file:")
-    for kind, (real, _) in kinds.items():
-        echo(row(kind.replace("_", " "), real))
+    for kind in kinds:
+        echo(row(kind.replace("_", " "), d[f"{kind}_bytes"]))
     echo(row("header", d["header_bytes"]))
     echo(row("file", d["file_bytes"]) + f"   overhead {d['overhead_percent']:+.2f} %")
 
 
 @app.command()
 def decode(
-    files: List[str] = typer.Argument(..., help=".dfc files, folders of them, or glob patterns"),
+    files: List[str] = typer.Argument(..., help=".dfc files, folders of them, glob patterns, or - for standard input"),
     out: Optional[Path] = typer.Option(None, "-o", "--out", help="image to write for one file: .png, .bmp, .tif, "
                                        ".ppm (by its suffix), or - for PNG on standard output (default: FILE.png "
-                                       "next to it, or in --out-dir)"),
-    out_dir: Optional[Path] = typer.Option(None, help="folder for the decoded images (FILE.png each)"),
+                                       "next to it, or in --out-dir; standard output for standard input)"),
+    out_dir: Optional[Path] = typer.Option(None, help="folder for the decoded images (FILE.png each; made if missing)"),
     jobs: int = typer.Option(1, min=1, help="files decoded in parallel local processes"),
-    json_out: bool = typer.Option(False, "--json", help="a batch: one JSON object per file instead of the table"),
+    json_out: bool = typer.Option(False, "--json", help="one JSON object per file instead of the text"),
     overwrite: bool = typer.Option(False, "--force", "--overwrite", help="replace existing outputs"),
+    skip_existing: bool = typer.Option(False, "--skip-existing", help=SKIP_HELP),
+    quiet: bool = typer.Option(False, "-q", "--quiet", help=QUIET_HELP),
     device: str = typer.Option("cpu", help=DEVICE_HELP),
-    checkpoint: Optional[Path] = typer.Option(None, help="the variant's shared model file, e.g. the decoder "
-                                              "checkpoint (default: the shipped one)"),
+    checkpoint: Optional[Path] = CHECKPOINT_OPTION,
+    max_memory: Optional[float] = MAX_MEMORY_OPTION,
 ):
     """Restore the images of .dfc files, pixel for pixel (several files: a summary table at the end)."""
-    from diffcode import batch, codec
-    from diffcode.image import encode_image, output_format, write_image
-    from diffcode.outputs import check_output, is_stream
-
-    def one(file: Path, out: Path):
-        to_stdout = str(out) == "-"
-        if not to_stdout:
-            output_format(out)
-            check_output(out, overwrite, inputs=[file])
-        data = _read(file)
-        image, color = _named(file, lambda: codec.load_image(data, _file_model(data, checkpoint, file),
-                                                             device=_device(device)))
-        if to_stdout:
-            sys.stdout.buffer.write(encode_image(image, color))
-            sys.stdout.buffer.flush()
-        else:
-            write_image(out, image, color, overwrite=overwrite)
-        typer.echo(f"{'standard output' if to_stdout else out}: {image.shape[1]}x{image.shape[0]} {color.mode}, "
-                   "pixels verified against the file's checksum", err=to_stdout or is_stream(out))
+    from diffcode import batch
+    from diffcode.image import output_format
 
     def go():
-        sources = batch.expand_inputs(files, batch.DFC_SUFFIXES)
-        if _single(files, sources, out_dir):
-            return one(sources[0], out or sources[0].with_suffix(".png"))
-        if out is not None:
-            output_format(out)
-        tasks = batch.plan(sources, ".png", out, out_dir, overwrite, device=_device(device),
+        _cap_memory(max_memory)
+        _Show.quiet = quiet
+        sources = _sources(files, batch.DFC_SUFFIXES)
+        if out is not None and str(out) != batch.STDIO:
+            output_format(out)  # a lossy or unknown suffix, before any work
+        tasks = batch.plan(sources, ".png", out, out_dir, overwrite, skip_existing, device=_device(device),
                            options={"checkpoint": str(checkpoint.resolve()) if checkpoint else None})
-        _run_batch(tasks, "decode", jobs, json_out, fit_steps=None)
+        _run_files(tasks, "decode", jobs, json_out, fit_steps=None, single=_single(files, sources, out_dir),
+                   skipped=len(sources) - len(tasks))
 
     _run(go)
 
 
+def _sources(items: List[str], suffixes) -> List[Path]:
+    """The input files (see batch.expand_inputs), with a note for each folder's files of other kinds."""
+    from diffcode import batch
+
+    skipped: List[Path] = []
+    sources = batch.expand_inputs(items, suffixes, skipped)
+    if skipped and not _Show.quiet:
+        names = ", ".join(str(p) for p in skipped[:5]) + (f" and {len(skipped) - 5} more" if len(skipped) > 5 else "")
+        typer.echo(f"note: skipped {len(skipped)} file(s) without a {' / '.join(suffixes)} suffix: {names}", err=True)
+    return sources
+
+
 def _single(items: List[str], sources: List[Path], out_dir: Optional[Path]) -> bool:
-    """One plain file named, no --out-dir: the single-file command (its own detailed output)."""
-    return len(items) == 1 and len(sources) == 1 and Path(items[0]).is_file() and out_dir is None
+    """One plain file (or standard input) named, no --out-dir: the single-file command (its own
+    detailed output, no summary table)."""
+    return len(items) == 1 and len(sources) == 1 and (items[0] == "-" or Path(items[0]).is_file()) and out_dir is None
 
 
-def _run_batch(tasks, command: str, jobs: int, json_out: bool, fit_steps, scheduler: Optional[str] = None) -> None:
-    """Run a batch with a bar across files (and, with one job, the current file's bar); print the
-    summary table (or JSON lines); exit status 1 if any file failed, the others kept."""
+def _to_stream(target: str) -> bool:
+    """True if the output goes to standard output, a device or a pipe (messages then go to stderr)."""
+    from diffcode.outputs import is_stream
+
+    return target == "-" or is_stream(target)
+
+
+def _run_files(tasks, command: str, jobs: int, json_out: bool, fit_steps, single: bool, skipped: int = 0,
+               scheduler: Optional[str] = None) -> None:
+    """Run the files (batch.run); with progress bars on a terminal (across files, and the current
+    file's fit with one job); then one file's own report, or the summary table (or JSON lines, the
+    same keys either way); exit status 1 if any file failed, the others kept."""
+    import time
+
     from tqdm import tqdm
 
     from diffcode import batch
 
-    bar = tqdm(total=len(tasks), desc=command, unit="file", file=sys.stderr, leave=False)
+    if skipped and not _Show.quiet:
+        typer.echo(f"note: {skipped} file(s) skipped, their outputs exist (--skip-existing)", err=True)
+    bar = tqdm(total=len(tasks), desc=command, unit="file", file=sys.stderr, leave=False,
+               disable=single or not _Show.bars())
 
     def on_done(outcome) -> None:
         bar.update(1)
-        if not outcome.ok:
+        if not outcome.ok and not single:
             bar.write(f"error: {outcome.error}", file=sys.stderr)
 
     def progress(task):
-        name = Path(task.source).name
-        if fit_steps is None:
+        name = "standard input" if task.source == batch.STDIO else Path(task.source).name
+        if fit_steps is None or jobs > 1:
             return None, None
         return _progress(fit_steps, name), _stage_bar(f"store {name}")
 
+    t0 = time.perf_counter()
     outcomes = batch.run(tasks, command, jobs=jobs, scheduler=scheduler, on_done=on_done, progress_factory=progress)
     bar.close()
     _close_bars()
+    if single and outcomes:
+        return _one_file(outcomes[0], command, json_out)
     verb = {"compress": "compressed", "decode": "decoded"}[command]
-    for line in ([json.dumps(o.as_dict()) for o in outcomes] if json_out else batch.summary_lines(outcomes, verb)):
-        typer.echo(line)
+    if json_out:
+        for o in outcomes:
+            typer.echo(json.dumps(o.as_dict()))
+    elif not _Show.quiet or not all(o.ok for o in outcomes):
+        for line in batch.summary_lines(outcomes, verb, time.perf_counter() - t0):
+            typer.echo(line)
     if not all(o.ok for o in outcomes):
         raise typer.Exit(code=1)
+
+
+def _one_file(outcome, command: str, json_out: bool) -> None:
+    """What a single-file compress or decode prints: its size report, or where the pixels went."""
+    if not outcome.ok:
+        _fail(outcome.error)
+    err = _to_stream(outcome.target)
+    if command == "compress":
+        return _print_report(outcome.as_dict(), json_out, err=err)
+    if json_out:
+        typer.echo(json.dumps(outcome.as_dict()), err=err)
+    elif not _Show.quiet:
+        where = "standard output" if outcome.target == "-" else outcome.target
+        typer.echo(f"{where}: {outcome.width}x{outcome.height} {outcome.report['mode']}, pixels verified against "
+                   "the file's checksum", err=err)
 
 
 def _named(path: Path, fn):
@@ -372,38 +440,50 @@ def info(
     json_out: bool = typer.Option(False, "--json", help="one JSON object per file"),
     header_only: bool = typer.Option(False, help="skip decoding (no theoretical entropy)"),
     device: str = typer.Option("cpu", help=DEVICE_HELP),
-    checkpoint: Optional[Path] = typer.Option(None, help="the variant's shared model file, e.g. the decoder "
-                                              "checkpoint (default: the shipped one)"),
+    checkpoint: Optional[Path] = CHECKPOINT_OPTION,
+    max_memory: Optional[float] = MAX_MEMORY_OPTION,
 ):
     """Print the header and section sizes of .dfc files and, by decoding, their theoretical entropy."""
     from diffcode import codec
 
+    def one(path: Path):
+        data = _read(path)
+        d = {"file": str(path), **_named(path, lambda: codec.info(data))}
+        if not header_only:
+            d.update(_named(path, lambda: codec.analyze(data, _file_model(data, checkpoint, path),
+                                                        device=_device(device))).as_dict())
+        if json_out:
+            typer.echo(json.dumps(d))
+            return
+        typer.echo(f"{path}:")
+        for key, value in d.items():
+            if key not in ("file", "sections"):
+                typer.echo(f"  {key:<30} {value}")
+        for i, s in enumerate(d["sections"]):
+            typer.echo(f"  section {i:<3} {s['kind']:<12} {s['bytes']:>10,} B  crc32 {s['crc32']}")
+
     def go():
-        for path in files:
-            data = _read(path)
-            d = {"file": str(path), **_named(path, lambda: codec.info(data))}
-            if not header_only:
-                d.update(_named(path, lambda: codec.analyze(data, _file_model(data, checkpoint, path),
-                                                            device=_device(device))).as_dict())
-            if json_out:
-                typer.echo(json.dumps(d))
-                continue
-            typer.echo(f"{path}:")
-            for key, value in d.items():
-                if key not in ("file", "sections"):
-                    typer.echo(f"  {key:<30} {value}")
-            for i, s in enumerate(d["sections"]):
-                typer.echo(f"  section {i:<3} {s['kind']:<12} {s['bytes']:>10,} B  crc32 {s['crc32']}")
+        _cap_memory(max_memory)
+        failed = 0
+        for path in files:  # a bad file is reported and the others still printed; exit status 1 at the end
+            try:
+                one(path)
+            except DiffcodeError as exc:
+                failed += 1
+                typer.echo(f"error: {exc}", err=True)
+        if failed:
+            raise typer.Exit(code=1)
 
     _run(go)
 
 
 @app.command()
 def compress(
-    images: List[str] = typer.Argument(..., help="images, folders of images, or glob patterns"),
-    out: Optional[Path] = typer.Option(None, "-o", "--out", help=".dfc file to write for one image (default: "
-                                       "IMAGE.dfc next to it, or in --out-dir)"),
-    out_dir: Optional[Path] = typer.Option(None, help="folder for the .dfc files (IMAGE.dfc each)"),
+    images: List[str] = typer.Argument(..., help="images, folders of images, glob patterns, or - for standard input"),
+    out: Optional[Path] = typer.Option(None, "-o", "--out", help=".dfc file to write for one image, or - for "
+                                       "standard output (default: IMAGE.dfc next to it, or in --out-dir; standard "
+                                       "output for standard input)"),
+    out_dir: Optional[Path] = typer.Option(None, help="folder for the .dfc files (IMAGE.dfc each; made if missing)"),
     jobs: int = typer.Option(1, min=1, help="images compressed in parallel local processes (each with "
                              "cores / N threads)"),
     scheduler: Optional[str] = typer.Option(None, help="run the images on this dask.distributed scheduler "
@@ -413,46 +493,44 @@ def compress(
     storage: Optional[Storage] = typer.Option(None, help="storage scheme (default: the variant's)"),
     device: str = typer.Option("cpu", help=DEVICE_HELP),
     overwrite: bool = typer.Option(False, "--force", "--overwrite", help="replace existing outputs"),
+    skip_existing: bool = typer.Option(False, "--skip-existing", help=SKIP_HELP),
+    quiet: bool = typer.Option(False, "-q", "--quiet", help=QUIET_HELP),
     json_out: bool = typer.Option(False, "--json", help="print the size report (a batch: one object per file) "
                                   "as JSON"),
-    checkpoint: Optional[Path] = typer.Option(None, help="the variant's shared model file, e.g. the decoder "
-                                              "checkpoint (default: the shipped one)"),
+    checkpoint: Optional[Path] = CHECKPOINT_OPTION,
     variant: Variant = typer.Option(DEFAULT_VARIANT, help="encoding variant"),
     preset: str = typer.Option("default", help=PRESET_HELP),
+    max_memory: Optional[float] = MAX_MEMORY_OPTION,
 ):
     """Fit and store in one go (several images: a summary table at the end)."""
-    from diffcode import api, batch
-    from diffcode.image import read_image_mode
-    from diffcode.outputs import check_output, is_stream, write_bytes_atomic
-
-    def one(image: Path, out: Path):
-        check_output(out, overwrite, inputs=[image])
-        array, color = read_image_mode(image)
-        model = _model(variant, checkpoint)
-        result = api.fit(array, variant=variant.value, model=model, color=color, preset=preset, steps=steps, seed=seed,
-                         storage=_storage(variant, storage), device=_device(device),
-                         progress=_progress(_family(variant).fit_steps(preset, steps), image.name))
-        data, report = api.store(result, model=model, device=_device(device), progress=_stage_bar(f"store {image.name}"))
-        write_bytes_atomic(out, data, overwrite=overwrite, inputs=[image])
-        _print_report(str(out), report, json_out, err=is_stream(out))
+    from diffcode import batch
 
     def go():
-        family = _family(variant)
-        if preset not in family.presets:  # refused once, before any work, not once per image
-            raise UsageError(f"the {family.name} variant has presets {', '.join(family.presets)}, not {preset!r}")
-        if storage is not None and storage.value not in family.storages:
-            raise UsageError(f"the {family.name} variant stores with {', '.join(family.storages)}, not {storage.value}")
-        sources = batch.expand_inputs(images, batch.IMAGE_SUFFIXES)
-        if _single(images, sources, out_dir) and not scheduler:
-            return one(sources[0], out or sources[0].with_suffix(".dfc"))
+        _cap_memory(max_memory)
+        _Show.quiet = quiet
+        family = check_options(variant.value, preset=preset, steps=steps, seed=seed,  # once, before any work
+                               storage=storage.value if storage else None, device=device)
+        if scheduler:
+            batch.check_scheduler(scheduler)
+        sources = _sources(images, batch.IMAGE_SUFFIXES)
         options = {"variant": variant.value, "preset": preset, "steps": steps, "seed": seed,
                    "storage": _storage(variant, storage), "checkpoint": str(checkpoint.resolve()) if checkpoint else None}
         _model(variant, checkpoint)  # a bad --checkpoint is refused once, before any work
-        tasks = batch.plan(sources, ".dfc", out, out_dir, overwrite, device=_device(device), options=options)
-        _run_batch(tasks, "compress", jobs, json_out, fit_steps=_family(variant).fit_steps(preset, steps),
-                   scheduler=scheduler)
+        tasks = batch.plan(sources, ".dfc", out, out_dir, overwrite, skip_existing, device=_device(device),
+                           options=options)
+        _warn_suffix(out)
+        _run_files(tasks, "compress", jobs, json_out, fit_steps=family.fit_steps(preset, steps),
+                   single=_single(images, sources, out_dir), skipped=len(sources) - len(tasks), scheduler=scheduler)
 
     _run(go)
+
+
+def _warn_suffix(out: Optional[Path]) -> None:
+    """A warning for a .dfc file named like something else (`-o x.png` once looked like an image)."""
+    if out is None or str(out) == "-" or _to_stream(str(out)) or out.suffix.lower() == ".dfc" or _Show.quiet:
+        return
+    typer.echo(f"warning: {out}: a diffcode file is written there whatever its suffix; name it .dfc so that it "
+               "is not taken for an image", err=True)
 
 
 @app.command()
@@ -477,8 +555,7 @@ def evaluate(
     work_dir: Path = typer.Option(Path("runs/evaluate"), help="cache of fits, files and rows"),
     kodak_dir: Optional[Path] = typer.Option(None, help="folder with kodim01..24.png"),
     device: str = typer.Option("cpu", help=DEVICE_HELP),
-    checkpoint: Optional[Path] = typer.Option(None, help="the variant's shared model file, e.g. the decoder "
-                                              "checkpoint (default: the shipped one)"),
+    checkpoint: Optional[Path] = CHECKPOINT_OPTION,
     preset: str = typer.Option("default", help=PRESET_HELP),
     baselines: Path = typer.Option(Path("experiments/results/baselines-all.csv"),
                                    help="a `baselines` table to take WebP and JPEG XL sizes from (if it exists)"),
@@ -581,6 +658,20 @@ def train(
                    f"{model.meta.get('validation_bpsp', float('nan')):.4f} bpsp")
 
     _run(go)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from diffcode import __version__
+
+        typer.echo(f"diffcode {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(version: bool = typer.Option(False, "-V", "--version", callback=_version, is_eager=True,
+                                          help="print the version and exit")) -> None:
+    """diffcode: lossless image compression with differentiable entropy codes."""
 
 
 def main() -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 import warnings
 from pathlib import Path
 
@@ -104,8 +105,11 @@ def _read(source, path: Path) -> tuple[np.ndarray, ColorMode]:
     try:
         with _open(source) as im:
             array, color = _decode_rgb8(im, path)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as e:
-        raise ImageError(f"{path}: not an image Pillow can read ({e})") from e
+    except UnidentifiedImageError as e:
+        raise ImageError(f"{path}: not an image Pillow can read (unknown format, or a damaged file)") from e
+    except (OSError, ValueError, SyntaxError, EOFError) as e:
+        reason = re.sub(r"<_io\.BytesIO object at 0x[0-9a-f]+>", str(path), str(e))  # name the file, not the buffer
+        raise ImageError(f"{path}: not an image Pillow can read ({reason})") from e
     except Image.DecompressionBombError as e:
         raise ImageError(f"{path}: image is too large to read safely ({e})") from e
     return validate_array(array, name=str(path)), color

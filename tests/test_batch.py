@@ -91,10 +91,16 @@ def test_json_lines(folder):
 
 @pytest.mark.parametrize("args, message", [
     (["imgs/im0.png", "imgs/im1.png", "-o", "x.dfc"], "use --out-dir"),
-    (["imgs", "--out-dir", "nodir"], "does not exist"),
+    (["imgs/im0.png", "-o", "x.dfc", "--out-dir", "dfc"], "give one of them"),
+    (["imgs", "--out-dir", "dfc", "--force", "--skip-existing"], "give one of them"),
+    (["imgs", "--out-dir", "dfc", "--preset", "instant", "--variant", "pyramid"], "steps does not apply"),
+    (["-", "imgs/im0.png"], "must be the only input"),
+    (["imgs", "--out-dir", "dfc", "--scheduler", "notahost"], "expected host:port"),
+    (["imgs", "--out-dir", "dfc", "--scheduler", "http://127.0.0.1:18786"], "expected host:port"),
+    (["imgs", "--out-dir", "dfc", "--scheduler", "127.0.0.1"], "expected host:port"),
     (["imgs/nothing*.png"], "no file matches"),
     (["missing.png", "imgs/im0.png"], "no such file"),
-    (["imgs", "--out-dir", "dfc", "--preset", "tiny"], "presets"),
+    (["imgs", "--out-dir", "dfc", "--preset", "tiny"], "takes preset"),
 ])
 def test_batch_problems_are_refused_before_any_work(folder, args, message):
     (folder / "dfc").mkdir()

@@ -1,6 +1,7 @@
 """The command line: fit -> store -> decode -> info, compress, JSON keys, refusing to overwrite."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -172,10 +173,12 @@ def test_errors_start_their_own_line(workdir, monkeypatch, args):
     from diffcode import api
 
     monkeypatch.setattr(api, "fit", _failing_fit)
+    monkeypatch.setenv("DIFFCODE_PROGRESS", "always")  # the runner's stderr is not a terminal
     result = runner.invoke(cli.app, per_pixel_unless_named(args + ["--checkpoint", "decoder.npz"]))
     assert result.exit_code == 1
     assert "3/9" in result.stderr  # the bar was on screen
-    before = result.stderr[:result.stderr.index("error: the fit failed midway")]
+    assert re.search(r"error: (img\.png: )?the fit failed midway", result.stderr)  # compress names the file
+    before = result.stderr[:result.stderr.index("error: ")]
     assert before == "" or before[-1] in "\r\n", repr(before[-80:])
 
 

@@ -9,13 +9,14 @@ memory (VmHWM) is asserted, not its time (experiments/crafted_sizes.py measures 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from diffcode import codec, families
+from diffcode import codec, families, limits
 from diffcode.errors import CorruptFileError
 from diffcode.storage import container
 
@@ -41,10 +42,13 @@ print(json.dumps({"outcome": outcome, "peak_mib": peak, "torch": "torch" in sys.
 
 
 def decode_in_child(data: bytes) -> dict:
-    """How `diffcode decode` would end on `data`, in a fresh process limited to 4 GiB of address space."""
+    """How `diffcode decode` would end on `data`, in a fresh process limited to 4 GiB of address space,
+    under the default memory cap whatever this machine has available."""
     limit = "import resource; resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))\n"
+    env = {k: v for k, v in os.environ.items() if k not in (limits.CAP_ENV, limits.ENV)}
+    env[limits.ENV] = "1000"
     proc = subprocess.run([sys.executable, "-c", limit + CHILD, str(ROOT)], input=data, capture_output=True,
-                          timeout=600, check=False)
+                          timeout=600, check=False, env=env)
     assert proc.returncode == 0, proc.stderr.decode()[-2000:]
     return json.loads(proc.stdout.decode().strip().splitlines()[-1])
 
@@ -108,3 +112,21 @@ def test_a_missing_or_misplaced_error_table_is_corrupt():
     for bad in (sections[:-1], sections[::-1], sections + sections[-1:]):
         with pytest.raises(CorruptFileError, match="unexpected section layout"):
             codec.load(container.pack(header, bad))
+
+
+@pytest.mark.parametrize("height, width", [(4000, 4000), (65535, 17), (33, 65535)])
+def test_pyramid_sweep_worst_cases(height, width):
+    """Sizes a pyramid file's bound lets through (its subpixels are only known to cost 2.2e-5 bits):
+    the decoder runs, decodes level by level from the coarsest and runs out of words within the first
+    levels, at the memory of any small decode (168-170 MiB measured, VmHWM of the whole process:
+    experiments/results/reliability-pyramid.md has the sweep's worst cases)."""
+    result = decode_in_child(with_size((GOLDEN / "pyramid-fast-v2-33x17.dfc").read_bytes(), height, width))
+    assert result["outcome"].startswith("CorruptFileError: error table truncated"), result
+    assert result["peak_mib"] < 250 and not result["torch"], result
+
+
+def test_pyramid_file_declaring_more_than_the_cap_is_refused_before_decoding():
+    result = decode_in_child(with_size((GOLDEN / "pyramid-instant-v2-33x17.dfc").read_bytes(), 8000, 8000))
+    assert result["outcome"].startswith("ImageError: a 8000x8000 image is too large to decode here: it needs "
+                                        "about 55.0 GiB, above the memory cap of 16 GiB"), result
+    assert result["peak_mib"] < PEAK_MIB and not result["torch"], result

@@ -482,6 +482,15 @@ def default_stem(split: str, patches: bool = False, grayscale: bool = False,
     return Path(results_dir) / f"baselines-{split}{suffix}"
 
 
+TABLE_SUFFIXES = ("", "-summary", "-rows")
+
+
+def output_paths(stem: str | os.PathLike) -> list[Path]:
+    """Every file `write` writes for `stem` (so that a command can check them before any work)."""
+    stem = Path(stem)
+    return [stem.with_name(stem.name + t + s) for t in TABLE_SUFFIXES for s in (".csv", ".md")]
+
+
 def write(rows: Sequence[dict], stem: str | os.PathLike, command: str,
           note: str | None = None) -> list[Path]:
     """Write the tables of `rows` (from `run`), each as .csv and .md with provenance.

@@ -58,6 +58,22 @@ def _model(variant, path: Optional[Path]):
     return _family(variant).load_model(path)
 
 
+def _any_model(path: Optional[Path]) -> None:
+    """Refuse, before any work, a --checkpoint for files of any family that no family can load (a file
+    of another family's model is fine: it serves that family's files, the shipped models the rest)."""
+    if path is None:
+        return
+    problems = []
+    for name in families.names():
+        try:
+            families.get(name).load_model(path)
+            return
+        except DiffcodeError as exc:
+            problems.append(str(exc))
+    raise DiffcodeError(problems[0] if len(set(problems)) == 1 else
+                        f"{path}: no variant can load it as its shared model ({problems[0]})")
+
+
 def _file_model(data: bytes, path: Optional[Path], name: Path):
     """The shared model a .dfc file's header names."""
     from diffcode import codec
@@ -330,6 +346,7 @@ def decode(
         _cap_memory(max_memory)
         _Show.quiet = quiet
         sources = _sources(files, batch.DFC_SUFFIXES)
+        _any_model(checkpoint)
         if out is not None and str(out) != batch.STDIO:
             output_format(out)  # a lossy or unknown suffix, before any work
         tasks = batch.plan(sources, ".png", out, out_dir, overwrite, skip_existing, device=_device(device),
@@ -464,6 +481,7 @@ def info(
 
     def go():
         _cap_memory(max_memory)
+        _any_model(checkpoint)
         failed = 0
         for path in files:  # a bad file is reported and the others still printed; exit status 1 at the end
             try:
@@ -614,17 +632,21 @@ def baselines(
     grayscale: bool = typer.Option(False, help="code the Pillow 'L' luma instead of RGB"),
     out: Optional[Path] = typer.Option(None, help="output stem (default experiments/results/baselines-SPLIT...)"),
     kodak_dir: Optional[Path] = typer.Option(None, help="folder with kodim01..24.png"),
+    overwrite: bool = typer.Option(False, "--force", "--overwrite", help="replace existing tables"),
 ):
     """Sizes, timings and checked round trips of raw, gzip, bzip2, xz, zstd, PNG, WebP, JPEG 2000, JPEG XL."""
     from diffcode import baselines as bl
     from diffcode import kodak
+    from diffcode.outputs import check_output
 
     def go():
         if bool(split) == bool(images):
             raise DiffcodeError("give either --split or a list of images")
         names = kodak.split(split) if split else list(images)
-        rows = bl.run(names, kodak_dir=str(kodak_dir) if kodak_dir else None, patches=patches, grayscale=grayscale)
         stem = out or bl.default_stem(split or "images", patches, grayscale)
+        for path in bl.output_paths(stem):  # every table, before any work
+            check_output(path, overwrite)
+        rows = bl.run(names, kodak_dir=str(kodak_dir) if kodak_dir else None, patches=patches, grayscale=grayscale)
         command = _command_line()
         for path in bl.write(rows, stem, command, note=f"Libraries: {bl.library_versions()}."):
             typer.echo(str(path))
@@ -641,21 +663,23 @@ def train(
     steps: Optional[int] = typer.Option(None, min=1, help="training steps"),
     crop: Optional[int] = typer.Option(None, min=1, help="side of the training crops"),
     kodak_dir: Optional[Path] = typer.Option(None, help="folder with kodim01..24.png"),
-    out: Path = typer.Option(Path("per_pixel.npz"), help="checkpoint to write"),
+    out: Optional[Path] = typer.Option(None, help="model file to write (default VARIANT.npz, e.g. pyramid.npz)"),
     overwrite: bool = typer.Option(False, "--force", "--overwrite", help="replace an existing output"),
 ):
-    """Train the variant's shared model (the per-pixel decoder: on the Kodak training split, selecting by
-    validation bpsp)."""
+    """Train the variant's shared model with the shipped one's recipe: the pyramid prior (Kodak's
+    training split and the photos of $DIFFCODE_PHOTOS), the per-pixel decoder (Kodak's training split),
+    or the weights MLP (a crop of kodim01)."""
 
     from diffcode.outputs import check_output
 
     def go():
-        check_output(out, overwrite)
+        target = check_output(out or Path(f"{variant.value.replace('-', '_')}.npz"), overwrite)
         model = _family(variant).train(steps=steps, crop=crop, kodak_dir=str(kodak_dir) if kodak_dir else None,
                                        log=typer.echo)
-        model.save(out, overwrite=overwrite)
-        typer.echo(f"{out}: {variant.value} model {model.hash[:16]}, validation "
-                   f"{model.meta.get('validation_bpsp', float('nan')):.4f} bpsp")
+        model.save(target, overwrite=overwrite)
+        selection = model.meta.get("validation_bpsp")
+        typer.echo(f"{target}: {variant.value} model {model.hash[:16]}" +
+                   (f", validation {selection:.4f} bpsp" if selection is not None else ""))
 
     _run(go)
 

@@ -178,3 +178,21 @@ def test_max_memory_caps_the_work(folder, command):
     assert result.exit_code == 1 and "--max-memory" in result.stderr, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert invoke(*args[command]).exit_code == 0  # the cap is the command's own: the next one has the default
+
+
+def test_baselines_refuses_existing_tables_before_any_work(folder, monkeypatch):
+    from diffcode import baselines
+
+    monkeypatch.setattr(baselines, "run", lambda *a, **k: pytest.fail("the codecs ran before the check"))
+    Path("table-summary.md").write_text("an earlier table, keep me\n")
+    result = runner.invoke(cli.app, ["baselines", "imgs/im0.png", "--out", "table"])
+    assert result.exit_code == 1 and "table-summary.md" in result.stderr and "--force" in result.stderr
+    assert Path("table-summary.md").read_text() == "an earlier table, keep me\n"
+
+
+def test_a_file_that_is_no_model_is_named_as_such(folder):
+    assert invoke("compress", "imgs/im0.png", *FIT).exit_code == 0
+    for args in (["compress", "imgs/im1.png", "--steps", "2"], ["decode", "imgs/im0.dfc", "-o", "x.png"]):
+        result = invoke(*args, "--checkpoint", "imgs/im2.png")
+        assert result.exit_code == 1 and "imgs/im2.png: not a diffcode model file" in result.stderr, result.stderr
+        assert "pickle" not in result.stderr

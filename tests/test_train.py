@@ -23,3 +23,14 @@ def test_tiny_training_run_gives_a_working_checkpoint():
     fit = fit_image(image, ckpt, QUICK_FIT)
     data, _ = codec.store(fit, ckpt)
     assert np.array_equal(codec.load(data, ckpt), image)
+
+
+def test_the_weights_mlp_trains_with_its_recipe(tmp_path):
+    """`diffcode train --variant weights` once always refused; the recipe now lives in the family."""
+    from diffcode import families
+    from diffcode.families.weights.train import train_mlp
+
+    mlp = train_mlp(crop=8, steps=3, quantile_steps=5, log=lambda message: None)
+    mlp.save(tmp_path / "mlp.npz")
+    loaded = families.get("weights").load_model(tmp_path / "mlp.npz")
+    assert loaded.hash == mlp.hash and loaded.meta["crop"] == 8

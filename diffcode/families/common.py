@@ -11,11 +11,21 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import CorruptFileError
+from ..errors import CorruptFileError, DiffcodeError
 from ..storage import container, rans
 from . import Section
 
 ERROR_MODEL = "cauchy"
+
+
+def open_model_npz(data: bytes, what: str):
+    """np.load of a shared model's file (an .npz archive, no pickles); DiffcodeError naming `what` if
+    the bytes are not an .npz archive at all (a PNG given as --checkpoint once read as 'pickled data')."""
+    import io
+
+    if not data.startswith(b"PK\x03\x04"):
+        raise DiffcodeError(f"{what}: not a diffcode model file (expected an .npz archive)")
+    return np.load(io.BytesIO(data), allow_pickle=False)
 
 
 def symbols(image: np.ndarray) -> np.ndarray:

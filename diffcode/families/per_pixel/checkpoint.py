@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 from ...errors import DiffcodeError
+from ..common import open_model_npz
 from .superres import DecoderConfig
 
 DEFAULT_CHECKPOINT = "per_pixel_default.npz"
@@ -63,7 +64,7 @@ class Checkpoint:
                 data = resources.files("diffcode.data").joinpath(DEFAULT_CHECKPOINT).read_bytes()
             else:
                 data = Path(path).read_bytes()
-            with np.load(io.BytesIO(data), allow_pickle=False) as z:
+            with open_model_npz(data, str(path or DEFAULT_CHECKPOINT)) as z:
                 config = DecoderConfig.from_json(z["__config__"].tobytes().decode())
                 meta = json.loads(z["__meta__"].tobytes().decode())
                 arrays = {k: z[k].astype(np.int64) for k in z.files if not k.startswith("__")}

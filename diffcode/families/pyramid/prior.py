@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import DiffcodeError
+from ..common import open_model_npz
 
 ENV_VAR = "DIFFCODE_PYRAMID_PRIOR"
 SHIPPED = {  # SHA-256 -> package file; never remove one (files that name it must keep decoding)
@@ -54,9 +55,9 @@ class Prior:
         write_bytes_atomic(path, to_bytes(self.arrays, self.meta), overwrite=overwrite)
 
 
-def from_bytes(data: bytes) -> Prior:
-    """Parse prior bytes (an .npz of float32 arrays plus a `meta` JSON string)."""
-    with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+def from_bytes(data: bytes, what: str = "the pyramid prior") -> Prior:
+    """Parse prior bytes (an .npz of float32 arrays plus a `meta` JSON string); `what` names them in errors."""
+    with open_model_npz(data, what) as npz:
         arrays = {k: npz[k].astype(np.float32) for k in npz.files if k != "meta"}
         meta = json.loads(str(npz["meta"])) if "meta" in npz.files else {}
     return Prior(arrays, meta, hashlib.sha256(data).hexdigest())
@@ -75,7 +76,7 @@ REQUIRED = ("phases.0.trunk1.weight", "phases.1.heads2.2.bias")  # a file withou
 @functools.lru_cache(maxsize=4)
 def _load_path(path: str) -> Prior:
     try:
-        prior = from_bytes(Path(path).read_bytes())
+        prior = from_bytes(Path(path).read_bytes(), path)
     except (OSError, ValueError, EOFError) as exc:
         raise DiffcodeError(f"{path} is not a readable pyramid prior ({exc})") from exc
     if not all(name in prior.arrays for name in REQUIRED):

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from ...errors import DiffcodeError
 from ...limits import Linear
 from .. import Decoded, Encoded, Fit, take_options
 from . import exact
@@ -69,8 +68,13 @@ class Weights:
         return {"storage": header.storage, "rng_version": header.rng_version, "error_model": header.error_model,
                 "seed": header.seed, "decoder_hash": header.decoder_hash.hex()}
 
-    def train(self, **settings) -> wv.MLPCheckpoint:
-        raise DiffcodeError("the weights variant's shared MLP is trained by experiments/train_weights_mlp.py")
+    def train(self, *, steps: int | None = None, crop: int | None = None, kodak_dir: str | None = None,
+              log=print) -> wv.MLPCheckpoint:
+        """Train the shared MLP with the shipped one's recipe (diffcode.families.weights.train)."""
+        from .train import train_mlp
+
+        settings = {k: v for k, v in {"steps": steps, "crop": crop}.items() if v is not None}
+        return train_mlp(kodak_dir=kodak_dir, log=log, **settings)
 
     def maps(self, decoded: Decoded) -> None:
         return None

@@ -52,6 +52,7 @@ import numpy as np
 
 from ... import cauchy
 from ...errors import DecoderMismatchError, DiffcodeError
+from ..common import open_model_npz
 from ...fixedpoint import ACT_LIMIT, FRAC_BITS, WEIGHT_LIMIT, padded_conv_stack, requantize, upsample2
 from ...storage import positions
 
@@ -225,7 +226,7 @@ class MLPCheckpoint:
         try:
             data = (resources.files("diffcode.data").joinpath(MLP_FILE).read_bytes() if path is None
                     else Path(path).read_bytes())
-            with np.load(io.BytesIO(data), allow_pickle=False) as z:
+            with open_model_npz(data, str(path or MLP_FILE)) as z:
                 meta = json.loads(z["__meta__"].tobytes().decode())
                 arrays = {k: z[k].astype(np.int64) for k in z.files if not k.startswith("__")}
             ckpt = cls(arrays, meta)

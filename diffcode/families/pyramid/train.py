@@ -3,25 +3,39 @@
     images -> every (level, phase) context of every pixel (`samples`) -> Adam on the mean bits
     per subpixel of random batches, cosine learning rate -> float32 arrays (`PyramidNet.arrays`)
 
+Training can stop and resume: a checkpoint (`save_checkpoint`) holds the weights, Adam's state,
+the step, the numpy and torch random states, the settings (the schedule's total steps among
+them) and a description of the data; a run resumed from it reaches the same weights, bit for bit,
+as one that never stopped (on the same thread count). So a long schedule runs in legs.
+
 The prior is shipped in the package (`diffcode/data/pyramid_prior.npz`) and named by its
-SHA-256 in every file; `experiments/train_pyramid.py` records how it was made.
+SHA-256 in every file; `experiments/train_pyramid.py` records how it was made, and `data.py`
+which images train and select it.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 
+from ...errors import DiffcodeError
 from . import layout, spec
+from .data import DataSpec, training_images, validation_images
 from .layout import N_PHASES
 from .model import PyramidNet, phase_nats
 from .network import input_integers, own_integers
 
 LN2 = math.log(2)
+DTYPES = (np.int16, np.int16, np.int16, np.uint8)  # inputs, own, base12, target
+WIDTHS = (spec.N_INPUTS, 3, 3, 3)
+CHECKPOINT_VERSION = 1
 
 
 @dataclass
@@ -40,7 +54,7 @@ class Samples:
 
 
 def image_samples(image: np.ndarray) -> tuple[list[list[np.ndarray]], int]:
-    """Per phase [inputs, own, base12, target] of one (H, W, 3) uint8 image; core subpixel count."""
+    """Per phase [inputs, own, base12, target] (in DTYPES) of one (H, W, 3) uint8 image; core subpixel count."""
     per_phase = [[[], [], [], []] for _ in range(N_PHASES)]
     levels = layout.pyramid(image)
     for level in range(len(levels) - 1):
@@ -50,13 +64,14 @@ def image_samples(image: np.ndarray) -> tuple[list[list[np.ndarray]], int]:
                     continue
                 target = levels[level][rows, cols]
                 parts = (input_integers(ctx, level), own_integers(target, ctx.base12), ctx.base12, target)
-                for store, part in zip(per_phase[phase], parts):
-                    store.append(part)
+                for store, part, dtype in zip(per_phase[phase], parts, DTYPES):
+                    store.append(part.astype(dtype))
     return per_phase, levels[-1].size
 
 
 def samples(images: list[np.ndarray]) -> Samples:
-    """Contexts of every coded subpixel of `images`, concatenated per phase."""
+    """Contexts of every coded subpixel of `images`, concatenated per phase (each image's parts are
+    stored in their final dtypes and freed as they are concatenated, so the peak stays near the result)."""
     merged = [[[], [], [], []] for _ in range(N_PHASES)]
     core = 0
     for image in images:
@@ -65,27 +80,45 @@ def samples(images: list[np.ndarray]) -> Samples:
         for phase in range(N_PHASES):
             for store, parts in zip(merged[phase], per_phase[phase]):
                 store.extend(parts)
-    widths = (spec.N_INPUTS, 3, 3, 3)
-    cat = [[np.concatenate(parts) if parts else np.zeros((0, width)) for parts, width in zip(merged[phase], widths)]
-           for phase in range(N_PHASES)]
-    dtypes = (np.int16, np.int16, np.int16, np.uint8)
-    fields = [[cat[p][i].astype(dtypes[i]) for p in range(N_PHASES)] for i in range(4)]
+    fields = [[_concatenate(merged[p][i], WIDTHS[i], DTYPES[i]) for p in range(N_PHASES)] for i in range(4)]
     return Samples(*fields, core_subpixels=core)
+
+
+def _concatenate(parts: list[np.ndarray], width: int, dtype) -> np.ndarray:
+    out = np.concatenate(parts) if parts else np.zeros((0, width), dtype)
+    parts.clear()
+    return out
 
 
 def _batch(s: Samples, phase: int, index: np.ndarray, device: str) -> list[torch.Tensor]:
     return [torch.from_numpy(a[phase][index].astype(np.float32)).to(device) for a in (s.inputs, s.own, s.base12, s.target)]
 
 
-def mean_bpsp(net: PyramidNet, s: Samples, device: str = "cpu", chunk: int = 1 << 16) -> float:
-    """Bits per subpixel of every sample under the float model (core subpixels at 8 bits)."""
+def total_bits(net: PyramidNet, s: Samples, device: str = "cpu", chunk: int = 1 << 16) -> float:
+    """Bits of every sample under the float model (core subpixels at 8 bits)."""
     total = 8.0 * s.core_subpixels
     with torch.no_grad():
         for phase in range(N_PHASES):
             for start in range(0, len(s.target[phase]), chunk):
                 index = np.arange(start, min(start + chunk, len(s.target[phase])))
                 total += phase_nats(net.phases[phase], *_batch(s, phase, index, device)).sum().item() / LN2
-    return total / s.subpixels
+    return total
+
+
+def mean_bpsp(net: PyramidNet, s: Samples, device: str = "cpu") -> float:
+    """Bits per subpixel of every sample under the float model (core subpixels at 8 bits)."""
+    return total_bits(net, s, device) / s.subpixels
+
+
+def validation(net: PyramidNet, val_set: Samples | dict[str, Samples], device: str = "cpu") -> dict:
+    """{val_bpsp} of one set, or of named sets {val_NAME: each, val_bpsp: all together} (rounded to 1e-4)."""
+    sets = val_set if isinstance(val_set, dict) else {}
+    if not sets:
+        return {"val_bpsp": round(mean_bpsp(net, val_set, device), 4)}
+    bits = {name: total_bits(net, s, device) for name, s in sets.items()}
+    row = {f"val_{name}": round(bits[name] / s.subpixels, 4) for name, s in sets.items()}
+    row["val_bpsp"] = round(sum(bits.values()) / sum(s.subpixels for s in sets.values()), 4)
+    return row
 
 
 def batch_bits(net: PyramidNet, s: Samples, rng: np.random.Generator, batch: int, device: str) -> torch.Tensor:
@@ -102,87 +135,176 @@ def batch_bits(net: PyramidNet, s: Samples, rng: np.random.Generator, batch: int
     return total / (count * LN2)
 
 
-def train(train_set: Samples, val_set: Samples | None, *, steps: int, batch: int = 32768, lr: float = 3e-3,
-          width: int = 64, head: int = 32, seed: int = 0, device: str = "cpu", net: PyramidNet | None = None,
-          progress=None, log_every: int = 250) -> tuple[PyramidNet, list[dict]]:
-    """Adam on the mean bits of random batches; cosine learning rate from `lr` to lr/50.
+@dataclass
+class TrainState:
+    """Everything a training run carries from step to step (what a checkpoint holds)."""
 
-    Returns the network and a log [{step, seconds, train_bpsp (batch), val_bpsp}]."""
-    generator = torch.Generator().manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    net = (net or PyramidNet(width, head, generator)).to(device)
-    optimizer = torch.optim.Adam(net.parameters(), lr=lr)
-    log, start, running = [], time.perf_counter(), []
-    for step in range(1, steps + 1):
-        for group in optimizer.param_groups:
-            group["lr"] = lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * (step - 1) / steps)))
-        loss = batch_bits(net, train_set, rng, batch, device)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        running.append(loss.item())
+    net: PyramidNet
+    optimizer: torch.optim.Adam
+    rng: np.random.Generator  # draws the batches
+    generator: torch.Generator  # drew the initial weights
+    step: int = 0  # steps done
+    log: list = field(default_factory=list)
+    running: list = field(default_factory=list)  # batch bits since the last log row
+    seconds: float = 0.0  # training seconds of earlier legs
+
+
+def learning_rate(lr: float, step: int, steps: int) -> float:
+    """Cosine from `lr` at step 1 to lr/50 at step `steps`."""
+    return lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * (step - 1) / steps)))
+
+
+def _new_state(settings: dict, net: PyramidNet | None, device: str) -> TrainState:
+    generator = torch.Generator().manual_seed(settings["seed"])
+    net = (net or PyramidNet(settings["width"], settings["head"], generator)).to(device)
+    optimizer = torch.optim.Adam(net.parameters(), lr=settings["lr"])
+    return TrainState(net, optimizer, np.random.default_rng(settings["seed"]), generator)
+
+
+def save_checkpoint(path: str | os.PathLike, state: TrainState, settings: dict, meta: dict | None = None) -> None:
+    """Write the training state, the settings and `meta` (JSON: the data description, the legs) with torch.save,
+    atomically (a temporary file renamed over `path`)."""
+    payload = {"version": CHECKPOINT_VERSION, "settings": dict(settings), "step": state.step,
+               "weights": state.net.state_dict(), "optimizer": state.optimizer.state_dict(),
+               "rng": json.dumps(state.rng.bit_generator.state), "generator": state.generator.get_state(),
+               "log": json.dumps(state.log), "running": json.dumps(state.running), "seconds": state.seconds,
+               "meta": json.dumps(meta or {})}
+    tmp = Path(f"{path}.tmp{os.getpid()}")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict:
+    """A checkpoint written by `save_checkpoint` (torch.load with weights_only: no code runs); `meta` parsed."""
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for a damaged or foreign file
+        raise DiffcodeError(f"{path} is not a readable pyramid training checkpoint ({exc})") from exc
+    if not isinstance(ckpt, dict) or ckpt.get("version") != CHECKPOINT_VERSION:
+        raise DiffcodeError(f"{path} is not a pyramid training checkpoint of version {CHECKPOINT_VERSION}")
+    return {**ckpt, "meta": json.loads(ckpt["meta"])}
+
+
+def _restored_state(ckpt: dict, settings: dict, device: str) -> TrainState:
+    if ckpt["settings"] != settings:
+        differ = sorted(k for k in settings.keys() | ckpt["settings"].keys()
+                        if settings.get(k) != ckpt["settings"].get(k))
+        raise DiffcodeError(f"the checkpoint was made with other settings ({', '.join(differ)}): "
+                            f"{ {k: ckpt['settings'].get(k) for k in differ} }")
+    state = _new_state(settings, PyramidNet(settings["width"], settings["head"], torch.Generator()), device)
+    state.net.load_state_dict(ckpt["weights"])
+    state.optimizer.load_state_dict(ckpt["optimizer"])
+    state.rng.bit_generator.state = json.loads(ckpt["rng"])
+    state.generator.set_state(ckpt["generator"])
+    state.step, state.seconds = ckpt["step"], ckpt["seconds"]
+    state.log, state.running = json.loads(ckpt["log"]), json.loads(ckpt["running"])
+    return state
+
+
+def _train_step(state: TrainState, train_set: Samples, settings: dict, device: str) -> float:
+    state.step += 1
+    for group in state.optimizer.param_groups:
+        group["lr"] = learning_rate(settings["lr"], state.step, settings["steps"])
+    loss = batch_bits(state.net, train_set, state.rng, settings["batch"], device)
+    state.optimizer.zero_grad()
+    loss.backward()
+    state.optimizer.step()
+    state.running.append(loss.item())
+    return state.running[-1]
+
+
+def _log_row(state: TrainState, seconds: float, val_set, settings: dict, device: str) -> None:
+    """Append a log row at a log_every multiple or the schedule's last step; validation at val_every multiples
+    and the last step."""
+    step, steps = state.step, settings["steps"]
+    if step % settings["log_every"] and step != steps:
+        return
+    row = {"step": step, "seconds": round(seconds, 1), "train_bpsp": round(float(np.mean(state.running)), 4)}
+    state.running = []
+    if val_set is not None and (step == steps or step % settings["val_every"] == 0):
+        row.update(validation(state.net, val_set, device))
+    state.log.append(row)
+
+
+def train(train_set: Samples, val_set: Samples | dict[str, Samples] | None, *, steps: int, batch: int = 32768,
+          lr: float = 3e-3, width: int = 64, head: int = 32, seed: int = 0, device: str = "cpu",
+          net: PyramidNet | None = None, progress=None, log_every: int = 250, val_every: int | None = None,
+          checkpoint: str | os.PathLike | None = None, checkpoint_every: int = 0, resume: dict | None = None,
+          until: int | None = None, meta: dict | None = None) -> tuple[PyramidNet, list[dict]]:
+    """Adam on the mean bits of random batches; cosine learning rate from `lr` to lr/50 over `steps`.
+
+    val_set: one Samples, or {name: Samples} scored separately (val_NAME) and together (val_bpsp), every
+    `val_every` steps (default 4 * log_every) and at the schedule's last step.
+    checkpoint: the training state is written there every `checkpoint_every` steps (if > 0) and where this run
+    stops, with `meta` (JSON). resume: a `load_checkpoint` result to continue from; the settings must be its own.
+    until: stop after this step (one leg); the learning rate schedule still spans `steps`.
+
+    Returns the network and the log so far [{step, seconds (of training, all legs), train_bpsp (mean of the batches
+    since the previous row), val_bpsp, ...}]."""
+    settings = {"steps": steps, "batch": batch, "lr": lr, "width": width, "head": head, "seed": seed,
+                "log_every": log_every, "val_every": val_every or 4 * log_every}
+    state = _new_state(settings, net, device) if resume is None else _restored_state(resume, settings, device)
+    last, start = min(until or steps, steps), time.perf_counter()
+    while state.step < last:
+        bits = _train_step(state, train_set, settings, device)
         if progress:
-            progress(step, loss.item())
-        if step % log_every == 0 or step == steps:
-            row = {"step": step, "seconds": round(time.perf_counter() - start, 1),
-                   "train_bpsp": round(float(np.mean(running)), 4)}
-            running = []
-            if val_set is not None and (step == steps or step % (4 * log_every) == 0):
-                row["val_bpsp"] = round(mean_bpsp(net, val_set, device), 4)
-            log.append(row)
-    return net, log
+            progress(state.step, bits)
+        _log_row(state, state.seconds + time.perf_counter() - start, val_set, settings, device)
+        if checkpoint and (state.step == last or (checkpoint_every and state.step % checkpoint_every == 0)):
+            save_checkpoint(checkpoint, _leg_done(state, start), settings, meta)
+    state.seconds += time.perf_counter() - start
+    return state.net, state.log
 
 
-PHOTOS_ENV = "DIFFCODE_PHOTOS"  # a folder holding train/ and val/ photos (PNG)
-
-
-def training_images(kodak_dir: str | None, photos_dir: str | None, crop: int) -> tuple[list, list, dict]:
-    """(training images, selection images, description): Kodak's training / validation split (full)
-    plus centre crops (at most crop x crop) of the photos in photos_dir/train and photos_dir/val."""
-    import os
-    from pathlib import Path
-
-    from ... import kodak
-    from ...errors import DiffcodeError
-    from ...image import read_image
-
-    photos_dir = photos_dir or os.environ.get(PHOTOS_ENV)
-    if not photos_dir or not (Path(photos_dir) / "train").is_dir():
-        raise DiffcodeError(f"the pyramid prior trains on photos too: set {PHOTOS_ENV} to a folder holding "
-                            f"train/ and val/ (for example ../shared/photos)")
-
-    def crops(folder: Path) -> list[np.ndarray]:
-        out = []
-        for path in sorted(folder.glob("*.png")):
-            image = read_image(path)
-            out.append(kodak.crop(image, (min(crop, image.shape[0]), min(crop, image.shape[1]))))
-        return out
-
-    train_images = [kodak.load(n, kodak_dir) for n in kodak.TRAIN] + crops(Path(photos_dir) / "train")
-    val_images = [kodak.load(n, kodak_dir) for n in kodak.VALIDATION] + crops(Path(photos_dir) / "val")
-    about = {"train": list(kodak.TRAIN) + [f"{photos_dir}/train ({len(train_images) - len(kodak.TRAIN)} photos, "
-                                           f"centre crops of at most {crop})"],
-             "validation": list(kodak.VALIDATION) + [f"{photos_dir}/val ({len(val_images) - len(kodak.VALIDATION)} "
-                                                     f"photos, same crops)"]}
-    return train_images, val_images, about
+def _leg_done(state: TrainState, start: float) -> TrainState:
+    """The state as a checkpoint records it: training seconds including this leg's so far."""
+    return TrainState(state.net, state.optimizer, state.rng, state.generator, state.step, state.log, state.running,
+                      state.seconds + time.perf_counter() - start)
 
 
 def train_prior(*, steps: int = 6000, batch: int = 32768, lr: float = 3e-3, width: int = 64, head: int = 32,
-                crop: int = 640, kodak_dir: str | None = None, photos_dir: str | None = None, log=print):
-    """Train a prior from scratch (the recipe of the shipped one); returns (Prior, training log rows)."""
+                crop: int = 640, data: DataSpec | None = None, seed: int = 0, val_every: int | None = None,
+                kodak_dir: str | None = None, photos_dir: str | None = None, log=print,
+                checkpoint: str | None = None, checkpoint_every: int = 0, resume: str | None = None,
+                until: int | None = None, meta: dict | None = None):
+    """Train a prior; by default the shipped one's recipe (Kodak's training split + centre crops of photos/train;
+    `data` chooses other images, `crop` is used only without it). Validation: `data.validation_images`.
+
+    resume: a checkpoint path; training continues with the checkpoint's settings and data (rebuilt, and refused
+    unless their pixels are the same), and the settings and data arguments are not used. `checkpoint`,
+    `checkpoint_every`, `until` and `meta` (added to the checkpoint's) as in `train`.
+
+    Returns (Prior of the weights where the run stopped, the training log). The prior's meta holds the data
+    description, the settings, the step reached and the last validation."""
     from . import prior
 
     start = time.perf_counter()
-    train_images, val_images, about = training_images(kodak_dir, photos_dir, crop)
-    train_set, val_set = samples(train_images), samples(val_images)
-    log(f"training on {train_set.subpixels:,} subpixels, validating on {val_set.subpixels:,}")
+    ckpt = load_checkpoint(resume) if resume else None
+    settings = ckpt["settings"] if ckpt else {"steps": steps, "batch": batch, "lr": lr, "width": width,
+                                              "head": head, "seed": seed, "log_every": 250,
+                                              "val_every": val_every or 1000}
+    data = DataSpec.from_dict(ckpt["meta"]["data"]) if ckpt else (data or DataSpec(crop=crop))
+    train_images, about = training_images(data, photos_dir, kodak_dir)
+    if ckpt and about["pixels_sha256"] != ckpt["meta"]["data"]["pixels_sha256"]:
+        raise DiffcodeError(f"the training images differ from the checkpoint's ({resume}): resuming would not "
+                            f"continue the same run")
+    train_set = samples(train_images)
+    del train_images
+    val_set = {name: samples(images) for name, images in validation_images(photos_dir, kodak_dir).items()}
+    log(f"training on {train_set.subpixels:,} subpixels, validating on "
+        f"{', '.join(f'{k} {v.subpixels:,}' for k, v in val_set.items())}" + (f"; resuming at step {ckpt['step']}"
+                                                                             if ckpt else ""))
 
     def progress(step: int, bits: float) -> None:
         if step % 250 == 0:
-            log(f"step {step}/{steps}: {bits:.4f} bpsp (batch), {time.perf_counter() - start:.0f} s")
+            log(f"step {step}/{settings['steps']}: {bits:.4f} bpsp (batch), {time.perf_counter() - start:.0f} s")
 
-    net, rows = train(train_set, val_set, steps=steps, batch=batch, lr=lr, width=width, head=head, progress=progress)
-    meta = {**about, "steps": steps, "batch": batch, "lr": lr, "width": width, "head": head, "crop": crop,
-            "validation_bpsp": rows[-1]["val_bpsp"], "seconds": round(time.perf_counter() - start)}
-    data = prior.to_bytes(net.arrays(), meta)
-    return prior.from_bytes(data), rows
+    run_meta = {**(ckpt["meta"] if ckpt else {}), **(meta or {}), "data": about}
+    net, rows = train(train_set, val_set, **settings, progress=progress, checkpoint=checkpoint,
+                      checkpoint_every=checkpoint_every, resume=ckpt, until=until, meta=run_meta)
+    validated = [r for r in rows if "val_bpsp" in r]
+    prior_meta = {**settings, "data": about, "step": min(until or settings["steps"], settings["steps"]),
+                  "validation_bpsp": validated[-1]["val_bpsp"] if validated else None,
+                  "seconds": round(time.perf_counter() - start), "crop": data.crop,
+                  "train": [s["folder"] for s in about["sources"]]}
+    return prior.from_bytes(prior.to_bytes(net.arrays(), prior_meta)), rows

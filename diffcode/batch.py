@@ -40,7 +40,8 @@ class Task:
 
     source: str
     target: str
-    options: dict = field(default_factory=dict)  # compress: variant, preset, steps, seed, storage, checkpoint
+    options: dict = field(default_factory=dict)  # compress: variant, preset, steps, seed, storage, checkpoint, strip;
+    # decode: checkpoint, strip (strip: leave the metadata out)
     overwrite: bool = False
     device: str = "cpu"
     threads: int = 0  # torch threads in a worker process (0: leave as is)
@@ -163,18 +164,19 @@ def compress_data(task: Task, source: bytes, progress=None, stage_progress=None)
     store decodes its own file: bit-exact). Reads and writes no file, so it runs anywhere."""
     def work():
         from . import api, families
-        from .image import read_image_data
+        from .image import read_image_meta
 
         _threads(task)
         o = dict(task.options)
         t0 = time.perf_counter()
-        array, color = read_image_data(source, task.source)
+        array, color, metadata = read_image_meta(source, task.source)
         family = families.get(o["variant"])
         model = family.load_model(o.get("checkpoint"))
         result = api.fit(array, variant=family.name, model=model, color=color, preset=o.get("preset", "default"),
                          steps=o.get("steps"), seed=o.get("seed", 0), storage=o.get("storage"), device=task.device,
                          progress=progress)
-        data, report = api.store(result, model=model, device=task.device, progress=stage_progress)
+        data, report = api.store(result, model=model, device=task.device, progress=stage_progress,
+                                 metadata=None if o.get("strip") else metadata)
         h, w, _ = array.shape
         return Outcome(task.source, task.target, ok=True, file_bytes=len(data), bpsp=8.0 * len(data) / (3 * h * w),
                        seconds=time.perf_counter() - t0, bit_exact=True, width=w, height=h,
@@ -194,8 +196,9 @@ def decode_data(task: Task, source: bytes, progress=None, stage_progress=None) -
         t0 = time.perf_counter()
         family, model_hash = codec.model_of(source)
         model = model_named(family, model_hash, task.options.get("checkpoint"), task.source)
-        image, color = codec.load_image(source, model, device=task.device)
-        data = encode_image(image, color, "PNG" if task.target == STDIO else output_format(task.target))
+        image, color, metadata = codec.load_file(source, model, device=task.device)
+        data = encode_image(image, color, "PNG" if task.target == STDIO else output_format(task.target),
+                            None if task.options.get("strip") else metadata)
         h, w, _ = image.shape
         return Outcome(task.source, task.target, ok=True, file_bytes=len(source),
                        bpsp=8.0 * len(source) / (3 * h * w), seconds=time.perf_counter() - t0, bit_exact=True,

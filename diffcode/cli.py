@@ -41,6 +41,7 @@ SEED_HELP = "seed of the fit's noise and of the stored file's shared randomness"
 # the memory cap (diffcode.limits): an image or file that would need more is refused before any work
 MAX_MEMORY_OPTION = typer.Option(None, "--max-memory", metavar="GIB", help="refuse work that would need more than "
                                  "this many GiB (default 16, or $DIFFCODE_MAX_MEMORY; what is free limits too)")
+STRIP_HELP = "leave out the image's metadata (ICC profile, EXIF, XMP, text chunks, dpi), kept by default"
 QUIET_HELP = "print nothing but errors (and --json output)"
 SKIP_HELP = "leave the files whose output exists alone and do the others (resumes an interrupted batch)"
 # every --checkpoint must name a file that exists: a missing one is refused before any work
@@ -337,6 +338,7 @@ def decode(
     device: str = typer.Option("cpu", help=DEVICE_HELP),
     checkpoint: Optional[Path] = CHECKPOINT_OPTION,
     max_memory: Optional[float] = MAX_MEMORY_OPTION,
+    strip: bool = typer.Option(False, "--strip", help=STRIP_HELP),
 ):
     """Restore the images of .dfc files, pixel for pixel (several files: a summary table at the end)."""
     from diffcode import batch
@@ -350,7 +352,7 @@ def decode(
         if out is not None and str(out) != batch.STDIO:
             output_format(out)  # a lossy or unknown suffix, before any work
         tasks = batch.plan(sources, ".png", out, out_dir, overwrite, skip_existing, device=_device(device),
-                           options={"checkpoint": str(checkpoint.resolve()) if checkpoint else None})
+                           options={"checkpoint": str(checkpoint.resolve()) if checkpoint else None, "strip": strip})
         _run_files(tasks, "decode", jobs, json_out, fit_steps=None, single=_single(files, sources, out_dir),
                    skipped=len(sources) - len(tasks))
 
@@ -519,6 +521,7 @@ def compress(
     variant: Variant = typer.Option(DEFAULT_VARIANT, help="encoding variant"),
     preset: str = typer.Option("default", help=PRESET_HELP),
     max_memory: Optional[float] = MAX_MEMORY_OPTION,
+    strip: bool = typer.Option(False, "--strip", help=STRIP_HELP),
 ):
     """Fit and store in one go (several images: a summary table at the end)."""
     from diffcode import batch
@@ -532,7 +535,8 @@ def compress(
             batch.check_scheduler(scheduler)
         sources = _sources(images, batch.IMAGE_SUFFIXES)
         options = {"variant": variant.value, "preset": preset, "steps": steps, "seed": seed,
-                   "storage": _storage(variant, storage), "checkpoint": str(checkpoint.resolve()) if checkpoint else None}
+                   "storage": _storage(variant, storage), "checkpoint": str(checkpoint.resolve()) if checkpoint else None,
+                   "strip": strip}
         _model(variant, checkpoint)  # a bad --checkpoint is refused once, before any work
         tasks = batch.plan(sources, ".dfc", out, out_dir, overwrite, skip_existing, device=_device(device),
                            options=options)

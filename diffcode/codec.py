@@ -22,6 +22,9 @@ from . import families, limits
 from .errors import ChecksumError, CorruptFileError, DecoderMismatchError, DiffcodeError, ImageError
 from .families import Decoded, Fit, Section
 from .image import ColorMode, to_pil, validate_array
+from .metadata import Metadata
+from .metadata import pack as pack_metadata
+from .metadata import unpack as unpack_metadata
 from .storage import container
 
 
@@ -79,12 +82,14 @@ def pixel_hash(image: np.ndarray) -> bytes:
 
 
 def store(fit: Fit, model=None, *, verify: bool = True, device: str = "cpu", progress=None,
-          color: ColorMode | None = None, **options) -> tuple[bytes, SizeReport]:
+          color: ColorMode | None = None, metadata: Metadata | None = None, **options) -> tuple[bytes, SizeReport]:
     """A fit -> (.dfc bytes, size report).
 
     Args:
         model: the family's shared model (None: the shipped one); it must be the one the fit used.
         color: the mode to give the image back in (default: the fit's; L, 1 and P are coded as RGB).
+        metadata: the source file's ICC profile, EXIF, ... (diffcode.metadata), kept in a METADATA
+            section at the end of the file (none: no section, the file is as without it).
         progress: optional callable(done, total) during the family's encode.
         options: the family's store options (per-pixel: storage, budget_nats).
         verify: decode the file before returning it and compare the pixels. With the encoder's
@@ -104,14 +109,21 @@ def store(fit: Fit, model=None, *, verify: bool = True, device: str = "cpu", pro
     color = color or fit.color or ColorMode()
     to_pil(image, color)  # raises now, not at decode time, if the pixels do not fit the mode
     encoded = family.encode(fit, model, device=device, progress=progress, **options)
-    sections = encoded.sections + ([Section(container.PALETTE, color.palette, 8.0 * len(color.palette))]
-                                   if color.mode == "P" else [])
+    sections = encoded.sections + _trailer(color, metadata)
     header = container.Header(variant=family.name, height=h, width=w, pixel_hash=pixel_hash(image),
                               color_mode=color.mode, **encoded.fields)
     data = container.pack(header, [(s.kind, s.payload) for s in sections])
     if verify and not np.array_equal(_decode(data, model, device, encoded.replay)[1].image, image):
         raise ChecksumError("internal error: the stored file does not decode to the image")
     return data, _report(header, sections, encoded.extras)
+
+
+def _trailer(color: ColorMode, metadata: Metadata | None) -> list[Section]:
+    """The sections after the family's: the palette (mode P), then the metadata (if any); both are
+    stored as they are, so their theoretical bits are their bytes."""
+    payloads = [(container.PALETTE, color.palette)] if color.mode == "P" else []
+    payloads += [(container.METADATA, pack_metadata(metadata))] if metadata else []
+    return [Section(kind, payload, 8.0 * len(payload)) for kind, payload in payloads]
 
 
 def _report(header: container.Header, sections: list[Section], extras: dict) -> SizeReport:
@@ -135,15 +147,20 @@ def load(data: bytes, model=None, *, device: str = "cpu") -> np.ndarray:
 
 def load_image(data: bytes, model=None, *, device: str = "cpu") -> tuple[np.ndarray, ColorMode]:
     """Decode a .dfc file to RGB pixels and the mode (and palette) the image came in."""
-    _, decoded, color = _decode(data, model, device)
+    _, decoded, color, _ = _decode(data, model, device)
     return decoded.image, color
+
+
+def load_file(data: bytes, model=None, *, device: str = "cpu") -> tuple[np.ndarray, ColorMode, Metadata]:
+    """`load_image`, and the metadata the file keeps (empty if none)."""
+    _, decoded, color, metadata = _decode(data, model, device)
+    return decoded.image, color, metadata
 
 
 def analyze(data: bytes, model=None, *, device: str = "cpu") -> SizeReport:
     """Decode a file and account for it: theoretical bits next to the real sizes."""
-    header, decoded, color = _decode(data, model, device)
-    palette = [Section(container.PALETTE, color.palette, 8.0 * len(color.palette))] if color.mode == "P" else []
-    return _report(header, decoded.sections + palette, decoded.extras)
+    header, decoded, color, metadata = _decode(data, model, device)
+    return _report(header, decoded.sections + _trailer(color, metadata), decoded.extras)
 
 
 def decode_details(data: bytes, model=None, *, device: str = "cpu") -> Decoded:
@@ -151,10 +168,13 @@ def decode_details(data: bytes, model=None, *, device: str = "cpu") -> Decoded:
     return _decode(data, model, device)[1]
 
 
-def _decode(data: bytes, model, device: str, replay=None) -> tuple[container.Header, Decoded, ColorMode]:
+def _decode(data: bytes, model, device: str, replay=None) -> tuple[container.Header, Decoded, ColorMode, Metadata]:
     """The decode path; `replay`: the encoder's `Encoded.replay` when it checks its own file."""
     header, sections = container.unpack(bytes(data))
     family = families.get(header.variant)
+    metadata = Metadata()
+    if sections and sections[-1][0] == container.METADATA:
+        metadata, sections = unpack_metadata(sections[-1][1]), sections[:-1]
     sections, color = _split_palette(header, sections)
     family.check_sizes(header, sections)  # a header that declares more than the file holds is corrupt
     limits.check("decode", header.height, header.width, family.memory, "cpu")  # before any allocation; exact
@@ -168,7 +188,7 @@ def _decode(data: bytes, model, device: str, replay=None) -> tuple[container.Hea
         raise DiffcodeError(f"not enough memory to decode this {header.width}x{header.height} image (the "
                             f"memory a decode needs grows with the image size): {str(exc)[:200]}") from exc
     check_pixels(decoded.image, header, color)
-    return header, decoded, color
+    return header, decoded, color, metadata
 
 
 def _split_palette(header: container.Header, sections: list[tuple[int, bytes]]):

@@ -26,6 +26,7 @@ from PIL import Image, UnidentifiedImageError
 from dataclasses import dataclass
 
 from diffcode.errors import ImageError
+from diffcode.metadata import Metadata, from_pil, save_options
 from diffcode.outputs import is_stream, write_bytes_atomic
 
 MAX_SIDE = 65535
@@ -74,11 +75,16 @@ def read_image_mode(path: PathLike) -> tuple[np.ndarray, ColorMode]:
     """Read an image as uint8 (H, W, 3) RGB plus the mode to restore it in (see module doc)."""
     path = Path(path)
     _check_is_file(path)
-    return _read(path, path)
+    return _read(path, path)[:2]
 
 
 def read_image_data(data: bytes, name: str) -> tuple[np.ndarray, ColorMode]:
     """`read_image_mode` of an image file's bytes (`name` is what messages call it)."""
+    return _read(io.BytesIO(data), Path(name))[:2]
+
+
+def read_image_meta(data: bytes, name: str) -> tuple[np.ndarray, ColorMode, Metadata]:
+    """`read_image_data`, and the file's metadata (ICC profile, EXIF, XMP, text, dpi: diffcode.metadata)."""
     return _read(io.BytesIO(data), Path(name))
 
 
@@ -101,10 +107,11 @@ def _open(source) -> Image.Image:
         return Image.open(source)
 
 
-def _read(source, path: Path) -> tuple[np.ndarray, ColorMode]:
+def _read(source, path: Path) -> tuple[np.ndarray, ColorMode, Metadata]:
     try:
         with _open(source) as im:
             array, color = _decode_rgb8(im, path)
+            metadata = from_pil(im)  # after the pixels: PNG text chunks may follow the image data
     except UnidentifiedImageError as e:
         raise ImageError(f"{path}: not an image Pillow can read (unknown format, or a damaged file)") from e
     except (OSError, ValueError, SyntaxError, EOFError) as e:
@@ -112,7 +119,7 @@ def _read(source, path: Path) -> tuple[np.ndarray, ColorMode]:
         raise ImageError(f"{path}: not an image Pillow can read ({reason})") from e
     except Image.DecompressionBombError as e:
         raise ImageError(f"{path}: image is too large to read safely ({e})") from e
-    return validate_array(array, name=str(path)), color
+    return validate_array(array, name=str(path)), color, metadata
 
 
 def to_pil(array: np.ndarray, color: ColorMode = ColorMode()) -> Image.Image:
@@ -160,13 +167,15 @@ def output_format(path: PathLike) -> str:
     return OUTPUT_FORMATS[suffix]
 
 
-def encode_image(array: np.ndarray, color: ColorMode = ColorMode(), format: str = "PNG") -> bytes:
-    """The bytes of RGB pixels in their original mode, as a `format` file (see OUTPUT_FORMATS),
-    checked by reading them back: ImageError if the format cannot hold the mode exactly."""
+def encode_image(array: np.ndarray, color: ColorMode = ColorMode(), format: str = "PNG",
+                 metadata: Metadata | None = None) -> bytes:
+    """The bytes of RGB pixels in their original mode, as a `format` file (see OUTPUT_FORMATS) with
+    what of `metadata` the format holds (diffcode.metadata), checked by reading them back:
+    ImageError if the format cannot hold the mode exactly."""
     image = to_pil(array, color)
     buffer = io.BytesIO()
     try:
-        image.save(buffer, format=format)
+        image.save(buffer, format=format, **save_options(metadata, format))
     except (OSError, ValueError) as e:
         raise ImageError(f"cannot write a mode {color.mode} image as {format} ({e}); use .png") from e
     with _open(io.BytesIO(buffer.getvalue())) as back:

@@ -9,7 +9,8 @@
 
 What one execution does (`check`): the input is a .dfc file. Its header is read to pick the shared
 model its family names (as `diffcode decode` does: `codec.model_of`, the shipped model), then
-`codec.load_image` decodes it and `image.encode_image` writes the PNG the CLI would write. The
+`codec.load_file` decodes it and `image.encode_image` writes the PNG the CLI would write, with the
+metadata the file keeps (and, if it keeps any, the TIFF too, the other format that takes metadata). The
 execution passes if that ends in one of diffcode's own errors, CorruptFileError (ChecksumError is
 one), DecoderMismatchError, or the ImageError `limits.check` raises for a size too large to decode
 here, or if it decodes to the exact pixels of one of the seeds. Anything else is a finding:
@@ -36,7 +37,8 @@ checks and the stream decoders instead of the checksums; the fourth is decoded r
 own checks). Findings are written as the bytes that were decoded.
 
 Seeds (`seeds`, written to experiments/fuzz_corpus/ and committed): small files of every family,
-storage scheme, colour mode and format version, made with the shipped models; `run` also adds the
+storage scheme, colour mode and format version, and two with a METADATA section of every item kind
+(issue 23), made with the shipped models; `run` also adds the
 golden files (tests/golden/*.dfc). The run's corpus grows in WORK/corpus (not committed).
 
 `run` fuzzes in rounds of --round-minutes (1.5) CPU minutes, each a fresh process that loads the
@@ -99,7 +101,7 @@ def to_version1(data: bytes) -> bytes:
 
 
 def seed_recipes():
-    """(name, family, fit options, height, width, colour mode) of every seed."""
+    """(name, family, fit options, height, width, colour mode [+metadata]) of every seed."""
     return [
         ("per-pixel-dither-5x4", "per-pixel", {"storage": "dither", "steps": 4}, 5, 4, "RGB"),
         ("per-pixel-randseed-5x4", "per-pixel", {"storage": "randseed", "steps": 4}, 5, 4, "RGB"),
@@ -113,6 +115,8 @@ def seed_recipes():
         ("pyramid-instant-6x3-1", "pyramid", {"preset": "instant"}, 6, 3, "1"),
         ("pyramid-instant-7x5-P", "pyramid", {"preset": "instant"}, 7, 5, "P"),
         ("pyramid-instant-4x9-L", "pyramid", {"preset": "instant"}, 4, 9, "L"),
+        ("pyramid-instant-5x4-meta", "pyramid", {"preset": "instant"}, 5, 4, "RGB+metadata"),
+        ("per-pixel-dither-4x3-P-meta", "per-pixel", {"storage": "dither", "steps": 4}, 4, 3, "P+metadata"),
     ]
 
 
@@ -136,6 +140,19 @@ def coloured(image, mode: str, seed: int):
     return palette[index], ColorMode("P", palette.tobytes())
 
 
+def seed_metadata():
+    """Metadata of every item kind (issue 23: ICC, EXIF, XMP, text, dpi), small and well formed."""
+    from PIL import Image
+
+    from diffcode.metadata import Metadata
+
+    exif = Image.Exif()
+    exif[0x0110] = "diffcode"  # Model
+    exif[0x0112] = 1  # Orientation
+    return Metadata(icc=bytes(range(40)), exif=exif.tobytes(), xmp=b"<x:xmpmeta>fuzz</x:xmpmeta>",
+                    text={"Comment": "a seed", "Title": "\u00e9t\u00e9 \u4e2d"}, dpi=(72.0, 300.0))
+
+
 def make_seeds(out: Path) -> list[Path]:
     import numpy as np
 
@@ -145,14 +162,15 @@ def make_seeds(out: Path) -> list[Path]:
     models, written = {}, []
     for i, (name, family, options, h, w, mode) in enumerate(seed_recipes()):
         model = models.setdefault(family, families.get(family).load_model())
+        mode, _, extra = mode.partition("+")
         image, color = coloured(seed_image(h, w, i), mode, i)
         fit = api.fit(image, variant=family, model=model, **options)
         fit.color = color
-        data, _ = codec.store(fit, model)
+        data, _ = codec.store(fit, model, **({"metadata": seed_metadata()} if extra == "metadata" else {}))
         image_back, color_back = codec.load_image(data, model)
         assert np.array_equal(image_back, image) and color_back.mode == mode, name
         files = {f"{name}-v2.dfc": data}
-        if mode == "RGB":
+        if mode == "RGB" and not extra:
             v1 = to_version1(data)
             assert np.array_equal(codec.load(v1, model), image), name
             files[f"{name}-v1.dfc"] = v1
@@ -200,11 +218,19 @@ class Checker:
         return self.models[family.name]
 
     def decode(self, data: bytes):
+        """What `diffcode decode` does with a file: decode it, then write the image with the metadata
+        the file keeps as PNG (the default output) and, if it keeps any, as TIFF (its other writer)."""
         from diffcode import codec
         from diffcode.image import encode_image
 
-        image, color = codec.load_image(data, self._model(data))
-        encode_image(image, color)  # the PNG `diffcode decode` writes, read back and compared
+        if not hasattr(codec, "load_file"):  # before issue 23: no metadata
+            image, color = codec.load_image(data, self._model(data))
+            encode_image(image, color)
+            return image
+        image, color, metadata = codec.load_file(data, self._model(data))
+        encode_image(image, color, "PNG", metadata)  # read back and compared
+        if metadata:
+            encode_image(image, color, "TIFF", metadata)
         return image
 
     def check(self, data: bytes) -> str:

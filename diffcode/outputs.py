@@ -1,6 +1,7 @@
 """Writing outputs without harming what is at the path. No torch, no numpy.
 
-What happens to an output path depends on what is there (the README's "Outputs"):
+What happens to an output path depends on what is there (the README's "Inputs and outputs",
+docs/reliability.md's "Outputs"):
 
 | at the path | what diffcode does |
 |---|---|

@@ -360,7 +360,7 @@ def test_command_outputs_follow_the_umask(workdir):
 
 
 # ----------------------------------------------------------------------------- devices, pipes, links, inputs
-# What is at the output path decides how it is written (diffcode/outputs.py, README "Outputs").
+# What is at the output path decides how it is written (diffcode/outputs.py, README "Inputs and outputs").
 
 SPECIAL = {"compress": ["compress", "img.png", "--steps", "2"], "decode": ["decode", "img.dfc"]}
 

@@ -10,7 +10,8 @@
 What one execution does (`check`): the input is a .dfc file. Its header is read to pick the shared
 model its family names (as `diffcode decode` does: `codec.model_of`, the shipped model), then
 `codec.load_file` decodes it and `image.encode_image` writes the PNG the CLI would write, with the
-metadata the file keeps (and, if it keeps any, the TIFF too, the other format that takes metadata). The
+metadata the file keeps (and, if it keeps any, the TIFF too, the other format that takes metadata,
+except for mode P, which `decode` refuses to write as TIFF). The
 execution passes if that ends in one of diffcode's own errors, CorruptFileError (ChecksumError is
 one), DecoderMismatchError, or the ImageError `limits.check` raises for a size too large to decode
 here, or if it decodes to the exact pixels of one of the seeds. Anything else is a finding:
@@ -229,7 +230,7 @@ class Checker:
             return image
         image, color, metadata = codec.load_file(data, self._model(data))
         encode_image(image, color, "PNG", metadata)  # read back and compared
-        if metadata:
+        if metadata and color.mode != "P":  # TIFF does not hold a palette exactly: decode refuses .tif for P
             encode_image(image, color, "TIFF", metadata)
         return image
 

@@ -196,3 +196,21 @@ def test_a_file_that_is_no_model_is_named_as_such(folder):
         result = invoke(*args, "--checkpoint", "imgs/im2.png")
         assert result.exit_code == 1 and "imgs/im2.png: not a diffcode model file" in result.stderr, result.stderr
         assert "pickle" not in result.stderr
+
+
+@pytest.mark.parametrize("variant, name", [("pyramid", "pyramid.npz"), ("per-pixel", "per_pixel.npz"),
+                                           ("weights", "weights.npz")])
+def test_train_names_its_output_after_the_variant(tmp_path, monkeypatch, variant, name):
+    """`train --out` once defaulted to per_pixel.npz whatever the variant."""
+    from diffcode import families
+
+    class Trained:
+        hash, meta = "ab" * 32, {}
+
+        def save(self, path, overwrite=False):
+            Path(path).write_bytes(b"model")
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(type(families.get(variant)), "train", lambda self, **settings: Trained())
+    result = runner.invoke(cli.app, ["train", "--variant", variant])
+    assert result.exit_code == 0 and (tmp_path / name).read_bytes() == b"model", result.stderr

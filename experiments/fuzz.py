@@ -39,7 +39,8 @@ own checks). Findings are written as the bytes that were decoded.
 
 Seeds (`seeds`, written to experiments/fuzz_corpus/ and committed): small files of every family,
 storage scheme, colour mode and format version, and two with a METADATA section of every item kind
-(issue 23), made with the shipped models; `run` also adds the
+(issue 23), made with the shipped models, and those two with their metadata body uncompressed
+(*.rawmeta: inputs that `prepared` compresses, so that mutations reach the metadata items); `run` also adds the
 golden files (tests/golden/*.dfc). The run's corpus grows in WORK/corpus (not committed).
 
 `run` fuzzes in rounds of --round-minutes (1.5) CPU minutes, each a fresh process that loads the
@@ -175,6 +176,10 @@ def make_seeds(out: Path) -> list[Path]:
             v1 = to_version1(data)
             assert np.array_equal(codec.load(v1, model), image), name
             files[f"{name}-v1.dfc"] = v1
+        if extra == "metadata":
+            raw = raw_metadata(data)
+            assert prepared(raw) == data or zlib.crc32(raw) % 4 == 0, name
+            files[f"{name}-v2.rawmeta"] = raw
         for file, content in files.items():
             (out / file).write_bytes(content)
             written.append(out / file)
@@ -342,17 +347,64 @@ class Run:
 
 def prepared(data: bytes) -> bytes:
     """The file an input stands for: in three inputs of four (chosen by the input's own CRC-32, so
-    that the same input always means the same file) every section CRC and the header CRC are
-    recomputed, so that libFuzzer's mutations reach the field checks and the stream decoders instead
-    of the checksums; the fourth is decoded as it is (the parser's own checks)."""
+    that the same input always means the same file) a METADATA section whose body is not a zlib
+    stream is compressed (`compress_metadata`) and every section CRC and the header CRC are
+    recomputed, so that libFuzzer's mutations reach the field checks, the stream decoders and the
+    metadata items instead of the checksums; the fourth is decoded as it is (the parser's own checks)."""
     from diffcode.damage import refresh_crcs
 
     if zlib.crc32(data) % 4 == 0:
         return data
     try:
-        return refresh_crcs(data)
-    except Exception:  # noqa: BLE001 - an input the helper cannot parse stays raw
+        return refresh_crcs(compress_metadata(data))
+    except Exception:  # noqa: BLE001 - an input the helpers cannot parse stays raw
         return data
+
+
+def compress_metadata(data: bytes) -> bytes:
+    """`data` with the body of each METADATA section (after its version byte) zlib-compressed if it
+    is not already a zlib stream, and the section table's lengths updated; CRCs are left as they are.
+    zlib's own Adler-32 would stop nearly every mutation of a compressed body, so the fuzzer mutates
+    plain bodies (the *.rawmeta seeds) and this compresses them."""
+    from diffcode.damage import fixed_of, section_table
+    from diffcode.storage import container
+
+    kind_code = getattr(container, "METADATA", None)
+    parsed = section_table(data)
+    if kind_code is None or parsed is None:
+        return data
+    end, table = parsed
+    fixed, entry = fixed_of(data).size, container._SECTION
+    head, payloads, offset = bytearray(data[:end + 4]), [], end + 4
+    for i, (kind, length, crc) in enumerate(table):
+        payload = data[offset:offset + length]
+        offset += length
+        if kind == kind_code and payload[:1] == b"\x01" and len(payload) == length:
+            try:
+                zlib.decompressobj().decompress(payload[1:], 1 << 16)
+            except zlib.error:
+                payload = payload[:1] + zlib.compress(payload[1:], 9)
+                entry.pack_into(head, fixed + i * entry.size, kind, len(payload), crc)
+        payloads.append(payload)
+    return bytes(head) + b"".join(payloads) + data[offset:]
+
+
+def raw_metadata(data: bytes) -> bytes:
+    """A file's METADATA body uncompressed (the *.rawmeta seeds: what `compress_metadata` undoes)."""
+    from diffcode.damage import refresh_crcs
+    from diffcode.storage import container
+
+    header, sections = container.unpack(data)
+    table = container.unpack_header(data)[1]
+    out = bytearray(data[:container.unpack_header(data)[2]])
+    payloads = []
+    for i, ((kind, payload), _) in enumerate(zip(sections, table)):
+        if kind == getattr(container, "METADATA", None):
+            payload = payload[:1] + zlib.decompress(payload[1:])
+            container._SECTION.pack_into(out, container._FIXED.size + i * container._SECTION.size, kind,
+                                         len(payload), 0)
+        payloads.append(payload)
+    return refresh_crcs(bytes(out) + b"".join(payloads))
 
 
 def limit_memory(gib: float) -> None:
@@ -415,7 +467,7 @@ def fuzz_round(args, libfuzzer_args: list[str]) -> None:
     seeds = seed_files(not args.no_golden)
     if not seeds:
         sys.exit(f"no seeds in {CORPUS}: run `python experiments/fuzz.py seeds` first")
-    for path in seeds:
+    for path in seeds + sorted(CORPUS.glob("*.rawmeta")):
         if not (corpus / path.name).exists():
             shutil.copyfile(path, corpus / path.name)
     checker = Checker(seeds, slow=args.slow, hang=args.hang)

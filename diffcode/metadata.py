@@ -30,6 +30,7 @@ VERSION = 1
 ITEM_KINDS = {1: "icc", 2: "exif", 3: "xmp", 4: "text", 5: "dpi"}
 MAX_UNPACKED = 64 << 20  # a section that inflates beyond this is corrupt (a zlib bomb is refused)
 XMP_KEY = "XML:com.adobe.xmp"  # the PNG iTXt keyword XMP travels under
+MAX_DPI = (2**32 - 0.5) * 0.0254  # PNG's pHYs holds round(dpi / 0.0254) in 32 bits; TIFF refuses negative dpi
 _ITEM = struct.Struct("<BH")
 _LENGTH = struct.Struct("<I")
 _DPI = struct.Struct("<dd")
@@ -55,8 +56,13 @@ def from_pil(im) -> Metadata:
     text = {str(k): str(v) for k, v in getattr(im, "text", {}).items()} if im.format == "PNG" else {}
     xmp = b"" if XMP_KEY in text else _bytes(info.get("xmp", b""))
     dpi = info.get("dpi")
+    dpi = (float(dpi[0]), float(dpi[1])) if dpi else None
     return Metadata(icc=_bytes(info.get("icc_profile") or b""), exif=_bytes(info.get("exif", b"")), xmp=xmp,
-                    text=text, dpi=(float(dpi[0]), float(dpi[1])) if dpi else None)
+                    text=text, dpi=dpi if dpi and _writable_dpi(dpi) else None)  # no output could write another
+
+
+def _writable_dpi(dpi: tuple[float, float]) -> bool:
+    return all(0.0 <= d < MAX_DPI for d in dpi)  # also False for NaN
 
 
 def _bytes(value) -> bytes:
@@ -68,6 +74,11 @@ def save_options(metadata: Metadata | None, format: str) -> dict:
     if not metadata or format not in ("PNG", "TIFF"):
         return {}
     options = {k: v for k, v in (("icc_profile", metadata.icc), ("exif", metadata.exif)) if v}
+    if format == "TIFF" and metadata.exif and not _tiff_holds_exif(metadata.exif):
+        from .errors import ImageError
+
+        raise ImageError(f"the file's EXIF ({len(metadata.exif)} bytes) is not a TIFF structure a TIFF can hold; "
+                         "decode to .png, which keeps it as it is")
     if metadata.dpi:
         options["dpi"] = metadata.dpi
     if format == "PNG" and (metadata.text or metadata.xmp):
@@ -84,6 +95,26 @@ def save_options(metadata: Metadata | None, format: str) -> dict:
     return options
 
 
+def _tiff_holds_exif(exif: bytes) -> bool:
+    """Whether Pillow writes and reads back a TIFF with this EXIF (it parses it as a TIFF structure,
+    and raises SyntaxError, struct.error or TypeError on one it cannot)."""
+    import io
+    import warnings
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            Image.new("L", (1, 1)).save(buffer, format="TIFF", exif=exif)
+            with Image.open(io.BytesIO(buffer.getvalue())) as back:
+                back.load()
+    except Exception:  # noqa: BLE001 - whatever Pillow raises on a malformed structure
+        return False
+    return True
+
+
 def _latin1(text: str) -> bool:
     try:
         text.encode("latin-1")
@@ -93,7 +124,13 @@ def _latin1(text: str) -> bool:
 
 
 def pack(metadata: Metadata) -> bytes:
-    """The METADATA section's payload (module docstring)."""
+    """The METADATA section's payload (module docstring); UsageError for what `unpack` would refuse."""
+    from .errors import UsageError
+
+    if metadata.dpi and not _writable_dpi(metadata.dpi):
+        raise UsageError(f"dpi {metadata.dpi} cannot be kept: outside 0..{MAX_DPI:.0f}")
+    if not all(_latin1(key) for key in metadata.text):
+        raise UsageError("text keywords must be Latin-1 (PNG keywords are)")
     items = [(1, "", metadata.icc), (2, "", metadata.exif), (3, "", metadata.xmp)]
     items += [(4, key, value.encode("utf-8")) for key, value in metadata.text.items()]
     items += [(5, "", _DPI.pack(*metadata.dpi))] if metadata.dpi else []
@@ -112,11 +149,15 @@ def unpack(payload: bytes) -> Metadata:
     while offset < len(body):
         kind, name, data, offset = _item(body, offset)
         if kind == "text":
+            if not _latin1(name):  # PNG keywords are Latin-1: Pillow could not write this one back
+                raise CorruptFileError(f"corrupt metadata section: a text keyword that is not Latin-1 ({name[:40]!r})")
             fields["text"][name] = data.decode("utf-8", "replace")
         elif kind == "dpi":
             if len(data) != _DPI.size:
                 raise CorruptFileError("corrupt metadata section: a dpi item of the wrong size")
             fields["dpi"] = _DPI.unpack(data)
+            if not _writable_dpi(fields["dpi"]):
+                raise CorruptFileError(f"corrupt metadata section: dpi {fields['dpi']} outside 0..{MAX_DPI:.0f}")
         else:
             fields[kind] = data
     return Metadata(**fields)

@@ -167,8 +167,10 @@ def test_a_crafted_header_is_refused_before_the_decoder_runs(variant, checkpoint
     def decoder_ran(*args, **kwargs):
         raise AssertionError("the decoder ran")
 
-    monkeypatch.setattr(family, "decode", decoder_ran)
-    monkeypatch.setattr(family, "load_model", decoder_ran)
+    # on the class: an instance attribute would stay behind after the undo (monkeypatch restores the
+    # bound method there) and shadow later tests' patches of the class (test_conformance once missed it)
+    monkeypatch.setattr(type(family), "decode", decoder_ran)
+    monkeypatch.setattr(type(family), "load_model", decoder_ran)
     monkeypatch.setenv("DIFFCODE_MEMORY_GIB", "1000")  # the memory check is not what refuses it
     if variant == "per-pixel":
         n = len(size_schedule(1000, 1000, checkpoint.config).encoding_grids())

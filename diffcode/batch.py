@@ -164,19 +164,27 @@ def compress_data(task: Task, source: bytes, progress=None, stage_progress=None)
     store decodes its own file: bit-exact). Reads and writes no file, so it runs anywhere."""
     def work():
         from . import api, families
+        from .families import auto
         from .image import read_image_meta
 
         _threads(task)
         o = dict(task.options)
         t0 = time.perf_counter()
         array, color, metadata = read_image_meta(source, task.source)
-        family = families.get(o["variant"])
-        model = family.load_model(o.get("checkpoint"))
-        result = api.fit(array, variant=family.name, model=model, color=color, preset=o.get("preset", "default"),
-                         steps=o.get("steps"), seed=o.get("seed", 0), storage=o.get("storage"), device=task.device,
-                         progress=progress)
-        data, report = api.store(result, model=model, device=task.device, progress=stage_progress,
-                                 metadata=None if o.get("strip") else metadata)
+        metadata = None if o.get("strip") else metadata
+        if o["variant"] == auto.NAME:  # the family that writes the smallest file
+            model = families.get(auto.MODEL).load_model(o.get("checkpoint"))
+            data, report = auto.compress(array, preset=o.get("preset", "default"), steps=o.get("steps"),
+                                         seed=o.get("seed", 0), device=task.device, progress=progress,
+                                         stage_progress=stage_progress, model=model, color=color, metadata=metadata)
+        else:
+            family = families.get(o["variant"])
+            model = family.load_model(o.get("checkpoint"))
+            result = api.fit(array, variant=family.name, model=model, color=color, preset=o.get("preset", "default"),
+                             steps=o.get("steps"), seed=o.get("seed", 0), storage=o.get("storage"),
+                             device=task.device, progress=progress)
+            data, report = api.store(result, model=model, device=task.device, progress=stage_progress,
+                                     metadata=metadata)
         h, w, _ = array.shape
         return Outcome(task.source, task.target, ok=True, file_bytes=len(data), bpsp=8.0 * len(data) / (3 * h * w),
                        seconds=time.perf_counter() - t0, bit_exact=True, width=w, height=h,

@@ -32,11 +32,14 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=N
 
 # the registered model families (diffcode.families), by their header names
 Variant = Enum("Variant", {name.replace("-", "_"): name for name in families.names()}, type=str)
-DEFAULT_VARIANT = Variant("pyramid")  # the best family; --variant per-pixel and weights are the report's methods
+DEFAULT_VARIANT = Variant("pyramid")  # the best photo model; --variant per-pixel and weights are the report's methods
+# compress also takes `auto` (its default): the family that writes the smallest file (families/auto.py)
+CompressVariant = Enum("CompressVariant", {"auto": "auto", **{n.replace("-", "_"): n for n in families.names()}},
+                       type=str)
 DEVICE_HELP = "cpu, or cuda[:N] when present"
 # the families' step counts, written out so that --help imports no family (tests/test_cli.py checks them)
 STEPS_HELP = ("fit steps; the phases scale with them (default: the preset's, per-pixel 150; weights default 1000, "
-              "report 5700, tiny 24; pyramid default 500, fast 150, instant 0)")
+              "report 5700, tiny 24; pyramid default 500, fast 150, instant 0; classic default 0: nothing to fit)")
 SEED_HELP = "seed of the fit's noise and of the stored file's shared randomness"
 # the memory cap (diffcode.limits): an image or file that would need more is refused before any work
 MAX_MEMORY_OPTION = typer.Option(None, "--max-memory", metavar="GIB", help="refuse work that would need more than "
@@ -518,7 +521,8 @@ def compress(
     json_out: bool = typer.Option(False, "--json", help="print the size report (a batch: one object per file) "
                                   "as JSON"),
     checkpoint: Optional[Path] = CHECKPOINT_OPTION,
-    variant: Variant = typer.Option(DEFAULT_VARIANT, help="encoding variant"),
+    variant: CompressVariant = typer.Option(CompressVariant("auto"), help="encoding variant (auto: the one that "
+                                            "writes the smallest file, fitting the photo model only where it can win)"),
     preset: str = typer.Option("default", help=PRESET_HELP),
     max_memory: Optional[float] = MAX_MEMORY_OPTION,
     strip: bool = typer.Option(False, "--strip", help=STRIP_HELP),
@@ -535,9 +539,9 @@ def compress(
             batch.check_scheduler(scheduler)
         sources = _sources(images, batch.IMAGE_SUFFIXES)
         options = {"variant": variant.value, "preset": preset, "steps": steps, "seed": seed,
-                   "storage": _storage(variant, storage), "checkpoint": str(checkpoint.resolve()) if checkpoint else None,
+                   "storage": storage.value if storage else family.storages[0], "checkpoint": str(checkpoint.resolve()) if checkpoint else None,
                    "strip": strip}
-        _model(variant, checkpoint)  # a bad --checkpoint is refused once, before any work
+        family.load_model(checkpoint)  # a bad --checkpoint is refused once, before any work
         tasks = batch.plan(sources, ".dfc", out, out_dir, overwrite, skip_existing, device=_device(device),
                            options=options)
         _warn_suffix(out)

@@ -46,8 +46,12 @@ def check_options(variant: str = "pyramid", *, preset: str | None = None, steps:
             family that has no randseed storage (the family's encode checks the rest).
         device: cpu, or cuda[:N] when a CUDA device is present.
     """
+    if variant == families.AUTO:  # the mode decision: the photo model's presets, no storage to choose
+        if storage not in (None, "none"):
+            raise UsageError(f"the {families.AUTO} variant chooses its own storage; name a variant to choose one")
+        variant = families.AUTO_MODEL
     if variant not in families.names():
-        raise UsageError(f"unknown variant {variant!r}; known: {', '.join(families.names())}")
+        raise UsageError(f"unknown variant {variant!r}; known: {', '.join(families.names())}, {families.AUTO}")
     family = families.get(variant)
     if preset is not None and preset not in family.presets:
         raise UsageError(f"the {family.name} variant takes preset{'s' if len(family.presets) > 1 else ''} "

@@ -11,7 +11,7 @@ A family turns an image into sections of a .dfc file and back. It is one folder 
           --codec: pixel hash, colour mode--> image
 
 The family's name is its `container.VARIANTS` entry, whose key is the code written in the header:
-codes are declared there, once, and never reused (1 per-pixel, 2 weights, 3 pyramid).
+codes are declared there, once, and never reused (1 per-pixel, 2 weights, 3 pyramid, 4 classic).
 Register a family by adding `name: "module"` to `REGISTERED`; modules are
 imported only when a file or a command names the family, so decoding one family never loads
 another. A module exposes `FAMILY`, an object with the attributes and methods of `Family`.
@@ -33,7 +33,12 @@ REGISTERED = {
     "per-pixel": "diffcode.families.per_pixel",
     "weights": "diffcode.families.weights",
     "pyramid": "diffcode.families.pyramid.family",
+    "classic": "diffcode.families.classic",
 }
+
+# `compress`'s default: not a family but the choice of one (diffcode.families.auto), between a coder
+# without a model and the photo model, whose presets it takes
+AUTO, AUTO_CLASSIC, AUTO_MODEL = "auto", "classic", "pyramid"
 
 # progress(step, bpsp) during a fit; progress(done, total) during an encode
 Progress = Callable[[int, float], None]

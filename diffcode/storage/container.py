@@ -32,7 +32,10 @@ one `ERROR_TABLE` section, then the palette as above. Variant `pyramid` (diffcod
 decoder_hash names its shared prior; storage 0 = none, error model 2 = logistic: quantized
 discretized logistics, one rANS stream): one `SIDE_INFO` section (preset code, adapt code, a scale
 index per adapted tensor), one `WEIGHT_DELTAS` section if the file has per-image weights, one
-`ERROR_TABLE` section, then the palette as above. Any file may end with one `METADATA` section
+`ERROR_TABLE` section, then the palette as above. Variant `classic` (diffcode.families.classic;
+decoder_hash names its coder's specification; storage 0 = none, error model 0 = none): one
+`SIDE_INFO` section (method, transform, palette table) and one `PIXEL_DATA` section (stored
+planes, or LZMA2 of their residuals), then the palette as above. Any file may end with one `METADATA` section
 (the source image's ICC profile, EXIF, XMP, text chunks and dpi: diffcode.metadata), after the
 palette; the codec takes it off before the family sees the sections. Adding variants, codes and
 section kinds did not change the layout, so it kept format version 2 (older readers refuse the
@@ -54,12 +57,12 @@ from ..errors import CorruptFileError
 MAGIC = b"\x89DFC"
 FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)
-VARIANTS = {1: "per-pixel", 2: "weights", 3: "pyramid"}
+VARIANTS = {1: "per-pixel", 2: "weights", 3: "pyramid", 4: "classic"}
 STORAGES = {0: "none", 1: "randseed", 2: "dither"}
-ERROR_MODELS = {1: "cauchy", 2: "logistic"}
+ERROR_MODELS = {0: "none", 1: "cauchy", 2: "logistic"}
 SECTION_KINDS = {1: "encodings", 2: "error-table", 3: "palette", 4: "side-info", 5: "weight-encodings",
-                 6: "weight-deltas", 7: "metadata"}
-ENCODINGS, ERROR_TABLE, PALETTE, SIDE_INFO, WEIGHT_ENCODINGS, WEIGHT_DELTAS, METADATA = 1, 2, 3, 4, 5, 6, 7
+                 6: "weight-deltas", 7: "metadata", 8: "pixel-data"}
+ENCODINGS, ERROR_TABLE, PALETTE, SIDE_INFO, WEIGHT_ENCODINGS, WEIGHT_DELTAS, METADATA, PIXEL_DATA = range(1, 9)
 COLOR_MODES = {0: "RGB", 1: "L", 2: "1", 3: "P"}
 
 _FIXED_V1 = struct.Struct("<4sBBBBBHHIH16s16sH")

@@ -1,0 +1,93 @@
+"""The classic family and the mode decision (issue 26): images a photo model does not fit get a
+file no larger than stored pixels or LZMA2 of their residuals, and `compress` keeps the smallest."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+import cli
+from diffcode import api, codec, families
+from diffcode.errors import CorruptFileError
+from diffcode.families import auto
+from diffcode.families.classic import exact
+from diffcode.storage import container
+
+RNG = np.random.default_rng(26)
+IMAGES = {
+    "noise": RNG.integers(0, 256, (40, 48, 3), dtype=np.uint8),
+    "gray": np.repeat(RNG.integers(0, 256, (17, 23, 1), dtype=np.uint8), 3, axis=2),
+    "palette": np.array([[200, 10, 10], [10, 200, 10], [0, 0, 0], [255, 255, 255]], np.uint8)[
+        np.kron(RNG.integers(0, 4, (6, 8)), np.ones((8, 8), int))],
+    "gradient": (np.stack(np.broadcast_arrays(*np.ogrid[0:60, 0:300:3], 77), axis=-1) % 256).astype(np.uint8),
+}
+
+
+@pytest.mark.parametrize("name", IMAGES)
+@pytest.mark.parametrize("method", ["best", "stored", "lzma"])
+def test_every_method_and_transform_round_trips(name, method):
+    image = np.ascontiguousarray(IMAGES[name])
+    data, report = api.store(api.fit(image, variant="classic", method=method))
+    assert np.array_equal(codec.load(data), image)
+    assert report.extras["transform"] == {"noise": "rgb", "gray": "gray", "palette": "palette",
+                                          "gradient": "rgb"}[name]
+
+
+def test_incompressible_data_costs_raw_size_plus_the_header():
+    image = IMAGES["noise"]
+    data, report = api.store(api.fit(image, variant="classic"))
+    assert report.extras["method"] == "stored"
+    assert len(data) <= image.size * 1.005 + 100  # issue 26, target 3
+
+
+def test_residuals_invert_exactly():
+    plane = RNG.integers(0, 256, (13, 11), dtype=np.uint8)
+    assert np.array_equal(exact.med_restore(exact.med_residuals(plane)), plane)
+
+
+def test_a_crafted_size_is_refused_before_decoding():
+    data, _ = api.store(api.fit(IMAGES["gradient"], variant="classic", method="lzma"))
+    header, sections = container.unpack(data)
+    for height, width in ((60000, 60000), (61, 100)):
+        crafted = container.pack(header.__class__(**{**header.__dict__, "height": height, "width": width}), sections)
+        with pytest.raises(CorruptFileError):
+            codec.load(crafted)
+    stored, _ = api.store(api.fit(IMAGES["noise"], variant="classic", method="stored"))
+    header, sections = container.unpack(stored)
+    with pytest.raises(CorruptFileError, match="cannot hold"):
+        codec.load(container.pack(header, [sections[0], (sections[1][0], sections[1][1][:-1])]))
+
+
+def test_the_decision_keeps_the_smallest_and_fits_only_where_it_can_win(monkeypatch):
+    fitted = []
+    real_fit = families.get(auto.MODEL).fit
+
+    def counting_fit(image, model, **kwargs):
+        fitted.append(kwargs.get("preset"))
+        return real_fit(image, model, **kwargs)
+
+    monkeypatch.setattr(type(families.get(auto.MODEL)), "fit", lambda self, *a, **k: counting_fit(*a, **k))
+    data, report = auto.compress(IMAGES["noise"], preset="fast", steps=2)
+    assert report.variant == "classic" and fitted == ["instant"]  # the prior is far behind: no fit
+    classic, _ = api.store(api.fit(IMAGES["noise"], variant="classic"))
+    assert len(data) == len(classic)
+
+
+def test_a_photo_keeps_the_photo_model():
+    from diffcode import kodak
+
+    photo = kodak.crop(kodak.load("kodim23"), (48, 64))
+    data, report = auto.compress(photo, preset="instant")
+    instant, _ = api.store(api.fit(photo, variant="pyramid", preset="instant"))
+    assert report.variant == "pyramid" and data == instant
+
+
+def test_compress_chooses_by_default(tmp_path, monkeypatch):
+    from PIL import Image
+
+    monkeypatch.chdir(tmp_path)
+    Image.fromarray(IMAGES["palette"]).save("art.png")
+    result = CliRunner().invoke(cli.app, ["compress", "art.png", "--preset", "instant", "--json"])
+    assert result.exit_code == 0, result.stderr
+    assert '"variant": "classic"' in result.stdout and (tmp_path / "art.dfc").stat().st_size < 400

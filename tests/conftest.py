@@ -78,3 +78,19 @@ def spoiled_replay(module, spoil):
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(module, "encode", encode)
         yield
+
+
+def kodak_dir_or_skip():
+    """The Kodak folder; without it, a skip that says why, or a failure when $CI is set (.ci/run sets
+    it), so that a broken path in CI cannot pass the tests that need the images vacuously."""
+    import os
+
+    from diffcode import kodak
+    from diffcode.errors import ImageError
+
+    try:
+        return kodak.find_kodak_dir()
+    except ImageError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"Kodak images not found in CI ({exc})")
+        pytest.skip(f"Kodak images not available: {exc}")

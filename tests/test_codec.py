@@ -11,7 +11,7 @@ from diffcode import cauchy, codec, kodak
 from diffcode.errors import ChecksumError, CorruptFileError, DecoderMismatchError
 from diffcode.families.per_pixel.fit import fit_image
 from diffcode.storage.schemes import NAMES as STORAGES
-from tests.conftest import QUICK_FIT, small_images, spoiled_replay
+from tests.conftest import QUICK_FIT, kodak_dir_or_skip, small_images, spoiled_replay
 
 
 def _round_trip(image, checkpoint, config=QUICK_FIT, storage="dither"):
@@ -38,10 +38,8 @@ def test_round_trip_is_bit_exact(name, storage, checkpoint):
 
 @pytest.mark.parametrize("storage", STORAGES)
 def test_round_trip_of_a_kodak_crop(checkpoint, storage):
-    try:
-        image = kodak.crop(kodak.load("kodim17"), (40, 48))
-    except Exception as exc:  # noqa: BLE001
-        pytest.skip(f"Kodak images not found ({exc})")
+    kodak_dir_or_skip()
+    image = kodak.crop(kodak.load("kodim17"), (40, 48))
     _, report, decoded = _round_trip(image, checkpoint, storage=storage)
     assert np.array_equal(decoded, image)
     # real size within a modest margin of the theoretical entropy (segment overhead + header)

@@ -7,16 +7,11 @@ import pytest
 
 from diffcode import kodak
 from diffcode.errors import ImageError
+from tests.conftest import kodak_dir_or_skip
 
 REPO = Path(__file__).resolve().parent.parent
 
 
-def _kodak_dir_or_skip():
-    """The Kodak folder, or skip the test saying why it was not found."""
-    try:
-        return kodak.find_kodak_dir()
-    except ImageError as e:
-        pytest.skip(f"Kodak images not available: {e}")
 
 
 def test_manifest_has_24_images_with_correct_splits():
@@ -44,13 +39,13 @@ def test_splits():
 
 
 def test_load_verifies_pixels():
-    folder = _kodak_dir_or_skip()
+    folder = kodak_dir_or_skip()
     image = kodak.load("kodim04.png", kodak_dir=folder)
     assert image.shape == (768, 512, 3) and image.dtype == np.uint8
 
 
 def test_load_detects_wrong_pixels(tmp_path):
-    folder = _kodak_dir_or_skip()
+    folder = kodak_dir_or_skip()
     for name in kodak.ALL:
         (tmp_path / f"{name}.png").symlink_to(folder / f"{name}.png")
     (tmp_path / "kodim01.png").unlink()

@@ -1,19 +1,15 @@
 """The training loop runs end to end on tiny crops and returns a usable checkpoint."""
 
 import numpy as np
-import pytest
 
 from diffcode import codec, kodak
 from diffcode.families.per_pixel.fit import fit_image
 from diffcode.families.per_pixel.train import TrainConfig, train
-from tests.conftest import QUICK_FIT
+from tests.conftest import QUICK_FIT, kodak_dir_or_skip
 
 
 def test_tiny_training_run_gives_a_working_checkpoint():
-    try:
-        kodak.find_kodak_dir()
-    except Exception as exc:  # noqa: BLE001
-        pytest.skip(f"Kodak images not found ({exc})")
+    kodak_dir_or_skip()
     config = TrainConfig(steps=3, crop=24, crops_per_image=2, batch=3, val_every=2, val_crop=24, val_fit_steps=2)
     logs = []
     ckpt = train(config, log=logs.append)

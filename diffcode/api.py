@@ -30,7 +30,9 @@ Options are checked before any work, by the checks the CLI makes (`diffcode.opti
 an unknown variant, a preset or storage the variant does not have, steps < 1, a seed outside
 0..2**32-1, a segment budget without randseed storage or an unknown device raise UsageError.
 
-Step by step, whatever the model family (the header's variant):
+`compress` defaults to variant "auto", as `diffcode compress` does: the family that writes the
+smallest file (`choose`, `diffcode.families.auto`). Step by step, whatever the model family (the
+header's variant):
 
     result = api.fit(image, variant="pyramid" | "per-pixel" | "weights")   # the encoder (Adam)
     data, report = api.store(result)               # fit result -> .dfc bytes, size report
@@ -47,7 +49,7 @@ import numpy as np
 
 from . import codec, families, limits
 from .errors import DiffcodeError, ImageError, UsageError
-from .families import Fit
+from .families import Fit, auto
 from .image import ColorMode, read_image_data, read_image_mode, read_pil_image, to_pil, validate_array
 from .options import check_device, check_options
 
@@ -124,7 +126,7 @@ def store(result: Fit, *, model=None, device: str = "cpu", progress=None, verify
     return codec.store(result, model, verify=verify, device=device, progress=progress, **options)
 
 
-def compress(image, *, variant: str = "pyramid", model=None, preset: str = "default", steps: int | None = None,
+def compress(image, *, variant: str = "auto", model=None, preset: str = "default", steps: int | None = None,
              seed: int | None = None, storage: str | None = None, budget_nats: float | None = None,
              device: str = "cpu", progress=None, **options) -> bytes:
     """Fit and store an image; returns the bytes of a .dfc file (`fit` and `store` say more).
@@ -134,6 +136,10 @@ def compress(image, *, variant: str = "pyramid", model=None, preset: str = "defa
     storage, budget_nats: the scheme the fit prepares for and stores with (per-pixel: dither, the
     default, or randseed with its segment budget in nats).
     """
+    if variant == auto.NAME:
+        image, mode = image_and_mode(image)
+        return choose(image, preset=preset, steps=steps, seed=seed, device=device, progress=progress, model=model,
+                      color=mode, **options)[0]
     family = check_options(variant, preset=preset, steps=steps, seed=seed, storage=storage, device=device)
     budget = {}
     if budget_nats is not None:  # checked with the storage it goes with: the one named, else the variant's
@@ -146,6 +152,25 @@ def compress(image, *, variant: str = "pyramid", model=None, preset: str = "defa
                  device=device, progress=progress, **options)
     data, _ = store(result, model=model, device=device, **budget)
     return data
+
+
+def choose(image, *, preset: str = "default", steps: int | None = None, seed: int | None = None,
+           device: str = "cpu", progress=None, stage_progress=None, model=None, color: ColorMode | None = None,
+           metadata=None) -> tuple[bytes, codec.SizeReport]:
+    """The mode decision (`diffcode.families.auto`): (the smallest .dfc bytes, its size report) of
+    the classic family's file, the photo model's unfitted (`instant`) file and, where
+    `auto.worth_fitting` says it can win, the photo model fitted with `preset`.
+    model: the photo model's shared model (None: the shipped one); metadata: kept in the file."""
+    family = check_options(auto.NAME, preset=preset, steps=steps, seed=seed, device=device)
+    candidates = [store(fit(image, variant=auto.CLASSIC, color=color), metadata=metadata)]
+    model = model if model is not None else family.load_model()
+    instant = fit(image, variant=auto.MODEL, model=model, color=color, preset="instant", seed=seed, device=device)
+    candidates.append(store(instant, model=model, device=device, metadata=metadata))
+    if family.fit_steps(preset, steps) > 0 and auto.worth_fitting(len(candidates[1][0]), len(candidates[0][0])):
+        fitted = fit(image, variant=auto.MODEL, model=model, color=color, preset=preset, steps=steps, seed=seed,
+                     device=device, progress=progress)
+        candidates.append(store(fitted, model=model, device=device, progress=stage_progress, metadata=metadata))
+    return min(candidates, key=lambda candidate: len(candidate[0]))
 
 
 def decompress(data, *, model=None, device: str = "cpu", as_pil: bool = False):

@@ -174,9 +174,9 @@ def compress_data(task: Task, source: bytes, progress=None, stage_progress=None)
         metadata = None if o.get("strip") else metadata
         if o["variant"] == auto.NAME:  # the family that writes the smallest file
             model = families.get(auto.MODEL).load_model(o.get("checkpoint"))
-            data, report = auto.compress(array, preset=o.get("preset", "default"), steps=o.get("steps"),
-                                         seed=o.get("seed", 0), device=task.device, progress=progress,
-                                         stage_progress=stage_progress, model=model, color=color, metadata=metadata)
+            data, report = api.choose(array, preset=o.get("preset", "default"), steps=o.get("steps"),
+                                      seed=o.get("seed", 0), device=task.device, progress=progress,
+                                      stage_progress=stage_progress, model=model, color=color, metadata=metadata)
         else:
             family = families.get(o["variant"])
             model = family.load_model(o.get("checkpoint"))

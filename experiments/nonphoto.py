@@ -28,8 +28,7 @@ from PIL import Image, ImageDraw, ImageFont
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from diffcode import baselines, codec  # noqa: E402
-from diffcode.families import auto  # noqa: E402
+from diffcode import api, baselines, codec  # noqa: E402
 
 RESULTS = ROOT / "experiments" / "results"
 TEXT = "The quick brown fox jumps over the lazy dog. 0123456789 ({[ ]}) <= >= != == -> diffcode"
@@ -120,7 +119,7 @@ def make_images() -> dict[str, np.ndarray]:
 
 def diffcode_row(name: str, image: np.ndarray, preset: str) -> dict:
     t0 = time.perf_counter()
-    data, report = auto.compress(image, preset=preset)
+    data, report = api.choose(image, preset=preset)
     seconds = time.perf_counter() - t0
     assert np.array_equal(codec.load(data), image), f"{name}: not bit-exact"
     return {"diffcode_bytes": len(data), "family": report.variant, "method": report.extras.get("method", ""),

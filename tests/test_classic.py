@@ -68,7 +68,7 @@ def test_the_decision_keeps_the_smallest_and_fits_only_where_it_can_win(monkeypa
         return real_fit(image, model, **kwargs)
 
     monkeypatch.setattr(type(families.get(auto.MODEL)), "fit", lambda self, *a, **k: counting_fit(*a, **k))
-    data, report = auto.compress(IMAGES["noise"], preset="fast", steps=2)
+    data, report = api.choose(IMAGES["noise"], preset="fast", steps=2)
     assert report.variant == "classic" and fitted == ["instant"]  # the prior is far behind: no fit
     classic, _ = api.store(api.fit(IMAGES["noise"], variant="classic"))
     assert len(data) == len(classic)
@@ -78,7 +78,7 @@ def test_a_photo_keeps_the_photo_model():
     from diffcode import kodak
 
     photo = kodak.crop(kodak.load("kodim23"), (48, 64))
-    data, report = auto.compress(photo, preset="instant")
+    data, report = api.choose(photo, preset="instant")
     instant, _ = api.store(api.fit(photo, variant="pyramid", preset="instant"))
     assert report.variant == "pyramid" and data == instant
 

@@ -8,15 +8,16 @@
 The cheap candidates run first; a photo model is fitted only when its unfitted prior comes within
 FIT_MARGIN of the classic coder, since per-image fitting gained 3-8 % over `instant` on photos
 (docs/results.md): screenshots, charts, pixel art and noise, where the prior is far behind, skip
-the fit and take seconds. Photos keep the pyramid's file, never a larger one.
+the fit and take seconds. Photos keep the pyramid's file, never a larger one. The decision runs in
+`diffcode.api.choose`; this module holds its policy.
 """
 
 from __future__ import annotations
 
-from . import AUTO as NAME  # noqa: F401  (the pseudo-variant that asks for this decision)
-from . import AUTO_CLASSIC as CLASSIC  # the candidates: a coder without a model ...
-from . import AUTO_MODEL as MODEL  # ... and the photo model
-from . import get
+from . import AUTO, AUTO_CLASSIC, AUTO_MODEL, get
+
+NAME = AUTO  # the pseudo-variant that asks for this decision
+CLASSIC, MODEL = AUTO_CLASSIC, AUTO_MODEL  # the candidates: a coder without a model, and the photo model
 FIT_MARGIN = 0.10
 
 
@@ -29,20 +30,6 @@ def fit_steps(preset: str, steps: int | None) -> int:
     return get(MODEL).fit_steps(preset, steps)
 
 
-def compress(image, *, preset: str, steps=None, seed=None, device: str = "cpu", progress=None,
-             stage_progress=None, model=None, color=None, metadata=None) -> tuple[bytes, object]:
-    """(the smallest .dfc bytes, its size report) of a uint8 (H, W, 3) image (or any input
-    `diffcode.api.fit` takes); `model`: the photo model's shared model (None: the shipped one);
-    color, metadata: as `diffcode.api.fit` and `diffcode.codec.store` take them."""
-    from .. import api
-
-    candidates = [api.store(api.fit(image, variant=CLASSIC, color=color), metadata=metadata)]
-    model = model if model is not None else get(MODEL).load_model()
-    instant = api.fit(image, variant=MODEL, model=model, color=color, preset="instant", seed=seed, device=device)
-    candidates.append(api.store(instant, model=model, device=device, metadata=metadata))
-    fits = get(MODEL).fit_steps(preset, steps) > 0
-    if fits and len(candidates[1][0]) <= len(candidates[0][0]) * (1 + FIT_MARGIN):
-        fitted = api.fit(image, variant=MODEL, model=model, color=color, preset=preset, steps=steps, seed=seed,
-                         device=device, progress=progress)
-        candidates.append(api.store(fitted, model=model, device=device, progress=stage_progress, metadata=metadata))
-    return min(candidates, key=lambda candidate: len(candidate[0]))
+def worth_fitting(instant_bytes: int, classic_bytes: int) -> bool:
+    """Whether the photo model's fit can win: its unfitted file is within FIT_MARGIN of the classic one."""
+    return instant_bytes <= classic_bytes * (1 + FIT_MARGIN)

@@ -119,6 +119,12 @@ def seed_recipes():
         ("pyramid-instant-4x9-L", "pyramid", {"preset": "instant"}, 4, 9, "L"),
         ("pyramid-instant-5x4-meta", "pyramid", {"preset": "instant"}, 5, 4, "RGB+metadata"),
         ("per-pixel-dither-4x3-P-meta", "per-pixel", {"storage": "dither", "steps": 4}, 4, 3, "P+metadata"),
+        ("classic-lzma-6x5", "classic", {"method": "lzma"}, 6, 5, "RGB"),  # issue 26's family
+        ("classic-stored-4x3", "classic", {"method": "stored"}, 4, 3, "RGB"),
+        ("classic-lzma-5x7-L", "classic", {"method": "lzma"}, 5, 7, "L"),
+        ("classic-lzma-6x6-P", "classic", {"method": "lzma"}, 6, 6, "P"),
+        ("classic-stored-3x4-1", "classic", {"method": "stored"}, 3, 4, "1"),
+        ("classic-lzma-17x17", "classic", {"method": "lzma"}, 17, 17, "RGB"),  # > 256 colours: RGB planes
     ]
 
 

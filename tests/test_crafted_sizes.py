@@ -130,3 +130,34 @@ def test_pyramid_file_declaring_more_than_the_cap_is_refused_before_decoding():
     assert result["outcome"].startswith("ImageError: a 8000x8000 image is too large to decode here: it needs "
                                         "about 55.0 GiB, above the memory cap of 16 GiB"), result
     assert result["peak_mib"] < PEAK_MIB and not result["torch"], result
+
+
+@pytest.fixture(scope="module")
+def instant_33x17() -> bytes:
+    """The sweep's file whose cases were the slowest and the most memory-hungry (experiments/reliability.py
+    --family pyramid: make_image(33, 17), instant preset, nothing fitted)."""
+    from diffcode import api
+    from diffcode.damage import make_image
+
+    data, _ = api.store(api.fit(make_image(33, 17), variant="pyramid", preset="instant"))
+    assert len(data) == 1558
+    return data
+
+
+@pytest.mark.parametrize("case", ["height = 65534", "deep flip bit 7719", "deep flip bit 86"])
+def test_pyramid_sweep_worst_cases_stay_small(instant_33x17, case):
+    """The sweep's worst cases (experiments/results/reliability-pyramid.md): rejected, at the memory of
+    any small decode."""
+    import struct
+
+    from diffcode.damage import field_offsets, fixed_of, flip, refresh_crcs
+
+    if case.startswith("height"):
+        out = bytearray(instant_33x17)
+        struct.pack_into("<H", out, field_offsets(fixed_of(instant_33x17))["height"], 65534)
+        damaged = refresh_crcs(bytes(out))
+    else:
+        damaged = refresh_crcs(flip(instant_33x17, int(case.split()[-1])))
+    result = decode_in_child(damaged)
+    assert result["outcome"].startswith(("CorruptFileError", "ChecksumError")), result
+    assert result["peak_mib"] < 250 and not result["torch"], result

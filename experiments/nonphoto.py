@@ -133,6 +133,8 @@ def main() -> None:
     parser.add_argument("--name", default="nonphoto")
     parser.add_argument("--keep-images", action="store_true")
     args = parser.parse_args()
+    args.commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                 cwd=ROOT).stdout.strip()  # at the start: the code this run imported
     images = make_images()
     if args.only:
         images = {k: v for k, v in images.items() if k in args.only.split(",")}
@@ -150,8 +152,7 @@ def main() -> None:
 
 
 def write(rows: list[dict], args, done: bool) -> None:
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                            cwd=ROOT).stdout.strip()
+    commit = args.commit
     columns = ["image", "size", "family", "method", "diffcode_bytes", "png_bytes", "webp_bytes", "jpegxl_bytes",
                "raw_bytes", "diffcode_seconds"]
     ratios = [r["diffcode_bytes"] / r["webp_bytes"] for r in rows if r.get("webp_bytes")]

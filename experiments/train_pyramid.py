@@ -14,7 +14,7 @@ model, every coded subpixel, coarsest level at 8 bits), scored separately and to
 A long schedule runs in legs: `--checkpoint` is written every `--checkpoint-every` steps and where the leg stops
 (`--until STEP`); `--resume CKPT` continues with the checkpoint's settings and data (options that differ from them
 are refused), bit for bit as if it had never stopped. Each leg writes the prior of its last step and
-experiments/results/train_pyramid[-NAME].md|csv with the legs' commands, the data and the curve so far.
+experiments/results/train_pyramid[-NAME].md|csv (or --record) with the legs' commands, the data and the curve so far.
 Runs on one thread by default: on a 2-core machine shared with other jobs, two torch threads were 10x slower
 per step (oversubscription).
 """
@@ -52,6 +52,8 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--resume", help="continue from this checkpoint (its settings and data)")
     parser.add_argument("--until", type=int, help="stop after this step (one leg of the schedule)")
     parser.add_argument("--name", default="")
+    parser.add_argument("--record", help="the record's file name in experiments/results (no suffix; default "
+                                         "train_pyramid[-NAME])")
     parser.add_argument("--out", required=True)
     return parser.parse_args()
 
@@ -131,7 +133,7 @@ def main() -> None:
                               checkpoint_every=args.checkpoint_every, resume=args.resume, until=args.until,
                               meta={"legs": legs + [leg]})
     prior.save(args.out, overwrite=True)
-    stem = RESULTS / f"train_pyramid{'-' + args.name if args.name else ''}"
+    stem = RESULTS / (args.record or f"train_pyramid{'-' + args.name if args.name else ''}")
     write_record(stem, args, prior, rows, legs + [{**leg, "seconds": prior.meta["seconds"]}])
     print(f"done: step {prior.meta['step']}, validation {prior.meta['validation_bpsp']} bpsp, "
           f"{prior.meta['seconds']} s -> {args.out} ({prior.sha256[:16]})")

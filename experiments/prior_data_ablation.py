@@ -6,7 +6,8 @@ Each row trains a prior from scratch without any Kodak image (`train_prior`, sam
 rate; photos cropped as `--photo-crop` / `--crops` say) and scores it on the fixed validation images: kodim09-16
 whole and centre crops of at most 640 of photos/val (float model, every coded subpixel). Rows are appended to
 experiments/results/prior-data-ablation.csv as each run ends, and the .md table is rewritten from it (each row
-with its command and commit). Priors are written to --keep (outside the repository). One torch thread.
+with its command and the commit when the command started; a "## Reading" section is kept). Priors are written
+to --keep (outside the repository). One torch thread.
 """
 
 from __future__ import annotations
@@ -30,11 +31,12 @@ EXTRA = {"bsd68": ["extra/bsd68"], "urban100": ["extra/urban100"], "usc-sipi": [
 ROWS = {"train": ["train"], **{name: ["train"] + folders for name, folders in EXTRA.items()}}
 FIELDS = ["data", "crops", "steps", "seed", "train_subpixels", "val_kodak", "val_photos", "val_all", "train_bpsp",
           "train_seconds", "wall_seconds", "command", "commit"]
+READING = "## Reading"  # a hand-written section from here on is kept when the table is rewritten
 REFERENCE = ("For comparison (FACTS.md, the same validation images): the shipped prior (kodim01-08 + photos/train, "
              "6,000 steps) 2.937 Kodak val, 3.778 photos val, 3.366 all.")
 
 
-def run_row(name: str, args) -> dict:
+def run_row(name: str, args, at_commit: str) -> dict:
     data = DataSpec(tuple(ROWS[name]), kodak=False, crop=args.photo_crop, crops=args.crops, seed=args.seed)
     start = time.perf_counter()
     prior, rows = train_prior(steps=args.steps, seed=args.seed, data=data, photos_dir=args.photos,
@@ -47,7 +49,7 @@ def run_row(name: str, args) -> dict:
             "steps": args.steps, "seed": args.seed, "train_subpixels": 3 * pixels, "val_kodak": last["val_kodak"],
             "val_photos": last["val_photos"], "val_all": last["val_bpsp"], "train_bpsp": last["train_bpsp"],
             "train_seconds": last["seconds"], "wall_seconds": round(time.perf_counter() - start),
-            "command": "python " + " ".join(sys.argv), "commit": commit()}
+            "command": "python " + " ".join(sys.argv), "commit": at_commit}
 
 
 def commit() -> str:
@@ -63,8 +65,8 @@ def write_table(stem: Path) -> None:
              "1/50, one torch thread on a 2-core CPU shared with other jobs. Validation bpsp of the float prior "
              "alone (no per-image fit; every coded subpixel, coarsest level at 8 bits): Kodak val = kodim09-16 "
              "whole, photos val = centre crops of at most 640 of photos/val, all = both together. Train bpsp: the "
-             "mean of the last 250 batches, on each row's own data (not comparable across rows). Seconds: of the training steps, and wall (data and validation "
-             "included).\n", REFERENCE + "\n",
+             "mean of the last 250 batches, on each row's own data (not comparable across rows). Seconds: of the "
+             "training steps, and wall (data and validation included).\n", REFERENCE + "\n",
              "| training data | crops | steps | train subpixels | Kodak val | photos val | all val | train bpsp "
              "(batches) | seconds (train / wall) |", "|---|---|---|---|---|---|---|---|---|"]
     lines += [f"| {' + '.join('photos/' + folder for folder in r['data'].split(', '))} | {r['crops']} | "
@@ -72,7 +74,9 @@ def write_table(stem: Path) -> None:
               f"{r['val_photos']} | {r['val_all']} | {r['train_bpsp']} | {r['train_seconds']} / {r['wall_seconds']} |"
               for r in rows]
     lines += ["", "Commands:", ""] + sorted({f"- `{r['command']}` at commit {r['commit']}" for r in rows})
-    stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    md = stem.with_suffix(".md")
+    reading = md.read_text().partition(READING)[2] if md.exists() and READING in md.read_text() else ""
+    md.write_text("\n".join(lines) + "\n" + (f"\n{READING}{reading}" if reading else ""))
 
 
 def main() -> None:
@@ -88,8 +92,9 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     stem = RESULTS / args.name
+    at_commit = commit()
     for name in args.rows.split(","):
-        row = run_row(name, args)
+        row = run_row(name, args, at_commit)
         new = not stem.with_suffix(".csv").exists()
         with open(stem.with_suffix(".csv"), "a", newline="") as f:
             writer = csv.DictWriter(f, FIELDS)

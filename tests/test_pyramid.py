@@ -232,15 +232,16 @@ def test_instant_compress_and_decode_never_import_torch(tmp_path):
     assert out.stdout.strip() == "False"
 
 
-def test_the_pyramid_family_is_the_default(tmp_path):
-    """compress (CLI and API) and fit use the pyramid family unless a variant is named."""
+def test_compress_chooses_and_fit_defaults_to_the_pyramid(tmp_path):
+    """fit uses the pyramid family unless a variant is named; compress (CLI and API) keeps the smaller
+    of the pyramid's and the classic family's files (issue 26's mode decision)."""
     import inspect
 
     from typer.testing import CliRunner
 
     from diffcode import api, cli, codec, image as image_io
 
-    assert inspect.signature(api.compress).parameters["variant"].default == "pyramid"
+    assert inspect.signature(api.compress).parameters["variant"].default == "auto"
     assert inspect.signature(api.fit).parameters["variant"].default == "pyramid"
     image = _image(10, 12)
     source = tmp_path / "img.png"
@@ -248,7 +249,9 @@ def test_the_pyramid_family_is_the_default(tmp_path):
     result = CliRunner().invoke(cli.app, ["compress", str(source), "-o", str(tmp_path / "img.dfc"), "--preset", "instant"])
     assert result.exit_code == 0, result.output
     data = (tmp_path / "img.dfc").read_bytes()
-    assert codec.info(data)["variant"] == "pyramid" and np.array_equal(codec.load(data), image)
+    pyramid = api.compress(image, variant="pyramid", preset="instant")
+    classic = api.compress(image, variant="classic")
+    assert data == min(pyramid, classic, key=len) and np.array_equal(codec.load(data), image)
 
 
 def test_store_checks_its_file_against_the_encoders_own_coding():

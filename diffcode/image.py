@@ -250,10 +250,12 @@ def _palette(im: Image.Image, path: Path) -> bytes:
     if 3 * (int(used.max()) + 1) > len(raw):
         raise ImageError(f"{path}: uses palette index {int(used.max())} but its palette has {len(raw) // 3} "
                          "entries; convert it to RGB first")
-    colors = np.frombuffer(raw, np.uint8).reshape(-1, 3)[used]
-    if len(np.unique(colors, axis=0)) != len(used):
-        raise ImageError(f"{path}: its palette uses the same color at two indexes, so the indexes cannot be "
-                         "restored from the colors; convert it to RGB first")
+    keys = np.frombuffer(raw, np.uint8).reshape(-1, 3).astype(np.int64) @ np.array([1 << 16, 1 << 8, 1])
+    _, first = np.unique(keys, return_index=True)  # the decoder maps a color to its first index (to_pil)
+    if not np.array_equal(first[np.searchsorted(np.unique(keys), keys[used])], used):
+        raise ImageError(f"{path}: its palette has the same color at two indexes, one of them used after the "
+                         "other (an earlier index), so the indexes cannot be restored from the colors; convert it "
+                         "to RGB first")
     return raw
 
 

@@ -142,3 +142,31 @@ def test_an_index_beyond_the_palette_is_refused():
     im.putpalette([200, 10, 10, 10, 200, 10])
     with pytest.raises(ImageError, match="index 5 but its palette has 2 entries"):
         _palette(im, "in-memory")
+
+
+def test_a_used_color_that_repeats_an_earlier_index_is_refused(tmp_path):
+    """Palette [red, red, blue] with indexes 1 and 2 once came back as 0 and 2 (pixels and palette
+    exact, indexes not): such a palette is refused, an unused later duplicate is fine."""
+    import numpy as np
+    from PIL import Image
+
+    from diffcode.errors import ImageError
+    from diffcode.image import read_image_mode
+
+    def palette_image(entries, indexes, name):
+        im = Image.fromarray(np.array(indexes, np.uint8), mode="P")
+        im.putpalette(sum(entries, []))
+        im.save(tmp_path / name)
+        return tmp_path / name
+
+    red, blue = [255, 0, 0], [0, 0, 255]
+    with pytest.raises(ImageError, match="earlier index"):
+        read_image_mode(palette_image([red, red, blue], [[1, 2], [2, 1]], "ambiguous.png"))
+    array, color = read_image_mode(palette_image([red, blue, red], [[0, 1], [1, 0]], "fine.png"))
+    assert color.mode == "P" and np.array_equal(np.asarray(to_pil_of(array, color)), [[0, 1], [1, 0]])
+
+
+def to_pil_of(array, color):
+    from diffcode.image import to_pil
+
+    return to_pil(array, color)

@@ -14,10 +14,16 @@ metadata the file keeps (and, if it keeps any, the TIFF too, the other format th
 except for mode P, which `decode` refuses to write as TIFF). The
 execution passes if that ends in one of diffcode's own errors, CorruptFileError (ChecksumError is
 one), DecoderMismatchError, or the ImageError `limits.check` raises for a size too large to decode
-here, or if it decodes to the exact pixels of one of the seeds. Anything else is a finding:
+here, or if it decodes to the exact pixels of the seed whose pixel hash its header carries (or
+the header names another image: see silent). Anything else is a finding:
 
     other    any other exception (a Python error, or another DiffcodeError)
-    silent   a decode to pixels that are no seed's
+    silent   a decode to other pixels than those of the seed whose pixel hash the header carries. A
+             header whose pixel hash is no seed's names another image: a decode to it is the outcome
+             "new image", not a finding (libFuzzer learns the 16-byte SHA-256 prefix that
+             `codec.check_pixels` compares, and so writes valid files of new images: the first
+             run's one "silent" finding was such a file, byte for byte what diffcode writes for
+             those pixels)
     slow     more than --slow CPU seconds (default 2; a seed decodes in milliseconds)
     hang     more than --hang CPU seconds (default 20; interrupted by SIGPROF between bytecodes; a
              loop inside numba code is stopped by libFuzzer's -timeout instead, which ends the run)
@@ -211,12 +217,18 @@ class Checker:
         from diffcode import codec, families
 
         self.models = {name: families.get(name).load_model() for name in families.names()}
-        self.known = set()  # (shape, sha256 of the pixels) of every seed
+        self.known = {}  # the pixel hash a seed's header carries -> (shape, sha256 of its pixels)
         for path in seed_files:
             data = path.read_bytes()
             image = codec.load(data, self._model(data))
-            self.known.add(self._key(np.asarray(image)))
+            self.known[self._pixel_hash(data)] = self._key(np.asarray(image))
         self.slow, self.hang = slow, hang
+
+    @staticmethod
+    def _pixel_hash(data: bytes) -> bytes:
+        from diffcode.storage import container
+
+        return container.unpack_header(data)[0].pixel_hash
 
     @staticmethod
     def _key(image) -> tuple:
@@ -252,7 +264,7 @@ class Checker:
         return image
 
     def check(self, data: bytes) -> str:
-        """'rejected', 'refused' or 'identical'; raises Finding for anything else."""
+        """'rejected', 'refused', 'identical' or 'new image'; raises Finding for anything else."""
         import numpy as np
 
         from diffcode.damage import Hang, cpu_time_limit
@@ -279,8 +291,13 @@ class Checker:
         except Exception as exc:  # noqa: BLE001 - exactly what the fuzzer looks for
             raise Finding("other", _describe(exc), _signature("other", exc)) from exc
         seconds = time.process_time() - start
-        if outcome == "identical" and self._key(np.asarray(image)) not in self.known:
-            raise Finding("silent", f"decoded to pixels of no seed, shape {image.shape}", "silent")
+        if outcome == "identical":
+            claimed = self._pixel_hash(data)
+            if claimed not in self.known:  # the header names another image: libFuzzer's comparison
+                outcome = "new image"  # tracing can learn the SHA-256 prefix the decode compares
+            elif self.known[claimed] != self._key(np.asarray(image)):
+                raise Finding("silent", f"decoded to other pixels than the seed whose hash the header carries, "
+                                        f"shape {image.shape}", "silent")
         if seconds > self.slow:
             raise Finding("slow", f"{outcome} after {seconds:.1f} CPU seconds", f"slow {outcome}")
         return outcome

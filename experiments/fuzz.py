@@ -46,15 +46,17 @@ own checks). Findings are written as the bytes that were decoded.
 Seeds (`seeds`, written to experiments/fuzz_corpus/ and committed): small files of every family,
 storage scheme, colour mode and format version, and two with a METADATA section of every item kind
 (issue 23), made with the shipped models, and those two with their metadata body uncompressed
-(*.rawmeta: inputs that `prepared` compresses, so that mutations reach the metadata items); `run` also adds the
-golden files (tests/golden/*.dfc). The run's corpus grows in WORK/corpus (not committed).
+(*.rawmeta: inputs that `prepared` compresses, so that mutations reach the metadata items). `run`
+also adds the golden files (tests/golden/*.dfc). The run's corpus grows in WORK/corpus.
 
 `run` fuzzes in rounds of --round-minutes (1.5) CPU minutes, each a fresh process that loads the
 corpus the earlier rounds grew (see `run` for why), with libFuzzer seeds --seed, --seed + 1, ...,
 until the rounds' CPU time reaches --cpu-minutes; each round prints a SUMMARY line (executions,
-outcomes, finding signatures, CPU seconds) and the run a TOTAL line, also in WORK/total.json; libFuzzer's log lines (`#N pulse cov: C ft: F corp: ...`) give the
-coverage it measured: `cov` counts instrumented Python edges (branches) of diffcode, `ft` its
-features (edges with hit counts). Code compiled by numba runs as machine code and is not counted.
+outcomes, finding signatures, CPU seconds) and the run a TOTAL line, also in WORK/total.json.
+libFuzzer's log lines (`#N pulse cov: C ft: F corp: ...`) give the coverage it measured: `cov`
+counts instrumented Python edges (branches) of diffcode, `ft` its features (edges with hit
+counts). Code compiled by numba runs as machine code and is not counted. Results of the first
+runs: experiments/results/fuzz.md.
 Other libFuzzer flags are passed through after `--` (e.g. `-- -seed=7 -max_len=8192`).
 """
 

@@ -268,7 +268,8 @@ def train_prior(*, steps: int = 6000, batch: int = 32768, lr: float = 3e-3, widt
                 checkpoint: str | None = None, checkpoint_every: int = 0, resume: str | None = None,
                 until: int | None = None, meta: dict | None = None):
     """Train a prior; by default the shipped one's recipe (Kodak's training split + centre crops of photos/train;
-    `data` chooses other images, `crop` is used only without it). Validation: `data.validation_images`.
+    `data` chooses other images, `crop` is used only without it). Validation: the fixed images of
+    `data.py`'s `validation_images`, scored as val_kodak, val_photos and val_bpsp (both together).
 
     resume: a checkpoint path; training continues with the checkpoint's settings and data (rebuilt, and refused
     unless their pixels are the same), and the settings and data arguments are not used. `checkpoint`,

@@ -3,7 +3,7 @@
 Each file in tests/fuzz_regressions/ is an input the fuzzer wrote to its findings (the bytes that
 were decoded, CRCs valid), named after what it broke; each must now end in a one-line
 CorruptFileError. `experiments/results/fuzz.md` has the run that found them. The short run
-(`test_short_fuzz_run`, about a minute) fuzzes the container parser and every family's decode
+(`test_short_fuzz_run`, 10-25 s) fuzzes the container parser and every family's decode
 from the committed seed corpus with a fixed libFuzzer seed and fails on any finding; it is skipped
 where atheris is not installed (the `test` extra installs it on Linux x86-64 only, where it has
 wheels).
@@ -95,7 +95,7 @@ def test_seed_corpus_decodes_to_its_pixels():
 
 @pytest.mark.fuzz
 def test_short_fuzz_run(tmp_path):
-    """60,000 executions (libFuzzer seed 1) from the seed corpus: about 35 s on one core."""
+    """60,000 executions (libFuzzer seed 1) from the seed corpus: 10-25 s on one core here."""
     pytest.importorskip("atheris", reason="atheris is not installed (pip install atheris; wheels for Linux x86-64)")
     work = tmp_path / "fuzz"
     result = subprocess.run([sys.executable, str(FUZZ), "round", "--work", str(work), "--no-golden",

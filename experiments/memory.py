@@ -3,6 +3,7 @@
     python experiments/memory.py [--sizes 256x256,768x512,2048x2048] [--fit-steps 3] [--limit-gib 24]
     python experiments/memory.py --variant weights --name memory-weights     # default preset
     python experiments/memory.py --variant pyramid --name memory-pyramid     # default preset
+    python experiments/memory.py --variant classic --name memory-classic     # nothing fitted
 
 Each measurement runs in a fresh child process that imports diffcode, loads the shipped decoder,
 reads its input from the work folder and runs exactly one phase:
@@ -64,7 +65,10 @@ stem = work / f"{variant}-{h}x{w}"
 t0 = time.perf_counter()
 if variant != "per-pixel" and phase == "fit":
     image = memory_image(h, w)
-    fitfile.save(stem.with_suffix(".fit"), api.fit(image, variant=variant, preset=preset, steps=steps), overwrite=True)
+    from diffcode import families
+    fits = families.get(variant).fit_steps(preset, None) > 0  # a family that fits nothing takes no steps
+    fitfile.save(stem.with_suffix(".fit"), api.fit(image, variant=variant, preset=preset, steps=steps if fits else None),
+                 overwrite=True)
 elif phase == "fit":
     image = memory_image(h, w)
     config = FitConfig(steps=steps, maximize_steps=1, entropy_on_fraction=0.5, freeze_fraction=0.5)
@@ -130,7 +134,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="256x256,768x512,2048x2048", help="HxW, comma-separated")
     parser.add_argument("--fit-steps", type=int, default=3)
-    parser.add_argument("--variant", choices=("per-pixel", "weights", "pyramid"), default="per-pixel")
+    parser.add_argument("--variant", choices=("per-pixel", "weights", "pyramid", "classic"), default="per-pixel")
     parser.add_argument("--preset", default="default", help="weights or pyramid variant preset")
     parser.add_argument("--limit-gib", type=float, default=24.0)
     parser.add_argument("--work-dir", type=Path, default=ROOT / "runs" / "memory")

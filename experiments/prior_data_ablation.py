@@ -67,10 +67,10 @@ def write_table(stem: Path) -> None:
              "whole, photos val = centre crops of at most 640 of photos/val, all = both together. Train bpsp: the "
              "mean of the last 250 batches, on each row's own data (not comparable across rows). Seconds: of the "
              "training steps, and wall (data and validation included).\n", REFERENCE + "\n",
-             "| training data | crops | steps | train subpixels | Kodak val | photos val | all val | train bpsp "
-             "(batches) | seconds (train / wall) |", "|---|---|---|---|---|---|---|---|---|"]
+             "| training data | crops | steps | seed | train subpixels | Kodak val | photos val | all val | train bpsp "
+             "(batches) | seconds (train / wall) |", "|---|---|---|---|---|---|---|---|---|---|"]
     lines += [f"| {' + '.join('photos/' + folder for folder in r['data'].split(', '))} | {r['crops']} | "
-              f"{r['steps']} | {int(r['train_subpixels']):,} | {r['val_kodak']} | "
+              f"{r['steps']} | {r['seed']} | {int(r['train_subpixels']):,} | {r['val_kodak']} | "
               f"{r['val_photos']} | {r['val_all']} | {r['train_bpsp']} | {r['train_seconds']} / {r['wall_seconds']} |"
               for r in rows]
     lines += ["", "Commands:", ""] + sorted({f"- `{r['command']}` at commit {r['commit']}" for r in rows})

@@ -71,6 +71,7 @@ def test_a_failed_file_does_not_stop_the_batch(folder):
     assert sorted(p.name for p in (folder / "png").iterdir()) == ["im0.png"]
 
 
+@pytest.mark.slow  # two spawned processes
 def test_jobs_give_the_same_files(folder):
     (folder / "one").mkdir()
     (folder / "two").mkdir()

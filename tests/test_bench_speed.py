@@ -13,6 +13,8 @@ from diffcode.image import write_png
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from experiments import bench_speed, merge_tables, time_process  # noqa: E402
 
+pytestmark = pytest.mark.slow  # subprocesses or a benchmark: seconds each (pytest -m 'not slow' skips them)
+
 
 def test_bench_speed_writes_a_row_per_family_phase_and_coder(tmp_path):
     rng = np.random.default_rng(0)

@@ -69,7 +69,8 @@ def weights_32x32() -> bytes:
     return data
 
 
-pytestmark = pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="VmHWM is Linux's")
+pytestmark = [pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="VmHWM is Linux's"),
+              pytest.mark.slow]  # a fresh process a case
 
 
 @pytest.mark.parametrize("side", [2000, 4000])

@@ -14,6 +14,8 @@ import cli
 from diffcode.image import write_png
 from tests.conftest import per_pixel_unless_named
 
+pytestmark = pytest.mark.slow  # subprocesses or a benchmark: seconds each (pytest -m 'not slow' skips them)
+
 runner = CliRunner()
 CK = ["--checkpoint", "decoder.npz", "--steps", "2"]
 

@@ -94,6 +94,7 @@ def test_seed_corpus_decodes_to_its_pixels():
 
 
 @pytest.mark.fuzz
+@pytest.mark.slow
 def test_short_fuzz_run(tmp_path):
     """60,000 executions (libFuzzer seed 1) from the seed corpus: 10-25 s on one core here."""
     pytest.importorskip("atheris", reason="atheris is not installed (pip install atheris; wheels for Linux x86-64)")

@@ -42,7 +42,7 @@ def run_row(name: str, args, at_commit: str) -> dict:
     prior, rows = train_prior(steps=args.steps, seed=args.seed, data=data, photos_dir=args.photos,
                               val_every=args.steps, log=lambda m: print(f"[{name}] {m}", flush=True))
     Path(args.keep).mkdir(parents=True, exist_ok=True)
-    prior.save(Path(args.keep) / f"{name}-crops{args.crops}-{args.steps}.npz", overwrite=True)
+    prior.save(Path(args.keep) / f"{name}-crops{args.crops}-{args.steps}-seed{args.seed}.npz", overwrite=True)
     last = rows[-1]
     pixels = sum(s["pixels"] for s in prior.meta["data"]["sources"])
     return {"data": ", ".join(ROWS[name]), "crops": "centre" if args.crops == 1 else f"{args.crops} random",

@@ -137,9 +137,13 @@ def compress(image, *, variant: str = "auto", model=None, preset: str = "default
     default, or randseed with its segment budget in nats).
     """
     if variant == auto.NAME:
+        check_options(auto.NAME, preset=preset, steps=steps, seed=seed, storage=storage, budget_nats=budget_nats,
+                      device=device)
+        if options:
+            raise UsageError(f"the {auto.NAME} variant takes no {', '.join(sorted(options))} option; name a variant")
         image, mode = image_and_mode(image)
         return choose(image, preset=preset, steps=steps, seed=seed, device=device, progress=progress, model=model,
-                      color=mode, **options)[0]
+                      color=mode)[0]
     family = check_options(variant, preset=preset, steps=steps, seed=seed, storage=storage, device=device)
     budget = {}
     if budget_nats is not None:  # checked with the storage it goes with: the one named, else the variant's

@@ -122,9 +122,11 @@ def plan(sources: list[Path], suffix: str, out: Path | None = None, out_dir: Pat
         raise UsageError(f"-o names one output, but {len(sources)} inputs are given; use --out-dir")
     if overwrite and skip_existing:
         raise UsageError("--force replaces existing outputs and --skip-existing keeps them; give one of them")
+    stdin = [Path(STDIO)] == sources
+    if stdin and out_dir is not None:
+        raise UsageError("standard input has no name to write in --out-dir; give -o FILE, or -o - (the default)")
     if out_dir is not None:
         _make_folder(out_dir)
-    stdin = [Path(STDIO)] == sources
     targets = [out] if out is not None else [Path(STDIO)] if stdin else [
         (out_dir or s.parent) / (s.stem + suffix) for s in sources]
     seen: dict[Path, Path] = {}

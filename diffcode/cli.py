@@ -421,12 +421,13 @@ def _run_files(tasks, command: str, jobs: int, json_out: bool, fit_steps, single
     if single and outcomes:
         return _one_file(outcomes[0], command, json_out)
     verb = {"compress": "compressed", "decode": "decoded"}[command]
+    err = any(_to_stream(task.target) for task in tasks)  # the data went to stdout: the table goes to stderr
     if json_out:
         for o in outcomes:
-            typer.echo(json.dumps(o.as_dict()))
+            typer.echo(json.dumps(o.as_dict()), err=err)
     elif not _Show.quiet or not all(o.ok for o in outcomes):
         for line in batch.summary_lines(outcomes, verb, time.perf_counter() - t0):
-            typer.echo(line)
+            typer.echo(line, err=err)
     if not all(o.ok for o in outcomes):
         raise typer.Exit(code=1)
 

@@ -109,7 +109,7 @@ def store(fit: Fit, model=None, *, verify: bool = True, device: str = "cpu", pro
     color = color or fit.color or ColorMode()
     to_pil(image, color)  # raises now, not at decode time, if the pixels do not fit the mode
     encoded = family.encode(fit, model, device=device, progress=progress, **options)
-    sections = encoded.sections + _trailer(color, metadata)
+    sections = encoded.sections + _trailer(color, pack_metadata(metadata) if metadata else b"")
     header = container.Header(variant=family.name, height=h, width=w, pixel_hash=pixel_hash(image),
                               color_mode=color.mode, **encoded.fields)
     data = container.pack(header, [(s.kind, s.payload) for s in sections])
@@ -118,11 +118,11 @@ def store(fit: Fit, model=None, *, verify: bool = True, device: str = "cpu", pro
     return data, _report(header, sections, encoded.extras)
 
 
-def _trailer(color: ColorMode, metadata: Metadata | None) -> list[Section]:
-    """The sections after the family's: the palette (mode P), then the metadata (if any); both are
-    stored as they are, so their theoretical bits are their bytes."""
+def _trailer(color: ColorMode, metadata_payload: bytes) -> list[Section]:
+    """The sections after the family's: the palette (mode P), then the metadata section's payload (if
+    any); both are stored as they are, so their theoretical bits are their bytes."""
     payloads = [(container.PALETTE, color.palette)] if color.mode == "P" else []
-    payloads += [(container.METADATA, pack_metadata(metadata))] if metadata else []
+    payloads += [(container.METADATA, metadata_payload)] if metadata_payload else []
     return [Section(kind, payload, 8.0 * len(payload)) for kind, payload in payloads]
 
 
@@ -159,8 +159,10 @@ def load_file(data: bytes, model=None, *, device: str = "cpu") -> tuple[np.ndarr
 
 def analyze(data: bytes, model=None, *, device: str = "cpu") -> SizeReport:
     """Decode a file and account for it: theoretical bits next to the real sizes."""
-    header, decoded, color, metadata = _decode(data, model, device)
-    return _report(header, decoded.sections + _trailer(color, metadata), decoded.extras)
+    header, sections = container.unpack(bytes(data))
+    raw = sections[-1][1] if sections and sections[-1][0] == container.METADATA else b""  # as stored, not re-packed
+    header, decoded, color, _ = _decode(data, model, device)
+    return _report(header, decoded.sections + _trailer(color, raw), decoded.extras)
 
 
 def decode_details(data: bytes, model=None, *, device: str = "cpu") -> Decoded:

@@ -24,7 +24,7 @@ import struct
 import zlib
 from dataclasses import dataclass, field
 
-from .errors import CorruptFileError
+from .errors import CorruptFileError, UsageError
 
 VERSION = 1
 ITEM_KINDS = {1: "icc", 2: "exif", 3: "xmp", 4: "text", 5: "dpi"}
@@ -125,8 +125,6 @@ def _latin1(text: str) -> bool:
 
 def pack(metadata: Metadata) -> bytes:
     """The METADATA section's payload (module docstring); UsageError for what `unpack` would refuse."""
-    from .errors import UsageError
-
     if metadata.dpi and not _writable_dpi(metadata.dpi):
         raise UsageError(f"dpi {metadata.dpi} cannot be kept: outside 0..{MAX_DPI:.0f}")
     if not all(_latin1(key) for key in metadata.text):
@@ -136,6 +134,9 @@ def pack(metadata: Metadata) -> bytes:
     items += [(5, "", _DPI.pack(*metadata.dpi))] if metadata.dpi else []
     body = b"".join(_ITEM.pack(kind, len(name.encode())) + name.encode() + _LENGTH.pack(len(data)) + data
                     for kind, name, data in items if data)
+    if len(body) > MAX_UNPACKED:  # a reader refuses more (a zlib bomb): say so now, and what to do
+        raise UsageError(f"the image carries {len(body) / (1 << 20):.0f} MiB of metadata, more than the 64 MiB a "
+                         "file keeps; pass --strip to leave it out")
     return bytes([VERSION]) + zlib.compress(body, 9)
 
 

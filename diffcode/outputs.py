@@ -8,14 +8,17 @@ docs/reliability.md's "Outputs"):
 | nothing | a new file, written to `.NAME.XXXX.tmp` in the same folder and renamed into place |
 | a regular file | the same, only with `overwrite` (`--force`); the file keeps its mode |
 | a symlink | followed to its final target, which is written as above: the link stays a link |
-| a character device or a FIFO (`/dev/null`, `/dev/stdout`, a named pipe) | written in place, without `overwrite`, as cwebp and zstd do |
+| a character device or a FIFO (`/dev/null`, a named pipe) | written in place, without `overwrite`, as cwebp and zstd do |
+| this process's standard output (`/dev/stdout`, `/dev/fd/1`, also when redirected to a file) | written to the open stream, without `overwrite` (a `>> log` keeps what it held) |
 | a folder, a block device, a socket | refused |
 | the same file as an input (same device and inode: hard links, `./a.png` and `a.png`) | refused, even with `overwrite` |
 
 Every refusal is a one-line DiffcodeError (OutputExistsError for an existing file), raised by
 `check_output` before any work and again by `write_bytes_atomic` before anything is written.
 The rename is what makes a file write atomic: readers see the old file or the complete new one,
-and an interrupted or failed write leaves no partial file (the temporary file is removed).
+and an interrupted or failed write leaves no partial file (the temporary file is removed). Without
+`overwrite` the temporary file is hard-linked into place, which fails if a file appeared there
+meanwhile (another process), so nothing is ever replaced without `overwrite`.
 """
 
 from __future__ import annotations
@@ -45,12 +48,15 @@ class Target:
     file: Path
     stream: bool
     exists: bool
+    stdout: bool = False  # the stream is this process's standard output: written through sys.stdout
 
 
 def resolve(path: PathLike) -> Target:
     """What is at `path` and where a write goes; DiffcodeError for a folder, block device,
     socket or unreadable path (a symlink loop, a path through a regular file)."""
     path = Path(path)
+    if _is_stdout(path):
+        return Target(path, path, stream=True, exists=True, stdout=True)
     try:
         mode = os.stat(path).st_mode  # follows symlinks
     except FileNotFoundError:
@@ -63,6 +69,17 @@ def resolve(path: PathLike) -> Target:
         kind = _REFUSED_KINDS.get(stat.S_IFMT(mode), "not a regular file")
         raise DiffcodeError(f"{path}: is {kind}; diffcode writes only files, character devices and FIFOs")
     return Target(path, Path(os.path.realpath(path)), stream=False, exists=True)
+
+
+def _is_stdout(path: Path) -> bool:
+    """True if `path` names this process's standard output (/dev/stdout, /dev/fd/1, ... whatever it is
+    redirected to: opening it again would truncate a `>> log`, renaming over it would replace it)."""
+    if str(path) not in ("/dev/stdout", "/dev/fd/1", "/proc/self/fd/1", f"/proc/{os.getpid()}/fd/1"):
+        return False
+    try:
+        return os.path.samestat(os.stat(path), os.fstat(1))
+    except OSError:
+        return False
 
 
 def is_stream(path: PathLike) -> bool:
@@ -120,10 +137,12 @@ def write_bytes_atomic(path: PathLike, data: bytes, overwrite: bool = False, inp
         DiffcodeError: the path is refused or the write failed (nothing is left behind).
     """
     target = _checked(path, overwrite, inputs)
-    if target.stream:
+    if target.stdout:
+        _write_stdout(data)
+    elif target.stream:
         _write_stream(target.path, data)
     else:
-        _write_file(target, data)
+        _write_file(target, data, overwrite)
 
 
 def _checked(path: PathLike, overwrite: bool, inputs: Iterable[PathLike]) -> Target:
@@ -139,6 +158,13 @@ def _folder(target: Target) -> Path:
     if not folder.is_dir():
         raise DiffcodeError(f"{target.path}: cannot write, folder {folder} does not exist")
     return folder
+
+
+def _write_stdout(data: bytes) -> None:
+    import sys
+
+    sys.stdout.buffer.write(data)
+    sys.stdout.buffer.flush()
 
 
 def _write_stream(path: Path, data: bytes) -> None:
@@ -159,7 +185,7 @@ def _new_file_mode(path: Path) -> int:
         return 0o666 & ~umask
 
 
-def _write_file(target: Target, data: bytes) -> None:
+def _write_file(target: Target, data: bytes, overwrite: bool) -> None:
     folder = _folder(target)
     mode = _new_file_mode(target.file)
     try:  # a short prefix: a name of up to 255 bytes still leaves room for the temporary file's
@@ -172,9 +198,29 @@ def _write_file(target: Target, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp_name, target.file)
+        _put_in_place(tmp_name, target, overwrite)
     except BaseException as e:
         Path(tmp_name).unlink(missing_ok=True)
         if isinstance(e, OSError):
             raise DiffcodeError(f"{target.path}: write failed ({e.strerror or e})") from e
         raise
+
+
+def _put_in_place(tmp_name: str, target: Target, overwrite: bool) -> None:
+    """Rename over the target with `overwrite`; else hard-link, which refuses a file that appeared
+    since the check (on a file system without hard links: a last check, then the rename)."""
+    if overwrite:
+        os.replace(tmp_name, target.file)
+        return
+    try:
+        os.link(tmp_name, target.file)
+    except FileExistsError:
+        raise OutputExistsError(f"{target.path}: appeared while diffcode worked; pass overwrite (--force) to "
+                                "replace it") from None
+    except OSError:
+        if target.file.exists():
+            raise OutputExistsError(f"{target.path}: already exists; pass overwrite (--force) to replace it") from None
+        os.replace(tmp_name, target.file)
+        return
+    os.unlink(tmp_name)
+

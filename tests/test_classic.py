@@ -107,3 +107,10 @@ def test_compress_chooses_by_default(tmp_path, monkeypatch):
     result = CliRunner().invoke(cli.app, ["compress", "art.png", "--preset", "instant", "--json"])
     assert result.exit_code == 0, result.stderr
     assert '"variant": "classic"' in result.stdout and (tmp_path / "art.dfc").stat().st_size < 400
+
+
+def test_a_palette_never_costs_more_than_plain_rgb():
+    """256 random colours on 16x16 pixels: the table alone costs more than it saves."""
+    image = RNG.integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    data, report = api.store(api.fit(image, variant="classic"))
+    assert report.extras["transform"] == "rgb" and len(data) <= image.size * 1.005 + 100

@@ -214,3 +214,58 @@ def test_train_names_its_output_after_the_variant(tmp_path, monkeypatch, variant
     monkeypatch.setattr(type(families.get(variant)), "train", lambda self, **settings: Trained())
     result = runner.invoke(cli.app, ["train", "--variant", variant])
     assert result.exit_code == 0 and (tmp_path / name).read_bytes() == b"model", result.stderr
+
+
+def test_data_on_stdout_sends_the_table_to_stderr(folder):
+    """`compress one/ -o -` once printed the summary table into the .dfc it wrote to stdout."""
+    Path("one").mkdir()
+    Path("one/im0.png").write_bytes(Path("imgs/im0.png").read_bytes())
+    result = invoke("compress", "one", "-o", "-", *FIT)
+    assert result.exit_code == 0 and "1 of 1 files compressed" in result.stderr, result.stderr
+    Path("one.dfc").write_bytes(result.stdout_bytes)
+    back = invoke("decode", "one.dfc", "-o", "-", *CK)
+    assert np.array_equal(read_image_data(back.stdout_bytes, "out")[0], images()["im0"])
+    refused = invoke("compress", "-", "--out-dir", "od", *FIT, input=Path("imgs/im0.png").read_bytes())
+    assert refused.exit_code == 1 and "--out-dir" in refused.stderr and not Path("od").exists()
+
+
+def test_dev_stdout_redirected_to_a_file_is_appended_to(folder):
+    """`-o /dev/stdout >> log` once failed ("already exists") or, with --force, replaced the log."""
+    Path("log.txt").write_bytes(b"LOG\n")
+    with open("log.txt", "ab") as log:
+        proc = subprocess.run([sys.executable, str(ROOT / "cli.py"), "compress", "imgs/im0.png", "--variant",
+                               "classic", "-o", "/dev/stdout", "-q"], stdout=log, stderr=subprocess.PIPE,
+                              cwd=folder, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    data = Path("log.txt").read_bytes()
+    assert proc.returncode == 0, proc.stderr
+    assert data.startswith(b"LOG\n\x89DFC")
+
+
+def test_an_output_that_appears_meanwhile_is_not_replaced(tmp_path, monkeypatch):
+    """The existence check and the write are two steps: a file another process made in between stays."""
+    import tempfile
+
+    from diffcode.errors import OutputExistsError
+    from diffcode.outputs import write_bytes_atomic
+
+    target = tmp_path / "race.dfc"
+    real_mkstemp = tempfile.mkstemp
+
+    def mkstemp_after_a_rival(*args, **kwargs):
+        target.write_bytes(b"precious")  # another process, between the check and the write
+        return real_mkstemp(*args, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp_after_a_rival)
+    with pytest.raises(OutputExistsError):
+        write_bytes_atomic(target, b"new")
+    assert target.read_bytes() == b"precious" and sorted(p.name for p in tmp_path.iterdir()) == ["race.dfc"]
+
+
+def test_the_api_refuses_what_auto_cannot_honour():
+    import diffcode
+    from diffcode.errors import UsageError
+
+    image = images()["im0"]
+    for options in ({"storage": "dither"}, {"budget_nats": 5.0}, {"config": None, "foo": 1}):
+        with pytest.raises(UsageError):
+            diffcode.compress(image, **options)

@@ -111,3 +111,20 @@ def test_a_damaged_metadata_section_fails_the_decode(folder):
     damaged = container.pack(header, sections[:-1] + [(kind, b"\x01" + payload[1:-4])])  # CRCs recomputed
     with pytest.raises(CorruptFileError, match="metadata"):
         codec.load_file(damaged)
+
+
+def test_too_much_metadata_is_refused_when_written_not_blamed_on_the_file():
+    from diffcode.errors import UsageError
+
+    with pytest.raises(UsageError, match="--strip"):
+        metadata.pack(metadata.Metadata(exif=bytes(metadata.MAX_UNPACKED + 1)))
+
+
+def test_info_reports_the_metadata_section_as_stored(folder):
+    invoke("compress", "meta.png", *FAST)
+    header, sections = container.unpack(Path("meta.dfc").read_bytes())
+    kind, payload = sections[-1]
+    level0 = b"\x01" + zlib.compress(zlib.decompress(payload[1:]), 0)  # another zlib's choice of bytes
+    data = container.pack(header, sections[:-1] + [(kind, level0)])
+    report = codec.analyze(data).as_dict()
+    assert report["metadata_bytes"] == len(level0) and report["file_bytes"] == len(data)

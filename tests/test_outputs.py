@@ -51,11 +51,12 @@ class _Interrupted(OSError):
 
 
 def fail_rename(monkeypatch, exc: BaseException | None = None):
-    """Make the final os.replace raise (default: a disk error)."""
+    """Make the final step raise (default: a disk error): os.replace, or os.link for a new file."""
     def boom(*args, **kwargs):
         raise exc or _Interrupted(errno.EIO, "simulated I/O error during rename")
 
     monkeypatch.setattr(os, "replace", boom)
+    monkeypatch.setattr(os, "link", boom)
 
 
 def fail_midway(monkeypatch):
@@ -152,7 +153,7 @@ def test_missing_folder_is_a_clear_error(tmp_path):
 def test_killed_writer_leaves_only_a_hidden_tmp_file(tmp_path):
     """A process that dies before the rename cannot clean up; what it leaves must not pass for output."""
     script = ("import os, sys; from diffcode.outputs import write_bytes_atomic; "
-              "os.replace = lambda *a: os._exit(9); "
+              "os.replace = os.link = lambda *a: os._exit(9); "
               "write_bytes_atomic(sys.argv[1], b'partial fit file', overwrite=False)")
     target = tmp_path / "img.per-pixel.fit"
     proc = subprocess.run([sys.executable, "-c", script, str(target)], check=False, cwd=Path(__file__).resolve().parent.parent)

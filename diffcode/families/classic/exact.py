@@ -177,15 +177,19 @@ def candidates(transform: str, table: bytes) -> list[Layout]:
 
 def encode_payload(method: str, image: np.ndarray) -> tuple[Layout, bytes]:
     """(the layout, the pixel-data payload) of `method` for a uint8 (H, W, 3) image: stored keeps the
-    channels as they are; lzma ranks the candidate layouts by a fast LZMA2 pass and codes the best."""
+    channels as they are; lzma ranks the candidate layouts by a fast LZMA2 pass and codes the best.
+    A palette is weighed against plain RGB (its table can cost more than it saves on a small image)."""
     transform, table, channels = channels_of(image)
+    bases = [(transform, table, channels)] + ([("rgb", b"", image)] if transform == "palette" else [])
     if method == "stored":
-        layout = Layout(transform, table=table)
-        return layout, serialize(layout, channels)
-    options = candidates(transform, table)
-    data = [serialize(o, apply_filter(o.filter, to_channels(o.transform, channels))) for o in options]
-    best = min(range(len(options)), key=lambda i: len(_lzma(data[i], 1)) if len(options) > 1 else 0)
-    return options[best], _lzma(data[best])
+        t, tab, ch = min(bases, key=lambda base: base[2].size + len(base[1]))
+        layout = Layout(t, table=tab)
+        return layout, serialize(layout, ch)
+    options = [(o, ch) for t, tab, ch in bases for o in candidates(t, tab)]
+    data = [serialize(o, apply_filter(o.filter, to_channels(o.transform, ch))) for o, ch in options]
+    best = min(range(len(options)), key=lambda i: len(_lzma(data[i], 1)) + len(options[i][0].table)
+               if len(options) > 1 else 0)
+    return options[best][0], _lzma(data[best])
 
 
 def decode_payload(method: str, layout: Layout, payload: bytes, shape: tuple[int, int, int]) -> np.ndarray:

@@ -94,3 +94,18 @@ def kodak_dir_or_skip():
         if os.environ.get("CI"):
             pytest.fail(f"Kodak images not found in CI ({exc})")
         pytest.skip(f"Kodak images not available: {exc}")
+
+
+def image_folder(tmp_path, checkpoint, monkeypatch, images: dict):
+    """tmp_path as the working folder, holding the test decoder (decoder.npz) and imgs/NAME.png of
+    `images` (name -> uint8 array): the CLI tests' batch inputs."""
+    from diffcode.image import write_png
+
+    checkpoint.save(tmp_path / "decoder.npz")
+    (tmp_path / "imgs").mkdir()
+    for name, array in images.items():
+        write_png(tmp_path / "imgs" / f"{name}.png", array)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DIFFCODE_PROGRESS", raising=False)  # bars follow the (test runner's) stderr
+    return tmp_path
+

@@ -14,7 +14,7 @@ import cli
 from diffcode import batch
 from diffcode.errors import UsageError
 from diffcode.image import read_image, write_png
-from tests.conftest import per_pixel_unless_named
+from tests.conftest import image_folder, per_pixel_unless_named
 
 runner = CliRunner()
 CK = ["--checkpoint", "decoder.npz", "--steps", "2"]
@@ -27,12 +27,7 @@ def images() -> dict[str, np.ndarray]:
 
 @pytest.fixture()
 def folder(tmp_path, checkpoint, monkeypatch) -> Path:
-    checkpoint.save(tmp_path / "decoder.npz")
-    (tmp_path / "imgs").mkdir()
-    for name, array in images().items():
-        write_png(tmp_path / "imgs" / f"{name}.png", array)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
+    return image_folder(tmp_path, checkpoint, monkeypatch, images())
 
 
 def invoke(*args):

@@ -16,8 +16,8 @@ from typer.testing import CliRunner
 
 import cli
 from diffcode import batch
-from diffcode.image import encode_image, read_image, read_image_data, write_png
-from tests.conftest import per_pixel_unless_named
+from diffcode.image import read_image_data
+from tests.conftest import image_folder, per_pixel_unless_named
 from tests.test_cli import JSON_KEYS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,13 +33,7 @@ def images() -> dict[str, np.ndarray]:
 
 @pytest.fixture()
 def folder(tmp_path, checkpoint, monkeypatch) -> Path:
-    checkpoint.save(tmp_path / "decoder.npz")
-    (tmp_path / "imgs").mkdir()
-    for name, array in images().items():
-        write_png(tmp_path / "imgs" / f"{name}.png", array)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("DIFFCODE_PROGRESS", raising=False)
-    return tmp_path
+    return image_folder(tmp_path, checkpoint, monkeypatch, images())
 
 
 def invoke(*args, input: bytes | None = None):

@@ -147,21 +147,19 @@ def load(data: bytes, model=None, *, device: str = "cpu") -> np.ndarray:
 
 def load_image(data: bytes, model=None, *, device: str = "cpu") -> tuple[np.ndarray, ColorMode]:
     """Decode a .dfc file to RGB pixels and the mode (and palette) the image came in."""
-    _, decoded, color, _ = _decode(data, model, device)
+    _, decoded, color, _, _ = _decode(data, model, device)
     return decoded.image, color
 
 
 def load_file(data: bytes, model=None, *, device: str = "cpu") -> tuple[np.ndarray, ColorMode, Metadata]:
     """`load_image`, and the metadata the file keeps (empty if none)."""
-    _, decoded, color, metadata = _decode(data, model, device)
+    _, decoded, color, metadata, _ = _decode(data, model, device)
     return decoded.image, color, metadata
 
 
 def analyze(data: bytes, model=None, *, device: str = "cpu") -> SizeReport:
     """Decode a file and account for it: theoretical bits next to the real sizes."""
-    header, sections = container.unpack(bytes(data))
-    raw = sections[-1][1] if sections and sections[-1][0] == container.METADATA else b""  # as stored, not re-packed
-    header, decoded, color, _ = _decode(data, model, device)
+    header, decoded, color, _, raw = _decode(data, model, device)  # raw: the metadata as stored, not re-packed
     return _report(header, decoded.sections + _trailer(color, raw), decoded.extras)
 
 
@@ -170,13 +168,16 @@ def decode_details(data: bytes, model=None, *, device: str = "cpu") -> Decoded:
     return _decode(data, model, device)[1]
 
 
-def _decode(data: bytes, model, device: str, replay=None) -> tuple[container.Header, Decoded, ColorMode, Metadata]:
-    """The decode path; `replay`: the encoder's `Encoded.replay` when it checks its own file."""
+def _decode(data: bytes, model, device: str,
+            replay=None) -> tuple[container.Header, Decoded, ColorMode, Metadata, bytes]:
+    """The decode path; `replay`: the encoder's `Encoded.replay` when it checks its own file. Also
+    returns the metadata and its section's payload as stored (b"" without one)."""
     header, sections = container.unpack(bytes(data))
     family = families.get(header.variant)
-    metadata = Metadata()
+    metadata, raw = Metadata(), b""
     if sections and sections[-1][0] == container.METADATA:
-        metadata, sections = unpack_metadata(sections[-1][1]), sections[:-1]
+        raw, sections = sections[-1][1], sections[:-1]
+        metadata = unpack_metadata(raw)
     sections, color = _split_palette(header, sections)
     family.check_sizes(header, sections)  # a header that declares more than the file holds is corrupt
     limits.check("decode", header.height, header.width, family.memory, "cpu")  # before any allocation; exact
@@ -190,7 +191,7 @@ def _decode(data: bytes, model, device: str, replay=None) -> tuple[container.Hea
         raise DiffcodeError(f"not enough memory to decode this {header.width}x{header.height} image (the "
                             f"memory a decode needs grows with the image size): {str(exc)[:200]}") from exc
     check_pixels(decoded.image, header, color)
-    return header, decoded, color, metadata
+    return header, decoded, color, metadata, raw
 
 
 def _split_palette(header: container.Header, sections: list[tuple[int, bytes]]):

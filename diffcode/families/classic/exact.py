@@ -175,12 +175,16 @@ def candidates(transform: str, table: bytes) -> list[Layout]:
     return [Layout(*c) for c in RGB_CANDIDATES]
 
 
-def encode_payload(method: str, image: np.ndarray) -> tuple[Layout, bytes]:
-    """(the layout, the pixel-data payload) of `method` for a uint8 (H, W, 3) image: stored keeps the
-    channels as they are; lzma ranks the candidate layouts by a fast LZMA2 pass and codes the best.
-    A palette is weighed against plain RGB (its table can cost more than it saves on a small image)."""
+def bases_of(image: np.ndarray) -> list[tuple[str, bytes, np.ndarray]]:
+    """The (transform, table, channels) the methods choose from: `channels_of`, and for a palette
+    also plain RGB (its table can cost more than it saves on a small image)."""
     transform, table, channels = channels_of(image)
-    bases = [(transform, table, channels)] + ([("rgb", b"", image)] if transform == "palette" else [])
+    return [(transform, table, channels)] + ([("rgb", b"", image)] if transform == "palette" else [])
+
+
+def encode_payload(method: str, bases: list[tuple[str, bytes, np.ndarray]]) -> tuple[Layout, bytes]:
+    """(the layout, the pixel-data payload) of `method` for an image's `bases_of`: stored keeps the
+    channels as they are; lzma ranks the candidate layouts by a fast LZMA2 pass and codes the best."""
     if method == "stored":
         t, tab, ch = min(bases, key=lambda base: base[2].size + len(base[1]))
         layout = Layout(t, table=tab)
@@ -236,12 +240,18 @@ def n_channels(transform: str) -> int:
     return 1 if transform in ("gray", "palette") else 3
 
 
-def encode(image: np.ndarray, method: str, fields: dict) -> Encoded:
-    layout, payload = encode_payload(method, image)
-    info = side_info(method, layout)
-    return Encoded(fields, [Section(container.SIDE_INFO, info, 8.0 * len(info)),
-                            Section(container.PIXEL_DATA, payload, 8.0 * len(payload))],
-                   {"method": method, "transform": layout.transform, "filter": layout.filter, "layout": layout.layout})
+def encode(image: np.ndarray, methods, fields: dict) -> Encoded:
+    """The smallest encoding of a uint8 (H, W, 3) image among `methods` (METHODS names)."""
+    bases = bases_of(image)  # once: np.unique over the pixels is the slow part of finding a palette
+    tried = []
+    for method in methods:
+        layout, payload = encode_payload(method, bases)
+        info = side_info(method, layout)
+        tried.append(Encoded(fields, [Section(container.SIDE_INFO, info, 8.0 * len(info)),
+                                      Section(container.PIXEL_DATA, payload, 8.0 * len(payload))],
+                             {"method": method, "transform": layout.transform, "filter": layout.filter,
+                              "layout": layout.layout}))
+    return min(tried, key=lambda e: sum(len(s.payload) for s in e.sections))
 
 
 def check_sizes(header: container.Header, sections: list[tuple[int, bytes]]) -> None:

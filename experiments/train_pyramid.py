@@ -33,14 +33,15 @@ from diffcode.families.pyramid.train import load_checkpoint, train_prior
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "photos"
-DEFAULTS = {"steps": 6000, "batch": 32768, "lr": 3e-3, "width": 64, "head": 32, "seed": 0, "val_every": 1000}
+DEFAULTS = {"steps": 6000, "batch": 32768, "lr": 3e-3, "width": 64, "head": 32, "seed": 0, "order": 1,
+            "val_every": 1000}
 DATA_DEFAULTS = {"folders": "train", "kodak": True, "crop": 640, "crops": 1}
 
 
 def parse() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     for name, kind in [("steps", int), ("batch", int), ("lr", float), ("width", int), ("head", int), ("seed", int),
-                       ("val-every", int), ("photo-crop", int), ("crops", int)]:
+                       ("order", int), ("val-every", int), ("photo-crop", int), ("crops", int)]:
         parser.add_argument(f"--{name}", type=kind, default=None)
     parser.add_argument("--data", dest="folders", default=None, help="photo folders under --photos, comma-separated")
     parser.add_argument("--no-kodak", dest="kodak", action="store_false", default=None)
@@ -68,7 +69,7 @@ def settings_of(args: argparse.Namespace) -> tuple[dict, DataSpec]:
         settings, d = {**DEFAULTS, **given}, {**DATA_DEFAULTS, **data_given}
         return settings, DataSpec(tuple(d["folders"].split(",")), d["kodak"], d["crop"], d["crops"], settings["seed"])
     ckpt = load_checkpoint(args.resume)
-    settings, data = ckpt["settings"], ckpt["meta"]["data"]
+    settings, data = {"order": 1, **ckpt["settings"]}, ckpt["meta"]["data"]
     data_given = {**data_given, **({"folders": args.folders.split(",")} if args.folders else {})}
     differ = [k for k, v in given.items() if settings[k] != v] + [k for k, v in data_given.items() if data[k] != v]
     if differ:
@@ -97,7 +98,7 @@ def write_record(stem: Path, args, prior, rows: list[dict], legs: list[dict]) ->
              "Validation (float model, every coded subpixel, coarsest level at 8 bits): kodim09-16 whole (Kodak val) "
              "and centre crops of at most 640 of photos/val (photos val); `all` is both together.\n",
              f"Schedule: {meta['steps']} steps, batch {meta['batch']}, lr {meta['lr']} (cosine to 1/50), seed "
-             f"{meta['seed']}; width {meta['width']}, head {meta['head']}. This record stops at step {meta['step']}.\n",
+             f"{meta['seed']}; width {meta['width']}, head {meta['head']}, pyramid order {meta.get('order', 1)}. This record stops at step {meta['step']}.\n",
              f"Prior of step {meta['step']}: `{args.out}`, SHA-256 {prior.sha256}.\n",
              "| step | seconds (training) | train bpsp (batches) | Kodak val | photos val | all val |",
              "|---|---|---|---|---|---|"]

@@ -25,7 +25,8 @@ def _image(h, w, seed=0):
     return np.clip(128 + smooth, 0, 255).astype(np.uint8)
 
 
-def test_every_pixel_is_coded_exactly_once():
+@pytest.mark.parametrize("order", list(layout.ORDERS.values()), ids=lambda o: f"order{o.code}")
+def test_every_pixel_is_coded_exactly_once(order):
     for h, w in [(1, 1), (1, 9), (7, 1), (2, 2), (9, 13), (64, 1), (33, 17)]:
         count = np.zeros((h, w), int)
         sizes = layout.level_sizes(h, w)
@@ -33,23 +34,27 @@ def test_every_pixel_is_coded_exactly_once():
         count[::2 ** (len(sizes) - 1), ::2 ** (len(sizes) - 1)] += 1
         for level in range(len(sizes) - 1):
             step = 2 ** level
-            for phase in range(layout.N_PHASES):
-                for rows, cols, _ in layout.targets(*sizes[level], phase):
+            for phase in range(len(order)):
+                for rows, cols, _ in layout.targets(*sizes[level], phase, order):
                     count[rows * step, cols * step] += 1
         assert (count == 1).all(), (h, w)
 
 
-def test_contexts_read_only_known_pixels():
-    """Changing pixels a phase may not see (not yet decoded) leaves its contexts unchanged."""
+@pytest.mark.parametrize("order", list(layout.ORDERS.values()), ids=lambda o: f"order{o.code}")
+def test_contexts_read_only_known_pixels(order):
+    """Changing pixels a phase may not see (not yet decoded: the coarser level's are known, then each
+    phase's targets once the whole phase is done) leaves its contexts unchanged."""
     level = _image(11, 14).astype(np.int32)
-    for phase in range(layout.N_PHASES):
-        unknown = np.zeros(level.shape[:2], bool)
-        unknown[1::2, 1::2] = phase == 0  # (odd, odd) are unknown in phase 0
-        unknown[0::2, 1::2] = unknown[1::2, 0::2] = True  # phase-1 targets are unknown in both phases
+    known = np.zeros(level.shape[:2], bool)
+    known[::2, ::2] = True
+    for phase in range(len(order)):
         noisy = level.copy()
-        noisy[unknown] = np.random.default_rng(phase).integers(0, 256, (unknown.sum(), 3))
-        for (_, _, a), (_, _, b) in zip(layout.group_contexts(level, phase), layout.group_contexts(noisy, phase)):
+        noisy[~known] = np.random.default_rng(phase).integers(0, 256, ((~known).sum(), 3))
+        groups = zip(layout.group_contexts(level, phase, order), layout.group_contexts(noisy, phase, order))
+        for (_, _, a), (_, _, b) in groups:
             assert np.array_equal(a.residuals, b.residuals) and np.array_equal(a.base12, b.base12)
+        for rows, cols, _ in layout.targets(*level.shape[:2], phase, order):
+            known[rows, cols] = True
 
 
 def test_logistic_table_is_pinned_and_cdf_valid():

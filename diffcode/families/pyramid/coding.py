@@ -16,7 +16,6 @@ import numpy as np
 
 from ...errors import ChecksumError
 from . import entropy, layout
-from .layout import N_PHASES
 from .network import ExactNet, input_integers, own_integers
 
 # (loc12, scale, where) -> symbols; one call per channel of a target group (see `_walk`)
@@ -37,8 +36,8 @@ def _walk(height: int, width: int, net: ExactNet, code: Code) -> np.ndarray:
     for level in range(len(sizes) - 2, -1, -1):
         image = np.zeros(sizes[level] + (3,), np.int32)
         image[::2, ::2] = known
-        for phase in range(N_PHASES):
-            for rows, cols, ctx in layout.group_contexts(image, phase):
+        for phase in range(len(net.order)):
+            for rows, cols, ctx in layout.group_contexts(image, phase, net.order):
                 if len(ctx) == 0:
                     continue
                 hidden = net.hidden(phase, input_integers(ctx, level))

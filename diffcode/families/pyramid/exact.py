@@ -54,7 +54,7 @@ def encode(image: np.ndarray, k: np.ndarray, preset: spec.Preset, adapt: str | N
         raise DiffcodeError(f"{len(k)} weight deltas given, adapt set {adapt} has {sum(sizes)} weights")
     scales, stream, delta_bits = deltas.encode(k, sizes) if adapt else (np.zeros(0, np.uint8), None, 0.0)
     side = bytes([preset.code, _adapt_code(adapt)]) + scales.tobytes()
-    net = ExactNet(deltas.apply(prior.arrays, adapt or "all", k))
+    net = ExactNet(deltas.apply(prior.arrays, adapt or "all", k), prior.order)
     table, table_bits, coded, walked = coding.encode_with_model(image, net)
     fields = {"storage": spec.STORAGE, "rng_version": 0, "error_model": spec.ERROR_MODEL, "seed": 0,
               "segment_budget_cnats": 0, "decoder_hash": prior.hash16}
@@ -136,7 +136,7 @@ def decode(header: container.Header, sections: list[tuple[int, bytes]], model: P
     k, delta_bits = deltas.decode(sections[1][1], scales, sizes) if has_deltas else (np.zeros(0, np.int16), 0.0)
     table = sections[-1][1]
     if replay is None:
-        net = ExactNet(deltas.apply(prior.arrays, adapt or "all", k))
+        net = ExactNet(deltas.apply(prior.arrays, adapt or "all", k), prior.order)
         image, table_bits = coding.decode(header.height, header.width, table, net)
     elif (preset.code, adapt) != (replay.preset_code, replay.adapt) or not np.array_equal(k, replay.deltas):
         raise ChecksumError("internal error: the side information or weight deltas read back differently")

@@ -52,7 +52,8 @@ class Pyramid:
 
             generator = generator or torch.Generator().manual_seed(0 if seed is None else seed)
             k, history = fit_deltas(image, model.arrays, steps=steps, adapt=p.adapt, lr=p.lr, batch=p.batch,
-                                    generator=generator, progress=progress, device=device)
+                                    generator=generator, progress=progress, device=device,
+                                    order=model.order)
         return Fit(self.name, image, {"deltas": k}, {"adapt": p.adapt}, model.sha256, preset,
                    0 if seed is None else seed, history, time.perf_counter() - start)
 

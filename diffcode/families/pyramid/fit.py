@@ -25,15 +25,15 @@ from .train import batch_bits, mean_bpsp, samples
 
 
 def fit_deltas(image: np.ndarray, prior_arrays: dict, *, steps: int, adapt: str, lr: float, batch: int,
-               generator: torch.Generator, progress=None, device: str = "cpu") -> tuple[np.ndarray, list[dict]]:
+               generator: torch.Generator, progress=None, device: str = "cpu", order: int = 1) -> tuple[np.ndarray, list[dict]]:
     """Fit the deltas of the adapted tensors; returns (int16 integer deltas in coding order, history)."""
     names = delta_coding.adapted_names(prior_arrays, adapt)
     if steps == 0 or not names:
         return np.zeros(0, np.int16), []
-    s = samples([image])
+    s = samples([image], order)
     if sum(len(t) for t in s.target) == 0:  # nothing but the flat-coded coarsest level
         return np.zeros(0, np.int16), []
-    net = PyramidNet.from_arrays(prior_arrays).to(device)
+    net = PyramidNet.from_arrays(prior_arrays, order).to(device)
     params = dict(net.named_parameters())
     for name, p in params.items():
         p.requires_grad_(name in names)
@@ -56,14 +56,14 @@ def fit_deltas(image: np.ndarray, prior_arrays: dict, *, steps: int, adapt: str,
             progress(step, loss.item())
     fitted = {n: params[n].detach().cpu().numpy() - prior_arrays[n] for n in names}
     k = delta_coding.to_integers(fitted, names)
-    return (k if _pays(s, prior_arrays, adapt, k, names, device) else np.zeros(0, np.int16)), history
+    return (k if _pays(s, prior_arrays, adapt, k, names, device, order) else np.zeros(0, np.int16)), history
 
 
-def _pays(s, prior_arrays: dict, adapt: str, k: np.ndarray, names: list[str], device: str) -> bool:
+def _pays(s, prior_arrays: dict, adapt: str, k: np.ndarray, names: list[str], device: str, order: int) -> bool:
     """Whether the deltas save more error-table bits (float model, whole image) than they cost (real code)."""
     sizes = [prior_arrays[n].size for n in names]
     # their stream (ideal bits + the 64-bit flush and a last word), scale bytes, and section-table entry
     cost = delta_coding.encode(k, sizes)[2] + 96 + 8 * len(sizes) + 8 * (container.header_bytes(3) - container.header_bytes(2))
-    before = mean_bpsp(PyramidNet.from_arrays(prior_arrays).to(device), s, device)
-    after = mean_bpsp(PyramidNet.from_arrays(delta_coding.apply(prior_arrays, adapt, k)).to(device), s, device)
+    before = mean_bpsp(PyramidNet.from_arrays(prior_arrays, order).to(device), s, device)
+    after = mean_bpsp(PyramidNet.from_arrays(delta_coding.apply(prior_arrays, adapt, k), order).to(device), s, device)
     return (before - after) * s.subpixels > cost

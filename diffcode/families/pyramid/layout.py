@@ -8,6 +8,10 @@
                  image, so one context layout (and one network) serves both
     within a pixel: R, then G given R, then B given R and G
 
+That is order 1 (`ORDERS`). Order 2 splits phase 1 in two: the (even, odd) positions, then the
+(odd, even) ones, which see all eight neighbours (16 known pixels within +-2) with their own network.
+A prior names its order; the order fixes the phases, their target groups and what each sees.
+
 Every phase is one parallel pass: all its targets' contexts are known before it starts. The
 encoder, the fit and the decoder all call `contexts` on the same known pixels, so the integers
 the networks see are identical on both sides.
@@ -35,10 +39,43 @@ PHASE_OFFSETS = (
      (1, -3), (1, 3), (3, -3), (3, -1), (3, 1), (3, 3)),
     ((0, -1), (0, 1), (-1, 0), (1, 0), (-2, -1), (-2, 1), (2, -1), (2, 1), (-1, -2), (-1, 2),
      (1, -2), (1, 2), (0, -3), (0, 3), (-3, 0), (3, 0)),
+    # order 2's third phase, the (odd, even) targets: every pixel but the other (odd, even) ones is known
+    ((0, -1), (0, 1), (-1, 0), (1, 0), (-1, -1), (-1, 1), (1, -1), (1, 1), (-1, -2), (-1, 2),
+     (1, -2), (1, 2), (-2, -1), (-2, 1), (2, -1), (2, 1)),
 )
 N_NEIGHBOURS = 16
 N_BASE = 4
-N_PHASES = 2
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One parallel pass of a level: its target groups (row parity, column parity, transposed) and the
+    offsets of the known pixels it sees (the first N_BASE form the base)."""
+
+    groups: tuple[tuple[int, int, bool], ...]
+    offsets: tuple[tuple[int, int], ...]
+
+
+@dataclass(frozen=True)
+class Order:
+    """The phases of every level, in coding order (`code` is written in prior files: never reuse one)."""
+
+    code: int
+    phases: tuple[Phase, ...]
+
+    def __len__(self) -> int:
+        return len(self.phases)
+
+
+ORDERS = {o.code: o for o in (
+    # 1: (odd, odd), then (even, odd) and (odd, even) together, the latter read in the transposed image
+    Order(1, (Phase(((1, 1, False),), PHASE_OFFSETS[0]), Phase(((0, 1, False), (1, 0, True)), PHASE_OFFSETS[1]))),
+    # 2: (odd, odd), then (even, odd), then (odd, even) seeing all eight neighbours
+    Order(2, (Phase(((1, 1, False),), PHASE_OFFSETS[0]), Phase(((0, 1, False),), PHASE_OFFSETS[1]),
+              Phase(((1, 0, False),), PHASE_OFFSETS[2]))),
+)}
+ORDER_1 = ORDERS[1]
+N_PHASES = len(ORDER_1)  # of order 1
 
 
 def level_sizes(height: int, width: int) -> list[tuple[int, int]]:
@@ -50,19 +87,18 @@ def level_sizes(height: int, width: int) -> list[tuple[int, int]]:
     return sizes
 
 
-def targets(height: int, width: int, phase: int) -> list[tuple[np.ndarray, np.ndarray, bool]]:
+def targets(height: int, width: int, phase: int, order: Order = ORDER_1) -> list[tuple[np.ndarray, np.ndarray, bool]]:
     """Target positions of one phase of a level of size height x width.
 
     Returns:
         [(rows, cols, transposed)]: int64 index arrays (row-major order) into the level image;
         `transposed` groups are read in the transposed image (rows and cols are then swapped back).
     """
-    if phase == 0:
-        rows, cols = np.meshgrid(np.arange(1, height, 2), np.arange(1, width, 2), indexing="ij")
-        return [(rows.ravel(), cols.ravel(), False)]
-    even_odd = np.meshgrid(np.arange(0, height, 2), np.arange(1, width, 2), indexing="ij")
-    odd_even = np.meshgrid(np.arange(1, height, 2), np.arange(0, width, 2), indexing="ij")
-    return [(even_odd[0].ravel(), even_odd[1].ravel(), False), (odd_even[0].ravel(), odd_even[1].ravel(), True)]
+    out = []
+    for row_parity, col_parity, transposed in order.phases[phase].groups:
+        rows, cols = np.meshgrid(np.arange(row_parity, height, 2), np.arange(col_parity, width, 2), indexing="ij")
+        out.append((rows.ravel(), cols.ravel(), transposed))
+    return out
 
 
 @dataclass
@@ -117,10 +153,8 @@ def _gather(level, rows, cols, transposed, offsets):
     return residuals, mask, base12
 
 
-_OFFSETS = tuple(np.array(o, np.int64) for o in PHASE_OFFSETS)
-
-
-def contexts(level: np.ndarray, phase: int, rows: np.ndarray, cols: np.ndarray, transposed: bool = False) -> Contexts:
+def contexts(level: np.ndarray, phase: int, rows: np.ndarray, cols: np.ndarray, transposed: bool = False,
+             order: Order = ORDER_1) -> Contexts:
     """Contexts of targets (rows, cols) of `level` (h, w, 3) integer pixels.
 
     With `transposed`, the phase's offsets are read in the transposed image (rows and cols stay
@@ -129,14 +163,14 @@ def contexts(level: np.ndarray, phase: int, rows: np.ndarray, cols: np.ndarray, 
     """
     level = np.ascontiguousarray(level, np.int32)
     residuals, mask, base12 = _gather(level, np.ascontiguousarray(rows, np.int64),
-                                      np.ascontiguousarray(cols, np.int64), transposed, _OFFSETS[phase])
+                                      np.ascontiguousarray(cols, np.int64), transposed, np.array(order.phases[phase].offsets, np.int64))
     return Contexts(residuals, mask, base12)
 
 
-def group_contexts(level: np.ndarray, phase: int) -> list[tuple[np.ndarray, np.ndarray, Contexts]]:
+def group_contexts(level: np.ndarray, phase: int, order: Order = ORDER_1) -> list[tuple[np.ndarray, np.ndarray, Contexts]]:
     """[(rows, cols, contexts)] for every target group of a phase, in coding order."""
-    return [(rows, cols, contexts(level, phase, rows, cols, transposed))
-            for rows, cols, transposed in targets(level.shape[0], level.shape[1], phase)]
+    return [(rows, cols, contexts(level, phase, rows, cols, transposed, order))
+            for rows, cols, transposed in targets(level.shape[0], level.shape[1], phase, order)]
 
 
 def pyramid(image: np.ndarray) -> list[np.ndarray]:

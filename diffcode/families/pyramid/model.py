@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import spec
-from .layout import N_PHASES
+from .layout import ORDERS
 
 
 class PhaseNet(nn.Module):
@@ -46,21 +46,21 @@ class PhaseNet(nn.Module):
 
 
 class PyramidNet(nn.Module):
-    """One PhaseNet per phase."""
+    """One PhaseNet per phase of the order (`layout.ORDERS`)."""
 
-    def __init__(self, width: int = 64, head: int = 32, generator: torch.Generator | None = None):
+    def __init__(self, width: int = 64, head: int = 32, generator: torch.Generator | None = None, order: int = 1):
         super().__init__()
-        self.width, self.head = width, head
-        self.phases = nn.ModuleList(PhaseNet(width, head, generator) for _ in range(N_PHASES))
+        self.width, self.head, self.order = width, head, order
+        self.phases = nn.ModuleList(PhaseNet(width, head, generator) for _ in range(len(ORDERS[order])))
 
     def arrays(self) -> dict[str, np.ndarray]:
         """Parameters as float32 numpy arrays by name (what a prior file stores)."""
         return {name: p.detach().cpu().numpy().astype(np.float32) for name, p in self.named_parameters()}
 
     @classmethod
-    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> "PyramidNet":
+    def from_arrays(cls, arrays: dict[str, np.ndarray], order: int = 1) -> "PyramidNet":
         width, head = arrays["phases.0.trunk1.weight"].shape[0], arrays["phases.0.heads1.0.weight"].shape[0]
-        net = cls(width, head, torch.Generator())  # its initial values are overwritten: torch's global RNG is untouched
+        net = cls(width, head, torch.Generator(), order)  # its initial values are overwritten: torch's global RNG is untouched
         net.load_state_dict({name: torch.from_numpy(np.asarray(a, np.float32).copy()) for name, a in arrays.items()})
         return net
 

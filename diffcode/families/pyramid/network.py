@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import spec
-from .layout import MAX_LEVELS, N_NEIGHBOURS, N_PHASES, Contexts
+from .layout import MAX_LEVELS, N_NEIGHBOURS, ORDERS, Contexts
 
 ACC_BITS = 24  # an accumulator holds 2^-24 units
 ACT_BITS = 12  # activations and weights on activations are in 2^-12 units
@@ -95,11 +95,12 @@ class ExactNet:
     depend on how they are grouped, so this is the same network, only faster.
     """
 
-    def __init__(self, arrays: dict):
+    def __init__(self, arrays: dict, order: int = 1):
         act = float(1 << ACT_BITS)
         raw = float(1 << ACC_BITS) / spec.INPUT_UNITS
+        self.order = ORDERS[order]
         self.phases = []
-        for p in range(N_PHASES):
+        for p in range(len(self.order)):
             pre = f"phases.{p}."
             trunk1 = _dense(arrays, pre + "trunk1", raw)
             trunk2 = _dense(arrays, pre + "trunk2", act)

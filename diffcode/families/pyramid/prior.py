@@ -22,6 +22,7 @@ import numpy as np
 
 from ...errors import DiffcodeError
 from ..common import open_model_npz
+from .layout import ORDERS
 
 ENV_VAR = "DIFFCODE_PYRAMID_PRIOR"
 SHIPPED = {  # SHA-256 -> package file; never remove one (files that name it must keep decoding)
@@ -47,6 +48,10 @@ class Prior:
     def hash16(self) -> bytes:
         return bytes.fromhex(self.sha256)[:16]
 
+    @property
+    def order(self) -> int:
+        """The pyramid order its network was trained for (`layout.ORDERS`; priors before orders: 1)."""
+        return int(self.meta.get("order", 1))
 
     def save(self, path: str | os.PathLike, overwrite: bool = False) -> None:
         """Write the prior file atomically (never over an existing file unless asked)."""
@@ -81,6 +86,8 @@ def _load_path(path: str) -> Prior:
         raise DiffcodeError(f"{path} is not a readable pyramid prior ({exc})") from exc
     if not all(name in prior.arrays for name in REQUIRED):
         raise DiffcodeError(f"{path} is not a pyramid prior (no network arrays named phases.*)")
+    if prior.order not in ORDERS or f"phases.{len(ORDERS[prior.order]) - 1}.trunk1.weight" not in prior.arrays:
+        raise DiffcodeError(f"{path} is a pyramid prior of an unknown order or with too few phases")
     return prior
 
 

@@ -28,7 +28,7 @@ import torch
 from ...errors import DiffcodeError
 from . import layout, spec
 from .data import DataSpec, training_images, validation_images
-from .layout import N_PHASES
+from .layout import ORDERS
 from .model import PyramidNet, phase_nats
 from .network import input_integers, own_integers
 
@@ -53,13 +53,14 @@ class Samples:
         return sum(3 * len(t) for t in self.target) + self.core_subpixels
 
 
-def image_samples(image: np.ndarray) -> tuple[list[list[np.ndarray]], int]:
+def image_samples(image: np.ndarray, order: int = 1) -> tuple[list[list[np.ndarray]], int]:
     """Per phase [inputs, own, base12, target] (in DTYPES) of one (H, W, 3) uint8 image; core subpixel count."""
-    per_phase = [[[], [], [], []] for _ in range(N_PHASES)]
+    phases = ORDERS[order]
+    per_phase = [[[], [], [], []] for _ in range(len(phases))]
     levels = layout.pyramid(image)
     for level in range(len(levels) - 1):
-        for phase in range(N_PHASES):
-            for rows, cols, ctx in layout.group_contexts(levels[level], phase):
+        for phase in range(len(phases)):
+            for rows, cols, ctx in layout.group_contexts(levels[level], phase, phases):
                 if len(ctx) == 0:
                     continue
                 target = levels[level][rows, cols]
@@ -69,18 +70,20 @@ def image_samples(image: np.ndarray) -> tuple[list[list[np.ndarray]], int]:
     return per_phase, levels[-1].size
 
 
-def samples(images: list[np.ndarray]) -> Samples:
-    """Contexts of every coded subpixel of `images`, concatenated per phase (each image's parts are
-    stored in their final dtypes and freed as they are concatenated, so the peak stays near the result)."""
-    merged = [[[], [], [], []] for _ in range(N_PHASES)]
+def samples(images: list[np.ndarray], order: int = 1) -> Samples:
+    """Contexts of every coded subpixel of `images` in the pyramid order `order`, concatenated per phase (each
+    image's parts are stored in their final dtypes and freed as they are concatenated, so the peak stays near the
+    result)."""
+    n_phases = len(ORDERS[order])
+    merged = [[[], [], [], []] for _ in range(n_phases)]
     core = 0
     for image in images:
-        per_phase, n_core = image_samples(image)
+        per_phase, n_core = image_samples(image, order)
         core += n_core
-        for phase in range(N_PHASES):
+        for phase in range(n_phases):
             for store, parts in zip(merged[phase], per_phase[phase]):
                 store.extend(parts)
-    fields = [[_concatenate(merged[p][i], WIDTHS[i], DTYPES[i]) for p in range(N_PHASES)] for i in range(4)]
+    fields = [[_concatenate(merged[p][i], WIDTHS[i], DTYPES[i]) for p in range(n_phases)] for i in range(4)]
     return Samples(*fields, core_subpixels=core)
 
 
@@ -98,7 +101,7 @@ def total_bits(net: PyramidNet, s: Samples, device: str = "cpu", chunk: int = 1 
     """Bits of every sample under the float model (core subpixels at 8 bits)."""
     total = 8.0 * s.core_subpixels
     with torch.no_grad():
-        for phase in range(N_PHASES):
+        for phase in range(len(s.target)):
             for start in range(0, len(s.target[phase]), chunk):
                 index = np.arange(start, min(start + chunk, len(s.target[phase])))
                 total += phase_nats(net.phases[phase], *_batch(s, phase, index, device)).sum().item() / LN2
@@ -125,7 +128,7 @@ def batch_bits(net: PyramidNet, s: Samples, rng: np.random.Generator, batch: int
     """Mean bits per subpixel of a random batch, phases drawn in proportion to their sizes."""
     sizes = np.array([len(t) for t in s.target], np.float64)
     total, count = 0.0, 0
-    for phase in range(N_PHASES):
+    for phase in range(len(s.target)):
         if sizes[phase] == 0:
             continue
         n = max(1, int(round(batch * sizes[phase] / sizes.sum())))
@@ -156,7 +159,7 @@ def learning_rate(lr: float, step: int, steps: int) -> float:
 
 def _new_state(settings: dict, net: PyramidNet | None, device: str) -> TrainState:
     generator = torch.Generator().manual_seed(settings["seed"])
-    net = (net or PyramidNet(settings["width"], settings["head"], generator)).to(device)
+    net = (net or PyramidNet(settings["width"], settings["head"], generator, settings.get("order", 1))).to(device)
     optimizer = torch.optim.Adam(net.parameters(), lr=settings["lr"])
     return TrainState(net, optimizer, np.random.default_rng(settings["seed"]), generator)
 
@@ -186,12 +189,14 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
 
 
 def _restored_state(ckpt: dict, settings: dict, device: str) -> TrainState:
+    ckpt["settings"] = {"order": 1, **ckpt["settings"]}  # checkpoints from before orders were all of order 1
     if ckpt["settings"] != settings:
         differ = sorted(k for k in settings.keys() | ckpt["settings"].keys()
                         if settings.get(k) != ckpt["settings"].get(k))
         raise DiffcodeError(f"the checkpoint was made with other settings ({', '.join(differ)}): "
                             f"{ {k: ckpt['settings'].get(k) for k in differ} }")
-    state = _new_state(settings, PyramidNet(settings["width"], settings["head"], torch.Generator()), device)
+    state = _new_state(settings, PyramidNet(settings["width"], settings["head"], torch.Generator(),
+                                            settings.get("order", 1)), device)
     state.net.load_state_dict(ckpt["weights"])
     state.optimizer.load_state_dict(ckpt["optimizer"])
     state.rng.bit_generator.state = json.loads(ckpt["rng"])
@@ -227,7 +232,7 @@ def _log_row(state: TrainState, seconds: float, val_set, settings: dict, device:
 
 
 def train(train_set: Samples, val_set: Samples | dict[str, Samples] | None, *, steps: int, batch: int = 32768,
-          lr: float = 3e-3, width: int = 64, head: int = 32, seed: int = 0, device: str = "cpu",
+          lr: float = 3e-3, width: int = 64, head: int = 32, seed: int = 0, order: int = 1, device: str = "cpu",
           net: PyramidNet | None = None, progress=None, log_every: int = 250, val_every: int | None = None,
           checkpoint: str | os.PathLike | None = None, checkpoint_every: int = 0, resume: dict | None = None,
           until: int | None = None, meta: dict | None = None) -> tuple[PyramidNet, list[dict]]:
@@ -241,7 +246,7 @@ def train(train_set: Samples, val_set: Samples | dict[str, Samples] | None, *, s
 
     Returns the network and the log so far [{step, seconds (of training, all legs), train_bpsp (mean of the batches
     since the previous row), val_bpsp, ...}]."""
-    settings = {"steps": steps, "batch": batch, "lr": lr, "width": width, "head": head, "seed": seed,
+    settings = {"steps": steps, "batch": batch, "lr": lr, "width": width, "head": head, "seed": seed, "order": order,
                 "log_every": log_every, "val_every": val_every or 4 * log_every}
     state = _new_state(settings, net, device) if resume is None else _restored_state(resume, settings, device)
     last, start = min(until or steps, steps), time.perf_counter()
@@ -263,7 +268,7 @@ def _leg_done(state: TrainState, start: float) -> TrainState:
 
 
 def train_prior(*, steps: int = 6000, batch: int = 32768, lr: float = 3e-3, width: int = 64, head: int = 32,
-                crop: int = 640, data: DataSpec | None = None, seed: int = 0, val_every: int | None = None,
+                order: int = 1, crop: int = 640, data: DataSpec | None = None, seed: int = 0, val_every: int | None = None,
                 kodak_dir: str | None = None, photos_dir: str | None = None, log=print,
                 checkpoint: str | None = None, checkpoint_every: int = 0, resume: str | None = None,
                 until: int | None = None, meta: dict | None = None):
@@ -281,17 +286,17 @@ def train_prior(*, steps: int = 6000, batch: int = 32768, lr: float = 3e-3, widt
 
     start = time.perf_counter()
     ckpt = load_checkpoint(resume) if resume else None
-    settings = ckpt["settings"] if ckpt else {"steps": steps, "batch": batch, "lr": lr, "width": width,
-                                              "head": head, "seed": seed, "log_every": 250,
-                                              "val_every": val_every or 1000}
+    settings = {"order": 1, **ckpt["settings"]} if ckpt else {
+        "steps": steps, "batch": batch, "lr": lr, "width": width, "head": head, "seed": seed, "order": order,
+        "log_every": 250, "val_every": val_every or 1000}
     data = DataSpec.from_dict(ckpt["meta"]["data"]) if ckpt else (data or DataSpec(crop=crop))
     train_images, about = training_images(data, photos_dir, kodak_dir)
     if ckpt and about["pixels_sha256"] != ckpt["meta"]["data"]["pixels_sha256"]:
         raise DiffcodeError(f"the training images differ from the checkpoint's ({resume}): resuming would not "
                             f"continue the same run")
-    train_set = samples(train_images)
+    train_set = samples(train_images, settings["order"])
     del train_images
-    val_set = {name: samples(images) for name, images in validation_images(photos_dir, kodak_dir).items()}
+    val_set = {name: samples(images, settings["order"]) for name, images in validation_images(photos_dir, kodak_dir).items()}
     log(f"training on {train_set.subpixels:,} subpixels, validating on "
         f"{', '.join(f'{k} {v.subpixels:,}' for k, v in val_set.items())}" + (f"; resuming at step {ckpt['step']}"
                                                                              if ckpt else ""))

@@ -90,7 +90,7 @@ def _file_model(data: bytes, path: Optional[Path], name: Path):
 
 
 class Storage(str, Enum):
-    """Storage schemes (diffcode.storage.schemes; `none` for families that store no encodings)."""
+    """Storage schemes (diffcode.families.per_pixel.schemes; `none` for families that store no encodings)."""
 
     dither = "dither"
     randseed = "randseed"

@@ -41,7 +41,7 @@ def check_options(variant: str = "pyramid", *, preset: str | None = None, steps:
         seed: an integer, 0 <= seed < 2**32 (the header stores it in 32 bits).
         storage: one of the storages the family uses (`Family.storages`); for a store, None means the
             scheme the fit prepared for.
-        budget_nats: the randseed segment budget, in range (`diffcode.storage.randseed`), and only
+        budget_nats: the randseed segment budget, in range (`diffcode.families.per_pixel.randseed`), and only
             with randseed storage: refused with any other storage named, and with storage None for a
             family that has no randseed storage (the family's encode checks the rest).
         device: cpu, or cuda[:N] when a CUDA device is present.
@@ -72,7 +72,7 @@ def check_options(variant: str = "pyramid", *, preset: str | None = None, steps:
             raise UsageError(f"{storage} storage has no segment budget (--budget is for randseed)")
         if isinstance(budget_nats, bool) or not isinstance(budget_nats, numbers.Real):
             raise UsageError(f"budget_nats must be a number, not {budget_nats!r}")
-        from .storage import randseed
+        from .families.per_pixel import randseed  # the budget's range is that scheme's
 
         randseed.budget_units(budget_nats)  # UsageError out of range
     if device is not None:

@@ -10,7 +10,7 @@ import diffcode
 from diffcode import cauchy, codec, kodak
 from diffcode.errors import ChecksumError, CorruptFileError, DecoderMismatchError
 from diffcode.families.per_pixel.fit import fit_image
-from diffcode.storage.schemes import NAMES as STORAGES
+from diffcode.families.per_pixel.schemes import NAMES as STORAGES
 from tests.conftest import QUICK_FIT, kodak_dir_or_skip, small_images, spoiled_replay
 
 

@@ -38,7 +38,8 @@ from diffcode.damage import (REJECTED, apply_edits, classify, crc_bytes, deep_bi
                              refresh_crcs, sweep)
 from diffcode.errors import CorruptFileError, DecoderMismatchError, DiffcodeError
 from diffcode.families.per_pixel.fit import FitConfig, fit_image
-from diffcode.storage import container, rans, schemes
+from diffcode.families.per_pixel import schemes
+from diffcode.storage import container, rans
 from tests.conftest import QUICK_FIT
 
 SIZES = ((5, 7), (12, 9))
@@ -236,16 +237,8 @@ def test_rans_decoder_on_arbitrary_bytes(stream, n, seed):
 
 
 def _stage_decoders():
-    out = []
-    try:
-        from diffcode.storage import schemes
-    except ImportError:
-        from diffcode.storage import randseed
-
-        return [("randseed", lambda d, e, s, k, b: randseed.decode_stage(d, e, s, k, b))]
-    for name in schemes.NAMES:
-        out.append((name, lambda d, e, s, k, b, name=name: schemes.get(name, b).decode_stage(d, e, s, k)))
-    return out
+    return [(name, lambda d, e, s, k, b, name=name: schemes.get(name, b).decode_stage(d, e, s, k))
+            for name in schemes.NAMES]
 
 
 @settings(FUZZ, max_examples=150)

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 
 from diffcode.errors import CorruptFileError
+from diffcode.families.per_pixel import randseed as rs
+from diffcode.families.per_pixel.geometric import ESCAPE, GeometricModel, TryRows
 from diffcode.storage import rans
-from diffcode.storage import randseed as rs
 from diffcode.storage.entropy_units import MAX_UNITS, arc_length
-from diffcode.storage.geometric import ESCAPE, GeometricModel, TryRows
 
 
 def _round_trip(e, seed=11, stage=2, centers=None):

@@ -178,8 +178,8 @@ class WithoutTable:
 
 def counted_and_geometric_data(n, seed=0):
     """(model, params, symbols) of the side-info and random-seed models, which offer cdf tables."""
-    from diffcode.storage.geometric import GeometricModel, TryRows
-    from diffcode.storage.side_info import CountedModel, frequencies
+    from diffcode.families.per_pixel.geometric import GeometricModel, TryRows
+    from diffcode.families.weights.side_info import CountedModel, frequencies
 
     rng = np.random.default_rng(seed)
     counted = CountedModel(frequencies(rng.integers(1, 50, 24)))

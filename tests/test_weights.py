@@ -8,7 +8,8 @@ from diffcode import codec
 from diffcode.errors import ChecksumError, CorruptFileError, DecoderMismatchError, DiffcodeError
 from diffcode.families.weights import exact as weights_exact
 from diffcode.families.weights.fit import fit_image
-from diffcode.storage import container, side_info
+from diffcode.families.weights import side_info
+from diffcode.storage import container
 from diffcode.families.weights import spec as wv
 from diffcode.families.weights import model as wm  # noqa: E402
 from diffcode.damage import refresh_crcs

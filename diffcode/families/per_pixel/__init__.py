@@ -17,9 +17,9 @@ from dataclasses import asdict, replace
 
 from ...errors import UsageError
 from ...limits import Linear
-from ...storage import container, schemes
+from ...storage import container
 from .. import Decoded, Encoded, Fit, common, take_options
-from . import exact
+from . import exact, schemes
 from .checkpoint import Checkpoint
 from .config import FitConfig, config_of
 

@@ -25,9 +25,10 @@ from .checkpoint import Checkpoint
 from ...fixedpoint import angles_to_u32
 from ...errors import ChecksumError, CorruptFileError, DecoderMismatchError, DiffcodeError
 from ...fixedpoint import FRAC_BITS, cos_sin_stack
-from ...storage import container, randseed, schemes
+from ...storage import container
 from ...storage.entropy_units import UNITS_PER_BIT
 from ...storage.rng import RNG_VERSION
+from . import randseed, schemes
 from .superres import Schedule, run_decoder, size_schedule
 from .. import Decoded, Encoded, Section, common
 
@@ -62,7 +63,7 @@ class Details:
 
     params: np.ndarray  # int64 (3*H*W, 2) Cauchy table indexes, C-H-W order
     stage_units: list[np.ndarray]  # per stage: int64 (n, h_k, w_k) entropy units (1/256 bit)
-    scheme: object  # the storage scheme (diffcode.storage.schemes)
+    scheme: object  # the storage scheme (diffcode.families.per_pixel.schemes)
 
 
 def _stage_sections(payloads: list[bytes], stage_units: list[np.ndarray], scheme) -> list[Section]:

@@ -24,7 +24,7 @@ import torch
 
 from .checkpoint import Checkpoint
 from .encodings import CircularEncodings
-from ...storage import schemes
+from . import schemes
 from .superres import size_schedule
 from .. import Fit
 from . import exact, model

@@ -1,7 +1,7 @@
 """The weights family's sections (report 4.2): stored weight positions -> Cauchy indexes.
 
     fitted centers (N,) + width levels j (G,) --encode-->
-        SIDE_INFO:        preset code byte + j of every group (diffcode.storage.side_info)
+        SIDE_INFO:        preset code byte + j of every group (diffcode.families.weights.side_info)
         WEIGHT_ENCODINGS: dithered storage, n = LEVELS[j] grid points per interval, shared offsets
                           dither.offsets(N, seed, WEIGHTS_STAGE); indexes via dither.pack_uniform
         stored positions --exact MLP + per-image CNN (spec.fixed_pass)--> Cauchy indexes
@@ -19,9 +19,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...errors import ChecksumError, CorruptFileError, DecoderMismatchError, DiffcodeError
-from ...storage import container, positions, side_info
+from ...storage import container
 from ...storage.rng import RNG_VERSION
 from .. import Decoded, Encoded, Section, common
+from . import positions, side_info
 from . import spec as wv
 
 STORAGE = "dither"

@@ -22,7 +22,7 @@ Choices the report leaves open, made here:
 
 - Widths: a weight's interval has width 1/n with n = LEVELS[j], j in 0..23 (about half-bit
   steps from 1 to 4096 points). One j per *group*: an output channel of a conv weight, a whole
-  bias, the whole seed. The js are the side information (``diffcode.storage.side_info``).
+  bias, the whole seed. The js are the side information (``diffcode.families.weights.side_info``).
 - Scale: the MLP gives values of order 1; a tensor's weights are m(v) * 2^-shift with
   shift = round(log2 sqrt(fan_in)) (+ `residual_shift` for the last conv of a stage, which feeds
   a residual: 1, and more for the report's wider layers, whose stack otherwise grows ~10x a stage),
@@ -54,7 +54,7 @@ from ... import cauchy
 from ...errors import DecoderMismatchError, DiffcodeError
 from ..common import open_model_npz
 from ...fixedpoint import ACT_LIMIT, FRAC_BITS, WEIGHT_LIMIT, padded_conv_stack, requantize, upsample2
-from ...storage import positions
+from . import positions
 
 NAME = "weights"
 MLP_FILE = "weights_mlp.npz"

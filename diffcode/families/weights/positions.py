@@ -5,7 +5,7 @@ stores, for each weight, the index of the grid point nearest its interval's cent
 n = 1/width points shifted by a shared random offset (`dither.offsets(N, seed, key)`, the same on
 both sides), all indexes in one mixed-radix stream (`dither.pack_uniform`): the stream pays
 sum log2 n bits up to its last byte. Widths come from a table of levels, one level index per group
-of weights, sent as side information (`diffcode.storage.side_info`).
+of weights, sent as side information (`diffcode.families.weights.side_info`).
 
     centers float (N,) in [0, 1), n int64 (N,) --encode_positions--> bytes, positions uint32 (N,)
     bytes, n --decode_positions--> the same positions uint32 (N,) (a position v means v / 2^32)
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import dither
+from ...storage import dither
 
 # n = HALF_BIT_LEVELS[j] grid points per interval: 1, then round(2^((j+1)/2)) = 2, 3, 4, 6, 8, 11, ... 4096
 HALF_BIT_LEVELS = np.array([1, 2, 3, 4, 6, 8, 11, 16, 23, 32, 45, 64, 91, 128, 181, 256, 362, 512, 724, 1024,

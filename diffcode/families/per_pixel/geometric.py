@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from diffcode.storage.rans import TOTAL, CdfTable
+from ...storage.rans import TOTAL, CdfTable
 
 DIGIT_BITS = 4
 BASE = 1 << DIGIT_BITS  # 16 values per digit

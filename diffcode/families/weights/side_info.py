@@ -19,9 +19,9 @@ import math
 
 import numpy as np
 
-from ..errors import CorruptFileError
-from . import rans
-from .dither import pack_uniform, unpack_uniform
+from ...errors import CorruptFileError
+from ...storage import rans
+from ...storage.dither import pack_uniform, unpack_uniform
 
 
 class CountedModel:

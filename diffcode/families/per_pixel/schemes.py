@@ -10,7 +10,7 @@ A scheme turns one stage's fitted centers (uint32 angles) and decoder-known entr
 - ``dither`` (default): dithered quantization on a grid of n = 1/width points; the file pays
   sum(log2 n) up to ~0.03 % (diffcode.storage.dither).
 - ``randseed``: the report's segmented random-seed scheme, with a segment budget in nats
-  (diffcode.storage.randseed); it pays about one nat per segment on top of the entropy.
+  (diffcode.families.per_pixel.randseed); it pays about one nat per segment on top of the entropy.
 """
 
 from __future__ import annotations
@@ -19,9 +19,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import UsageError
-from . import dither, randseed
-from .entropy_units import UNITS_PER_BIT
+from ...errors import UsageError
+from ...storage import dither
+from ...storage.entropy_units import UNITS_PER_BIT
+from . import randseed
 
 DEFAULT = "dither"
 NAMES = ("dither", "randseed")

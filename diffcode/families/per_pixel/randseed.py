@@ -20,7 +20,7 @@ success probability is L_j / (2W+1): each split costs ~1 extra bit (window 2W+1 
 A segment of success probability p needs geometric tries, P(t) = p (1-p)^t; p_fx = p * 2**32 is
 ``arc_length(sum of e)`` for a normal segment (the floors in L make the true p at most ~1e-4
 lower), ``L_1`` for a first sub-draw and ``floor(L_j 2**32 / (2W+1))`` for later ones. The tries
-are coded with :mod:`diffcode.storage.geometric` rows and :mod:`diffcode.storage.rans`. Each segment
+are coded with :mod:`diffcode.families.per_pixel.geometric` rows and :mod:`diffcode.storage.rans`. Each segment
 wastes about log2(e) = 1.44 bits on average (the geometric's excess over -log2 p), so the
 overhead is ~1.44 bits / (segment entropy in bits): ~12.5 % for full 8-nat segments.
 
@@ -34,7 +34,7 @@ next-narrowest draw, and so on; segments without a success get the next block.
 
 Speed, 2-core dev machine, numpy 2.4:
 
-- ``python -m diffcode.storage.randseed`` (2.5 M encodings: 2.45 M of entropy 0, 50 k with
+- ``python -m diffcode.families.per_pixel.randseed`` (2.5 M encodings: 2.45 M of entropy 0, 50 k with
   gamma(2) nats, total 99,793 nats): encode 9.1 s, decode 1.21 s, 166,808 bits for 143,971
   ideal bits (+15.9 %), round trip exact.
 - Same plus 500 k encodings of 1..7 units (1/256 bit) each: encode 15.4 s, decode 0.91 s,
@@ -47,11 +47,11 @@ import dataclasses
 
 import numpy as np
 
-from diffcode.errors import CorruptFileError, UsageError
-from diffcode.storage import rans
-from diffcode.storage.entropy_units import MAX_UNITS, UNITS_PER_BIT, arc_length
-from diffcode.storage.geometric import BASE, ESCAPE, GeometricModel, TryRows
-from diffcode.storage.rng import fold_key, seed_state
+from ...errors import CorruptFileError, UsageError
+from ...storage import rans
+from ...storage.entropy_units import MAX_UNITS, UNITS_PER_BIT, arc_length
+from ...storage.rng import fold_key, seed_state
+from .geometric import BASE, ESCAPE, GeometricModel, TryRows
 
 DEFAULT_BUDGET_NATS = 8.0
 MIN_BUDGET_NATS = 2.0  # keeps every split window 2W+1 below the full circle

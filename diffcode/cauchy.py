@@ -31,7 +31,6 @@ error, so the mpmath fallback should only ever run on a broken libm.)
 from __future__ import annotations
 
 import functools
-import hashlib
 import math
 
 from typing import TYPE_CHECKING
@@ -39,6 +38,7 @@ from typing import TYPE_CHECKING
 import numba
 import numpy as np
 
+from diffcode.pinned import pinned_table
 from diffcode.storage.rans import PRECISION_BITS, TOTAL, CdfTable
 
 if TYPE_CHECKING:  # torch is imported by the fitting functions only (it costs 1.3-2 s to import)
@@ -386,31 +386,12 @@ def _mirror(half: np.ndarray) -> np.ndarray:
     return np.concatenate([TABLE_MASS - half[:, :0:-1], half], axis=1).astype(np.int32)
 
 
-def table_sha256(table: np.ndarray) -> str:
-    """SHA-256 hex digest of a table as little-endian int32, row-major."""
-    return hashlib.sha256(np.ascontiguousarray(table, dtype="<i4").tobytes()).hexdigest()
-
-
-def build_table(use_mpmath: bool = False) -> np.ndarray:
-    """The Cauchy cdf table, int32 (N_SCALES, TABLE_WIDTH), values in [0, TABLE_MASS]."""
-    return _mirror(_half_table_mpmath() if use_mpmath else _half_table_numpy())
-
-
-def _load_table() -> np.ndarray:
-    """Build the table with numpy; fall back to mpmath if its hash is not the pinned one."""
-    table = build_table()
-    if table_sha256(table) != TABLE_SHA256:
-        table = build_table(use_mpmath=True)
-        if table_sha256(table) != TABLE_SHA256:
-            raise RuntimeError("Cauchy table hash mismatch even with mpmath; cannot code portably")
-    table.setflags(write=False)
-    return table
-
-
-@functools.lru_cache(maxsize=1)
+@pinned_table(TABLE_SHA256, exact=lambda: _mirror(_half_table_mpmath()), dtype="<i4")
 def table() -> np.ndarray:
-    """The checked table, int32 (N_SCALES, TABLE_WIDTH), built on first use (read-only)."""
-    return _load_table()
+    """The Cauchy cdf table, int32 (N_SCALES, TABLE_WIDTH), values in [0, TABLE_MASS]: built with
+    numpy on first use, checked against TABLE_SHA256 (of its little-endian int32 values), rebuilt
+    with mpmath if it differs (`diffcode.pinned`); read-only."""
+    return _mirror(_half_table_numpy())
 
 
 def max_frequency() -> int:

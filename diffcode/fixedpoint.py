@@ -8,8 +8,8 @@ followed by a float64 matrix product whose products and partial sums are all int
 summation order, blocking, FMA use or thread split gives the *same exact integer*. The result is
 rescaled with floor((acc + 2^11) / 2^12) (exact in float64) and clamped. Nonlinearities are
 relu (exact) and integer lookup tables (`cos_sin_fixed` here, entropies in
-`diffcode.storage.entropy_units`, Cauchy indexes in `diffcode.cauchy`) built with mpmath or
-checked against pinned hashes. No libm function touches a value that reaches the coder.
+`diffcode.storage.entropy_units`, Cauchy indexes in `diffcode.cauchy`) built with numpy and
+checked against pinned hashes, or else with mpmath (`diffcode.pinned`). No libm function touches a value that reaches the coder.
 
 Threads: a convolution's output rows are split among `threads()` Python threads, each running
 single-threaded BLAS products on its own blocks of rows (numpy and the compiled requantization
@@ -22,7 +22,6 @@ from __future__ import annotations
 import ctypes
 import functools
 import glob
-import hashlib
 import math
 import os
 import threading
@@ -32,6 +31,8 @@ from typing import TYPE_CHECKING
 
 import numba
 import numpy as np
+
+from .pinned import pinned_table
 
 if TYPE_CHECKING:
     import torch
@@ -260,11 +261,6 @@ def upsample2(x: np.ndarray, crop_hw: tuple[int, int]) -> np.ndarray:
     return out
 
 
-def _cos_table_numpy() -> np.ndarray:
-    i = np.arange(1 << COS_TABLE_BITS)
-    return np.round(np.cos(2 * np.pi * i / (1 << COS_TABLE_BITS)) * ONE).astype(np.int64)
-
-
 def _cos_table_mpmath() -> np.ndarray:
     import mpmath
 
@@ -273,23 +269,15 @@ def _cos_table_mpmath() -> np.ndarray:
         return np.array([int(mpmath.nint(mpmath.cos(2 * mpmath.pi * i / n) * ONE)) for i in range(n)], np.int64)
 
 
-@functools.lru_cache(maxsize=1)
+@pinned_table(COS_TABLE_SHA256, exact=_cos_table_mpmath)
 def cos_table() -> np.ndarray:
     """round(cos(2*pi*i / 2^14) * 2^12) for i in 0..2^14-1, int64.
 
     Built with numpy and checked against the hash of the exactly rounded (mpmath) table; a
-    platform whose libm rounds differently falls back to mpmath (about 1 s).
+    platform whose libm rounds differently falls back to mpmath (about 1 s; `diffcode.pinned`).
     """
-    for build in (_cos_table_numpy, _cos_table_mpmath):
-        table = build()
-        if _sha256(table) == COS_TABLE_SHA256:
-            table.setflags(write=False)
-            return table
-    raise RuntimeError("cannot build the exact cos table on this platform")
-
-
-def _sha256(table: np.ndarray) -> str:
-    return hashlib.sha256(table.astype("<i8").tobytes()).hexdigest()
+    i = np.arange(1 << COS_TABLE_BITS)
+    return np.round(np.cos(2 * np.pi * i / (1 << COS_TABLE_BITS)) * ONE).astype(np.int64)
 
 
 def cos_sin_fixed(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

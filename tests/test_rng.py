@@ -38,8 +38,9 @@ def test_rejects_negative_keys():
 
 
 def test_tables_match_pinned_hashes():
-    assert eu._sha256(eu._thresholds_mpmath()) == eu.THRESHOLDS_SHA256
-    assert eu._sha256(eu._arc_table_mpmath()) == eu.ARC_TABLE_SHA256
+    assert eu.thresholds.sha256_of(eu.thresholds.exact()) == eu.THRESHOLDS_SHA256
+    assert eu.arc_table.sha256_of(eu.arc_table.exact()) == eu.ARC_TABLE_SHA256
+    assert eu.thresholds.sha256_of(eu.thresholds()) == eu.THRESHOLDS_SHA256 and not eu.arc_table().flags.writeable
 
 
 def _units_mpmath(ch_fx: int, frac_bits: int) -> int:

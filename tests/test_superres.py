@@ -98,7 +98,7 @@ def test_checkpoint_round_trip_keeps_the_hash(tmp_path):
 def test_cos_table_is_exactly_rounded():
     from diffcode import fixedpoint
 
-    exact = fixedpoint._cos_table_mpmath()
+    exact = fixedpoint.cos_table.exact()
     assert np.array_equal(fixedpoint.cos_table(), exact)
     v = np.array([0, 1 << 30, 1 << 31, 3 << 30], dtype=np.uint32)
     cos, sin = cos_sin_fixed(v)

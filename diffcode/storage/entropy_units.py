@@ -11,7 +11,8 @@ Both are bit-identical on every platform: ``e`` is a ``searchsorted`` of ``ch_fx
 the 5,120 exact switching points (``ceil(x_u * 2**32)`` with ``x_u = ln(2**((2u-1)/512) - 1)``,
 the ``ch`` where the rounded value reaches ``u``), and ``L`` shifts an exact table of
 ``floor(2**32 * 2**(-r/256))``, r = 0..255. The tables are built with numpy and accepted only if
-their SHA-256 equals the pinned one; otherwise they are rebuilt with mpmath at 100 bits.
+their SHA-256 equals the pinned one; otherwise they are rebuilt with mpmath at 100 bits
+(`diffcode.pinned`).
 
 Fitting uses :func:`entropy_nats`, the float (torch) version of the same clamped softplus.
 """
@@ -19,11 +20,12 @@ Fitting uses :func:`entropy_nats`, the float (torch) version of the same clamped
 from __future__ import annotations
 
 import functools
-import hashlib
 import math
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from ..pinned import pinned_table
 
 if TYPE_CHECKING:
     import torch
@@ -41,18 +43,6 @@ THRESHOLDS_SHA256 = "c4774596094e8a6cf06deb8e56629fbacef23f06032eddaab028759988f
 ARC_TABLE_SHA256 = "5d1791013abd19c7e1288703db7edd63816bd8d5cc1d3f4a8b0c5b6ec9d0c246"
 
 
-def _sha256(table: np.ndarray) -> str:
-    """SHA-256 of an int64/uint64 table as little-endian 8-byte words."""
-    return hashlib.sha256(table.astype("<u8").tobytes()).hexdigest()
-
-
-def _thresholds_numpy() -> np.ndarray:
-    """ceil(x_u * 2**32) for u = 1..MAX_UNITS in float64 (fast, may be off by one somewhere)."""
-    u = np.arange(1, MAX_UNITS + 1, dtype=np.float64)
-    x = np.log(np.expm1((2 * u - 1) / (2 * UNITS_PER_BIT) * math.log(2)))
-    return np.ceil(x * 2.0**_THRESHOLD_FRAC_BITS).astype(np.int64)
-
-
 def _thresholds_mpmath() -> np.ndarray:
     """ceil(x_u * 2**32) for u = 1..MAX_UNITS, exact (mpmath, 100-bit precision)."""
     import mpmath
@@ -66,10 +56,14 @@ def _thresholds_mpmath() -> np.ndarray:
     return np.array(out, dtype=np.int64)
 
 
-def _arc_table_numpy() -> np.ndarray:
-    """floor(2**32 * 2**(-r/256)) for r = 0..255 in float64."""
-    r = np.arange(UNITS_PER_BIT, dtype=np.float64)
-    return np.floor(np.exp2(32.0 - r / UNITS_PER_BIT)).astype(np.uint64)
+@pinned_table(THRESHOLDS_SHA256, exact=_thresholds_mpmath, dtype="<u8")
+def thresholds() -> np.ndarray:
+    """int64 (MAX_UNITS,): entry u-1 is the smallest ch * 2**32 whose rounded entropy is >= u.
+
+    ceil(x_u * 2**32) in float64 (fast, may be off by one somewhere), checked against the pin."""
+    u = np.arange(1, MAX_UNITS + 1, dtype=np.float64)
+    x = np.log(np.expm1((2 * u - 1) / (2 * UNITS_PER_BIT) * math.log(2)))
+    return np.ceil(x * 2.0**_THRESHOLD_FRAC_BITS).astype(np.int64)
 
 
 def _arc_table_mpmath() -> np.ndarray:
@@ -81,27 +75,12 @@ def _arc_table_mpmath() -> np.ndarray:
     return np.array(out, dtype=np.uint64)
 
 
-def _pinned(fast, exact, sha256: str) -> np.ndarray:
-    """The fast table if its hash is the pinned one, else the exact one (which must match)."""
-    table = fast()
-    if _sha256(table) != sha256:
-        table = exact()
-        if _sha256(table) != sha256:
-            raise RuntimeError("entropy_units table does not match its pinned SHA-256; the build is broken")
-    table.setflags(write=False)
-    return table
-
-
-@functools.lru_cache(maxsize=1)
-def thresholds() -> np.ndarray:
-    """int64 (MAX_UNITS,): entry u-1 is the smallest ch * 2**32 whose rounded entropy is >= u."""
-    return _pinned(_thresholds_numpy, _thresholds_mpmath, THRESHOLDS_SHA256)
-
-
-@functools.lru_cache(maxsize=1)
+@pinned_table(ARC_TABLE_SHA256, exact=_arc_table_mpmath, dtype="<u8")
 def arc_table() -> np.ndarray:
-    """uint64 (256,): floor(2**32 * 2**(-r/256)) for r = 0..255 (entry 0 is 2**32)."""
-    return _pinned(_arc_table_numpy, _arc_table_mpmath, ARC_TABLE_SHA256)
+    """uint64 (256,): floor(2**32 * 2**(-r/256)) for r = 0..255 (entry 0 is 2**32), in float64 and
+    checked against the pin."""
+    r = np.arange(UNITS_PER_BIT, dtype=np.float64)
+    return np.floor(np.exp2(32.0 - r / UNITS_PER_BIT)).astype(np.uint64)
 
 
 def entropy_units_from_fixed(ch_fx: np.ndarray, frac_bits: int) -> np.ndarray:

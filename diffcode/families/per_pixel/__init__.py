@@ -6,9 +6,10 @@
     Fit --exact pass (exact.py) stage by stage--> ENCODINGS x stages, ERROR_TABLE
 
 The decoder (seed, superresolver, head; `diffcode/data/per_pixel_default.npz`) is trained on the
-Kodak training split (`diffcode.families.per_pixel.train`) and named in every header by its hash. Header fields the
-family owns: storage (randseed or dither), rng_version, seed, segment budget (randseed),
-decoder_hash. Fitting code is imported only when fitting.
+Kodak training split (`diffcode.families.per_pixel.train`), pinned by its hash (`checkpoint.SHIPPED`)
+and named in every header by it. Header fields the family owns: storage (randseed or dither),
+rng_version, seed, segment budget (randseed), decoder_hash. Fitting code is imported only when
+fitting.
 """
 
 from __future__ import annotations

@@ -3,22 +3,21 @@
 A checkpoint holds the weights *quantized* to fixed point (see `diffcode.fixedpoint`), so the
 float model used for fitting (`diffcode.families.per_pixel.model.DecoderWeights`) and the exact
 integer model used for coding have the same weights. Its hash names the decoder in every file
-header. This module is on the decode path: numpy only, no torch model.
+header; the shipped decoders are listed by that hash in `SHIPPED` (`diffcode.families.shipped`).
+This module is on the decode path: numpy only, no torch model.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
-from ...errors import DiffcodeError
-from ..common import open_model_npz
-from .superres import DecoderConfig
 
-DEFAULT_CHECKPOINT = "per_pixel_default.npz"
+from ..common import open_model_npz
+from ..shipped import ShippedModels
+from .superres import DecoderConfig
 
 
 class Checkpoint:
@@ -55,19 +54,23 @@ class Checkpoint:
         write_bytes_atomic(path, buf.getvalue(), overwrite=overwrite)
 
     @classmethod
-    def load(cls, path: str | Path | None = None) -> "Checkpoint":
-        """Load a checkpoint file; None loads the default one shipped in the package."""
+    def from_bytes(cls, data: bytes, name: str) -> "Checkpoint":
+        """Parse a checkpoint file's bytes (an .npz: __config__, __meta__ and the integer arrays)."""
         import json
 
-        try:
-            if path is None:
-                data = resources.files("diffcode.data").joinpath(DEFAULT_CHECKPOINT).read_bytes()
-            else:
-                data = Path(path).read_bytes()
-            with open_model_npz(data, str(path or DEFAULT_CHECKPOINT)) as z:
-                config = DecoderConfig.from_json(z["__config__"].tobytes().decode())
-                meta = json.loads(z["__meta__"].tobytes().decode())
-                arrays = {k: z[k].astype(np.int64) for k in z.files if not k.startswith("__")}
-        except (OSError, ValueError, KeyError) as exc:
-            raise DiffcodeError(f"cannot load decoder checkpoint {path or DEFAULT_CHECKPOINT}: {exc}") from exc
+        with open_model_npz(data, name) as z:
+            config = DecoderConfig.from_json(z["__config__"].tobytes().decode())
+            meta = json.loads(z["__meta__"].tobytes().decode())
+            arrays = {k: z[k].astype(np.int64) for k in z.files if not k.startswith("__")}
         return cls(config, arrays, meta)
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> "Checkpoint":
+        """Load a checkpoint file; None loads the current shipped one and checks its pinned hash."""
+        return SHIPPED.load(path)
+
+
+# SHA-256 (Checkpoint.hash) -> package file; never remove one: files that name it keep decoding
+SHIPPED = ShippedModels("decoder checkpoint", {
+    "51dcfa6c72d9ce38499e5a09a92057f276bb9268f1778f9b9cbf4efc4d857753": "data/per_pixel_default.npz",
+}, current="51dcfa6c72d9ce38499e5a09a92057f276bb9268f1778f9b9cbf4efc4d857753", parse=Checkpoint.from_bytes)

@@ -21,7 +21,7 @@ import numpy as np
 
 from ... import cauchy
 from .fixed_backend import FixedBackend
-from .checkpoint import Checkpoint
+from .checkpoint import SHIPPED, Checkpoint
 from ...fixedpoint import angles_to_u32
 from ...errors import ChecksumError, CorruptFileError, DecoderMismatchError, DiffcodeError
 from ...fixedpoint import FRAC_BITS, cos_sin_stack
@@ -31,6 +31,7 @@ from ...storage.rng import RNG_VERSION
 from . import randseed, schemes
 from .superres import Schedule, run_decoder, size_schedule
 from .. import Decoded, Encoded, Section, common
+from ..shipped import header_hash
 
 NAME = "per-pixel"
 
@@ -99,7 +100,7 @@ def encode(image: np.ndarray, centers: list[np.ndarray], checkpoint: Checkpoint,
     params = fixed_pass(checkpoint, schedule, provide, device)
     sections = _stage_sections(payloads, stage_units, scheme) + [common.error_table(image, params)]
     fields = {"storage": scheme.name, "rng_version": RNG_VERSION, "error_model": common.ERROR_MODEL, "seed": seed,
-              "segment_budget_cnats": round(scheme.budget_nats * 100), "decoder_hash": decoder_hash(checkpoint)}
+              "segment_budget_cnats": round(scheme.budget_nats * 100), "decoder_hash": header_hash(checkpoint)}
     return Encoded(fields, sections, _extras(stage_units), Replay(stage_units, stage_values, params))
 
 
@@ -115,15 +116,15 @@ class Replay:
     params: np.ndarray  # int64 (3*H*W, 2)
 
 
-def decoder_hash(checkpoint: Checkpoint) -> bytes:
-    return bytes.fromhex(checkpoint.hash[:32])
-
-
-def check_decoder(header: container.Header, checkpoint: Checkpoint) -> None:
-    if header.decoder_hash != decoder_hash(checkpoint):
+def check_decoder(header: container.Header, checkpoint: Checkpoint) -> Checkpoint:
+    """The decoder the header names: `checkpoint`, or (when that is the shipped one) the shipped
+    decoder with the header's hash (`SHIPPED.named`); DecoderMismatchError if neither."""
+    named = SHIPPED.named(header.decoder_hash, checkpoint)
+    if named is None:
         raise DecoderMismatchError(
             f"this file was made with decoder {header.decoder_hash.hex()}, but the loaded decoder is "
             f"{checkpoint.hash[:32]}; pass the matching checkpoint with --checkpoint")
+    return named
 
 
 def header_scheme(header: container.Header):
@@ -151,7 +152,7 @@ def decode(header: container.Header, sections: list[tuple[int, bytes]], checkpoi
     the encoder stored; the error table is then decoded with the encoder's Cauchy indexes instead
     of running the exact pass a second time (it would compute the same integers).
     """
-    check_decoder(header, checkpoint)
+    checkpoint = check_decoder(header, checkpoint)
     scheme = header_scheme(header)
     schedule = size_schedule(header.height, header.width, checkpoint.config)
     n_stages = len(schedule.encoding_grids())

@@ -6,7 +6,7 @@
     Fit --exact MLP + CNN (spec.py, exact.py)--> SIDE_INFO, WEIGHT_ENCODINGS, ERROR_TABLE
 
 Only the shared MLP is shipped (`diffcode/data/weights_mlp.npz`, hash pinned in
-`spec.MLP_SHA256`, named in every header's decoder_hash); it is trained by
+`spec.SHIPPED`, named in every header's decoder_hash); it is trained by
 `experiments/train_weights_mlp.py`. Header fields the family owns: storage (always dither),
 rng_version, seed, decoder_hash; the segment budget is always 0.
 """

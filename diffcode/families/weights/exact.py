@@ -22,6 +22,7 @@ from ...errors import ChecksumError, CorruptFileError, DecoderMismatchError, Dif
 from ...storage import container
 from ...storage.rng import RNG_VERSION
 from .. import Decoded, Encoded, Section, common
+from ..shipped import header_hash
 from . import positions, side_info
 from . import spec as wv
 
@@ -74,7 +75,7 @@ def encode(image: np.ndarray, centers: np.ndarray, levels: np.ndarray, preset: w
     params = wv.fixed_pass(mlp, preset, values, h, w)
     sections = _side_sections(preset, levels, side, positions) + [common.error_table(image, params)]
     fields = {"storage": STORAGE, "rng_version": RNG_VERSION, "error_model": common.ERROR_MODEL, "seed": seed,
-              "segment_budget_cnats": 0, "decoder_hash": bytes.fromhex(mlp.hash[:32])}
+              "segment_budget_cnats": 0, "decoder_hash": header_hash(mlp)}
     return Encoded(fields, sections, _extras(preset, levels), Replay(preset, levels, values, params))
 
 
@@ -90,9 +91,12 @@ class Replay:
     params: np.ndarray  # int64 (3*H*W, 2)
 
 
-def check_header(header: container.Header, mlp: wv.MLPCheckpoint) -> None:
-    """The header fields this family reads, against what it writes (CorruptFileError, DecoderMismatchError)."""
-    if header.decoder_hash != bytes.fromhex(mlp.hash[:32]):
+def check_header(header: container.Header, mlp: wv.MLPCheckpoint) -> wv.MLPCheckpoint:
+    """The header fields this family reads, against what it writes (CorruptFileError, DecoderMismatchError),
+    and the MLP the header names: `mlp`, or (when that is the shipped one) the shipped MLP with the
+    header's hash (`spec.SHIPPED.named`)."""
+    named = wv.SHIPPED.named(header.decoder_hash, mlp)
+    if named is None:
         raise DecoderMismatchError(f"this file was made with weights MLP {header.decoder_hash.hex()}, but the "
                                    f"loaded MLP is {mlp.hash[:32]}")
     if header.segment_budget_cnats != 0:
@@ -101,6 +105,7 @@ def check_header(header: container.Header, mlp: wv.MLPCheckpoint) -> None:
     if header.rng_version != RNG_VERSION or header.storage != STORAGE:
         raise CorruptFileError(f"weights files use {STORAGE} storage and shared-randomness version {RNG_VERSION}; "
                                f"this one says {header.storage} / {header.rng_version}")
+    return named
 
 
 def check_sizes(header: container.Header, sections: list[tuple[int, bytes]]) -> None:
@@ -122,7 +127,7 @@ def decode(header: container.Header, sections: list[tuple[int, bytes]], mlp: wv.
     replay: the encoder's own pass (`codec.store`'s check of its file): the sections must read back
     to its preset, levels and positions, and the error table is decoded with its indexes.
     """
-    check_header(header, mlp)
+    mlp = check_header(header, mlp)
     common.check_layout([kind for kind, _ in sections],
                         [container.SIDE_INFO, container.WEIGHT_ENCODINGS, container.ERROR_TABLE], "a weights file")
     side = sections[0][1]

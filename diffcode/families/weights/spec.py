@@ -13,7 +13,7 @@ Data flow of one decode::
       head: zero-padded conv3x3 C->100, relu, ->6
     -> per pixel and color: Cauchy location and log2 scale (diffcode.cauchy), rANS error table
 
-Only the shared MLP is shipped (`diffcode/data/weights_mlp.npz`, hash pinned in `MLP_SHA256`);
+Only the shared MLP is shipped (`diffcode/data/weights_mlp.npz`, hash pinned in `SHIPPED`);
 the per-image CNN, including its seed pixel, is all encodings. The report's layer sizes are the
 `report` preset; `default` is a smaller CNN that fits a 768x512 image in about half an hour on
 2 CPU cores, `tiny` is for tests.
@@ -45,20 +45,20 @@ import io
 import json
 import math
 from dataclasses import asdict, dataclass
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
 from ... import cauchy
-from ...errors import DecoderMismatchError, DiffcodeError
+from ...errors import DiffcodeError
 from ..common import open_model_npz
+from ..shipped import ShippedModels
 from ...fixedpoint import ACT_LIMIT, FRAC_BITS, WEIGHT_LIMIT, padded_conv_stack, requantize, upsample2
 from . import positions
 
 NAME = "weights"
 MLP_FILE = "weights_mlp.npz"
-MLP_SHA256 = "e63d61035cbafd81da0ccda1c74a4c4c2e69b85ee1d48ff73c7e9841e71dd02d"
+MLP_SHA256 = "e63d61035cbafd81da0ccda1c74a4c4c2e69b85ee1d48ff73c7e9841e71dd02d"  # the current shipped MLP (SHIPPED)
 MLP_SIZES = (1, 40, 40, 1)
 INPUT_BITS = 24  # positions enter the MLP as floor(v / 2^8), v the uint32 position
 WEIGHTS_STAGE = 0x57454947  # b"WEIG": the dither offsets' key (diffcode.storage.dither.offsets)
@@ -221,20 +221,22 @@ class MLPCheckpoint:
         write_bytes_atomic(path, buf.getvalue(), overwrite=overwrite)
 
     @classmethod
+    def from_bytes(cls, data: bytes, name: str) -> MLPCheckpoint:
+        """Parse an MLP file's bytes (an .npz: __meta__ and the integer arrays)."""
+        with open_model_npz(data, name) as z:
+            meta = json.loads(z["__meta__"].tobytes().decode())
+            arrays = {k: z[k].astype(np.int64) for k in z.files if not k.startswith("__")}
+        return cls(arrays, meta)
+
+    @classmethod
     def load(cls, path: str | Path | None = None) -> MLPCheckpoint:
-        """Load an MLP file; None loads the shipped one and checks its pinned hash."""
-        try:
-            data = (resources.files("diffcode.data").joinpath(MLP_FILE).read_bytes() if path is None
-                    else Path(path).read_bytes())
-            with open_model_npz(data, str(path or MLP_FILE)) as z:
-                meta = json.loads(z["__meta__"].tobytes().decode())
-                arrays = {k: z[k].astype(np.int64) for k in z.files if not k.startswith("__")}
-            ckpt = cls(arrays, meta)
-        except (OSError, ValueError, KeyError) as exc:
-            raise DiffcodeError(f"cannot load the weights MLP {path or MLP_FILE}: {exc}") from exc
-        if path is None and ckpt.hash != MLP_SHA256:
-            raise DecoderMismatchError(f"the shipped weights MLP has hash {ckpt.hash}, expected {MLP_SHA256}")
-        return ckpt
+        """Load an MLP file; None loads the current shipped one and checks its pinned hash."""
+        return SHIPPED.load(path)
+
+
+# SHA-256 (MLPCheckpoint.hash) -> package file; never remove one: files that name it keep decoding
+SHIPPED = ShippedModels("the weights MLP", {MLP_SHA256: f"data/{MLP_FILE}"}, current=MLP_SHA256,
+                        parse=MLPCheckpoint.from_bytes)
 
 
 # ----------------------------------------------------------------------------- exact pass (coding)

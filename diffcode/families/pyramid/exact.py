@@ -19,9 +19,18 @@ from ...storage import container
 from .. import Decoded, Encoded, Section
 from ..common import check_layout
 from . import coding, deltas, entropy, layout, spec
+from .engine import Engine
 from .network import ExactNet
 from . import prior as prior_file
 from .prior import Prior
+
+
+def exact_net(prior: Prior, arrays: dict) -> ExactNet | Engine:
+    """The exact network of a prior's arrays (plus deltas): the float32 engine for priors that record their
+    quantization (`engine.make_quant`), the float64 pass for the first shipped prior."""
+    if "quant" in prior.meta:
+        return Engine(arrays, prior.meta["quant"], prior.order)
+    return ExactNet(arrays, prior.order)
 
 
 def _names_sizes(prior: Prior, adapt: str | None) -> tuple[list[str], list[int]]:
@@ -54,7 +63,10 @@ def encode(image: np.ndarray, k: np.ndarray, preset: spec.Preset, adapt: str | N
         raise DiffcodeError(f"{len(k)} weight deltas given, adapt set {adapt} has {sum(sizes)} weights")
     scales, stream, delta_bits = deltas.encode(k, sizes) if adapt else (np.zeros(0, np.uint8), None, 0.0)
     side = bytes([preset.code, _adapt_code(adapt)]) + scales.tobytes()
-    net = ExactNet(deltas.apply(prior.arrays, adapt or "all", k), prior.order)
+    try:
+        net = exact_net(prior, deltas.apply(prior.arrays, adapt or "all", k))
+    except ValueError:  # the deltas would break the engine's exactness bound: code with the prior alone
+        return encode(image, np.zeros(0, np.int16), preset, None, prior)
     table, table_bits, coded, walked = coding.encode_with_model(image, net)
     fields = {"storage": spec.STORAGE, "rng_version": 0, "error_model": spec.ERROR_MODEL, "seed": 0,
               "segment_budget_cnats": 0, "decoder_hash": prior.hash16}
@@ -136,7 +148,10 @@ def decode(header: container.Header, sections: list[tuple[int, bytes]], model: P
     k, delta_bits = deltas.decode(sections[1][1], scales, sizes) if has_deltas else (np.zeros(0, np.int16), 0.0)
     table = sections[-1][1]
     if replay is None:
-        net = ExactNet(deltas.apply(prior.arrays, adapt or "all", k), prior.order)
+        try:
+            net = exact_net(prior, deltas.apply(prior.arrays, adapt or "all", k))
+        except ValueError as exc:
+            raise CorruptFileError(f"the weight deltas break the network's exactness bound ({exc})") from exc
         image, table_bits = coding.decode(header.height, header.width, table, net)
     elif (preset.code, adapt) != (replay.preset_code, replay.adapt) or not np.array_equal(k, replay.deltas):
         raise ChecksumError("internal error: the side information or weight deltas read back differently")

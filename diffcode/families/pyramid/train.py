@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from ...errors import DiffcodeError
-from . import layout, spec
+from . import engine, layout, spec
 from .data import DataSpec, training_images, validation_images
 from .layout import ORDERS
 from .model import PyramidNet, phase_nats
@@ -309,8 +309,10 @@ def train_prior(*, steps: int = 6000, batch: int = 32768, lr: float = 3e-3, widt
     net, rows = train(train_set, val_set, **settings, progress=progress, checkpoint=checkpoint,
                       checkpoint_every=checkpoint_every, resume=ckpt, until=until, meta=run_meta)
     validated = [r for r in rows if "val_bpsp" in r]
-    prior_meta = {**settings, "data": about, "step": min(until or settings["steps"], settings["steps"]),
+    arrays = net.arrays()
+    units = engine.calibrate(arrays, train_set, settings["order"])
+    prior_meta = {**settings, "quant": engine.make_quant(arrays, units, settings["order"]), "data": about, "step": min(until or settings["steps"], settings["steps"]),
                   "validation_bpsp": validated[-1]["val_bpsp"] if validated else None,
                   "seconds": round(time.perf_counter() - start), "crop": data.crop,
                   "train": [s["folder"] for s in about["sources"]]}
-    return prior.from_bytes(prior.to_bytes(net.arrays(), prior_meta)), rows
+    return prior.from_bytes(prior.to_bytes(arrays, prior_meta)), rows

@@ -1,0 +1,178 @@
+"""The pyramid network in narrow exact integers: float32 matrix products where they fit (numpy only).
+
+Why it is the same on every machine and thread count: every layer holds integer weights, integer
+biases and integer inputs, and its matrix product is exact because no partial sum can leave the
+range where its float type holds every integer: for each output column j,
+
+    sum_i |W[i, j]| * max|x_i| + |B[j]| <= LIMIT[dtype] / 2      (float32: 2^24, float64: 2^53)
+
+(asserted when a network is built, with exact int64 arithmetic; the factor 2 leaves room for
+per-image deltas). Then any summation order, blocking, FMA or SIMD width gives the same integers.
+Everything else is elementwise: a multiplication by a power of two (exact), floor, clip.
+
+    layer:   acc = x @ W + B                       (exact integers)
+    hidden:  h = clip(floor(acc * 2^-e_j + 1/2), 0, ACT_MAX)      (integers, unit 1 / 2^a_layer)
+    output:  loc12 = base12 + floor(acc_loc * 96 * 2^-e_j + 1/2), scale = 32 + floor(acc_s * 8 * 2^-e_j + 1/2)
+
+A float weight w on an input of unit u (the input integer x means x / u) becomes the integer
+W = rint(w * 2^s_j / u), where 2^s_j is the column's scale, the largest power of two that keeps
+the bound; the accumulator then holds 2^s_j times the float pre-activation.
+
+The first layer reads the raw residuals (up to 3060 in 1/12 grey levels), which leave a float32
+column too little precision, so it runs in float64 (it is the smallest of the products); every
+later layer runs in float32, which halves memory and doubles the speed of the products.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import spec
+from .layout import N_NEIGHBOURS, ORDERS
+
+LIMITS = {np.float32: 1 << 24, np.float64: 1 << 53}
+ACT_MAX = 511  # hidden activations are integers 0..ACT_MAX
+RAW_MAX = 12 * 255  # |residual input| in 1/12 grey levels; mask and level bits are INPUT_UNITS or 0
+LOC_PER_UNIT = int(spec.LOC_GAIN * spec.LOC_STEP)  # 96: 1/12 grey levels per unit of o_loc
+
+
+@dataclass
+class Dense:
+    """Integer weight (in, out) and bias (out,) in `dtype`, the column exponents e (out,): acc * 2^-e is the
+    float pre-activation times the output unit."""
+
+    weight: np.ndarray
+    bias: np.ndarray
+    shift: np.ndarray  # float64 2^-e per column
+
+    def accumulate(self, x: np.ndarray) -> np.ndarray:
+        acc = x @ self.weight
+        acc += self.bias
+        return acc
+
+    def relu(self, x: np.ndarray) -> np.ndarray:
+        """Hidden activations: integers 0..ACT_MAX in the layer's dtype."""
+        acc = self.accumulate(x)
+        acc *= self.shift.astype(acc.dtype)
+        acc += 0.5
+        np.floor(acc, out=acc)
+        return np.clip(acc, 0, ACT_MAX, out=acc)
+
+
+def exponents(w: np.ndarray, b: np.ndarray, units: np.ndarray, maxima: np.ndarray, dtype) -> np.ndarray:
+    """Column exponents s (out,) of a float layer w (out, in) as torch stores it, b (out,), reading inputs of
+    `units` (in,) with |x_i| <= maxima[i]: the largest that keep the exactness bound. A float reduction, so it
+    runs once, when a prior is made; the exponents are written in the prior and read back, never recomputed."""
+    w, b = np.abs(np.asarray(w, np.float64)).T, np.abs(np.asarray(b, np.float64))
+    budget = LIMITS[dtype] / 2 * 0.999 - (w.shape[0] + 1) * float(np.max(maxima))  # rounding adds <= 1/2 each
+    reach = (w * (maxima / units)[:, None]).sum(0) + b + 1e-30
+    return np.floor(np.log2(budget / reach)).astype(np.int64)
+
+
+def quantize(w: np.ndarray, b: np.ndarray, s: np.ndarray, units: np.ndarray, maxima: np.ndarray, dtype,
+             out_unit: float) -> Dense:
+    """Float layer w (out, in), b (out,) with column exponents s -> Dense reading inputs of `units` (in,) with
+    |x_i| <= maxima[i], whose accumulator times 2^-s gives the pre-activation times `out_unit` (a power of two).
+    Elementwise operations only (each one IEEE operation: the same everywhere); the bound is then checked
+    exactly (ValueError if deltas or a damaged prior break it)."""
+    scale = 2.0 ** np.asarray(s, np.float64)
+    weight = np.rint(np.asarray(w, np.float64).T * scale[None, :] / units[:, None])
+    bias = np.rint(np.asarray(b, np.float64) * scale)
+    layer = Dense(weight.astype(dtype), bias.astype(dtype), out_unit / scale)
+    check(layer, maxima)
+    return layer
+
+
+def check(layer: Dense, maxima: np.ndarray) -> None:
+    """The exactness bound of every column, in int64 (raises ValueError)."""
+    w = layer.weight.astype(np.int64)
+    reach = (np.abs(w) * maxima.astype(np.int64)[:, None]).sum(0) + np.abs(layer.bias.astype(np.int64))
+    if reach.max() > LIMITS[layer.weight.dtype.type] // 2:
+        raise ValueError(f"a layer's partial sums could reach {int(reach.max())}, beyond its exact range")
+
+
+class Layout:
+    """Input units, input maxima and dtype of every dense layer of a phase (width and head from the arrays)."""
+
+    @staticmethod
+    def layers(arrays: dict, phase: int, units: dict) -> list[tuple[str, np.ndarray, np.ndarray, type, float]]:
+        """[(name, input units, input maxima, dtype, output unit)] in evaluation order; `units` holds the
+        hidden layers' activation units by layer name (trunk1, trunk2, heads1 of each phase)."""
+        pre = f"phases.{phase}."
+        width, head = arrays[pre + "trunk1.weight"].shape[0], arrays[pre + "heads1.0.weight"].shape[0]
+        n_res = 3 * N_NEIGHBOURS
+        raw_units = np.full(spec.N_INPUTS, float(spec.INPUT_UNITS))
+        raw_max = np.concatenate([np.full(n_res, float(RAW_MAX)), np.full(spec.N_INPUTS - n_res, float(spec.INPUT_UNITS))])
+        u1, u2, uh = (units[pre + n] for n in ("trunk1", "trunk2", "heads1"))
+        act = np.full(width, float(ACT_MAX))
+        out = [(pre + "trunk1", raw_units, raw_max, np.float64, u1),
+               (pre + "trunk2", np.full(width, u1), act, np.float32, u2)]
+        out += [(pre + f"heads1.{c}", np.concatenate([np.full(width, u2), np.full(c, float(spec.INPUT_UNITS))]),
+                 np.concatenate([act, np.full(c, float(RAW_MAX))]), np.float32, uh) for c in range(3)]
+        out += [(pre + f"heads2.{c}", np.full(head, uh), np.full(head, float(ACT_MAX)), np.float32, 1.0)
+                for c in range(3)]
+        return out
+
+
+def make_quant(arrays: dict, units: dict, order: int) -> dict:
+    """What a prior records of its quantization: {layer: {"unit": u, "exponents": [s_j]}} (JSON)."""
+    quant = {}
+    for p in range(len(ORDERS[order])):
+        for name, in_units, maxima, dtype, out_unit in Layout.layers(arrays, p, units):
+            s = exponents(arrays[name + ".weight"], arrays[name + ".bias"], in_units, maxima, dtype)
+            quant[name] = {"unit": float(out_unit), "exponents": [int(e) for e in s]}
+    return quant
+
+
+class Engine:
+    """The quantized network of float arrays (a prior, plus deltas) with the prior's `quant` (`make_quant`).
+    The same interface as network.ExactNet: hidden(phase, inputs), channel(phase, c, hidden, own, base12)."""
+
+    def __init__(self, arrays: dict, quant: dict, order: int = 1):
+        self.order = ORDERS[order]
+        units = {name.removesuffix(".0"): q["unit"] for name, q in quant.items()}  # heads1.0's unit is heads1's
+        self.phases = []
+        for p in range(len(self.order)):
+            layers = [quantize(arrays[name + ".weight"], arrays[name + ".bias"], np.array(quant[name]["exponents"]),
+                               in_units, maxima, dtype, out_unit)
+                      for name, in_units, maxima, dtype, out_unit in Layout.layers(arrays, p, units)]
+            self.phases.append((layers[0], layers[1], layers[2:5], layers[5:8]))
+
+    def hidden(self, phase: int, inputs: np.ndarray) -> np.ndarray:
+        """The trunk's output activations (N, width), float32 integers."""
+        trunk1, trunk2, _, _ = self.phases[phase]
+        h = trunk1.relu(np.asarray(inputs, np.float64)).astype(np.float32)
+        return trunk2.relu(h)
+
+    def channel(self, phase: int, c: int, hidden: np.ndarray, own: np.ndarray, base12: np.ndarray):
+        """(loc12, scale) int64 (N,) of channel c, given the pixel's own residuals of channels < c."""
+        _, _, heads1, heads2 = self.phases[phase]
+        x = hidden if c == 0 else np.concatenate([hidden, np.asarray(own[:, :c], np.float32)], 1)
+        acc = heads2[c].accumulate(heads1[c].relu(x)).astype(np.float64)
+        delta = np.floor(acc[:, 0] * (heads2[c].shift[0] * LOC_PER_UNIT) + 0.5)
+        scale = np.floor(acc[:, 1] * (heads2[c].shift[1] * spec.SCALE_GAIN) + 0.5) + spec.SCALE_MID
+        loc12 = np.clip(np.asarray(base12[:, c], np.float64) + delta, spec.LOC_MIN, spec.LOC_MAX)
+        return loc12.astype(np.int64), np.clip(scale, 0, spec.N_SCALES - 1).astype(np.int64)
+
+
+def calibrate(arrays: dict, samples, order: int = 1, quantile: float = 0.9999) -> dict:
+    """Power-of-two units of every hidden layer from float activations on training samples (`train.Samples`):
+    the largest unit that keeps the `quantile` of the layer's activations within ACT_MAX."""
+    def dense(x, name):
+        return np.maximum(x @ np.asarray(arrays[name + ".weight"], np.float64).T + arrays[name + ".bias"], 0)
+
+    units, rng = {}, np.random.default_rng(0)
+    for p in range(len(ORDERS[order])):
+        pre = f"phases.{p}."
+        pick = rng.choice(len(samples.inputs[p]), min(200_000, len(samples.inputs[p])), replace=False)
+        x = samples.inputs[p][pick].astype(np.float64) / spec.INPUT_UNITS
+        own = samples.own[p][pick].astype(np.float64) / spec.INPUT_UNITS
+        h1 = dense(x, pre + "trunk1")
+        h2 = dense(h1, pre + "trunk2")
+        heads = np.concatenate([dense(np.concatenate([h2, own[:, :c]], 1), pre + f"heads1.{c}") for c in range(3)], 1)
+        for name, h in (("trunk1", h1), ("trunk2", h2), ("heads1", heads)):
+            q = max(float(np.quantile(h, quantile)), 1e-6)
+            units[pre + name] = float(2.0 ** np.floor(np.log2(ACT_MAX / q)))
+    return units

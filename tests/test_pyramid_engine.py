@@ -1,0 +1,83 @@
+"""The pyramid's float32 engine: exact by its bound, close to the float model, and a bit-exact round trip."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from diffcode.families.pyramid import coding, engine, entropy, exact, layout, prior
+from diffcode.families.pyramid.model import PyramidNet, phase_nats
+from diffcode.families.pyramid.network import input_integers, own_integers
+from diffcode.families.pyramid.train import samples
+
+
+def _image(h, w, seed=0):
+    rng = np.random.default_rng(seed)
+    smooth = np.cumsum(np.cumsum(rng.integers(-3, 4, (h, w, 3)), 0), 1)
+    return np.clip(128 + smooth, 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module", params=[1, 2], ids=["order1", "order2"])
+def model(request):
+    order = request.param
+    net = PyramidNet(generator=torch.Generator().manual_seed(3), order=order)
+    with torch.no_grad():  # a trained network's outputs are not near zero: make the heads matter
+        for phase in net.phases:
+            for layer in phase.heads2:
+                layer.weight.mul_(20)
+    arrays = net.arrays()
+    units = engine.calibrate(arrays, samples([_image(48, 40, 1)], order), order)
+    return prior.from_bytes(prior.to_bytes(arrays, {"order": order, "quant": engine.make_quant(arrays, units, order)}))
+
+
+def test_the_bound_is_checked_exactly():
+    layer = engine.Dense(np.full((4, 2), 1000.0, np.float32), np.zeros(2, np.float32), np.ones(2))
+    engine.check(layer, np.full(4, 2000.0))  # 4 * 1000 * 2000 = 8e6 < 2^23
+    layer.weight[0, 1] = 3000.0  # 1.2e7 > 2^23: a product could leave float32's exact integers
+    with pytest.raises(ValueError):
+        engine.check(layer, np.full(4, 2000.0))
+
+
+def test_every_layer_keeps_its_bound(model):
+    net = exact.exact_net(model, model.arrays)
+    assert isinstance(net, engine.Engine)
+    for layers in net.phases:
+        for layer in [layers[0], layers[1], *layers[2], *layers[3]]:
+            assert np.array_equal(layer.weight, np.rint(layer.weight)) and np.array_equal(layer.bias, np.rint(layer.bias))
+    assert net.phases[0][1].weight.dtype == np.float32
+
+
+def test_engine_and_float_model_agree(model):
+    """The engine's locations and scales are the float model's to within the quantization: bits within 1 %."""
+    net, float_net = exact.exact_net(model, model.arrays), PyramidNet.from_arrays(model.arrays, model.order)
+    levels = layout.pyramid(_image(40, 36))
+    exact_bits = float_bits = 0.0
+    for phase in range(len(net.order)):
+        for rows, cols, ctx in layout.group_contexts(levels[0], phase, net.order):
+            target = levels[0][rows, cols]
+            inputs, own = input_integers(ctx, 0), own_integers(target, ctx.base12)
+            hidden = net.hidden(phase, inputs)
+            for c in range(3):
+                loc12, scale = net.channel(phase, c, hidden, own, ctx.base12)
+                exact_bits += entropy.bits(target[:, c], loc12, scale).sum()
+            t = [torch.from_numpy(a.astype(np.float32)) for a in (inputs, own, ctx.base12, target)]
+            float_bits += phase_nats(float_net.phases[phase], *t).sum().item() / np.log(2)
+    assert abs(exact_bits - float_bits) < 0.01 * float_bits
+
+
+def test_round_trip_is_bit_exact(model):
+    image = _image(37, 29, 2)
+    net = exact.exact_net(model, model.arrays)
+    stream, bits = coding.encode(image, net)
+    decoded, decoded_bits = coding.decode(37, 29, stream, exact.exact_net(model, model.arrays))
+    assert np.array_equal(decoded, image) and decoded_bits == pytest.approx(bits)
+
+
+def test_deltas_that_break_the_bound_are_refused(model):
+    arrays = dict(model.arrays)
+    name = "phases.0.trunk2.weight"
+    arrays[name] = arrays[name] * 4  # every column now reaches past its exponent's budget
+    with pytest.raises(ValueError):
+        exact.exact_net(model, arrays)
+

@@ -22,7 +22,6 @@ import os
 import re
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
@@ -310,6 +309,7 @@ def run(tasks: list[Task], command: str, *, jobs: int = 1, scheduler: str | None
             done(task, *worker(task, sources.pop(task.target), *bars))
     else:
         import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed  # only here: a process pool costs imports
 
         threads = max(1, (os.cpu_count() or 1) // jobs)
         with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:

@@ -395,19 +395,17 @@ def _run_files(tasks, command: str, jobs: int, json_out: bool, fit_steps, single
     same keys either way); exit status 1 if any file failed, the others kept."""
     import time
 
-    from tqdm import tqdm
-
     from diffcode import batch
 
     if skipped and not _Show.quiet:
         typer.echo(f"note: {skipped} file(s) skipped, their outputs exist (--skip-existing)", err=True)
-    bar = tqdm(total=len(tasks), desc=command, unit="file", file=sys.stderr, leave=False,
-               disable=single or not _Show.bars())
+    bar = None if single else _files_bar(len(tasks), command)  # one file: no bar, and no tqdm import
 
     def on_done(outcome) -> None:
-        bar.update(1)
-        if not outcome.ok and not single:
-            bar.write(f"error: {outcome.error}", file=sys.stderr)
+        if bar is not None:
+            bar.update(1)
+            if not outcome.ok:
+                bar.write(f"error: {outcome.error}", file=sys.stderr)
 
     def progress(task):
         name = "standard input" if task.source == batch.STDIO else Path(task.source).name
@@ -417,7 +415,8 @@ def _run_files(tasks, command: str, jobs: int, json_out: bool, fit_steps, single
 
     t0 = time.perf_counter()
     outcomes = batch.run(tasks, command, jobs=jobs, scheduler=scheduler, on_done=on_done, progress_factory=progress)
-    bar.close()
+    if bar is not None:
+        bar.close()
     _close_bars()
     if single and outcomes:
         return _one_file(outcomes[0], command, json_out)
@@ -431,6 +430,13 @@ def _run_files(tasks, command: str, jobs: int, json_out: bool, fit_steps, single
             typer.echo(line, err=err)
     if not all(o.ok for o in outcomes):
         raise typer.Exit(code=1)
+
+
+def _files_bar(total: int, command: str):
+    """A progress bar over a batch's files (shown on a terminal; its write() prints either way)."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=command, unit="file", file=sys.stderr, leave=False, disable=not _Show.bars())
 
 
 def _one_file(outcome, command: str, json_out: bool) -> None:

@@ -44,6 +44,9 @@ CONFIGS = {
     "default-biases-lr1e-2": replace(spec.PRESETS["default"], adapt="biases", lr=1e-2),
     "steps1000": replace(spec.PRESETS["default"], steps=1000),
 }
+# low-rank deltas of every weight matrix plus every bias (issue 21), at the default preset's budget
+CONFIGS.update({f"default-{adapt}{suffix}": replace(spec.PRESETS["default"], adapt=adapt, lr=lr)
+                for adapt in ("lowrank2", "lowrank4", "lowrank8") for suffix, lr in (("", 3e-3), ("-lr1e-2", 1e-2))})
 # the default preset's bpsp against its fit time (--configs curve)
 CURVE = [f"default-steps{n}" for n in (0, 50, 150, 300, 500, 1000)]
 CONFIGS.update({name: replace(spec.PRESETS["default"], steps=int(name.rsplit("steps", 1)[1])) for name in CURVE})
@@ -60,7 +63,7 @@ def images(which: str) -> list[tuple[str, np.ndarray]]:
 def run(name: str, image: np.ndarray, config: spec.Preset, model: prior.Prior) -> dict:
     start = time.perf_counter()
     k, _ = fit_deltas(image, model.arrays, steps=config.steps, adapt=config.adapt, lr=config.lr, batch=config.batch,
-                      generator=torch.Generator().manual_seed(0))
+                      generator=torch.Generator().manual_seed(0), order=model.order)
     fit_s = time.perf_counter() - start
     encoded = exact.encode(image, k, config, config.adapt, model)  # the side info names the base preset's code
     store_s = time.perf_counter() - start - fit_s

@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 import torch
 
+from diffcode.errors import CorruptFileError
+
 from diffcode.families.pyramid import coding, engine, entropy, exact, layout, prior
 from diffcode.families.pyramid.model import PyramidNet, phase_nats
 from diffcode.families.pyramid.network import input_integers, own_integers
@@ -81,3 +83,26 @@ def test_deltas_that_break_the_bound_are_refused(model):
     with pytest.raises(ValueError):
         exact.exact_net(model, arrays)
 
+
+
+def test_online_adaptation_round_trips_and_learns(model):
+    """With online adaptation the stream decodes to the same pixels, and on an image whose every subpixel sits
+    3 grey levels above a smooth prediction, the corrections save bits."""
+    image = np.clip(_image(40, 33, 4).astype(int) + 3, 0, 255).astype(np.uint8)
+    net = exact.exact_net(model, model.arrays)
+    plain, plain_bits = coding.encode(image, net)
+    stream, bits = coding.encode(image, net, online=True)
+    decoded, decoded_bits = coding.decode(40, 33, stream, exact.exact_net(model, model.arrays), online=True)
+    assert np.array_equal(decoded, image) and decoded_bits == pytest.approx(bits)
+    assert bits < plain_bits
+    with pytest.raises(CorruptFileError):  # the plain decoder cannot read it (or reads other pixels: not here)
+        out, _ = coding.decode(40, 33, stream, net)
+        assert not np.array_equal(out, image)
+        raise CorruptFileError("decoded other pixels")
+
+
+def test_online_cost_table_is_pinned_integers():
+    from diffcode.families.pyramid import online
+
+    assert online.COST_TABLE.dtype == np.int64 and online.COST_TABLE[0] == 0 and online.COST_TABLE[-1] == 256
+    assert np.all(np.diff(online.COST_TABLE) >= 0)

@@ -11,6 +11,8 @@ encoder picks per tensor by the real code length (the error-table coder of `entr
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from ...errors import CorruptFileError
@@ -18,12 +20,33 @@ from . import entropy, spec
 
 STEP_EXPONENT = 8
 STEP = 2.0 ** -STEP_EXPONENT
+FACTOR_STEP = 2.0 ** -3  # of the low-rank factors b, whose values are about 1
 K_MAX = 127
-ADAPT = {1: "heads", 2: "all", 3: "biases"}  # codes written in files: never reuse one
+ADAPT = {1: "heads", 2: "all", 3: "biases", 4: "lowrank2", 5: "lowrank4", 6: "lowrank8"}  # codes written in files:
+# never reuse one. lowrankR: every bias gets a delta, every weight matrix W (out, in) a delta a @ b of rank R
+
+
+@dataclass(frozen=True)
+class Part:
+    """One coded tensor of integers: a delta of the tensor `name`, or (`name` ending in :a or :b) a factor of a
+    low-rank delta of the weight matrix before the colon; its values are k * step."""
+
+    name: str
+    shape: tuple[int, ...]
+    step: float
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape))
+
+
+def rank(adapt: str) -> int:
+    """The rank of a low-rank adapt set (0: deltas of whole tensors)."""
+    return int(adapt.removeprefix("lowrank")) if adapt.startswith("lowrank") else 0
 
 
 def _adapts(name: str, adapt: str) -> bool:
-    if adapt == "all":
+    if adapt == "all" or rank(adapt):
         return True
     if adapt == "heads":
         return ".heads" in name
@@ -37,23 +60,43 @@ def adapted_names(arrays: dict, adapt: str) -> list[str]:
     return [name for name in sorted(arrays) if _adapts(name, adapt)]
 
 
-def to_integers(fitted: dict, names: list[str]) -> np.ndarray:
-    """Float deltas by name -> int16 (sum of sizes,) integers k, rounded and clamped."""
-    flat = np.concatenate([np.ravel(fitted[n]) for n in names]) if names else np.zeros(0)
-    return np.clip(np.floor(flat / STEP + 0.5), -K_MAX, K_MAX).astype(np.int16)
+def parts(arrays: dict, adapt: str) -> list[Part]:
+    """The coded tensors of an adapt set, in coding order."""
+    r, out = rank(adapt), []
+    for name in adapted_names(arrays, adapt):
+        shape = tuple(np.shape(arrays[name]))
+        if r and len(shape) == 2:
+            out += [Part(name + ":a", (shape[0], r), STEP), Part(name + ":b", (r, shape[1]), FACTOR_STEP)]
+        else:
+            out.append(Part(name, shape, STEP))
+    return out
+
+
+def to_integers(fitted: dict, coded: list[Part]) -> np.ndarray:
+    """Float values by part name -> int16 (sum of sizes,) integers k, rounded and clamped."""
+    flat = [np.floor(np.ravel(fitted[p.name]) / p.step + 0.5) for p in coded]
+    return np.clip(np.concatenate(flat) if flat else np.zeros(0), -K_MAX, K_MAX).astype(np.int16)
 
 
 def apply(prior_arrays: dict, adapt: str, k: np.ndarray) -> dict:
-    """The prior's arrays (float64) with the deltas added to the adapted tensors."""
+    """The prior's arrays (float64) with the deltas added. A low-rank delta is the integer product a_k @ b_k
+    (exact in int64) times both steps (a power of two), so the decoder rebuilds the same weights bit for bit."""
     arrays = {n: np.asarray(a, np.float64) for n, a in prior_arrays.items()}
     if len(k) == 0:
         return arrays
-    names = adapted_names(prior_arrays, adapt)
-    sizes = [arrays[n].size for n in names]
-    if sum(sizes) != len(k):
-        raise CorruptFileError(f"{len(k)} weight deltas for {sum(sizes)} adapted weights")
-    for name, part in zip(names, np.split(np.asarray(k, np.float64), np.cumsum(sizes)[:-1])):
-        arrays[name] = arrays[name] + part.reshape(arrays[name].shape) * STEP
+    coded = parts(prior_arrays, adapt)
+    if sum(p.size for p in coded) != len(k):
+        raise CorruptFileError(f"{len(k)} weight deltas for {sum(p.size for p in coded)} adapted weights")
+    factor = None
+    for p, part in zip(coded, np.split(np.asarray(k, np.int64), np.cumsum([p.size for p in coded])[:-1])):
+        values = part.reshape(p.shape)
+        if p.name.endswith(":a"):
+            factor = values
+        elif p.name.endswith(":b"):
+            name = p.name[:-2]
+            arrays[name] = arrays[name] + (factor @ values).astype(np.float64) * (STEP * FACTOR_STEP)
+        else:
+            arrays[p.name] = arrays[p.name] + values.astype(np.float64) * p.step
     return arrays
 
 

@@ -33,11 +33,16 @@ def exact_net(prior: Prior, arrays: dict) -> ExactNet | Engine:
     return ExactNet(arrays, prior.order)
 
 
+def online(prior: Prior) -> bool:
+    """Whether files of this prior are coded with online adaptation (`online.py`; a prior's meta says so)."""
+    return bool(prior.meta.get("online", 0))
+
+
 def _names_sizes(prior: Prior, adapt: str | None) -> tuple[list[str], list[int]]:
     if adapt is None:
         return [], []
-    names = deltas.adapted_names(prior.arrays, adapt)
-    return names, [prior.arrays[n].size for n in names]
+    coded = deltas.parts(prior.arrays, adapt)
+    return [p.name for p in coded], [p.size for p in coded]
 
 
 def _adapt_code(adapt: str | None) -> int:
@@ -67,7 +72,7 @@ def encode(image: np.ndarray, k: np.ndarray, preset: spec.Preset, adapt: str | N
         net = exact_net(prior, deltas.apply(prior.arrays, adapt or "all", k))
     except ValueError:  # the deltas would break the engine's exactness bound: code with the prior alone
         return encode(image, np.zeros(0, np.int16), preset, None, prior)
-    table, table_bits, coded, walked = coding.encode_with_model(image, net)
+    table, table_bits, coded, walked = coding.encode_with_model(image, net, online(prior))
     fields = {"storage": spec.STORAGE, "rng_version": 0, "error_model": spec.ERROR_MODEL, "seed": 0,
               "segment_budget_cnats": 0, "decoder_hash": prior.hash16}
     return Encoded(fields, _sections(side, stream, delta_bits, table, table_bits), _extras(preset, k),
@@ -152,7 +157,7 @@ def decode(header: container.Header, sections: list[tuple[int, bytes]], model: P
             net = exact_net(prior, deltas.apply(prior.arrays, adapt or "all", k))
         except ValueError as exc:
             raise CorruptFileError(f"the weight deltas break the network's exactness bound ({exc})") from exc
-        image, table_bits = coding.decode(header.height, header.width, table, net)
+        image, table_bits = coding.decode(header.height, header.width, table, net, online(prior))
     elif (preset.code, adapt) != (replay.preset_code, replay.adapt) or not np.array_equal(k, replay.deltas):
         raise ChecksumError("internal error: the side information or weight deltas read back differently")
     else:

@@ -17,6 +17,8 @@ import time
 
 import numpy as np
 import torch
+from torch import nn
+from torch.nn.utils import parametrize
 
 from ...storage import container
 from . import deltas as delta_coding
@@ -24,9 +26,38 @@ from .model import PyramidNet
 from .train import batch_bits, mean_bpsp, samples
 
 
+class _Delta(nn.Module):
+    """A parametrization adding a fitted delta to a prior tensor: a whole-tensor delta `d`, or a low-rank one
+    a @ b whose factors are rounded to their coding steps in the forward pass (straight-through gradients), so the
+    fit sees the weights the file will hold."""
+
+    def __init__(self, shape: tuple, rank: int, generator: torch.Generator):
+        super().__init__()
+        self.rank = rank
+        if rank:
+            self.a = nn.Parameter(torch.zeros(shape[0], rank))
+            b = torch.randn(rank, shape[1], generator=generator)
+            self.b = nn.Parameter(torch.round(b / delta_coding.FACTOR_STEP) * delta_coding.FACTOR_STEP)
+        else:
+            self.d = nn.Parameter(torch.zeros(shape))
+
+    def forward(self, w: torch.Tensor) -> torch.Tensor:
+        if not self.rank:
+            return w + self.d
+        return w + _rounded(self.a, delta_coding.STEP) @ _rounded(self.b, delta_coding.FACTOR_STEP)
+
+    def values(self) -> dict[str, torch.Tensor]:
+        return {":a": self.a, ":b": self.b} if self.rank else {"": self.d}
+
+
+def _rounded(v: torch.Tensor, step: float) -> torch.Tensor:
+    return v + (torch.round(v / step) * step - v).detach()
+
+
 def fit_deltas(image: np.ndarray, prior_arrays: dict, *, steps: int, adapt: str, lr: float, batch: int,
-               generator: torch.Generator, progress=None, device: str = "cpu", order: int = 1) -> tuple[np.ndarray, list[dict]]:
-    """Fit the deltas of the adapted tensors; returns (int16 integer deltas in coding order, history)."""
+               generator: torch.Generator, progress=None, device: str = "cpu", order: int = 1
+               ) -> tuple[np.ndarray, list[dict]]:
+    """Fit the deltas of the adapted tensors; returns (int16 integers of every coded part in coding order, history)."""
     names = delta_coding.adapted_names(prior_arrays, adapt)
     if steps == 0 or not names:
         return np.zeros(0, np.int16), []
@@ -34,19 +65,24 @@ def fit_deltas(image: np.ndarray, prior_arrays: dict, *, steps: int, adapt: str,
     if sum(len(t) for t in s.target) == 0:  # nothing but the flat-coded coarsest level
         return np.zeros(0, np.int16), []
     net = PyramidNet.from_arrays(prior_arrays, order).to(device)
-    params = dict(net.named_parameters())
-    for name, p in params.items():
-        p.requires_grad_(name in names)
-    prior = {name: params[name].detach().clone() for name in names}
-    step_size = delta_coding.STEP
-    optimizer = torch.optim.Adam([params[n] for n in names], lr=lr)
+    for p in net.parameters():
+        p.requires_grad_(False)
+    rank = delta_coding.rank(adapt)
+    deltas = {}
+    for name in names:
+        module, attr = name.rsplit(".", 1)
+        deltas[name] = _Delta(prior_arrays[name].shape, rank if attr == "weight" else 0, generator).to(device)
+        parametrize.register_parametrization(net.get_submodule(module), attr, deltas[name])
+    values = {name + suffix: v for name, d in deltas.items() for suffix, v in d.values().items()}
+    steps_of = {p.name: p.step for p in delta_coding.parts(prior_arrays, adapt)}
+    optimizer = torch.optim.Adam(list(values.values()), lr=lr)
     rng = np.random.default_rng(int(torch.randint(0, 2**31, (1,), generator=generator)))
     history, start = [], time.perf_counter()
     for step in range(1, steps + 1):
         for group in optimizer.param_groups:
             group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * (step - 1) / steps))
         error_bpsp = batch_bits(net, s, rng, batch, device)
-        rate_bits = sum(torch.log2(1 + (params[n] - prior[n]).abs() / step_size).sum() for n in names)
+        rate_bits = sum(torch.log2(1 + v.abs() / steps_of[name]).sum() for name, v in values.items())
         loss = error_bpsp + rate_bits / s.subpixels
         optimizer.zero_grad()
         loss.backward()
@@ -54,14 +90,14 @@ def fit_deltas(image: np.ndarray, prior_arrays: dict, *, steps: int, adapt: str,
         history.append({"step": step, "bpsp": round(loss.item(), 5), "seconds": round(time.perf_counter() - start, 2)})
         if progress:
             progress(step, loss.item())
-    fitted = {n: params[n].detach().cpu().numpy() - prior_arrays[n] for n in names}
-    k = delta_coding.to_integers(fitted, names)
-    return (k if _pays(s, prior_arrays, adapt, k, names, device, order) else np.zeros(0, np.int16)), history
+    coded = delta_coding.parts(prior_arrays, adapt)
+    k = delta_coding.to_integers({name: v.detach().cpu().numpy() for name, v in values.items()}, coded)
+    return (k if _pays(s, prior_arrays, adapt, k, coded, device, order) else np.zeros(0, np.int16)), history
 
 
-def _pays(s, prior_arrays: dict, adapt: str, k: np.ndarray, names: list[str], device: str, order: int) -> bool:
+def _pays(s, prior_arrays: dict, adapt: str, k: np.ndarray, coded: list, device: str, order: int) -> bool:
     """Whether the deltas save more error-table bits (float model, whole image) than they cost (real code)."""
-    sizes = [prior_arrays[n].size for n in names]
+    sizes = [p.size for p in coded]
     # their stream (ideal bits + the 64-bit flush and a last word), scale bytes, and section-table entry
     cost = delta_coding.encode(k, sizes)[2] + 96 + 8 * len(sizes) + 8 * (container.header_bytes(3) - container.header_bytes(2))
     before = mean_bpsp(PyramidNet.from_arrays(prior_arrays, order).to(device), s, device)

@@ -1,0 +1,187 @@
+"""Exact online adaptation: the coder corrects the network's distributions from the subpixels already coded.
+
+Encoder and decoder keep the same statistics, updated after every subpixel in coding order, so the
+correction costs no bits. Per context (below), in integers only:
+
+    bias:  sum of errors 12 x - loc12 and their count;  location += floor(sum / (count + BIAS_PRIOR))
+    scale: the running code length (in 1/256 bit, integer) the subpixels would have cost under each
+           scale shift -MAX_SHIFT..MAX_SHIFT; once a context has seen WARMUP subpixels its cheapest
+           shift is used (ties: the smallest |shift|)
+    every HALVE subpixels of a context, its sums, count and code lengths are halved (recent ones weigh more)
+
+A context: (phase, channel, the network's scale index / 4, which of the 4 base neighbours lie above
+the network's location, and for G and B the sign of the same pixel's previous channel's error) --
+the bias cancellation of CALIC on top of a learned predictor. Code lengths come from an integer
+table of -log2 (`COST_TABLE`, pinned), never from floating-point logarithms, so every machine makes
+the same choices. The first shipped prior codes without it; a prior whose meta says "online": 1 with it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numba
+import numpy as np
+
+from . import entropy, spec
+
+BIAS_PRIOR = 8
+WARMUP = 32
+HALVE = 256
+MAX_SHIFT = 4
+N_SHIFTS = 2 * MAX_SHIFT + 1
+SCALE_BUCKETS = spec.N_SCALES // 4
+N_CONTEXTS_PER_PHASE = 3 * SCALE_BUCKETS * 16 * 3
+COST_BITS = 8  # code lengths in 1/256 bit
+MANTISSA = 12  # -log2 of a frequency from its top 12 bits
+# of the table's int64 bytes; no entry lies within 2.4e-4 of a rounding boundary, far beyond any libm's error
+COST_TABLE_SHA256 = "363ed38b01e749f1f8aaca8abcfe26503e3ba5fdc5df08510879fb5d6e872ac4"
+
+
+def _cost_table() -> np.ndarray:
+    """T[m - 2^11] = round(256 * log2(m / 2^11)) for m in 2^11 .. 2^12 - 1 (int64), checked against its pin."""
+    m = np.arange(1 << (MANTISSA - 1), 1 << MANTISSA, dtype=np.float64)
+    table = np.floor((1 << COST_BITS) * np.log2(m / (1 << (MANTISSA - 1))) + 0.5).astype(np.int64)
+    if hashlib.sha256(table.tobytes()).hexdigest() != COST_TABLE_SHA256:
+        raise RuntimeError("the online adaptation's code-length table does not match its pinned hash")
+    return table
+
+
+COST_TABLE = _cost_table()
+
+
+@numba.njit(cache=True)
+def _cost(freq, table):
+    """-log2(freq / 2^24) in 1/256 bit (integer), freq >= 1."""
+    e = 0
+    f = freq
+    while f >= (1 << MANTISSA):
+        f >>= 1
+        e += 1
+    while f < (1 << (MANTISSA - 1)):
+        f <<= 1
+        e -= 1
+    # freq ~ f * 2^e with f in [2^11, 2^12): log2 freq = e + 11 + log2(f / 2^11)
+    return (entropy.PRECISION - e - (MANTISSA - 1)) * (1 << COST_BITS) - table[f - (1 << (MANTISSA - 1))]
+
+
+@numba.njit(cache=True)
+def _freq(x, loc12, j, tab):
+    return entropy._cdf(x + 1, loc12, j, tab) - entropy._cdf(x, loc12, j, tab)
+
+
+@numba.njit(cache=True)
+def _corrected(k, loc12, scale, bias_sum, count, cost):
+    """The corrected (location, scale index) of a subpixel of context k."""
+    loc = loc12 + bias_sum[k] // (count[k] + BIAS_PRIOR)
+    loc = min(max(loc, spec.LOC_MIN), spec.LOC_MAX)
+    shift = 0
+    if count[k] >= WARMUP:
+        best = cost[k, MAX_SHIFT]
+        for d in range(1, MAX_SHIFT + 1):
+            for s in (-d, d):
+                if cost[k, MAX_SHIFT + s] < best:
+                    best = cost[k, MAX_SHIFT + s]
+                    shift = s
+    return loc, min(max(scale + shift, 0), spec.N_SCALES - 1)
+
+
+@numba.njit(cache=True)
+def _update(k, x, loc12, scale, loc, bias_sum, count, cost, tab, table):
+    """Learn from subpixel x of context k (network location loc12, scale index scale; corrected location loc)."""
+    bias_sum[k] += 12 * x - loc12
+    count[k] += 1
+    for s in range(-MAX_SHIFT, MAX_SHIFT + 1):
+        j = min(max(scale + s, 0), spec.N_SCALES - 1)
+        cost[k, MAX_SHIFT + s] += _cost(_freq(x, loc, j, tab), table)
+    if count[k] >= HALVE:
+        bias_sum[k] = bias_sum[k] // 2
+        count[k] = count[k] // 2
+        for s in range(N_SHIFTS):
+            cost[k, s] = cost[k, s] // 2
+
+
+@numba.njit(cache=True)
+def _adapt(symbols, loc12, scale, ctx, bias_sum, count, cost, tab, table):
+    """Encoder: the corrected parameters of known symbols, in coding order (updating the statistics)."""
+    n = symbols.shape[0]
+    out_loc = np.empty(n, np.int64)
+    out_scale = np.empty(n, np.int64)
+    for i in range(n):
+        k = ctx[i]
+        loc, sc = _corrected(k, loc12[i], scale[i], bias_sum, count, cost)
+        out_loc[i] = loc
+        out_scale[i] = sc
+        _update(k, np.int64(symbols[i]), loc12[i], scale[i], loc, bias_sum, count, cost, tab, table)
+    return out_loc, out_scale
+
+
+@numba.njit(cache=True)
+def _decode(words, position, state, loc12, scale, ctx, bias_sum, count, cost, tab, table):
+    """Decoder: entropy._decode with each subpixel's parameters corrected just before it is decoded."""
+    n = loc12.shape[0]
+    out = np.empty(n, np.uint8)
+    out_loc = np.empty(n, np.int64)
+    out_scale = np.empty(n, np.int64)
+    mask = np.uint64(entropy.TOTAL - 1)
+    for i in range(n):
+        k = ctx[i]
+        loc, sc = _corrected(k, loc12[i], scale[i], bias_sum, count, cost)
+        slot = np.int64(state & mask)
+        lo, hi = 0, 256
+        while hi - lo > 1:
+            mid = (lo + hi) >> 1
+            if entropy._cdf(mid, loc, sc, tab) <= slot:
+                lo = mid
+            else:
+                hi = mid
+        start = entropy._cdf(lo, loc, sc, tab)
+        freq = entropy._cdf(lo + 1, loc, sc, tab) - start
+        state = np.uint64(freq) * (state >> np.uint64(entropy.PRECISION)) + np.uint64(slot - start)
+        if state < np.uint64(entropy.STATE_LOW):
+            if position >= words.shape[0]:
+                return out, out_loc, out_scale, position, state, False
+            state = (state << np.uint64(32)) | np.uint64(words[position])
+            position += 1
+        out[i] = lo
+        out_loc[i] = loc
+        out_scale[i] = sc
+        _update(k, np.int64(lo), loc12[i], scale[i], loc, bias_sum, count, cost, tab, table)
+    return out, out_loc, out_scale, position, state, True
+
+
+class Online:
+    """The statistics of one image's coding (encoder or decoder: both start empty)."""
+
+    def __init__(self, n_phases: int):
+        n = n_phases * N_CONTEXTS_PER_PHASE
+        self.bias_sum = np.zeros(n, np.int64)
+        self.count = np.zeros(n, np.int64)
+        self.cost = np.zeros((n, N_SHIFTS), np.int64)
+
+    @staticmethod
+    def contexts(phase: int, c: int, loc12: np.ndarray, scale: np.ndarray, neighbours12: np.ndarray,
+                 previous_error: np.ndarray | None) -> np.ndarray:
+        """Context ids (N,) int64: neighbours12 (N, 4) are 12 x the base neighbours (0 where absent: below any
+        location), previous_error (N,) 12 x - loc12 of the pixel's previous channel (None for R)."""
+        above = ((neighbours12 > loc12[:, None]) * np.array([1, 2, 4, 8])).sum(1)
+        sign = np.zeros(len(loc12), np.int64) if previous_error is None else np.sign(previous_error) + 1
+        bucket = np.minimum(scale, spec.N_SCALES - 1) // 4
+        return (((phase * 3 + c) * SCALE_BUCKETS + bucket) * 16 + above) * 3 + sign
+
+    def adapt(self, symbols, loc12, scale, ctx) -> tuple[np.ndarray, np.ndarray]:
+        return _adapt(np.ascontiguousarray(symbols, np.uint8), np.ascontiguousarray(loc12, np.int64),
+                      np.ascontiguousarray(scale, np.int64), np.ascontiguousarray(ctx, np.int64),
+                      self.bias_sum, self.count, self.cost, entropy.table(), COST_TABLE)
+
+    def decode(self, decoder: entropy.Decoder, loc12, scale, ctx) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Decode symbols with corrected parameters; returns (symbols, corrected loc12, corrected scale)."""
+        loc12, scale = entropy._checked(loc12, scale)
+        out, loc, sc, decoder.position, decoder.state, ok = _decode(
+            decoder.words, decoder.position, decoder.state, loc12, scale, np.ascontiguousarray(ctx, np.int64),
+            self.bias_sum, self.count, self.cost, entropy.table(), COST_TABLE)
+        if not ok:
+            from ...errors import CorruptFileError
+
+            raise CorruptFileError(f"{decoder.what} truncated: the rANS stream ran out of words")
+        return out, loc, sc

@@ -15,7 +15,9 @@ kodim17, kodim23 and two 0.8-1.3 MP photos), each codec encodes the image and de
 - `cwebp -lossless -z 9` and `dwebp` (`webp`), single-threaded by default.
 
 Every command is a fresh process, timed from outside (`os.wait4`): wall seconds, CPU seconds (user +
-system of the child) and peak memory (the child's largest resident set, ru_maxrss). OMP, MKL,
+system of the child) and peak memory (the child's largest resident set, ru_maxrss). The commands are
+started by a small launcher process, since Linux counts the memory a process had before its exec
+(this script's) in its ru_maxrss; the launcher's own peak is the floor, given in the notes. OMP, MKL,
 OpenBLAS and numba are held to one thread. `--warmup` rounds run first, uncounted (they also write the
 files the decoders read); then `--repeats` rounds, each running every command of every image once in
 turn, so the commands of one round share the machine's state. Every decode is compared with the
@@ -32,13 +34,13 @@ machine, with the load average before and after: on a loaded machine every time 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -124,18 +126,53 @@ def image_path(name: str) -> Path:
     return PHOTOS_DIR / f"{name}.png"
 
 
-def run_once(argv: list[str], env: dict[str, str]) -> Measure:
-    """Run argv as a child process and measure it; SystemExit with its standard error if it fails."""
-    with tempfile.TemporaryFile() as errors:
-        t0 = time.perf_counter()
-        process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=errors, env=env)
-        _, status, usage = os.wait4(process.pid, 0)
-        wall = time.perf_counter() - t0
-        if os.waitstatus_to_exitcode(status) != 0:
-            errors.seek(0)
-            raise SystemExit(f"{' '.join(argv)} exited with {os.waitstatus_to_exitcode(status)}: "
-                             f"{errors.read().decode(errors='replace').strip()[-2000:]}")
-    return Measure(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024.0)  # Linux: KiB
+# Runs each command for the benchmark: a bare interpreter (-S), so the commands it starts inherit its small
+# memory, not this process's: Linux counts the memory a process had before exec in its ru_maxrss.
+_LAUNCHER = r"""
+import json, os, sys, time
+for line in sys.stdin:
+    argv, env, errors = json.loads(line)
+    actions = [(os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
+               (os.POSIX_SPAWN_OPEN, 2, errors, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)]
+    t0 = time.perf_counter()
+    try:
+        pid = os.posix_spawnp(argv[0], argv, env, file_actions=actions)
+    except OSError as exc:
+        print(json.dumps([0.0, 0.0, 0, str(exc)]), flush=True)
+        continue
+    _, status, usage = os.wait4(pid, 0)
+    wall = time.perf_counter() - t0
+    print(json.dumps([wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss, os.waitstatus_to_exitcode(status)]),
+          flush=True)
+"""
+
+
+class Launcher:
+    """Times commands as whole processes started from a small launcher process: wall seconds around
+    the spawn and wait, user + system CPU seconds and ru_maxrss of the finished child (os.wait4).
+    A command's peak is at least `floor_mib`, the launcher's own (measured on `true`)."""
+
+    def __enter__(self) -> "Launcher":
+        self.process = subprocess.Popen([sys.executable, "-S", "-c", _LAUNCHER], stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, text=True)
+        self.errors = tempfile.NamedTemporaryFile(prefix="bench_codecs-", suffix=".err")
+        self.floor_mib = self.run(["true"], {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}).peak_mib
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.process.stdin.close()
+        self.process.wait()
+        self.errors.close()
+
+    def run(self, argv: list[str], env: dict[str, str]) -> Measure:
+        """Run argv and measure it; SystemExit with its standard error if it fails or cannot start."""
+        self.process.stdin.write(json.dumps([argv, env, self.errors.name]) + "\n")
+        self.process.stdin.flush()
+        wall, cpu, peak_kib, exit_code = json.loads(self.process.stdout.readline())
+        if exit_code != 0:
+            message = exit_code if isinstance(exit_code, str) else Path(self.errors.name).read_text(errors="replace")
+            raise SystemExit(f"{' '.join(argv)} exited with {exit_code}: {message.strip()[-2000:]}")
+        return Measure(wall, cpu, peak_kib / 1024.0)  # Linux: ru_maxrss in KiB
 
 
 def decoded_pixels(path: Path) -> np.ndarray | None:
@@ -164,9 +201,10 @@ def fill(template: tuple[str, ...], source: Path, target: Path) -> list[str]:
 
 
 def one_round(images: dict[str, Path], codecs: list[Codec], work: Path, env: dict[str, str],
-              originals: dict[str, np.ndarray], run=run_once, log=print) -> dict[tuple[str, str], Measure]:
-    """Every codec encodes and decodes every image once: {(image, command label): Measure}; each
-    decode is checked against the image's pixels (SystemExit if it differs)."""
+              originals: dict[str, np.ndarray], run, log=print) -> dict[tuple[str, str], Measure]:
+    """Every codec encodes and decodes every image once, each command measured by run(argv, env)
+    (Launcher.run): {(image, command label): Measure}; each decode is checked against the image's
+    pixels (SystemExit if it differs)."""
     measures = {}
     for name, source in images.items():
         for codec in codecs:
@@ -223,13 +261,15 @@ def tool_versions(codecs: list[Codec]) -> list[str]:
     return versions
 
 
-def notes(args, python: str, load: tuple[float, float], codecs: list[Codec], missing: list[str]) -> list[str]:
+def notes(args, load: tuple[float, float], floor_mib: float, codecs: list[Codec], missing: list[str]) -> list[str]:
     """The lines under the table: how it was run, the load, the tools and what was left out."""
     lines = [f"Whole processes, one thread ({', '.join(THREAD_VARIABLES)} = 1; cjxl/djxl --num_threads=1); "
              f"{args.warmup} uncounted round(s), then {args.repeats} counted round(s), every command once per "
              f"round in turn; medians, and `x djxl`: the median of each round's ratio to `{REFERENCE}` of the same "
              "image. Every decode was compared with the image's pixels.",
-             f"diffcode ran as `{python} cli.py` ({sys.version.split()[0]}).",
+             f"diffcode ran as `{args.python} cli.py`.",
+             f"Peak memory is the child's ru_maxrss; commands are started from a launcher whose own peak, "
+             f"{floor_mib:.1f} MiB, is the floor: a row at the floor used at most that.",
              f"1-minute load average {load[0]:.2f} before and {load[1]:.2f} after the rounds (2 would be one busy "
              "process per core besides this benchmark): on a loaded machine every time is an upper bound."]
     lines += tool_versions(codecs) + missing + ([args.note] if args.note else [])
@@ -265,6 +305,18 @@ def parse_args(argv: list[str] | None):
     return args
 
 
+def measure(args, images: dict[str, Path], codecs: list[Codec], originals: dict[str, np.ndarray]):
+    """The counted rounds (after the warm-up ones) and the launcher's peak floor in MiB."""
+    env, rounds = child_environment(), []
+    with Launcher() as launcher:
+        for index in range(args.warmup + args.repeats):
+            print(f"round {index + 1} of {args.warmup + args.repeats}"
+                  f"{' (warm-up)' if index < args.warmup else ''}", file=sys.stderr)
+            measures = one_round(images, codecs, args.work_dir, env, originals, launcher.run)
+            rounds += [measures] if index >= args.warmup else []
+    return rounds, launcher.floor_mib
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     from diffcode.image import read_image
@@ -277,18 +329,13 @@ def main(argv: list[str] | None = None) -> None:
         print(f"note: {line}", file=sys.stderr)
     for folder in (args.work_dir, args.out_dir):
         folder.mkdir(parents=True, exist_ok=True)
-    env, load_before = child_environment(), os.getloadavg()[0]
-    rounds = []
-    for index in range(args.warmup + args.repeats):
-        print(f"round {index + 1} of {args.warmup + args.repeats}"
-              f"{' (warm-up)' if index < args.warmup else ''}", file=sys.stderr)
-        measures = one_round(images, codecs, args.work_dir, env, originals)
-        rounds += [measures] if index >= args.warmup else []
+    load_before = os.getloadavg()[0]
+    rounds, floor_mib = measure(args, images, codecs, originals)
     sizes = {name: array.shape[:2] for name, array in originals.items()}
     rows = rows_of(rounds, codecs, images, sizes, args.work_dir)
     command = "python experiments/bench_codecs.py " + " ".join(sys.argv[1:] if argv is None else argv)
     write_results(rows, args.out_dir / args.name, command,
-                  notes(args, args.python, (load_before, os.getloadavg()[0]), codecs, missing))
+                  notes(args, (load_before, os.getloadavg()[0]), floor_mib, codecs, missing))
     print((args.out_dir / f"{args.name}.md").read_text())
 
 

@@ -47,8 +47,10 @@ def test_missing_tools_are_named_and_their_codecs_left_out(monkeypatch):
 
 def test_rounds_give_medians_paired_ratios_and_a_table(tiny, tmp_path):
     images, originals = {"tiny": tiny}, {"tiny": read_image(tiny)}
-    rounds = [bench_codecs.one_round(images, [COPY], tmp_path, bench_codecs.child_environment(), originals,
-                                     log=lambda *a, **k: None) for _ in range(2)]
+    with bench_codecs.Launcher() as launcher:
+        rounds = [bench_codecs.one_round(images, [COPY], tmp_path, bench_codecs.child_environment(), originals,
+                                         launcher.run, log=lambda *a, **k: None) for _ in range(2)]
+    assert 0 < launcher.floor_mib < 50
     rows = bench_codecs.rows_of(rounds, [COPY], images, {"tiny": (6, 5)}, tmp_path)
     assert [(r["command"], r["step"], r["runs"], r["size"]) for r in rows] == [
         ("cp", "compress", 2, "5x6"), (bench_codecs.REFERENCE, "decode", 2, "5x6")]
@@ -64,14 +66,26 @@ def test_a_decode_that_changes_pixels_stops_the_run(tiny, tmp_path):
     write_png(other, np.zeros((6, 5, 3), dtype=np.uint8))
     wrong = bench_codecs.Codec("cp", "cp back", ".copy.png", ("cp", "{input}", "{output}"),
                                ("cp", str(other), "{output}"))
-    with pytest.raises(SystemExit, match="differ"):
-        bench_codecs.one_round({"tiny": tiny}, [wrong], tmp_path, {}, {"tiny": read_image(tiny)},
-                               log=lambda *a, **k: None)
+    with pytest.raises(SystemExit, match="differ"), bench_codecs.Launcher() as launcher:
+        bench_codecs.one_round({"tiny": tiny}, [wrong], tmp_path, bench_codecs.child_environment(),
+                               {"tiny": read_image(tiny)}, launcher.run, log=lambda *a, **k: None)
 
 
-def test_a_failing_command_stops_the_run_with_its_message():
-    with pytest.raises(SystemExit, match="exited with 3: boom"):
-        bench_codecs.run_once([sys.executable, "-c", "import sys; print('boom', file=sys.stderr); sys.exit(3)"], {})
+def test_a_failing_or_missing_command_stops_the_run_with_its_message():
+    with bench_codecs.Launcher() as launcher:
+        with pytest.raises(SystemExit, match="exited with 3: boom"):
+            launcher.run([sys.executable, "-c", "import sys; print('boom', file=sys.stderr); sys.exit(3)"], {})
+        with pytest.raises(SystemExit, match="No such file"):
+            launcher.run(["no-such-command-here"], {"PATH": "/usr/bin:/bin"})
+
+
+def test_peak_memory_is_the_commands_own_not_this_processs():
+    """The launcher keeps this process's memory out of the children's ru_maxrss."""
+    ballast = np.ones(64 << 20, dtype=np.uint8)  # 64 MiB more in this process
+    with bench_codecs.Launcher() as launcher:
+        small = launcher.run([sys.executable, "-S", "-c", "pass"], {}).peak_mib
+        large = launcher.run([sys.executable, "-S", "-c", "b = bytearray(100 << 20)"], {}).peak_mib
+    assert ballast.sum() and small < 40 and 100 < large < 150
 
 
 @pytest.mark.slow  # two diffcode processes: about 2 s on the loaded 2-core machine

@@ -8,7 +8,7 @@ import torch
 
 from diffcode.errors import CorruptFileError
 
-from diffcode.families.pyramid import coding, engine, entropy, exact, layout, prior
+from diffcode.families.pyramid import coding, engine, entropy, exact, layout, online, prior
 from diffcode.families.pyramid.model import PyramidNet, phase_nats
 from diffcode.families.pyramid.network import input_integers, own_integers
 from diffcode.families.pyramid.train import samples
@@ -91,8 +91,8 @@ def test_online_adaptation_round_trips_and_learns(model):
     image = np.clip(_image(40, 33, 4).astype(int) + 3, 0, 255).astype(np.uint8)
     net = exact.exact_net(model, model.arrays)
     plain, plain_bits = coding.encode(image, net)
-    stream, bits = coding.encode(image, net, online=True)
-    decoded, decoded_bits = coding.decode(40, 33, stream, exact.exact_net(model, model.arrays), online=True)
+    stream, bits = coding.encode(image, net, online=online.SETTINGS[1])
+    decoded, decoded_bits = coding.decode(40, 33, stream, exact.exact_net(model, model.arrays), online=online.SETTINGS[1])
     assert np.array_equal(decoded, image) and decoded_bits == pytest.approx(bits)
     assert bits < plain_bits
     with pytest.raises(CorruptFileError):  # the plain decoder cannot read it (or reads other pixels: not here)
@@ -102,7 +102,5 @@ def test_online_adaptation_round_trips_and_learns(model):
 
 
 def test_online_cost_table_is_pinned_integers():
-    from diffcode.families.pyramid import online
-
     assert online.COST_TABLE.dtype == np.int64 and online.COST_TABLE[0] == 0 and online.COST_TABLE[-1] == 256
     assert np.all(np.diff(online.COST_TABLE) >= 0)

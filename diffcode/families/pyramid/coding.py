@@ -17,17 +17,17 @@ import numpy as np
 from ...errors import ChecksumError
 from . import entropy, layout
 from .network import ExactNet, input_integers, own_integers
-from .online import Online
+from .online import Online, Settings
 
 # (loc12, scale, context ids or None, where) -> symbols; one call per channel of a target group (see `_walk`)
 Code = Callable[[np.ndarray, np.ndarray, np.ndarray | None, tuple], np.ndarray]
 
 
-def _walk(height: int, width: int, net: ExactNet, code: Code, online: bool = False) -> np.ndarray:
+def _walk(height: int, width: int, net: ExactNet, code: Code, online: Online | None = None) -> np.ndarray:
     """Visit every subpixel in decoding order; `code(loc12, scale, ctx, where)` returns its values.
 
     `where` is (level, rows, cols, channel), or (L, None, None, None) for the coarsest level; `ctx` the online
-    adaptation's context ids of the subpixels (`online.Online.contexts`) when `online`, else None.
+    adaptation's context ids of the subpixels (`online.contexts`) when `online` is given, else None.
     Returns the int32 (H, W, 3) image.
     """
     sizes = layout.level_sizes(height, width)
@@ -50,10 +50,10 @@ def _walk(height: int, width: int, net: ExactNet, code: Code, online: bool = Fal
                     own = own_integers(pixel, ctx.base12)
                     loc12, scale = net.channel(phase, c, hidden, own, ctx.base12)
                     ids = None
-                    if online:
+                    if online is not None:
                         neighbours = np.where(ctx.mask[:, :layout.N_BASE],
                                               ctx.residuals[:, :layout.N_BASE, c] + ctx.base12[:, c:c + 1], 0)
-                        ids = Online.contexts(phase, c, loc12, scale, neighbours, previous)
+                        ids = online.contexts(level, phase, c, loc12, scale, neighbours, previous)
                     pixel[:, c] = code(loc12, scale, ids, (level, rows, cols, c))
                     previous = 12 * pixel[:, c].astype(np.int64) - loc12
                 image[rows, cols] = pixel
@@ -61,19 +61,19 @@ def _walk(height: int, width: int, net: ExactNet, code: Code, online: bool = Fal
     return known
 
 
-def encode(image: np.ndarray, net: ExactNet, online: bool = False) -> tuple[bytes, float]:
+def encode(image: np.ndarray, net: ExactNet, online: Settings | None = None) -> tuple[bytes, float]:
     """uint8 (H, W, 3) -> (error-table stream, ideal bits of the integer model)."""
     stream, bits, _, _ = encode_with_model(image, net, online)
     return stream, bits
 
 
-def encode_with_model(image: np.ndarray, net: ExactNet, online: bool = False
+def encode_with_model(image: np.ndarray, net: ExactNet, online: Settings | None = None
                       ) -> tuple[bytes, float, tuple[np.ndarray, ...], np.ndarray]:
     """`encode`, also returning what it coded in decoding order, (symbols, loc12, scale) after any online
-    correction, and the image its walk rebuilt from those symbols (uint8 (H, W, 3)), which a decode would give."""
+    correction (`online`: its settings, None: none), and the image its walk rebuilt from those symbols (uint8 (H, W, 3)), which a decode would give."""
     levels = layout.pyramid(image)
     parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-    state = Online(len(net.order)) if online else None
+    state = Online(online) if online else None
 
     def record(loc12, scale, ids, where):
         level, rows, cols, c = where
@@ -83,7 +83,7 @@ def encode_with_model(image: np.ndarray, net: ExactNet, online: bool = False
         parts.append((symbols, loc12, scale))
         return symbols
 
-    walked = _walk(image.shape[0], image.shape[1], net, record, online)
+    walked = _walk(image.shape[0], image.shape[1], net, record, state)
     symbols, loc12, scale = (np.concatenate([p[i] for p in parts]) for i in range(3))
     return *entropy.encode(symbols, loc12, scale), (symbols, loc12, scale), walked.astype(np.uint8)
 
@@ -101,10 +101,11 @@ def replay(stream: bytes, symbols: np.ndarray, loc12: np.ndarray, scale: np.ndar
     return float(entropy.bits(symbols, loc12, scale).sum())
 
 
-def decode(height: int, width: int, stream: bytes, net: ExactNet, online: bool = False) -> tuple[np.ndarray, float]:
+def decode(height: int, width: int, stream: bytes, net: ExactNet, online: Settings | None = None
+           ) -> tuple[np.ndarray, float]:
     """The error-table stream -> (uint8 (H, W, 3), ideal bits); CorruptFileError if the stream is damaged."""
     decoder = entropy.Decoder(stream)
-    state = Online(len(net.order)) if online else None
+    state = Online(online) if online else None
     bits = [0.0]
 
     def read(loc12, scale, ids, where):
@@ -115,6 +116,6 @@ def decode(height: int, width: int, stream: bytes, net: ExactNet, online: bool =
         bits[0] += float(entropy.bits(symbols, loc12, scale).sum())
         return symbols
 
-    image = _walk(height, width, net, read, online)
+    image = _walk(height, width, net, read, state)
     decoder.finish()
     return image.astype(np.uint8), bits[0]

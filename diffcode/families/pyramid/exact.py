@@ -21,6 +21,7 @@ from ..common import check_layout
 from . import coding, deltas, entropy, layout, spec
 from .engine import Engine
 from .network import ExactNet
+from .online import SETTINGS, Settings
 from . import prior as prior_file
 from .prior import Prior
 
@@ -33,9 +34,10 @@ def exact_net(prior: Prior, arrays: dict) -> ExactNet | Engine:
     return ExactNet(arrays, prior.order)
 
 
-def online(prior: Prior) -> bool:
-    """Whether files of this prior are coded with online adaptation (`online.py`; a prior's meta says so)."""
-    return bool(prior.meta.get("online", 0))
+def online(prior: Prior) -> Settings | None:
+    """The online adaptation files of this prior are coded with (`online.py`; a prior's meta names it), or None."""
+    code = prior.meta.get("online", 0)
+    return SETTINGS[code] if code else None
 
 
 def _names_sizes(prior: Prior, adapt: str | None) -> tuple[list[str], list[int]]:

@@ -19,19 +19,21 @@ the same choices. The first shipped prior codes without it; a prior whose meta s
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 
 import numba
 import numpy as np
 
+from ...errors import CorruptFileError
 from . import entropy, spec
 
 BIAS_PRIOR = 8
 WARMUP = 32
 HALVE = 256
 MAX_SHIFT = 4
-N_SHIFTS = 2 * MAX_SHIFT + 1
 SCALE_BUCKETS = spec.N_SCALES // 4
-N_CONTEXTS_PER_PHASE = 3 * SCALE_BUCKETS * 16 * 3
+N_CONTEXTS_PER_PHASE = 3 * SCALE_BUCKETS * 16 * 3  # channel, scale bucket, neighbours above, previous sign
+MAX_PHASES = 3
 COST_BITS = 8  # code lengths in 1/256 bit
 MANTISSA = 12  # -log2 of a frequency from its top 12 bits
 # of the table's int64 bytes; no entry lies within 2.4e-4 of a rounding boundary, far beyond any libm's error
@@ -71,53 +73,55 @@ def _freq(x, loc12, j, tab):
 
 
 @numba.njit(cache=True)
-def _corrected(k, loc12, scale, bias_sum, count, cost):
+def _corrected(k, loc12, scale, bias_sum, count, cost, params):
     """The corrected (location, scale index) of a subpixel of context k."""
-    loc = loc12 + bias_sum[k] // (count[k] + BIAS_PRIOR)
+    bias_prior, warmup, max_shift = params[0], params[1], params[3]
+    loc = loc12 + bias_sum[k] // (count[k] + bias_prior)
     loc = min(max(loc, spec.LOC_MIN), spec.LOC_MAX)
     shift = 0
-    if count[k] >= WARMUP:
-        best = cost[k, MAX_SHIFT]
-        for d in range(1, MAX_SHIFT + 1):
+    if count[k] >= warmup:
+        best = cost[k, max_shift]
+        for d in range(1, max_shift + 1):
             for s in (-d, d):
-                if cost[k, MAX_SHIFT + s] < best:
-                    best = cost[k, MAX_SHIFT + s]
+                if cost[k, max_shift + s] < best:
+                    best = cost[k, max_shift + s]
                     shift = s
     return loc, min(max(scale + shift, 0), spec.N_SCALES - 1)
 
 
 @numba.njit(cache=True)
-def _update(k, x, loc12, scale, loc, bias_sum, count, cost, tab, table):
+def _update(k, x, loc12, scale, loc, bias_sum, count, cost, tab, table, params):
     """Learn from subpixel x of context k (network location loc12, scale index scale; corrected location loc)."""
+    halve, max_shift = params[2], params[3]
     bias_sum[k] += 12 * x - loc12
     count[k] += 1
-    for s in range(-MAX_SHIFT, MAX_SHIFT + 1):
+    for s in range(-max_shift, max_shift + 1):
         j = min(max(scale + s, 0), spec.N_SCALES - 1)
-        cost[k, MAX_SHIFT + s] += _cost(_freq(x, loc, j, tab), table)
-    if count[k] >= HALVE:
+        cost[k, max_shift + s] += _cost(_freq(x, loc, j, tab), table)
+    if count[k] >= halve:
         bias_sum[k] = bias_sum[k] // 2
         count[k] = count[k] // 2
-        for s in range(N_SHIFTS):
+        for s in range(2 * max_shift + 1):
             cost[k, s] = cost[k, s] // 2
 
 
 @numba.njit(cache=True)
-def _adapt(symbols, loc12, scale, ctx, bias_sum, count, cost, tab, table):
+def _adapt(symbols, loc12, scale, ctx, bias_sum, count, cost, tab, table, params):
     """Encoder: the corrected parameters of known symbols, in coding order (updating the statistics)."""
     n = symbols.shape[0]
     out_loc = np.empty(n, np.int64)
     out_scale = np.empty(n, np.int64)
     for i in range(n):
         k = ctx[i]
-        loc, sc = _corrected(k, loc12[i], scale[i], bias_sum, count, cost)
+        loc, sc = _corrected(k, loc12[i], scale[i], bias_sum, count, cost, params)
         out_loc[i] = loc
         out_scale[i] = sc
-        _update(k, np.int64(symbols[i]), loc12[i], scale[i], loc, bias_sum, count, cost, tab, table)
+        _update(k, np.int64(symbols[i]), loc12[i], scale[i], loc, bias_sum, count, cost, tab, table, params)
     return out_loc, out_scale
 
 
 @numba.njit(cache=True)
-def _decode(words, position, state, loc12, scale, ctx, bias_sum, count, cost, tab, table):
+def _decode(words, position, state, loc12, scale, ctx, bias_sum, count, cost, tab, table, params):
     """Decoder: entropy._decode with each subpixel's parameters corrected just before it is decoded."""
     n = loc12.shape[0]
     out = np.empty(n, np.uint8)
@@ -126,7 +130,7 @@ def _decode(words, position, state, loc12, scale, ctx, bias_sum, count, cost, ta
     mask = np.uint64(entropy.TOTAL - 1)
     for i in range(n):
         k = ctx[i]
-        loc, sc = _corrected(k, loc12[i], scale[i], bias_sum, count, cost)
+        loc, sc = _corrected(k, loc12[i], scale[i], bias_sum, count, cost, params)
         slot = np.int64(state & mask)
         lo, hi = 0, 256
         while hi - lo > 1:
@@ -146,42 +150,58 @@ def _decode(words, position, state, loc12, scale, ctx, bias_sum, count, cost, ta
         out[i] = lo
         out_loc[i] = loc
         out_scale[i] = sc
-        _update(k, np.int64(lo), loc12[i], scale[i], loc, bias_sum, count, cost, tab, table)
+        _update(k, np.int64(lo), loc12[i], scale[i], loc, bias_sum, count, cost, tab, table, params)
     return out, out_loc, out_scale, position, state, True
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The adaptation's constants (written nowhere: a prior's `online` code names one Settings)."""
+
+    bias_prior: int = BIAS_PRIOR
+    warmup: int = WARMUP
+    halve: int = HALVE
+    max_shift: int = MAX_SHIFT
+    level_classes: int = 1  # contexts are also split by min(level, level_classes - 1)
+
+    def params(self) -> np.ndarray:
+        return np.array([self.bias_prior, self.warmup, self.halve, self.max_shift], np.int64)
+
+
+SETTINGS = {1: Settings()}  # a prior's meta "online" code -> its settings; never change a published one
 
 
 class Online:
     """The statistics of one image's coding (encoder or decoder: both start empty)."""
 
-    def __init__(self, n_phases: int):
-        n = n_phases * N_CONTEXTS_PER_PHASE
+    def __init__(self, settings: Settings = SETTINGS[1]):
+        self.settings, self.params = settings, settings.params()
+        n = MAX_PHASES * N_CONTEXTS_PER_PHASE * settings.level_classes
         self.bias_sum = np.zeros(n, np.int64)
         self.count = np.zeros(n, np.int64)
-        self.cost = np.zeros((n, N_SHIFTS), np.int64)
+        self.cost = np.zeros((n, 2 * settings.max_shift + 1), np.int64)
 
-    @staticmethod
-    def contexts(phase: int, c: int, loc12: np.ndarray, scale: np.ndarray, neighbours12: np.ndarray,
-                 previous_error: np.ndarray | None) -> np.ndarray:
+    def contexts(self, level: int, phase: int, c: int, loc12: np.ndarray, scale: np.ndarray,
+                 neighbours12: np.ndarray, previous_error: np.ndarray | None) -> np.ndarray:
         """Context ids (N,) int64: neighbours12 (N, 4) are 12 x the base neighbours (0 where absent: below any
         location), previous_error (N,) 12 x - loc12 of the pixel's previous channel (None for R)."""
         above = ((neighbours12 > loc12[:, None]) * np.array([1, 2, 4, 8])).sum(1)
         sign = np.zeros(len(loc12), np.int64) if previous_error is None else np.sign(previous_error) + 1
         bucket = np.minimum(scale, spec.N_SCALES - 1) // 4
-        return (((phase * 3 + c) * SCALE_BUCKETS + bucket) * 16 + above) * 3 + sign
+        level_class = min(level, self.settings.level_classes - 1)
+        return ((((level_class * MAX_PHASES + phase) * 3 + c) * SCALE_BUCKETS + bucket) * 16 + above) * 3 + sign
 
     def adapt(self, symbols, loc12, scale, ctx) -> tuple[np.ndarray, np.ndarray]:
         return _adapt(np.ascontiguousarray(symbols, np.uint8), np.ascontiguousarray(loc12, np.int64),
                       np.ascontiguousarray(scale, np.int64), np.ascontiguousarray(ctx, np.int64),
-                      self.bias_sum, self.count, self.cost, entropy.table(), COST_TABLE)
+                      self.bias_sum, self.count, self.cost, entropy.table(), COST_TABLE, self.params)
 
     def decode(self, decoder: entropy.Decoder, loc12, scale, ctx) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Decode symbols with corrected parameters; returns (symbols, corrected loc12, corrected scale)."""
         loc12, scale = entropy._checked(loc12, scale)
         out, loc, sc, decoder.position, decoder.state, ok = _decode(
             decoder.words, decoder.position, decoder.state, loc12, scale, np.ascontiguousarray(ctx, np.int64),
-            self.bias_sum, self.count, self.cost, entropy.table(), COST_TABLE)
+            self.bias_sum, self.count, self.cost, entropy.table(), COST_TABLE, self.params)
         if not ok:
-            from ...errors import CorruptFileError
-
             raise CorruptFileError(f"{decoder.what} truncated: the rANS stream ran out of words")
         return out, loc, sc

@@ -22,7 +22,9 @@ import numpy as np
 
 from ...errors import DiffcodeError
 from ..common import open_model_npz
+from .engine import Engine
 from .layout import ORDERS
+from .online import SETTINGS
 
 ENV_VAR = "DIFFCODE_PYRAMID_PRIOR"
 SHIPPED = {  # SHA-256 -> package file; never remove one (files that name it must keep decoding)
@@ -68,6 +70,11 @@ def from_bytes(data: bytes, what: str = "the pyramid prior") -> Prior:
     return Prior(arrays, meta, hashlib.sha256(data).hexdigest())
 
 
+def amended(prior: Prior, **meta) -> Prior:
+    """The same network with meta fields added or replaced (a new file, so a new SHA-256): e.g. online=1."""
+    return from_bytes(to_bytes(prior.arrays, {**prior.meta, **meta}))
+
+
 def to_bytes(arrays: dict, meta: dict) -> bytes:
     buffer = io.BytesIO()
     np.savez(buffer, meta=np.array(json.dumps(meta, sort_keys=True)),
@@ -88,6 +95,14 @@ def _load_path(path: str) -> Prior:
         raise DiffcodeError(f"{path} is not a pyramid prior (no network arrays named phases.*)")
     if prior.order not in ORDERS or f"phases.{len(ORDERS[prior.order]) - 1}.trunk1.weight" not in prior.arrays:
         raise DiffcodeError(f"{path} is a pyramid prior of an unknown order or with too few phases")
+    if prior.meta.get("online", 0) not in (0, *SETTINGS):
+        raise DiffcodeError(f"{path} names an unknown online adaptation ({prior.meta['online']!r}): made by a newer "
+                            f"diffcode?")
+    if "quant" in prior.meta:
+        try:
+            Engine(prior.arrays, prior.meta["quant"], prior.order)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DiffcodeError(f"{path} has a damaged quantization record ({exc!r})") from exc
     return prior
 
 

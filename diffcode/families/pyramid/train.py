@@ -271,7 +271,7 @@ def train_prior(*, steps: int = 6000, batch: int = 32768, lr: float = 3e-3, widt
                 order: int = 1, crop: int = 640, data: DataSpec | None = None, seed: int = 0, val_every: int | None = None,
                 kodak_dir: str | None = None, photos_dir: str | None = None, log=print,
                 checkpoint: str | None = None, checkpoint_every: int = 0, resume: str | None = None,
-                until: int | None = None, meta: dict | None = None):
+                until: int | None = None, meta: dict | None = None, online: int = 1):
     """Train a prior; by default the shipped one's recipe (Kodak's training split + centre crops of photos/train;
     `data` chooses other images, `crop` is used only without it). Validation: the fixed images of
     `data.py`'s `validation_images`, scored as val_kodak, val_photos and val_bpsp (both together).
@@ -281,7 +281,8 @@ def train_prior(*, steps: int = 6000, batch: int = 32768, lr: float = 3e-3, widt
     `checkpoint_every`, `until` and `meta` (added to the checkpoint's) as in `train`.
 
     Returns (Prior of the weights where the run stopped, the training log). The prior's meta holds the data
-    description, the settings, the step reached and the last validation."""
+    description, the settings, the step reached, the last validation, the quantization of the float32 engine
+    (calibrated on the training samples) and the online adaptation its files are coded with (`online.SETTINGS`)."""
     from . import prior
 
     start = time.perf_counter()
@@ -311,7 +312,8 @@ def train_prior(*, steps: int = 6000, batch: int = 32768, lr: float = 3e-3, widt
     validated = [r for r in rows if "val_bpsp" in r]
     arrays = net.arrays()
     units = engine.calibrate(arrays, train_set, settings["order"])
-    prior_meta = {**settings, "quant": engine.make_quant(arrays, units, settings["order"]), "data": about, "step": min(until or settings["steps"], settings["steps"]),
+    prior_meta = {**settings, "quant": engine.make_quant(arrays, units, settings["order"]), "online": online,
+                  "data": about, "step": min(until or settings["steps"], settings["steps"]),
                   "validation_bpsp": validated[-1]["val_bpsp"] if validated else None,
                   "seconds": round(time.perf_counter() - start), "crop": data.crop,
                   "train": [s["folder"] for s in about["sources"]]}

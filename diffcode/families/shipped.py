@@ -18,11 +18,9 @@ A new shipped model is added to the list, never put in place of one: files that 
 model keep decoding with it (`named`), and `current` names the one new files use. A shipped file
 whose hash is not its pin is a damaged package (DecoderMismatchError, before any decode).
 
-`families/pyramid/prior.py` keeps its own SHIPPED / CURRENT / shipped / find, the same design
-(its hash is the file's SHA-256; it also reads $DIFFCODE_PYRAMID_PRIOR and caches by path). It
-adopts this class as `ShippedModels("pyramid prior", SHIPPED, CURRENT, from_bytes)` with its
-REQUIRED check in `from_bytes`; its `exact.check_header` keeps its own policy of looking a header's
-prior up whatever model was loaded.
+`families/pyramid/prior.py` uses it as `MODELS = ShippedModels("pyramid prior", SHIPPED, CURRENT, parse)`
+(its hash is the file's SHA-256; it also reads $DIFFCODE_PYRAMID_PRIOR and caches by path); its
+`exact.check_header` keeps its own policy of looking a header's prior up whatever model was loaded.
 """
 
 from __future__ import annotations

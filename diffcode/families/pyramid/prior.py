@@ -15,13 +15,13 @@ import io
 import json
 import os
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
 from ...errors import DiffcodeError
 from ..common import open_model_npz
+from ..shipped import ShippedModels
 from .engine import Engine
 from .layout import ORDERS
 from .online import SETTINGS
@@ -85,25 +85,37 @@ def to_bytes(arrays: dict, meta: dict) -> bytes:
 REQUIRED = ("phases.0.trunk1.weight", "phases.1.heads2.2.bias")  # a file without them is not a prior
 
 
-@functools.lru_cache(maxsize=4)
-def _load_path(path: str) -> Prior:
+def parse(data: bytes, name: str = "the pyramid prior") -> Prior:
+    """Prior bytes, checked to be a prior this diffcode can run (DiffcodeError naming `name` if not)."""
     try:
-        prior = from_bytes(Path(path).read_bytes(), path)
-    except (OSError, ValueError, EOFError) as exc:
-        raise DiffcodeError(f"{path} is not a readable pyramid prior ({exc})") from exc
-    if not all(name in prior.arrays for name in REQUIRED):
-        raise DiffcodeError(f"{path} is not a pyramid prior (no network arrays named phases.*)")
+        prior = from_bytes(data, name)
+    except (ValueError, EOFError) as exc:
+        raise DiffcodeError(f"{name} is not a readable pyramid prior ({exc})") from exc
+    if not all(array in prior.arrays for array in REQUIRED):
+        raise DiffcodeError(f"{name} is not a pyramid prior (no network arrays named phases.*)")
     if prior.order not in ORDERS or f"phases.{len(ORDERS[prior.order]) - 1}.trunk1.weight" not in prior.arrays:
-        raise DiffcodeError(f"{path} is a pyramid prior of an unknown order or with too few phases")
+        raise DiffcodeError(f"{name} is a pyramid prior of an unknown order or with too few phases")
     if prior.meta.get("online", 0) not in (0, *SETTINGS):
-        raise DiffcodeError(f"{path} names an unknown online adaptation ({prior.meta['online']!r}): made by a newer "
+        raise DiffcodeError(f"{name} names an unknown online adaptation ({prior.meta['online']!r}): made by a newer "
                             f"diffcode?")
     if "quant" in prior.meta:
         try:
             Engine(prior.arrays, prior.meta["quant"], prior.order)
         except (KeyError, TypeError, ValueError) as exc:
-            raise DiffcodeError(f"{path} has a damaged quantization record ({exc!r})") from exc
+            raise DiffcodeError(f"{name} has a damaged quantization record ({exc!r})") from exc
     return prior
+
+
+MODELS = ShippedModels("pyramid prior", SHIPPED, CURRENT, parse)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_path(path: str) -> Prior:
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise DiffcodeError(f"{path} is not a readable pyramid prior ({exc})") from exc
+    return parse(data, path)
 
 
 def load(path: str | os.PathLike | None = None) -> Prior:
@@ -116,17 +128,10 @@ def load(path: str | os.PathLike | None = None) -> Prior:
     return shipped(CURRENT)
 
 
+@functools.lru_cache(maxsize=8)
 def shipped(sha256: str) -> Prior:
-    """The shipped prior with this SHA-256 (its file's hash is checked)."""
-    name = SHIPPED[sha256]
-    resource = resources.files("diffcode").joinpath(name)
-    if not resource.is_file():
-        raise DiffcodeError(f"the shipped pyramid prior {name} is missing from the package")
-    prior = _load_path(str(resource))
-    if prior.sha256 != sha256:
-        raise DiffcodeError(f"the shipped pyramid prior {name} has SHA-256 {prior.sha256[:16]}, expected "
-                            f"{sha256[:16]}: the package is damaged")
-    return prior
+    """The shipped prior with this SHA-256 (its file's hash is checked: DecoderMismatchError if damaged)."""
+    return MODELS.shipped(sha256)
 
 
 def find(hash16: bytes) -> Prior | None:

@@ -616,7 +616,7 @@ DECODE_PATH = {  # modules whose code a decode runs (plus storage/*); the rest o
     "families/common.py", "families/per_pixel/__init__.py", "families/per_pixel/exact.py",
     "families/per_pixel/fixed_backend.py", "families/per_pixel/encodings.py", "families/per_pixel/checkpoint.py",
     "families/weights/__init__.py", "families/weights/exact.py", "families/weights/spec.py",
-    "families/pyramid/family.py", "families/pyramid/exact.py", "families/pyramid/coding.py",
+    "families/pyramid/__init__.py", "families/pyramid/exact.py", "families/pyramid/coding.py",
     "families/pyramid/entropy.py", "families/pyramid/layout.py", "families/pyramid/network.py",
     "families/pyramid/deltas.py", "families/pyramid/prior.py", "families/pyramid/spec.py",
 }

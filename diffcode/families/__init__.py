@@ -32,7 +32,7 @@ from ..storage import container
 REGISTERED = {
     "per-pixel": "diffcode.families.per_pixel",
     "weights": "diffcode.families.weights",
-    "pyramid": "diffcode.families.pyramid.family",
+    "pyramid": "diffcode.families.pyramid",
     "classic": "diffcode.families.classic",
 }
 

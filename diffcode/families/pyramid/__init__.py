@@ -1,16 +1,107 @@
 """The pyramid family: a shared superresolving prior plus a short per-image fit, lossless.
 
     image x (H, W, 3) -> levels x[::2^l, ::2^l]; the coarsest (<= 64 pixels) coded flat
-    level l from level l+1, two parallel phases (layout.py):
+    level l from level l+1, in parallel phases (layout.py, the prior's order):
         (odd, odd) pixels, then (even, odd) and (odd, even) pixels, each seeing 16 known pixels
         (residuals to the mean of its 4 nearest known neighbours), R then G then B
-    shared prior (diffcode/data/pyramid_prior.npz, trained on Kodak's training split and the
-    training photos; prior.py) + per-image integer deltas of some tensors (fit.py, deltas.py)
-    -> exact integer network (network.py) -> per subpixel a logistic location and scale
-    -> one rANS stream of quantized discretized logistics (entropy.py)
+    shared prior (diffcode/data/, prior.py) + per-image integer deltas (fit.py, deltas.py)
+    -> exact integer network (engine.py; network.py for the first prior) -> per subpixel a
+       logistic location and scale, corrected online from the subpixels already coded (online.py)
+    -> one rANS stream of quantized discretized logistics (entropy.py, coding.py)
 
 It keeps the report's spirit (a superresolving network grows the image stage by stage; a shared
 network and a per-image part fitted with Adam on the total bits) but every stage sees the exactly
 decoded coarser image, the pixels of its level decoded before it and the pixel's earlier colours.
-Presets (spec.PRESETS): `instant` (the prior alone), `fast`, `default`.
+Presets (spec.PRESETS): `instant` (the prior alone), `fast`, `default`, `max`. The registry's entry,
+`FAMILY`, is the protocol of `diffcode.families` over these modules.
 """
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+
+import numpy as np
+
+from ...errors import DecoderMismatchError, DiffcodeError
+from ...limits import Linear
+from .. import Decoded, Encoded, Fit, take_options
+from . import exact, prior, spec
+
+
+class Pyramid:
+    name = spec.NAME
+    presets = ("default",) + tuple(name for name in spec.PRESETS if name != "default")
+    storages = ("none",)  # no encodings to store: the per-image weights are rANS-coded deltas
+    # experiments/results/memory-pyramid.csv (commit b95d41f): the steepest measured slope, and the
+    # smallest intercept that puts every measured peak under the line
+    memory = {"fit": Linear(510.0, 740.0), "store": Linear(360.0, 915.0), "decode": Linear(350.0, 875.0)}
+    memory_table = "memory-pyramid.csv"
+    golden = {"instant": {"preset": "instant"}, "fast": {"preset": "fast", "steps": 3}}
+
+    def load_model(self, path=None) -> prior.Prior:
+        return prior.load(path)
+
+    def fit_steps(self, preset: str, steps: int | None) -> int:
+        return steps if steps is not None else spec.PRESETS[preset].steps
+
+    def preset_settings(self, preset: str) -> dict:
+        if preset not in spec.PRESETS:
+            raise DiffcodeError(f"the pyramid variant has no preset {preset!r}; known: {', '.join(self.presets)}")
+        return asdict(spec.PRESETS[preset])
+
+    def fit(self, image, model: prior.Prior, *, preset: str = "default", steps=None, seed=None, generator=None,
+            progress=None, device: str = "cpu", **options) -> Fit:
+        """Fine-tune deltas of the prior on one image; `steps` overrides the preset's step count.
+        With zero steps nothing is fitted and torch is not even imported."""
+        take_options({"preset": preset, **options}, {"preset": self.presets, "storage": self.storages}, self.name)
+        if steps is not None and steps < 0:
+            raise DiffcodeError(f"--steps must be 0 or more, not {steps}")
+        p = spec.PRESETS[preset]
+        steps = self.fit_steps(preset, steps)
+        start = time.perf_counter()
+        k, history = np.zeros(0, np.int16), []
+        if steps:
+            import torch
+
+            from .fit import fit_deltas  # the fitting code (torch) loads only to fit
+
+            generator = generator or torch.Generator().manual_seed(0 if seed is None else seed)
+            k, history = fit_deltas(image, model.arrays, steps=steps, adapt=p.adapt, lr=p.lr, batch=p.batch,
+                                    generator=generator, progress=progress, device=device,
+                                    order=model.order)
+        return Fit(self.name, image, {"deltas": k}, {"adapt": p.adapt}, model.sha256, preset,
+                   0 if seed is None else seed, history, time.perf_counter() - start)
+
+    def encode(self, fit: Fit, model: prior.Prior, *, device: str = "cpu", progress=None, **options) -> Encoded:
+        take_options(options, {"storage": self.storages}, self.name)
+        if fit.model_hash != model.hash:
+            raise DecoderMismatchError(f"the fit used pyramid prior {fit.model_hash[:16]}, the loaded one is "
+                                       f"{model.hash[:16]}")
+        if fit.preset not in spec.PRESETS:
+            raise DiffcodeError(f"unknown pyramid preset {fit.preset!r} in the fit; known: {', '.join(spec.PRESETS)}")
+        k = np.asarray(fit.arrays["deltas"], np.int16)
+        return exact.encode(fit.image, k, spec.PRESETS[fit.preset], fit.meta.get("adapt"), model)
+
+    def check_sizes(self, header, sections) -> None:
+        exact.check_sizes(header, sections)
+
+    def decode(self, header, sections, model: prior.Prior, *, device: str = "cpu", replay=None) -> Decoded:
+        return exact.decode(header, sections, model, replay)
+
+    def header_fields(self, header) -> dict:
+        return {"storage": header.storage, "error_model": header.error_model, "decoder_hash": header.decoder_hash.hex()}
+
+    def train(self, *, steps: int | None = None, crop: int | None = None, kodak_dir: str | None = None,
+              log=print) -> prior.Prior:
+        """Train a prior with the shipped one's recipe (photos from $DIFFCODE_PHOTOS; train.train_prior)."""
+        from .train import train_prior
+
+        settings = {k: v for k, v in {"steps": steps, "crop": crop}.items() if v is not None}
+        return train_prior(kodak_dir=kodak_dir, log=log, **settings)[0]
+
+    def maps(self, decoded: Decoded) -> None:
+        return None
+
+
+FAMILY = Pyramid()

@@ -39,7 +39,8 @@ CompressVariant = Enum("CompressVariant", {"auto": "auto", **{n.replace("-", "_"
 DEVICE_HELP = "cpu, or cuda[:N] when present"
 # the families' step counts, written out so that --help imports no family (tests/test_cli.py checks them)
 STEPS_HELP = ("fit steps; the phases scale with them (default: the preset's, per-pixel 150; weights default 1000, "
-              "report 5700, tiny 24; pyramid default 500, fast 150, instant 0; classic default 0: nothing to fit)")
+              "report 5700, tiny 24; pyramid default 300, fast 150, instant 0, max 1500; classic default 0: nothing to "
+              "fit)")
 SEED_HELP = "seed of the fit's noise and of the stored file's shared randomness"
 # the memory cap (diffcode.limits): an image or file that would need more is refused before any work
 MAX_MEMORY_OPTION = typer.Option(None, "--max-memory", metavar="GIB", help="refuse work that would need more than "

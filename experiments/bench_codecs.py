@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -333,7 +334,7 @@ def main(argv: list[str] | None = None) -> None:
     rounds, floor_mib = measure(args, images, codecs, originals)
     sizes = {name: array.shape[:2] for name, array in originals.items()}
     rows = rows_of(rounds, codecs, images, sizes, args.work_dir)
-    command = "python experiments/bench_codecs.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = shlex.join(["python", "experiments/bench_codecs.py", *(sys.argv[1:] if argv is None else argv)])
     write_results(rows, args.out_dir / args.name, command,
                   notes(args, (load_before, os.getloadavg()[0]), floor_mib, codecs, missing))
     print((args.out_dir / f"{args.name}.md").read_text())

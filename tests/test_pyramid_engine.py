@@ -104,3 +104,20 @@ def test_online_adaptation_round_trips_and_learns(model):
 def test_online_cost_table_is_pinned_integers():
     assert online.COST_TABLE.dtype == np.int64 and online.COST_TABLE[0] == 0 and online.COST_TABLE[-1] == 256
     assert np.all(np.diff(online.COST_TABLE) >= 0)
+
+
+def test_chunked_coding_round_trips(model):
+    """An order whose groups are coded in chunks (here of 7 targets, to have many) decodes to the same pixels; with
+    online adaptation the chunks change the coding order, so the stream differs from whole groups'."""
+    from dataclasses import replace
+
+    image = _image(23, 19, 5)
+    whole = exact.exact_net(model, model.arrays)
+    chunked = exact.exact_net(model, model.arrays)
+    chunked.order = replace(chunked.order, chunk=7)
+    settings = online.SETTINGS[1]
+    stream, bits = coding.encode(image, chunked, settings)
+    decoded, _ = coding.decode(23, 19, stream, chunked, settings)
+    assert np.array_equal(decoded, image)
+    assert stream != coding.encode(image, whole, settings)[0]
+    assert layout.ORDERS[3].chunk and layout.ORDERS[3].phases == layout.ORDERS[1].phases

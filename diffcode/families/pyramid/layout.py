@@ -24,6 +24,7 @@ image (its mask bit is then 0).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numba
@@ -58,10 +59,15 @@ class Phase:
 
 @dataclass(frozen=True)
 class Order:
-    """The phases of every level, in coding order (`code` is written in prior files: never reuse one)."""
+    """The phases of every level, in coding order (`code` is written in prior files: never reuse one).
+
+    chunk: 0, or the most targets coded together: each target group is then coded in chunks of at most
+    `chunk` targets (row-major), each chunk's R, then G, then B, so the work per step, and the memory, stays
+    bounded whatever the image's size."""
 
     code: int
     phases: tuple[Phase, ...]
+    chunk: int = 0
 
     def __len__(self) -> int:
         return len(self.phases)
@@ -73,6 +79,9 @@ ORDERS = {o.code: o for o in (
     # 2: (odd, odd), then (even, odd), then (odd, even) seeing all eight neighbours
     Order(2, (Phase(((1, 1, False),), PHASE_OFFSETS[0]), Phase(((0, 1, False),), PHASE_OFFSETS[1]),
               Phase(((1, 0, False),), PHASE_OFFSETS[2]))),
+    # 3: order 1 in chunks of 2^16 targets (model 2 and later: bounded memory for large images)
+    Order(3, (Phase(((1, 1, False),), PHASE_OFFSETS[0]), Phase(((0, 1, False), (1, 0, True)), PHASE_OFFSETS[1])),
+          chunk=1 << 16),
 )}
 ORDER_1 = ORDERS[1]
 N_PHASES = len(ORDER_1)  # of order 1
@@ -167,10 +176,14 @@ def contexts(level: np.ndarray, phase: int, rows: np.ndarray, cols: np.ndarray, 
     return Contexts(residuals, mask, base12)
 
 
-def group_contexts(level: np.ndarray, phase: int, order: Order = ORDER_1) -> list[tuple[np.ndarray, np.ndarray, Contexts]]:
-    """[(rows, cols, contexts)] for every target group of a phase, in coding order."""
-    return [(rows, cols, contexts(level, phase, rows, cols, transposed, order))
-            for rows, cols, transposed in targets(level.shape[0], level.shape[1], phase, order)]
+def group_contexts(level: np.ndarray, phase: int, order: Order = ORDER_1) -> Iterator[tuple[np.ndarray, np.ndarray, Contexts]]:
+    """(rows, cols, contexts) of every target group of a phase, or of every chunk of one (`Order.chunk`), in
+    coding order; each chunk's contexts are gathered only when it is reached."""
+    for rows, cols, transposed in targets(level.shape[0], level.shape[1], phase, order):
+        step = order.chunk or max(len(rows), 1)
+        for start in range(0, max(len(rows), 1), step):
+            part_rows, part_cols = rows[start:start + step], cols[start:start + step]
+            yield part_rows, part_cols, contexts(level, phase, part_rows, part_cols, transposed, order)
 
 
 def pyramid(image: np.ndarray) -> list[np.ndarray]:

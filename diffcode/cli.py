@@ -51,8 +51,8 @@ SKIP_HELP = "leave the files whose output exists alone and do the others (resume
 # every --checkpoint must name a file that exists: a missing one is refused before any work
 CHECKPOINT_OPTION = typer.Option(None, exists=True, dir_okay=False, help="the variant's shared model file, e.g. the "
                                  "decoder checkpoint (default: the shipped one)")
-PRESET_HELP = ("the variant's fit preset (auto and pyramid: default, fast, instant, max; per-pixel and classic: default; "
-               "weights: default, report, tiny)")
+PRESET_HELP = ("the variant's fit preset (auto and pyramid: default, fast, instant, max; per-pixel and classic: "
+               "default; weights: default, report, tiny)")
 
 
 def _family(variant):

@@ -104,7 +104,8 @@ class Layout:
         width, head = arrays[pre + "trunk1.weight"].shape[0], arrays[pre + "heads1.0.weight"].shape[0]
         n_res = 3 * N_NEIGHBOURS
         raw_units = np.full(spec.N_INPUTS, float(spec.INPUT_UNITS))
-        raw_max = np.concatenate([np.full(n_res, float(RAW_MAX)), np.full(spec.N_INPUTS - n_res, float(spec.INPUT_UNITS))])
+        raw_max = np.concatenate([np.full(n_res, float(RAW_MAX)),
+                                  np.full(spec.N_INPUTS - n_res, float(spec.INPUT_UNITS))])
         u1, u2, uh = (units[pre + n] for n in ("trunk1", "trunk2", "heads1"))
         act = np.full(width, float(ACT_MAX))
         out = [(pre + "trunk1", raw_units, raw_max, np.float64, u1),

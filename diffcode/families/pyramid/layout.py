@@ -172,11 +172,13 @@ def contexts(level: np.ndarray, phase: int, rows: np.ndarray, cols: np.ndarray, 
     """
     level = np.ascontiguousarray(level, np.int32)
     residuals, mask, base12 = _gather(level, np.ascontiguousarray(rows, np.int64),
-                                      np.ascontiguousarray(cols, np.int64), transposed, np.array(order.phases[phase].offsets, np.int64))
+                                      np.ascontiguousarray(cols, np.int64), transposed,
+                                      np.array(order.phases[phase].offsets, np.int64))
     return Contexts(residuals, mask, base12)
 
 
-def group_contexts(level: np.ndarray, phase: int, order: Order = ORDER_1) -> Iterator[tuple[np.ndarray, np.ndarray, Contexts]]:
+def group_contexts(level: np.ndarray, phase: int,
+                   order: Order = ORDER_1) -> Iterator[tuple[np.ndarray, np.ndarray, Contexts]]:
     """(rows, cols, contexts) of every target group of a phase, or of every chunk of one (`Order.chunk`), in
     coding order; each chunk's contexts are gathered only when it is reached."""
     for rows, cols, transposed in targets(level.shape[0], level.shape[1], phase, order):

@@ -60,7 +60,8 @@ class PyramidNet(nn.Module):
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray], order: int = 1) -> "PyramidNet":
         width, head = arrays["phases.0.trunk1.weight"].shape[0], arrays["phases.0.heads1.0.weight"].shape[0]
-        net = cls(width, head, torch.Generator(), order)  # its initial values are overwritten: torch's global RNG is untouched
+        # its initial values are overwritten: torch's global RNG is untouched
+        net = cls(width, head, torch.Generator(), order)
         net.load_state_dict({name: torch.from_numpy(np.asarray(a, np.float32).copy()) for name, a in arrays.items()})
         return net
 

@@ -1,6 +1,7 @@
 """Lossless baseline codecs on RGB images: size, encode and decode time, checked round trip.
 
-No torch. Every codec comes from a maintained library; nothing here is a hand-written codec.
+No torch. Every codec comes from a maintained library or its command-line tool; nothing here is
+a hand-written codec.
 
     codec     library and settings
     raw       the interleaved 8-bit samples themselves (H*W*C bytes)
@@ -14,6 +15,17 @@ No torch. Every codec comes from a maintained library; nothing here is a hand-wr
     jpeg2000  imagecodecs.jpeg2k_encode (OpenJPEG), level=0, reversible=True: JP2 file,
               reversible 5/3 wavelet and reversible colour transform, one quality layer
     jpegxl    imagecodecs.jpegxl_encode (libjxl), lossless=True, effort=9 (bare codestream)
+    cjxl-e7   cjxl -d 0 -e 7                      (libjxl's command-line tools, e.g. Debian
+    cjxl-e9   cjxl -d 0 -e 9                       libjxl-tools 0.7; decoded with djxl; both
+    cjxl-max  cjxl -d 0 -e 9 -E 3 -I 100 -g 3      with --num_threads=1)
+
+cjxl-max is JPEG XL's strongest lossless setting: effort 9, three previous channels as extra
+MA-tree properties (-E 3), every pixel used to learn the trees (-I 100), 1024x1024 groups (-g 3).
+The cjxl codecs write the samples to a temporary PNG (stored, zlib level 0), run cjxl on it, run
+djxl on the .jxl to a PNG and read that back: their seconds are whole processes (start-up, PNG
+reading and writing included), as a user of the tools would measure them, and bytes are the .jxl
+file's size. They run only where cjxl and djxl are on PATH; elsewhere they are reported
+unavailable like a missing library.
 
 The general-purpose compressors (gzip .. zstd22) compress the raw row-major interleaved bytes
 (R, G, B, R, G, B, ... ; one byte per pixel for grayscale). zstd's command line asks for
@@ -57,7 +69,11 @@ import gzip
 import io
 import lzma
 import os
+import shlex
+import shutil
+import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -133,6 +149,16 @@ def _imagecodecs_missing(attribute: str, label: str) -> Callable[[], str | None]
             return f"imagecodecs is not installed ({e}); pip install imagecodecs"
         if not getattr(getattr(imagecodecs, attribute, None), "available", False):
             return f"imagecodecs {imagecodecs.__version__} was built without {label}"
+        return None
+
+    return check
+
+
+def _tools_missing(tools: Sequence[str], package: str) -> Callable[[], str | None]:
+    def check() -> str | None:
+        missing = [tool for tool in tools if shutil.which(tool) is None]
+        if missing:
+            return f"{' and '.join(missing)} not found on PATH; apt-get install {package}"
         return None
 
     return check
@@ -222,6 +248,53 @@ def _jpegxl_decode(data: bytes, shape: tuple) -> np.ndarray:
     return imagecodecs.jpegxl_decode(data, numthreads=1)
 
 
+CJXL_OPTIONS: dict[str, tuple[str, ...]] = {
+    "cjxl-e7": ("-d", "0", "-e", "7"),
+    "cjxl-e9": ("-d", "0", "-e", "9"),
+    "cjxl-max": ("-d", "0", "-e", "9", "-E", "3", "-I", "100", "-g", "3"),
+}
+"""cjxl options of each command-line JPEG XL codec (before --num_threads=1 --quiet)."""
+
+JXL_TOOLS = ("cjxl", "djxl")
+JXL_TOOL_OPTIONS = ("--num_threads=1", "--quiet")
+"""Options of both tools: one worker thread (djxl's 0 would mean the machine's default), no log."""
+
+
+def _run_tool(args: Sequence[str]) -> None:
+    """Run a command-line codec; a failure raises DiffcodeError with its exit status and stderr."""
+    result = subprocess.run(list(args), capture_output=True)
+    if result.returncode != 0:
+        stderr = result.stderr.decode("utf-8", "replace").strip()[-500:]
+        raise DiffcodeError(f"{shlex.join(args)} failed with exit status {result.returncode}: "
+                            f"{stderr or 'no message'}")
+
+
+def _cjxl_encode(options: Sequence[str]) -> Callable[[np.ndarray], bytes]:
+    def encode(a: np.ndarray) -> bytes:
+        with tempfile.TemporaryDirectory(prefix="diffcode-cjxl-") as folder:
+            source, target = Path(folder) / "input.png", Path(folder) / "output.jxl"
+            _pillow_image(a).save(source, format="PNG", compress_level=0)
+            _run_tool(["cjxl", str(source), str(target), *options, *JXL_TOOL_OPTIONS])
+            return target.read_bytes()
+
+    return encode
+
+
+def _djxl_decode(data: bytes, shape: tuple) -> np.ndarray:
+    with tempfile.TemporaryDirectory(prefix="diffcode-djxl-") as folder:
+        source, target = Path(folder) / "input.jxl", Path(folder) / "output.png"
+        source.write_bytes(data)
+        _run_tool(["djxl", str(source), str(target), *JXL_TOOL_OPTIONS])
+        return _pillow_decode(target.read_bytes(), shape)
+
+
+def _cjxl_codec(name: str) -> Codec:
+    command = shlex.join(["cjxl", *CJXL_OPTIONS[name], *JXL_TOOL_OPTIONS])
+    return Codec(name, f"JPEG XL lossless ({command}; djxl; via temporary PNG files)",
+                 _cjxl_encode(CJXL_OPTIONS[name]), _djxl_decode,
+                 _tools_missing(JXL_TOOLS, "libjxl-tools"))
+
+
 def _codecs() -> dict[str, Codec]:
     codecs = [
         Codec("raw", "interleaved 8-bit samples, no compression", lambda a: a.tobytes(),
@@ -244,6 +317,7 @@ def _codecs() -> dict[str, Codec]:
               _jpeg2000_encode, _jpeg2000_decode, _imagecodecs_missing("JPEG2K", "JPEG 2000")),
         Codec("jpegxl", "JPEG XL lossless (imagecodecs/libjxl, lossless=True, effort=9)",
               _jpegxl_encode, _jpegxl_decode, _imagecodecs_missing("JPEGXL", "JPEG XL")),
+        *(_cjxl_codec(name) for name in CJXL_OPTIONS),
     ]
     return {c.name: c for c in codecs}
 
@@ -279,7 +353,16 @@ def library_versions() -> str:
                      f"{imagecodecs.jpegxl_version()})")
     except (ImportError, AttributeError):
         pass
+    if _tools_missing(JXL_TOOLS, "libjxl-tools")() is None:
+        parts += [_tool_version(tool) for tool in JXL_TOOLS]
     return "; ".join(parts)
+
+
+def _tool_version(tool: str) -> str:
+    """First line of `tool --version`, e.g. 'cjxl v0.7.0 [AVX2,SSE4,SSSE3,Unknown]'."""
+    result = subprocess.run([tool, "--version"], capture_output=True, text=True)
+    lines = (result.stdout or result.stderr).strip().splitlines()
+    return lines[0] if lines else f"{tool} (version unknown)"
 
 
 def _codec(name: str) -> Codec:

@@ -647,11 +647,14 @@ def baselines(
     split: Optional[str] = typer.Option(None, help="Kodak split: train, val, test or all"),
     patches: bool = typer.Option(False, help="code 32x64 patches separately (the LLM-compression critique's setting)"),
     grayscale: bool = typer.Option(False, help="code the Pillow 'L' luma instead of RGB"),
+    codecs: Optional[str] = typer.Option(None, help="comma-separated codecs (default all: raw, gzip, ..., jpegxl, "
+                                                     "cjxl-e7, cjxl-e9, cjxl-max; those missing here are reported)"),
     out: Optional[Path] = typer.Option(None, help="output stem (default experiments/results/baselines-SPLIT...)"),
     kodak_dir: Optional[Path] = typer.Option(None, help="folder with kodim01..24.png"),
     overwrite: bool = typer.Option(False, "--force", "--overwrite", help="replace existing tables"),
 ):
-    """Sizes, timings and checked round trips of raw, gzip, bzip2, xz, zstd, PNG, WebP, JPEG 2000, JPEG XL."""
+    """Sizes, timings and checked round trips of raw, gzip, bzip2, xz, zstd, PNG, WebP, JPEG 2000, JPEG XL
+    (imagecodecs, and the cjxl/djxl tools when installed)."""
     from diffcode import baselines as bl
     from diffcode import kodak
     from diffcode.outputs import check_output
@@ -660,10 +663,15 @@ def baselines(
         if bool(split) == bool(images):
             raise DiffcodeError("give either --split or a list of images")
         names = kodak.split(split) if split else list(images)
+        chosen = [c.strip() for c in codecs.split(",")] if codecs else list(bl.CODEC_NAMES)
+        unknown = [c for c in chosen if c not in bl.CODEC_NAMES]
+        if unknown:
+            raise DiffcodeError(f"unknown codec {', '.join(unknown)}; expected some of {', '.join(bl.CODEC_NAMES)}")
         stem = out or bl.default_stem(split or "images", patches, grayscale)
         for path in bl.output_paths(stem):  # every table, before any work
             check_output(path, overwrite)
-        rows = bl.run(names, kodak_dir=str(kodak_dir) if kodak_dir else None, patches=patches, grayscale=grayscale)
+        rows = bl.run(names, kodak_dir=str(kodak_dir) if kodak_dir else None, patches=patches, grayscale=grayscale,
+                      codecs=chosen)
         command = _command_line()
         for path in bl.write(rows, stem, command, note=f"Libraries: {bl.library_versions()}."):
             typer.echo(str(path))

@@ -2,6 +2,7 @@
 
 import csv
 import dataclasses
+import shutil
 import sys
 
 import numpy as np
@@ -47,9 +48,72 @@ def test_every_codec_round_trips(make, grayscale):
     assert raw["bytes"] == image[..., :channels].size and raw["bpsp"] == 8.0
 
 
+LIBRARY_CODECS = [name for name in baselines.CODEC_NAMES if name not in baselines.CJXL_OPTIONS]
+JXL_TOOLS_MISSING = shutil.which("cjxl") is None or shutil.which("djxl") is None
+
+
 def test_codecs_installed_here():
-    """The baselines extra is installed in CI, so every codec should run."""
-    assert baselines.unavailable_codecs() == {}
+    """The baselines extra is installed in CI, so every library codec should run (the cjxl
+    codecs need a system package, libjxl-tools: see the tests below)."""
+    assert baselines.unavailable_codecs(LIBRARY_CODECS) == {}
+
+
+def test_cjxl_missing_is_reported(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))  # an empty folder: no cjxl, no djxl
+    missing = baselines.unavailable_codecs()
+    assert set(missing) == set(baselines.CJXL_OPTIONS) == {"cjxl-e7", "cjxl-e9", "cjxl-max"}
+    assert missing["cjxl-e7"] == "cjxl and djxl not found on PATH; apt-get install libjxl-tools"
+    rows = {r["codec"]: r for r in baselines.measure(_noise(), "x", codecs=["png", "cjxl-max"])}
+    assert rows["cjxl-max"]["bytes"] is None and rows["cjxl-max"]["note"] == missing["cjxl-max"]
+    assert rows["png"]["bytes"] > 0
+    assert "cjxl" not in baselines.library_versions()
+
+
+def test_cjxl_without_djxl_names_djxl(monkeypatch):
+    real = shutil.which
+    monkeypatch.setattr(baselines.shutil, "which", lambda t: None if t == "djxl" else real(t))
+    reason = baselines.unavailable_codecs(["cjxl-e9"]).get("cjxl-e9", "")
+    assert reason.startswith("djxl not found") or reason.startswith("cjxl and djxl not found")
+
+
+@pytest.mark.skipif(JXL_TOOLS_MISSING, reason="cjxl/djxl not on PATH (apt-get install libjxl-tools)")
+@pytest.mark.parametrize("grayscale", [False, True])
+def test_cjxl_round_trips(grayscale):
+    rows = baselines.measure(_gradient(), "tiny", grayscale=grayscale,
+                             codecs=list(baselines.CJXL_OPTIONS))
+    for row in rows:  # measure decoded each file with djxl and compared the samples
+        assert row["note"] is None and 0 < row["bpsp"] < 8.0, row
+    cjxl_max = baselines.CODECS["cjxl-max"]
+    data = cjxl_max.encode(_noise())
+    assert data[:2] == b"\xff\x0a" or data[:12] == b"\x00\x00\x00\x0cJXL \r\n\x87\n"
+    assert np.array_equal(cjxl_max.decode(data, (16, 24, 3)), _noise())
+    assert "-E 3 -I 100 -g 3 --num_threads=1" in cjxl_max.settings
+    assert "cjxl v" in baselines.library_versions()
+
+
+@pytest.mark.skipif(JXL_TOOLS_MISSING, reason="cjxl/djxl not on PATH (apt-get install libjxl-tools)")
+def test_failing_tool_raises(tmp_path):
+    with pytest.raises(DiffcodeError, match="exit status"):
+        baselines._run_tool(["cjxl", str(tmp_path / "absent.png"), str(tmp_path / "out.jxl")])
+
+
+def test_cli_codecs_option(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    import cli
+
+    Image.fromarray(_gradient()).save(tmp_path / "g.png")
+    monkeypatch.setenv("PATH", str(tmp_path))  # the cjxl codec is then reported, not fatal
+    runner = CliRunner()
+    stem = tmp_path / "t"
+    result = runner.invoke(cli.app, ["baselines", str(tmp_path / "g.png"), "--codecs", "png,cjxl-e7",
+                                     "--out", str(stem)])
+    assert result.exit_code == 0, result.output
+    assert list(_read_csv(tmp_path / "t.csv")[0]) == ["image", "png", "cjxl-e7"]
+    assert "libjxl-tools" in result.output
+    result = runner.invoke(cli.app, ["baselines", str(tmp_path / "g.png"), "--codecs", "png,nope",
+                                     "--out", str(tmp_path / "u")])
+    assert result.exit_code == 1 and "unknown codec nope" in result.output
 
 
 def test_compressors_compress_a_gradient():
@@ -121,7 +185,8 @@ def test_unavailable_codecs_give_none(monkeypatch):
     monkeypatch.setitem(sys.modules, "imagecodecs", None)
     monkeypatch.setattr(baselines.features, "check", lambda name: False)
     missing = baselines.unavailable_codecs()
-    assert set(missing) == {"zstd19", "zstd22", "webp", "jpeg2000", "jpegxl"}
+    library_missing = set(missing) - set(baselines.CJXL_OPTIONS)  # cjxl: tested below
+    assert library_missing == {"zstd19", "zstd22", "webp", "jpeg2000", "jpegxl"}
     assert "zstandard" in missing["zstd19"] and "imagecodecs" in missing["jpegxl"]
     assert "WebP" in missing["webp"]
     rows = {r["codec"]: r for r in baselines.measure(_noise(), "x")}

@@ -121,3 +121,16 @@ def test_chunked_coding_round_trips(model):
     assert np.array_equal(decoded, image)
     assert stream != coding.encode(image, whole, settings)[0]
     assert layout.ORDERS[3].chunk and layout.ORDERS[3].phases == layout.ORDERS[1].phases
+
+
+def test_deltas_that_do_not_pay_under_online_adaptation_are_dropped(model):
+    """With online adaptation the encoder codes the image with and without the fit's deltas and keeps the smaller."""
+    from diffcode.families.pyramid import deltas, spec
+
+    adapted = prior.amended(model, online=1)
+    image = _image(30, 26, 6)
+    sizes = [p.size for p in deltas.parts(adapted.arrays, "biases")]
+    harmful = np.random.default_rng(0).integers(-100, 100, sum(sizes)).astype(np.int16)  # large random bias deltas
+    kept = exact.encode(image, harmful, spec.PRESETS["fast"], "biases", adapted)
+    forced = exact._encode(image, harmful, spec.PRESETS["fast"], "biases", adapted)
+    assert kept.extras["n_weights"] == 0 and exact._size(kept) < exact._size(forced)

@@ -63,7 +63,24 @@ def _extras(preset: spec.Preset, k: np.ndarray) -> dict:
 
 
 def encode(image: np.ndarray, k: np.ndarray, preset: spec.Preset, adapt: str | None, prior: Prior) -> Encoded:
-    """Sections of an image coded with the prior plus integer deltas k (empty: the prior alone)."""
+    """Sections of an image coded with the prior plus integer deltas k (empty: the prior alone).
+
+    With online adaptation the fit's own check that its deltas pay (float model, no adaptation) is not the
+    file's: the adaptation corrects much of what bias deltas do. So the image is then coded both ways and the
+    smaller sections are kept (the side information says which)."""
+    coded = _encode(image, k, preset, adapt, prior)
+    if len(k) and online(prior) is not None:
+        alone = _encode(image, np.zeros(0, np.int16), preset, None, prior)
+        if _size(alone) < _size(coded):
+            return alone
+    return coded
+
+
+def _size(encoded: Encoded) -> int:
+    return sum(len(section.payload) for section in encoded.sections)
+
+
+def _encode(image: np.ndarray, k: np.ndarray, preset: spec.Preset, adapt: str | None, prior: Prior) -> Encoded:
     adapt = adapt if len(k) else None
     names, sizes = _names_sizes(prior, adapt)
     if sum(sizes) != len(k):
@@ -73,7 +90,7 @@ def encode(image: np.ndarray, k: np.ndarray, preset: spec.Preset, adapt: str | N
     try:
         net = exact_net(prior, deltas.apply(prior.arrays, adapt or "all", k))
     except ValueError:  # the deltas would break the engine's exactness bound: code with the prior alone
-        return encode(image, np.zeros(0, np.int16), preset, None, prior)
+        return _encode(image, np.zeros(0, np.int16), preset, None, prior)
     table, table_bits, coded, walked = coding.encode_with_model(image, net, online(prior))
     fields = {"storage": spec.STORAGE, "rng_version": 0, "error_model": spec.ERROR_MODEL, "seed": 0,
               "segment_budget_cnats": 0, "decoder_hash": prior.hash16}

@@ -4,10 +4,11 @@ Why it is the same on every machine and thread count: every layer holds integer 
 biases and integer inputs, and its matrix product is exact because no partial sum can leave the
 range where its float type holds every integer: for each output column j,
 
-    sum_i |W[i, j]| * max|x_i| + |B[j]| <= LIMIT[dtype] / 2      (float32: 2^24, float64: 2^53)
+    sum_i |W[i, j]| * max|x_i| + |B[j]| <= LIMIT[dtype]      (float32: 2^24, float64: 2^53)
 
-(asserted when a network is built, with exact int64 arithmetic; the factor 2 leaves room for
-per-image deltas). Then any summation order, blocking, FMA or SIMD width gives the same integers.
+(checked when a network is built, with exact int64 arithmetic; a prior's exponents are chosen for
+half of it, which leaves per-image deltas room). Every integer of magnitude up to LIMIT is a float
+of that type, so any summation order, blocking, FMA or SIMD width gives the same integers.
 Everything else is elementwise: a multiplication by a power of two (exact), floor, clip.
 
     layer:   acc = x @ W + B                       (exact integers)
@@ -89,7 +90,7 @@ def check(layer: Dense, maxima: np.ndarray) -> None:
     """The exactness bound of every column, in int64 (raises ValueError)."""
     w = layer.weight.astype(np.int64)
     reach = (np.abs(w) * maxima.astype(np.int64)[:, None]).sum(0) + np.abs(layer.bias.astype(np.int64))
-    if reach.max() > LIMITS[layer.weight.dtype.type] // 2:
+    if reach.max() > LIMITS[layer.weight.dtype.type]:
         raise ValueError(f"a layer's partial sums could reach {int(reach.max())}, beyond its exact range")
 
 

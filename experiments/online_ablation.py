@@ -18,12 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from diffcode import kodak
 from diffcode.families.pyramid import coding, exact, online, prior
-from diffcode.image import read_image
+from pyramid_ablation import images  # the same image sets (val, photos-val, names or paths)
 
 RESULTS = Path(__file__).resolve().parent / "results"
-PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "photos"
 BASE = online.SETTINGS[1]
 VARIANTS = {
     "none": None,
@@ -46,14 +44,6 @@ VARIANTS = {
 }
 # the tables online_ablation-val4*.md were made when base was Settings(8, 32, 256, 4, 1); the variants above are
 # relative to that base and now to the chosen one (16, 32, 128, 6, 2): rerun them before comparing
-
-
-def images(which: str) -> list[tuple[str, np.ndarray]]:
-    if which == "val":
-        return [(n, kodak.load(n)) for n in kodak.VALIDATION]
-    if which == "photos-val":
-        return [(p.stem, read_image(p)) for p in sorted((PHOTOS / "val").glob("*.png"))]
-    return [(Path(p).stem, read_image(p)) if Path(p).exists() else (p, kodak.load(p)) for p in which.split(",")]
 
 
 def main() -> None:

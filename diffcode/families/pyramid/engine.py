@@ -55,11 +55,15 @@ class Dense:
 
     def relu(self, x: np.ndarray) -> np.ndarray:
         """Hidden activations: integers 0..ACT_MAX in the layer's dtype."""
-        acc = self.accumulate(x)
-        acc *= self.shift.astype(acc.dtype)
-        acc += 0.5
-        np.floor(acc, out=acc)
-        return np.clip(acc, 0, ACT_MAX, out=acc)
+        return activations(self.accumulate(x), self.shift)
+
+
+def activations(acc: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """clip(floor(acc * shift + 1/2), 0, ACT_MAX), in place (shift: powers of two, so the product is exact)."""
+    acc *= shift.astype(acc.dtype)
+    acc += 0.5
+    np.floor(acc, out=acc)
+    return np.clip(acc, 0, ACT_MAX, out=acc)
 
 
 def exponents(w: np.ndarray, b: np.ndarray, units: np.ndarray, maxima: np.ndarray, dtype) -> np.ndarray:
@@ -130,7 +134,10 @@ def make_quant(arrays: dict, units: dict, order: int) -> dict:
 
 class Engine:
     """The quantized network of float arrays (a prior, plus deltas) with the prior's `quant` (`make_quant`).
-    The same interface as network.ExactNet: hidden(phase, inputs), channel(phase, c, hidden, own, base12)."""
+    The same interface as network.ExactNet: hidden(phase, inputs), channel(phase, c, hidden, own, base12).
+
+    The three heads' first layers read the same trunk output, so their trunk parts run as one matrix product
+    (`hidden`) and `channel` adds the pixel's own earlier channels: the column sums are the same integers."""
 
     def __init__(self, arrays: dict, quant: dict, order: int = 1):
         self.order = ORDERS[order]
@@ -140,19 +147,27 @@ class Engine:
             layers = [quantize(arrays[name + ".weight"], arrays[name + ".bias"], np.array(quant[name]["exponents"]),
                                in_units, maxima, dtype, out_unit)
                       for name, in_units, maxima, dtype, out_unit in Layout.layers(arrays, p, units)]
-            self.phases.append((layers[0], layers[1], layers[2:5], layers[5:8]))
+            trunk1, trunk2, heads1, heads2 = layers[0], layers[1], layers[2:5], layers[5:8]
+            width = trunk2.weight.shape[1]
+            shared = Dense(np.concatenate([h.weight[:width] for h in heads1], 1),
+                           np.concatenate([h.bias for h in heads1]), np.concatenate([h.shift for h in heads1]))
+            own = [h.weight[width:] for h in heads1]
+            self.phases.append((trunk1, trunk2, shared, own, heads1, heads2))
 
     def hidden(self, phase: int, inputs: np.ndarray) -> np.ndarray:
-        """The trunk's output activations (N, width), float32 integers."""
-        trunk1, trunk2, _, _ = self.phases[phase]
+        """The heads' first-layer accumulators from the trunk (N, 3 x head), float32 integers."""
+        trunk1, trunk2, shared = self.phases[phase][:3]
         h = trunk1.relu(np.asarray(inputs, np.float64)).astype(np.float32)
-        return trunk2.relu(h)
+        return shared.accumulate(trunk2.relu(h))
 
     def channel(self, phase: int, c: int, hidden: np.ndarray, own: np.ndarray, base12: np.ndarray):
         """(loc12, scale) int64 (N,) of channel c, given the pixel's own residuals of channels < c."""
-        _, _, heads1, heads2 = self.phases[phase]
-        x = hidden if c == 0 else np.concatenate([hidden, np.asarray(own[:, :c], np.float32)], 1)
-        acc = heads2[c].accumulate(heads1[c].relu(x)).astype(np.float64)
+        _, _, _, own_weights, heads1, heads2 = self.phases[phase]
+        head = heads2[c].weight.shape[0]
+        acc1 = hidden[:, c * head:(c + 1) * head].copy()
+        if c:
+            acc1 += np.asarray(own[:, :c], np.float32) @ own_weights[c]
+        acc = heads2[c].accumulate(activations(acc1, heads1[c].shift)).astype(np.float64)
         delta = np.floor(acc[:, 0] * (heads2[c].shift[0] * LOC_PER_UNIT) + 0.5)
         scale = np.floor(acc[:, 1] * (heads2[c].shift[1] * spec.SCALE_GAIN) + 0.5) + spec.SCALE_MID
         loc12 = np.clip(np.asarray(base12[:, c], np.float64) + delta, spec.LOC_MIN, spec.LOC_MAX)

@@ -82,9 +82,13 @@ def test_online_adaptation_round_trips_and_learns(model):
         raise CorruptFileError("decoded other pixels")
 
 
-def test_online_cost_table_is_pinned_integers():
+def test_online_code_lengths_are_integers_close_to_minus_log2():
     assert online.COST_TABLE.dtype == np.int64 and online.COST_TABLE[0] == 0 and online.COST_TABLE[-1] == 256
     assert np.all(np.diff(online.COST_TABLE) >= 0)
+    freqs = [1, 2, 2047, 2048, 4095, 4096, 4097, 123457, (1 << 24) - 255, 1 << 24]
+    costs = np.array([online._cost(np.int64(f), online.COST_TABLE) for f in freqs])
+    exact = 256 * (24 - np.log2(np.array(freqs, np.float64)))
+    assert np.all(np.abs(costs - exact) <= 1)  # 1/256 bit
 
 
 def test_chunked_coding_round_trips(model):

@@ -52,17 +52,19 @@ def _cost_table() -> np.ndarray:
 COST_TABLE = _cost_table()
 
 
+BIT_LENGTH = np.array([int(v).bit_length() for v in range((1 << MANTISSA) + 1)], np.int64)  # of 0 .. 2^12
+
+
 @numba.njit(cache=True)
 def _cost(freq, table):
-    """-log2(freq / 2^24) in 1/256 bit (integer), freq >= 1."""
-    e = 0
-    f = freq
-    while f >= (1 << MANTISSA):
-        f >>= 1
-        e += 1
-    while f < (1 << (MANTISSA - 1)):
-        f <<= 1
-        e -= 1
+    """-log2(freq / 2^24) in 1/256 bit (integer), 1 <= freq <= 2^24."""
+    high = freq >> MANTISSA
+    if high:  # freq >= 2^12: keep its top 12 bits
+        e = BIT_LENGTH[high]
+        f = freq >> e
+    else:  # freq < 2^12: shift it up to 12 bits
+        e = BIT_LENGTH[freq] - MANTISSA
+        f = freq << -e
     # freq ~ f * 2^e with f in [2^11, 2^12): log2 freq = e + 11 + log2(f / 2^11)
     return (entropy.PRECISION - e - (MANTISSA - 1)) * (1 << COST_BITS) - table[f - (1 << (MANTISSA - 1))]
 

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from diffcode.errors import CorruptFileError
+from diffcode.storage import container
 from diffcode.families.pyramid import coding, deltas, engine, entropy, layout, spec
 from diffcode.families.pyramid.model import PyramidNet, phase_nats
 from diffcode.families.pyramid.network import ExactNet, input_integers, own_integers
@@ -86,7 +87,8 @@ def test_coder_round_trip_and_pinned_bytes():
         == PINNED_SMALL_STREAM
 
 
-PINNED_DELTAS_FILE = "ec22dd5070a65b4e"  # changes only with the format, the coder or the shipped prior
+PINNED_DELTAS_FILE = "ec22dd5070a65b4e"  # changes only with the format, the coder or the first shipped prior
+FIRST_PRIOR = "ea6396d18181957995497ccdc0bf60c2e583382569322f1570e8b8161a3ce93a"
 PINNED_SMALL_STREAM = "24010000d2a519f2"  # 3 symbols; changes only with the stream format or the table
 
 
@@ -190,12 +192,13 @@ def test_thin_images_fit_and_round_trip(shape):
 
 
 def test_a_file_with_weight_deltas_decodes_to_pinned_bytes():
-    """The weight-deltas path, pinned: an explicit k through the exact encoder, decoded back."""
+    """The weight-deltas path, pinned: an explicit k through the exact encoder, decoded back (the first shipped
+    prior, which codes without online adaptation and so keeps any deltas it is given)."""
     from diffcode import codec
     from diffcode.families import Fit, get
     from diffcode.families.pyramid import prior
 
-    model = prior.load()
+    model = prior.shipped(FIRST_PRIOR)
     image = _image(12, 14)
     names = deltas.adapted_names(model.arrays, "biases")
     k = np.zeros(sum(model.arrays[n].size for n in names), np.int16)
@@ -205,6 +208,22 @@ def test_a_file_with_weight_deltas_decodes_to_pinned_bytes():
     assert [s.kind for s in report.sections][:2] == [4, 6]  # side info, weight deltas
     assert np.array_equal(codec.load(data, model), image)
     assert hashlib.sha256(data).hexdigest()[:16] == PINNED_DELTAS_FILE
+
+
+def test_model_2_weight_deltas_round_trip():
+    """Model 2 (the float32 engine, chunked order, online adaptation) decodes a file with weight deltas."""
+    from diffcode.families.pyramid import exact, prior
+
+    model = prior.load()
+    assert model.sha256 != FIRST_PRIOR and "quant" in model.meta and model.meta["online"]
+    image = _image(20, 18)
+    sizes = [p.size for p in deltas.parts(model.arrays, "lowrank2")]
+    k = (np.arange(sum(sizes)) % 5 - 2).astype(np.int16)
+    encoded = exact._encode(image, k, spec.PRESETS["max"], "lowrank2", model)
+    assert encoded.extras["n_weights"] == len(k)
+    header = container.Header("pyramid", height=20, width=18, pixel_hash=bytes(16), **encoded.fields)
+    decoded = exact.decode(header, [(s.kind, s.payload) for s in encoded.sections], model)
+    assert np.array_equal(decoded.image, image)
 
 
 def test_evaluate_cache_is_keyed_by_what_a_preset_stands_for(monkeypatch, tmp_path):
@@ -277,7 +296,7 @@ def test_store_checks_its_file_against_the_encoders_own_coding():
     from diffcode.families.pyramid import exact, prior
     from tests.conftest import spoiled_replay
 
-    model = prior.load()
+    model = prior.shipped(FIRST_PRIOR)  # it keeps any deltas it is given (model 2 drops deltas that do not pay)
     image = _image(12, 14, seed=3)
     names = deltas.adapted_names(model.arrays, "biases")
     k = np.zeros(sum(model.arrays[n].size for n in names), np.int16)

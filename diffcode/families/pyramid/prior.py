@@ -29,8 +29,10 @@ from .online import SETTINGS
 ENV_VAR = "DIFFCODE_PYRAMID_PRIOR"
 SHIPPED = {  # SHA-256 -> package file; never remove one (files that name it must keep decoding)
     "ea6396d18181957995497ccdc0bf60c2e583382569322f1570e8b8161a3ce93a": "data/pyramid_prior.npz",  # train_pyramid-w64.md
+    # model 2: width 128, no Kodak image (train_pyramid-m2.md), float32 engine, order 3, online adaptation 1
+    "db1b9dbadabae547653b15799be8c7aa40c94072645b6254bf34182c1d1c5c8b": "data/pyramid_prior_2.npz",
 }
-CURRENT = "ea6396d18181957995497ccdc0bf60c2e583382569322f1570e8b8161a3ce93a"
+CURRENT = "db1b9dbadabae547653b15799be8c7aa40c94072645b6254bf34182c1d1c5c8b"
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,73 @@
+"""The pyramid family's evaluate tables beside the JPEG XL command-line tool, image by image.
+
+    python experiments/pyramid_vs_jxl.py --tables kodak-pyramid2-test-default,kodak-pyramid2-val-default \
+        --baselines baselines-all-cjxl-rows,baselines-photos-val-rows --name pyramid2
+
+Reads `diffcode evaluate` tables (csv, in experiments/results) and `baselines` rows (cjxl-e7, cjxl-e9,
+cjxl-max, WebP, PNG where present) and writes experiments/results/pyramid_vs_jxl[-NAME].md: per table its mean
+bpsp beside each codec's on the same images, on how many images diffcode is smaller, and the per-image rows.
+No new measurement: every number comes from the named tables, which record their commands.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+RESULTS = Path(__file__).resolve().parent / "results"
+CODECS = ("cjxl-e7", "cjxl-e9", "cjxl-max", "webp", "png")
+
+
+def rows(name: str) -> list[dict]:
+    with open(RESULTS / f"{name}.csv") as f:
+        return list(csv.DictReader(line for line in f if not line.startswith("#")))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tables", required=True, help="evaluate tables (csv names without suffix), comma-separated")
+    parser.add_argument("--baselines", required=True, help="baselines row tables, comma-separated")
+    parser.add_argument("--name", default="")
+    args = parser.parse_args()
+    reference: dict[tuple[str, str], float] = {}
+    for name in args.baselines.split(","):
+        for r in rows(name):
+            reference[(r["image"], r["codec"])] = float(r["bpsp"])
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    lines = ["# The pyramid family beside JPEG XL's command-line tool\n",
+             f"Command: `python {' '.join(sys.argv)}` at commit {commit}. diffcode: real file bpsp of the evaluate "
+             "tables (every file decoded and checked); cjxl 0.7 (`-d 0 -e 7`, `-e 9`, and `-e 9 -E 3 -I 100 -g 3` as "
+             "cjxl-max), WebP and PNG: the baselines tables, same pixels. `smaller on` counts images where diffcode's "
+             "file is smaller.\n",
+             "| table | images | diffcode | " + " | ".join(CODECS) + " | smaller than cjxl-e9 on | smaller than "
+             "cjxl-max on |", "|---|---|---|" + "---|" * len(CODECS) + "---|---|"]
+    details = []
+    for table in args.tables.split(","):
+        data = [r for r in rows(table) if r["image"] != "mean"]
+        ours = np.array([float(r["bpsp"]) for r in data])
+        cells, wins = [], {}
+        for codec in CODECS:
+            values = [reference.get((r["image"], codec)) for r in data]
+            cells.append(f"{np.mean(values):.4f}" if all(v is not None for v in values) else "")
+            if codec in ("cjxl-e9", "cjxl-max") and all(v is not None for v in values):
+                wins[codec] = f"{int(np.sum(ours < np.array(values)))} of {len(data)}"
+        lines.append(f"| {table} | {len(data)} | **{ours.mean():.4f}** | " + " | ".join(cells) +
+                     f" | {wins.get('cjxl-e9', '')} | {wins.get('cjxl-max', '')} |")
+        for r, value in zip(data, ours):
+            details.append(f"| {table} | {r['image']} | {value:.4f} | " +
+                           " | ".join(f"{reference[(r['image'], c)]:.4f}" if (r['image'], c) in reference else ""
+                                      for c in CODECS) + " |")
+    lines += ["", "Per image:", "", "| table | image | diffcode | " + " | ".join(CODECS) + " |",
+              "|---|---|---|" + "---|" * len(CODECS)] + details
+    out = RESULTS / f"pyramid_vs_jxl{'-' + args.name if args.name else ''}.md"
+    out.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines[:len(args.tables.split(",")) + 5]))
+
+
+if __name__ == "__main__":
+    main()

@@ -89,7 +89,7 @@ def fit(image, *, variant: str = "pyramid", model=None, color: ColorMode | None 
     Args:
         variant: the family ("pyramid", the default; "per-pixel", "weights": the report's; `diffcode.families.names()`).
         model: the family's shared model (decoder checkpoint, MLP); None: the shipped one.
-        preset: the family's fit preset (pyramid: default, fast, instant, max; per-pixel: "default"; weights: default,
+        preset: the family's fit preset (pyramid: default, fast, instant; per-pixel: "default"; weights: default,
             report, tiny).
         steps, seed: override the preset's values (steps >= 1; weights: `steps` rescales its three phases).
         generator: torch.Generator of the fit's noise (None: one seeded with `seed`).

@@ -39,7 +39,7 @@ CompressVariant = Enum("CompressVariant", {"auto": "auto", **{n.replace("-", "_"
 DEVICE_HELP = "cpu, or cuda[:N] when present"
 # the families' step counts, written out so that --help imports no family (tests/test_cli.py checks them)
 STEPS_HELP = ("fit steps; the phases scale with them (default: the preset's, per-pixel 150; weights default 1000, "
-              "report 5700, tiny 24; pyramid default 300, fast 150, instant 0, max 1500; classic default 0: nothing to "
+              "report 5700, tiny 24; pyramid default 300, fast 150, instant 0; classic default 0: nothing to "
               "fit)")
 SEED_HELP = "seed of the fit's noise and of the stored file's shared randomness"
 # the memory cap (diffcode.limits): an image or file that would need more is refused before any work
@@ -51,8 +51,8 @@ SKIP_HELP = "leave the files whose output exists alone and do the others (resume
 # every --checkpoint must name a file that exists: a missing one is refused before any work
 CHECKPOINT_OPTION = typer.Option(None, exists=True, dir_okay=False, help="the variant's shared model file, e.g. the "
                                  "decoder checkpoint (default: the shipped one)")
-PRESET_HELP = ("the variant's fit preset (auto and pyramid: default, fast, instant, max; per-pixel and classic: "
-               "default; weights: default, report, tiny)")
+PRESET_HELP = ("the variant's fit preset (auto and pyramid: default, fast, instant; per-pixel and classic: default; "
+               "weights: default, report, tiny)")
 
 
 def _family(variant):

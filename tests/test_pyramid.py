@@ -219,7 +219,7 @@ def test_model_2_weight_deltas_round_trip():
     image = _image(20, 18)
     sizes = [p.size for p in deltas.parts(model.arrays, "lowrank2")]
     k = (np.arange(sum(sizes)) % 5 - 2).astype(np.int16)
-    encoded = exact._encode(image, k, spec.PRESETS["max"], "lowrank2", model)
+    encoded = exact._encode(image, k, spec.PRESETS["default"], "lowrank2", model)
     assert encoded.extras["n_weights"] == len(k)
     header = container.Header("pyramid", height=20, width=18, pixel_hash=bytes(16), **encoded.fields)
     decoded = exact.decode(header, [(s.kind, s.payload) for s in encoded.sections], model)

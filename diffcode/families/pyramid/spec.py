@@ -56,8 +56,7 @@ PRESETS = {p.name: p for p in (
     Preset("default", 3, steps=300, adapt="biases", batch=32768),
     Preset("fast", 2, steps=150, adapt="biases", lr=1e-2),
     Preset("instant", 1, steps=0),
-    # for a few images to archive: low-rank deltas of every matrix (deltas.ADAPT), which gained 0.6 % over the
-    # biases on kodim09 and kodim13 (experiments/results/pyramid_ablation-lowrank-val2.md) at twice the fit time
-    Preset("max", 4, steps=1500, adapt="lowrank2", batch=32768),
+    # code 4 was a `max` preset (1,500 steps of rank-2 deltas, deltas.ADAPT lowrank2), never released: with model 2
+    # it was worse than `default` on half the test images (experiments/results/kodak-pyramid2-test-max.md)
 )}
 PRESET_BY_CODE = {p.code: p for p in PRESETS.values()}

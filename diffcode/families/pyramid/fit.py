@@ -74,7 +74,8 @@ def fit_deltas(image: np.ndarray, prior_arrays: dict, *, steps: int, adapt: str,
         deltas[name] = _Delta(prior_arrays[name].shape, rank if attr == "weight" else 0, generator).to(device)
         parametrize.register_parametrization(net.get_submodule(module), attr, deltas[name])
     values = {name + suffix: v for name, d in deltas.items() for suffix, v in d.values().items()}
-    steps_of = {p.name: p.step for p in delta_coding.parts(prior_arrays, adapt)}
+    coded = delta_coding.parts(prior_arrays, adapt)
+    steps_of = {p.name: p.step for p in coded}
     optimizer = torch.optim.Adam(list(values.values()), lr=lr)
     rng = np.random.default_rng(int(torch.randint(0, 2**31, (1,), generator=generator)))
     history, start = [], time.perf_counter()
@@ -90,7 +91,6 @@ def fit_deltas(image: np.ndarray, prior_arrays: dict, *, steps: int, adapt: str,
         history.append({"step": step, "bpsp": round(loss.item(), 5), "seconds": round(time.perf_counter() - start, 2)})
         if progress:
             progress(step, loss.item())
-    coded = delta_coding.parts(prior_arrays, adapt)
     k = delta_coding.to_integers({name: v.detach().cpu().numpy() for name, v in values.items()}, coded)
     return (k if _pays(s, prior_arrays, adapt, k, coded, device, order) else np.zeros(0, np.int16)), history
 

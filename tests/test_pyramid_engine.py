@@ -108,6 +108,49 @@ def test_chunked_coding_round_trips(model):
     assert layout.ORDERS[3].chunk and layout.ORDERS[3].phases == layout.ORDERS[1].phases
 
 
+def test_chunks_are_the_targets_in_coding_order():
+    """`layout.chunks` computes each chunk's positions on its own; together they are `targets`, in order."""
+    from dataclasses import replace
+
+    for order in layout.ORDERS.values():
+        for height, width in ((1, 1), (1, 6), (5, 1), (12, 10), (23, 19)):
+            for phase in range(len(order)):
+                for chunk in (0, 7):
+                    o = replace(order, chunk=chunk)
+                    pieces = list(layout.chunks(height, width, phase, o))
+                    assert chunk == 0 or all(len(rows) <= chunk for rows, _, _ in pieces)
+                    for i in range(2):
+                        assert np.array_equal(np.concatenate([p[i] for p in pieces]),
+                                              np.concatenate([t[i] for t in layout.targets(height, width, phase, o)]))
+
+
+def test_a_stream_in_segments_round_trips_and_checks_every_segment_end(model):
+    """An order with `segment` codes the error table in rANS segments (here of about 300 subpixels, to have many):
+    the same pixels and ideal bits as one stream, at most 8 bytes of flush per extra segment, and a decoder that finds a
+    segment ending in the wrong state refuses the file."""
+    from dataclasses import replace
+
+    from diffcode.errors import CorruptFileError
+
+    image = _image(23, 19, 5)
+    settings = online.SETTINGS[1]
+    whole = exact.exact_net(model, model.arrays)
+    whole.order = replace(whole.order, chunk=7, segment=0)
+    segmented = exact.exact_net(model, model.arrays)
+    segmented.order = replace(segmented.order, chunk=7, segment=300)
+    one, one_bits = coding.encode(image, whole, settings)
+    stream, bits = coding.encode(image, segmented, settings)
+    segments = -(-3 * 23 * 19 // 300)  # at most: a segment ends before a chunk once it holds 300 subpixels
+    assert bits == pytest.approx(one_bits, rel=1e-12) and len(one) < len(stream) <= len(one) + 8 * segments
+    decoded, decoded_bits = coding.decode(23, 19, stream, segmented, settings)
+    assert np.array_equal(decoded, image) and decoded_bits == pytest.approx(bits, rel=1e-12)
+    with pytest.raises(CorruptFileError):
+        coding.decode(23, 19, stream, whole, settings)  # read as one stream, the first segment's end is no end
+    with pytest.raises(CorruptFileError):
+        coding.decode(23, 19, one, segmented, settings)
+    assert layout.ORDERS[4].segment and layout.ORDERS[4].phases == layout.ORDERS[3].phases
+
+
 def test_deltas_that_do_not_pay_under_online_adaptation_are_dropped(model):
     """With online adaptation the encoder codes the image with and without the fit's deltas and keeps the smaller."""
     from diffcode.families.pyramid import deltas, spec

@@ -37,9 +37,11 @@ class Pyramid:
     # smallest intercept that puts every measured peak under the line
     memory = {"fit": Linear(510.0, 740.0), "store": Linear(360.0, 915.0), "decode": Linear(350.0, 875.0)}
     memory_table = "memory-pyramid.csv"
-    # made with the shipped prior that was current: instant and fast with the first, prior2-* with model 2
+    # made with the shipped prior that was current: instant and fast with the first, prior2-* with model 2,
+    # prior3-* with model 2 in order 4 (the error table in segments)
     golden = {"instant": {"preset": "instant"}, "fast": {"preset": "fast", "steps": 3},
-              "prior2-instant": {"preset": "instant"}, "prior2-fast": {"preset": "fast", "steps": 3}}
+              "prior2-instant": {"preset": "instant"}, "prior2-fast": {"preset": "fast", "steps": 3},
+              "prior3-instant": {"preset": "instant"}, "prior3-fast": {"preset": "fast", "steps": 3}}
 
     def load_model(self, path=None) -> prior.Prior:
         return prior.load(path)
@@ -83,7 +85,7 @@ class Pyramid:
         if fit.preset not in spec.PRESETS:
             raise DiffcodeError(f"unknown pyramid preset {fit.preset!r} in the fit; known: {', '.join(spec.PRESETS)}")
         k = np.asarray(fit.arrays["deltas"], np.int16)
-        return exact.encode(fit.image, k, spec.PRESETS[fit.preset], fit.meta.get("adapt"), model)
+        return exact.encode(fit.image, k, spec.PRESETS[fit.preset], fit.meta.get("adapt"), model, progress)
 
     def check_sizes(self, header, sections) -> None:
         exact.check_sizes(header, sections)

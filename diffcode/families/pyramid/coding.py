@@ -1,11 +1,15 @@
 """Pixels <-> the error-table stream, in the pyramid order (exact; numpy and numba only).
 
     coarsest level: every subpixel 8 bits flat, row-major, R G B
-    level L-1 .. 0, phase 0 then 1, each target group: contexts (layout) -> network trunk (exact)
-        -> channel R: (loc12, scale) -> code R; G sees R; B sees R and G
+    level L-1 .. 0, phase 0 then 1, each chunk of each target group (layout.chunks): contexts (layout)
+        -> network trunk (exact) -> channel R: (loc12, scale) -> code R; G sees R; B sees R and G
+    the stream: one rANS segment, or (orders with `segment`) a new segment before each chunk once the
+        current one holds `segment` subpixels
 
 Encoder and decoder run the same function, `_walk`, with a callback that either reads the true
-pixels (encoding) or decodes them from the stream (decoding), so they cannot drift apart.
+pixels (encoding) or decodes them from the stream (decoding), so they cannot drift apart. Memory is
+the image's own bytes (uint8 levels) plus one chunk's work and, in the encoder, one segment's
+symbols and parameters: it does not grow with the image beyond its pixels.
 """
 
 from __future__ import annotations
@@ -23,26 +27,34 @@ from .online import Online, Settings
 Code = Callable[[np.ndarray, np.ndarray, np.ndarray | None, tuple], np.ndarray]
 
 
-def _walk(height: int, width: int, net: ExactNet, code: Code, online: Online | None = None) -> np.ndarray:
+def _walk(height: int, width: int, net: ExactNet, code: Code, online: Online | None = None,
+          end_segment: Callable[[], None] | None = None, progress: Callable[[int, int], None] | None = None
+          ) -> np.ndarray:
     """Visit every subpixel in decoding order; `code(loc12, scale, ctx, where)` returns its values.
 
     `where` is (level, rows, cols, channel), or (L, None, None, None) for the coarsest level; `ctx` the online
     adaptation's context ids of the subpixels (`online.contexts`) when `online` is given, else None.
-    Returns the int32 (H, W, 3) image.
+    `end_segment()` is called where the stream's segment ends (`Order.segment`), `progress(done, total)` after
+    every chunk, in subpixels. Returns the uint8 (H, W, 3) image.
     """
     sizes = layout.level_sizes(height, width)
+    segment = net.order.segment
     core_h, core_w = sizes[-1]
     n = core_h * core_w * 3
+    total, done, in_segment = 3 * height * width, n, n
     known = code(np.zeros(n, np.int64), np.full(n, entropy.FLAT, np.int64), None,
                  (len(sizes) - 1, None, None, None))
-    known = known.astype(np.int32).reshape(core_h, core_w, 3)
+    known = known.astype(np.uint8).reshape(core_h, core_w, 3)
     for level in range(len(sizes) - 2, -1, -1):
-        image = np.zeros(sizes[level] + (3,), np.int32)
+        image = np.zeros(sizes[level] + (3,), np.uint8)
         image[::2, ::2] = known
         for phase in range(len(net.order)):
             for rows, cols, ctx in layout.group_contexts(image, phase, net.order):
                 if len(ctx) == 0:
                     continue
+                if segment and in_segment >= segment:
+                    end_segment()
+                    in_segment = 0
                 hidden = net.hidden(phase, input_integers(ctx, level))
                 pixel = np.zeros((len(ctx), 3), np.int32)
                 previous = None
@@ -57,22 +69,52 @@ def _walk(height: int, width: int, net: ExactNet, code: Code, online: Online | N
                     pixel[:, c] = code(loc12, scale, ids, (level, rows, cols, c))
                     previous = 12 * pixel[:, c].astype(np.int64) - loc12
                 image[rows, cols] = pixel
+                done, in_segment = done + 3 * len(ctx), in_segment + 3 * len(ctx)
+                if progress:
+                    progress(done, total)
         known = image
     return known
 
 
-def encode(image: np.ndarray, net: ExactNet, online: Settings | None = None) -> tuple[bytes, float]:
+class _Segments:
+    """The encoder's stream: the symbols and parameters of the current segment, coded (backwards) when it ends,
+    and each coded segment decoded at once under the same parameters, so a stream that would not read back
+    is never returned (ChecksumError)."""
+
+    def __init__(self):
+        self.parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self.streams: list[bytes] = []
+        self.bits = 0.0
+
+    def add(self, symbols: np.ndarray, loc12: np.ndarray, scale: np.ndarray) -> None:
+        self.parts.append((np.asarray(symbols, np.uint8).ravel(), loc12, scale))
+
+    def end(self) -> None:
+        symbols, loc12, scale = (np.concatenate([p[i] for p in self.parts]) for i in range(3))
+        self.parts.clear()
+        stream, bits = entropy.encode(symbols, loc12, scale)
+        decoder = entropy.Decoder(stream)
+        if not np.array_equal(decoder.decode(loc12, scale), symbols):
+            raise ChecksumError("internal error: the error table reads back differently from what was coded")
+        decoder.finish()
+        self.streams.append(stream)
+        self.bits += bits
+
+
+def encode(image: np.ndarray, net: ExactNet, online: Settings | None = None,
+           progress: Callable[[int, int], None] | None = None) -> tuple[bytes, float]:
     """uint8 (H, W, 3) -> (error-table stream, ideal bits of the integer model)."""
-    stream, bits, _, _ = encode_with_model(image, net, online)
+    stream, bits, _ = encode_with_model(image, net, online, progress)
     return stream, bits
 
 
-def encode_with_model(image: np.ndarray, net: ExactNet, online: Settings | None = None
-                      ) -> tuple[bytes, float, tuple[np.ndarray, ...], np.ndarray]:
-    """`encode`, also returning what it coded in decoding order, (symbols, loc12, scale) after any online
-    correction (`online`: its settings, None: none), and the image its walk rebuilt from those symbols (uint8 (H, W, 3)), which a decode would give."""
+def encode_with_model(image: np.ndarray, net: ExactNet, online: Settings | None = None,
+                      progress: Callable[[int, int], None] | None = None) -> tuple[bytes, float, np.ndarray]:
+    """`encode`, also returning the image its walk rebuilt from the coded symbols (uint8 (H, W, 3)), which a
+    decode would give (`online`: the adaptation's settings, None: none). Every segment of the stream has been
+    read back under the parameters it was coded with (`_Segments`)."""
     levels = layout.pyramid(image)
-    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    segments = _Segments()
     state = Online(online) if online else None
 
     def record(loc12, scale, ids, where):
@@ -80,29 +122,16 @@ def encode_with_model(image: np.ndarray, net: ExactNet, online: Settings | None 
         symbols = levels[level].reshape(-1) if rows is None else levels[level][rows, cols, c]
         if ids is not None:
             loc12, scale = state.adapt(symbols, loc12, scale, ids)
-        parts.append((symbols, loc12, scale))
+        segments.add(symbols, loc12, scale)
         return symbols
 
-    walked = _walk(image.shape[0], image.shape[1], net, record, state)
-    symbols, loc12, scale = (np.concatenate([p[i] for p in parts]) for i in range(3))
-    return *entropy.encode(symbols, loc12, scale), (symbols, loc12, scale), walked.astype(np.uint8)
+    walked = _walk(image.shape[0], image.shape[1], net, record, state, segments.end, progress)
+    segments.end()
+    return b"".join(segments.streams), segments.bits, walked
 
 
-def replay(stream: bytes, symbols: np.ndarray, loc12: np.ndarray, scale: np.ndarray) -> float:
-    """Check an encoder's own stream: decoded under the model it was coded with, it must give back
-    `symbols` (in decoding order) and end where it should. Returns its ideal bits. The walk's model
-    is a deterministic function of the decoded values, so equal symbols mean `decode` would run
-    the same walk; ChecksumError otherwise."""
-    decoder = entropy.Decoder(stream)
-    decoded = decoder.decode(loc12, scale)
-    decoder.finish()
-    if not np.array_equal(decoded, np.asarray(symbols, np.uint8).ravel()):
-        raise ChecksumError("internal error: the error table reads back differently from what was coded")
-    return float(entropy.bits(symbols, loc12, scale).sum())
-
-
-def decode(height: int, width: int, stream: bytes, net: ExactNet, online: Settings | None = None
-           ) -> tuple[np.ndarray, float]:
+def decode(height: int, width: int, stream: bytes, net: ExactNet, online: Settings | None = None,
+           progress: Callable[[int, int], None] | None = None) -> tuple[np.ndarray, float]:
     """The error-table stream -> (uint8 (H, W, 3), ideal bits); CorruptFileError if the stream is damaged."""
     decoder = entropy.Decoder(stream)
     state = Online(online) if online else None
@@ -116,6 +145,6 @@ def decode(height: int, width: int, stream: bytes, net: ExactNet, online: Settin
         bits[0] += float(entropy.bits(symbols, loc12, scale).sum())
         return symbols
 
-    image = _walk(height, width, net, read, state)
+    image = _walk(height, width, net, read, state, decoder.next_segment, progress)
     decoder.finish()
-    return image.astype(np.uint8), bits[0]
+    return image, bits[0]

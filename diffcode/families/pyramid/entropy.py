@@ -12,11 +12,14 @@ discretized to 0..255 with its tails folded into 0 and 255, every symbol at leas
 table is built with numpy and checked against its pinned SHA-256; if a platform's libm rounds one
 entry differently it is rebuilt with mpmath.
 
-Stream: one rANS stream for the whole image, 64-bit state in [2^31, 2^63), 32-bit words,
-little-endian: [final encoder state, 2 words] [words in decoding order]. The decoder is
+Stream: one or more rANS segments one after another, each 64-bit state in [2^31, 2^63), 32-bit
+words, little-endian: [final encoder state, 2 words] [words in decoding order]. The decoder is
 resumable, so it decodes one parallel group at a time (the next group's parameters depend on
-the pixels just decoded) and checks at the end that the state is back at 2^31 and every word was
-read. Encoding and decoding are numba loops over integers only.
+the pixels just decoded); at the end of a segment (`Decoder.next_segment`) and of the stream
+(`finish`) it checks that the state is back at 2^31, and at the end that every word was read.
+Where segments end is the coding order's business (`coding.py`): an encoder needs to hold only one
+segment's symbols, since rANS codes them backwards. Encoding and decoding are numba loops over
+integers only.
 """
 
 from __future__ import annotations
@@ -200,10 +203,16 @@ class Decoder:
         if len(data) < 8 or len(data) % 4:
             raise CorruptFileError(f"{what} of {len(data)} bytes is not a stream of 32-bit words")
         self.words = np.frombuffer(data, "<u4").astype(np.uint32)
-        self.state = np.uint64((int(self.words[0]) << 32) | int(self.words[1]))
-        self.position = 2
+        self.position = 0
+        self._start()
+
+    def _start(self) -> None:
+        if self.position + 2 > len(self.words):
+            raise CorruptFileError(f"{self.what} truncated: the rANS stream ran out of words")
+        self.state = np.uint64((int(self.words[self.position]) << 32) | int(self.words[self.position + 1]))
+        self.position += 2
         if int(self.state) < STATE_LOW or int(self.state) >= 1 << 63:
-            raise CorruptFileError(f"{what}: bad initial rANS state")
+            raise CorruptFileError(f"{self.what}: bad initial rANS state")
 
     def decode(self, loc12: np.ndarray, scale: np.ndarray) -> np.ndarray:
         loc12, scale = _checked(loc12, scale)
@@ -211,6 +220,12 @@ class Decoder:
         if not ok:
             raise CorruptFileError(f"{self.what} truncated: the rANS stream ran out of words")
         return out
+
+    def next_segment(self) -> None:
+        """The current segment must end here; the next one starts."""
+        if int(self.state) != STATE_LOW:
+            raise CorruptFileError(f"{self.what} corrupt: a rANS segment did not end where it should")
+        self._start()
 
     def finish(self) -> None:
         if int(self.state) != STATE_LOW or self.position != len(self.words):

@@ -62,25 +62,34 @@ def _extras(preset: spec.Preset, k: np.ndarray) -> dict:
     return {"preset": preset.name, "n_weights": int(len(k)), "n_nonzero_weights": int(np.count_nonzero(k))}
 
 
-def encode(image: np.ndarray, k: np.ndarray, preset: spec.Preset, adapt: str | None, prior: Prior) -> Encoded:
+def encode(image: np.ndarray, k: np.ndarray, preset: spec.Preset, adapt: str | None, prior: Prior,
+           progress=None) -> Encoded:
     """Sections of an image coded with the prior plus integer deltas k (empty: the prior alone).
 
     With online adaptation the fit's own check that its deltas pay (float model, no adaptation) is not the
     file's: the adaptation corrects much of what bias deltas do. So the image is then coded both ways and the
-    smaller sections are kept (the side information says which)."""
-    coded = _encode(image, k, preset, adapt, prior)
-    if len(k) and online(prior) is not None:
-        alone = _encode(image, np.zeros(0, np.int16), preset, None, prior)
+    smaller sections are kept (the side information says which).
+    progress: optional callable(done, total) in subpixels, over every pass."""
+    passes = 2 if len(k) and online(prior) is not None else 1
+    coded = _encode(image, k, preset, adapt, prior, _share(progress, 0, passes))
+    if passes == 2:
+        alone = _encode(image, np.zeros(0, np.int16), preset, None, prior, _share(progress, 1, passes))
         if _size(alone) < _size(coded):
             return alone
     return coded
+
+
+def _share(progress, index: int, count: int):
+    """Pass `index` of `count` as its share of one progress(done, total)."""
+    return progress and (lambda done, total: progress(index * total + done, count * total))
 
 
 def _size(encoded: Encoded) -> int:
     return sum(len(section.payload) for section in encoded.sections)
 
 
-def _encode(image: np.ndarray, k: np.ndarray, preset: spec.Preset, adapt: str | None, prior: Prior) -> Encoded:
+def _encode(image: np.ndarray, k: np.ndarray, preset: spec.Preset, adapt: str | None, prior: Prior,
+            progress=None) -> Encoded:
     adapt = adapt if len(k) else None
     names, sizes = _names_sizes(prior, adapt)
     if sum(sizes) != len(k):
@@ -90,12 +99,12 @@ def _encode(image: np.ndarray, k: np.ndarray, preset: spec.Preset, adapt: str | 
     try:
         net = exact_net(prior, deltas.apply(prior.arrays, adapt or "all", k))
     except ValueError:  # the deltas would break the engine's exactness bound: code with the prior alone
-        return _encode(image, np.zeros(0, np.int16), preset, None, prior)
-    table, table_bits, coded, walked = coding.encode_with_model(image, net, online(prior))
+        return _encode(image, np.zeros(0, np.int16), preset, None, prior, progress)
+    table, table_bits, walked = coding.encode_with_model(image, net, online(prior), progress)
     fields = {"storage": spec.STORAGE, "rng_version": 0, "error_model": spec.ERROR_MODEL, "seed": 0,
               "segment_budget_cnats": 0, "decoder_hash": prior.hash16}
     return Encoded(fields, _sections(side, stream, delta_bits, table, table_bits), _extras(preset, k),
-                   Replay(preset.code, adapt, np.array(k, np.int16), coded, walked))
+                   Replay(preset.code, adapt, np.array(k, np.int16), table, table_bits, walked))
 
 
 @dataclass
@@ -105,7 +114,8 @@ class Replay:
     preset_code: int
     adapt: str | None  # the adapted tensors (None: no deltas)
     deltas: np.ndarray  # int16, the weight deltas k
-    coded: tuple[np.ndarray, ...]  # (symbols, loc12, scale) in decoding order
+    table: bytes  # the error table the encoder read back under its own model (`coding._Segments`)
+    table_bits: float  # its ideal bits
     image: np.ndarray  # uint8 (H, W, 3): what the encoder's walk rebuilt from the symbols, not its input
 
 
@@ -155,12 +165,13 @@ def check_sizes(header: container.Header, sections: list[tuple[int, bytes]]) -> 
 
 
 def decode(header: container.Header, sections: list[tuple[int, bytes]], model: Prior,
-           replay: Replay | None = None) -> Decoded:
+           replay: Replay | None = None, progress=None) -> Decoded:
     """Pixels of a pyramid file's sections (the palette already removed by the codec).
 
     replay: the encoder's own coding (`codec.store`'s check of its file). The side information and
-    the deltas must read back to the encoder's deltas, and the error table to its symbols under
-    its model (`coding.replay`); the walk, whose network reads the decoded pixels, is not run again.
+    the deltas must read back to the encoder's deltas, and the error table must be the bytes the
+    encoder read back under its model; the walk, whose network reads the decoded pixels, is not run again.
+    progress: optional callable(done, total) in subpixels while the error table decodes.
     """
     prior = check_header(header, model)
     check_sizes(header, sections)  # the codec ran it already; cheap, and `decode` may be called alone
@@ -176,10 +187,12 @@ def decode(header: container.Header, sections: list[tuple[int, bytes]], model: P
             net = exact_net(prior, deltas.apply(prior.arrays, adapt or "all", k))
         except ValueError as exc:
             raise CorruptFileError(f"the weight deltas break the network's exactness bound ({exc})") from exc
-        image, table_bits = coding.decode(header.height, header.width, table, net, online(prior))
+        image, table_bits = coding.decode(header.height, header.width, table, net, online(prior), progress)
     elif (preset.code, adapt) != (replay.preset_code, replay.adapt) or not np.array_equal(k, replay.deltas):
         raise ChecksumError("internal error: the side information or weight deltas read back differently")
+    elif table != replay.table:
+        raise ChecksumError("internal error: the error table reads back differently from what was coded")
     else:
-        table_bits, image = coding.replay(table, *replay.coded), replay.image
+        table_bits, image = replay.table_bits, replay.image
     return Decoded(image, _sections(sections[0][1], sections[1][1] if has_deltas else None, delta_bits, table,
                                     table_bits), _extras(preset, k))

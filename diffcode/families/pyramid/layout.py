@@ -63,11 +63,15 @@ class Order:
 
     chunk: 0, or the most targets coded together: each target group is then coded in chunks of at most
     `chunk` targets (row-major), each chunk's R, then G, then B, so the work per step, and the memory, stays
-    bounded whatever the image's size."""
+    bounded whatever the image's size.
+    segment: 0 (one rANS stream), or the subpixels after which the stream's segment ends (`entropy.py`): a
+    new segment starts before the next chunk once the current one holds at least this many, so an encoder
+    holds one segment's symbols at a time (rANS codes them backwards), not the image's."""
 
     code: int
     phases: tuple[Phase, ...]
     chunk: int = 0
+    segment: int = 0
 
     def __len__(self) -> int:
         return len(self.phases)
@@ -82,6 +86,9 @@ ORDERS = {o.code: o for o in (
     # 3: order 1 in chunks of 2^16 targets (model 2 and later: bounded memory for large images)
     Order(3, (Phase(((1, 1, False),), PHASE_OFFSETS[0]), Phase(((0, 1, False), (1, 0, True)), PHASE_OFFSETS[1])),
           chunk=1 << 16),
+    # 4: order 3 with the stream in segments of about 2^20 subpixels (encoder memory bounded too; issue 27)
+    Order(4, (Phase(((1, 1, False),), PHASE_OFFSETS[0]), Phase(((0, 1, False), (1, 0, True)), PHASE_OFFSETS[1])),
+          chunk=1 << 16, segment=1 << 20),
 )}
 ORDER_1 = ORDERS[1]
 N_PHASES = len(ORDER_1)  # of order 1
@@ -164,28 +171,44 @@ def _gather(level, rows, cols, transposed, offsets):
 
 def contexts(level: np.ndarray, phase: int, rows: np.ndarray, cols: np.ndarray, transposed: bool = False,
              order: Order = ORDER_1) -> Contexts:
-    """Contexts of targets (rows, cols) of `level` (h, w, 3) integer pixels.
+    """Contexts of targets (rows, cols) of `level` (h, w, 3) integer pixels (uint8 or int32; any other
+    integer type is copied to int32, as is a level that is not contiguous: pass a contiguous uint8 or
+    int32 level when calling this per chunk).
 
     With `transposed`, the phase's offsets are read in the transposed image (rows and cols stay
     the level's own). Only the positions the phase may see are read (see PHASE_OFFSETS), so
     unknown pixels of `level` may hold anything.
     """
-    level = np.ascontiguousarray(level, np.int32)
-    residuals, mask, base12 = _gather(level, np.ascontiguousarray(rows, np.int64),
+    if level.dtype not in (np.uint8, np.int32):
+        level = level.astype(np.int32)
+    residuals, mask, base12 = _gather(np.ascontiguousarray(level), np.ascontiguousarray(rows, np.int64),
                                       np.ascontiguousarray(cols, np.int64), transposed,
                                       np.array(order.phases[phase].offsets, np.int64))
     return Contexts(residuals, mask, base12)
 
 
+def chunks(height: int, width: int, phase: int, order: Order = ORDER_1
+           ) -> Iterator[tuple[np.ndarray, np.ndarray, bool]]:
+    """(rows, cols, transposed) of every target group of a phase, or of every chunk of one (`Order.chunk`), in
+    coding order: the row-major order of `targets`, each chunk's positions computed only when it is reached (so
+    nothing the size of the image is built)."""
+    for row_parity, col_parity, transposed in order.phases[phase].groups:
+        n_rows, n_cols = max(0, (height - row_parity + 1) // 2), max(0, (width - col_parity + 1) // 2)
+        n = n_rows * n_cols
+        step = order.chunk or max(n, 1)
+        for start in range(0, max(n, 1), step):
+            index = np.arange(start, min(start + step, n), dtype=np.int64)
+            yield row_parity + 2 * (index // max(n_cols, 1)), col_parity + 2 * (index % max(n_cols, 1)), transposed
+
+
 def group_contexts(level: np.ndarray, phase: int,
                    order: Order = ORDER_1) -> Iterator[tuple[np.ndarray, np.ndarray, Contexts]]:
-    """(rows, cols, contexts) of every target group of a phase, or of every chunk of one (`Order.chunk`), in
-    coding order; each chunk's contexts are gathered only when it is reached."""
-    for rows, cols, transposed in targets(level.shape[0], level.shape[1], phase, order):
-        step = order.chunk or max(len(rows), 1)
-        for start in range(0, max(len(rows), 1), step):
-            part_rows, part_cols = rows[start:start + step], cols[start:start + step]
-            yield part_rows, part_cols, contexts(level, phase, part_rows, part_cols, transposed, order)
+    """(rows, cols, contexts) of every chunk of a phase (`chunks`), in coding order; each chunk's contexts are
+    gathered only when it is reached."""
+    if level.dtype not in (np.uint8, np.int32) or not level.flags.c_contiguous:
+        level = np.ascontiguousarray(level, np.int32)  # once, not per chunk
+    for rows, cols, transposed in chunks(level.shape[0], level.shape[1], phase, order):
+        yield rows, cols, contexts(level, phase, rows, cols, transposed, order)
 
 
 def pyramid(image: np.ndarray) -> list[np.ndarray]:

@@ -31,8 +31,10 @@ SHIPPED = {  # SHA-256 -> package file; never remove one (files that name it mus
     "ea6396d18181957995497ccdc0bf60c2e583382569322f1570e8b8161a3ce93a": "data/pyramid_prior.npz",  # train_pyramid-w64.md
     # model 2: width 128, no Kodak image (train_pyramid-m2.md), float32 engine, order 3, online adaptation 1
     "db1b9dbadabae547653b15799be8c7aa40c94072645b6254bf34182c1d1c5c8b": "data/pyramid_prior_2.npz",
+    # model 2's network and quantization with order 4: the error table in segments (bounded encoder memory)
+    "9e19951e4b9d01de0e70b5aa833e1590a505f14de539f7b3367672ecda76d334": "data/pyramid_prior_3.npz",
 }
-CURRENT = "db1b9dbadabae547653b15799be8c7aa40c94072645b6254bf34182c1d1c5c8b"
+CURRENT = "9e19951e4b9d01de0e70b5aa833e1590a505f14de539f7b3367672ecda76d334"
 
 
 @dataclass(frozen=True)

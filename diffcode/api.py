@@ -169,7 +169,7 @@ def choose(image, *, preset: str = "default", steps: int | None = None, seed: in
     candidates = [store(fit(image, variant=auto.CLASSIC, color=color), metadata=metadata)]
     model = model if model is not None else family.load_model()
     instant = fit(image, variant=auto.MODEL, model=model, color=color, preset="instant", seed=seed, device=device)
-    candidates.append(store(instant, model=model, device=device, metadata=metadata))
+    candidates.append(store(instant, model=model, device=device, progress=stage_progress, metadata=metadata))
     if family.fit_steps(preset, steps) > 0 and auto.worth_fitting(len(candidates[1][0]), len(candidates[0][0])):
         fitted = fit(image, variant=auto.MODEL, model=model, color=color, preset=preset, steps=steps, seed=seed,
                      device=device, progress=progress)

@@ -205,7 +205,7 @@ def decode_data(task: Task, source: bytes, progress=None, stage_progress=None) -
         t0 = time.perf_counter()
         family, model_hash = codec.model_of(source)
         model = model_named(family, model_hash, task.options.get("checkpoint"), task.source)
-        image, color, metadata = codec.load_file(source, model, device=task.device)
+        image, color, metadata = codec.load_file(source, model, device=task.device, progress=stage_progress)
         data = encode_image(image, color, "PNG" if task.target == STDIO else output_format(task.target),
                             None if task.options.get("strip") else metadata)
         h, w, _ = image.shape

@@ -182,8 +182,8 @@ def _read(path: Path) -> bytes:
 
 
 def _stage_bar(label: str):
-    """A progress bar over the steps of a store, shown from the first one (a family that reports none
-    shows none)."""
+    """A progress bar over the work of a store or a decode (stages, or subpixels: the pyramid family), shown from
+    the first report (a family that reports none shows none)."""
     from tqdm import tqdm
 
     if not _Show.bars():
@@ -192,11 +192,12 @@ def _stage_bar(label: str):
 
     def update(done: int, total: int) -> None:
         nonlocal bar
-        bar = bar or tqdm(desc=label, unit="stage", file=sys.stderr, leave=False)
+        bar = bar or tqdm(desc=label, unit="", unit_scale=True, file=sys.stderr, leave=False)
         bar.total = total
         bar.update(done - bar.n)
-        if done == total:
+        if done == total:  # the next report (another store of the same file) starts a new bar
             bar.close()
+            bar = None
 
     return update
 
@@ -410,9 +411,11 @@ def _run_files(tasks, command: str, jobs: int, json_out: bool, fit_steps, single
 
     def progress(task):
         name = "standard input" if task.source == batch.STDIO else Path(task.source).name
-        if fit_steps is None or jobs > 1:
+        if jobs > 1:
             return None, None
-        return _progress(fit_steps, name), _stage_bar(f"store {name}")
+        if command == "decode":
+            return None, _stage_bar(f"decode {name}")
+        return (None if fit_steps is None else _progress(fit_steps, name)), _stage_bar(f"store {name}")
 
     t0 = time.perf_counter()
     outcomes = batch.run(tasks, command, jobs=jobs, scheduler=scheduler, on_done=on_done, progress_factory=progress)

@@ -151,9 +151,11 @@ def load_image(data: bytes, model=None, *, device: str = "cpu") -> tuple[np.ndar
     return decoded.image, color
 
 
-def load_file(data: bytes, model=None, *, device: str = "cpu") -> tuple[np.ndarray, ColorMode, Metadata]:
-    """`load_image`, and the metadata the file keeps (empty if none)."""
-    _, decoded, color, metadata, _ = _decode(data, model, device)
+def load_file(data: bytes, model=None, *, device: str = "cpu", progress=None
+              ) -> tuple[np.ndarray, ColorMode, Metadata]:
+    """`load_image`, and the metadata the file keeps (empty if none); progress: optional callable(done, total)
+    while the family decodes."""
+    _, decoded, color, metadata, _ = _decode(data, model, device, progress=progress)
     return decoded.image, color, metadata
 
 
@@ -168,8 +170,8 @@ def decode_details(data: bytes, model=None, *, device: str = "cpu") -> Decoded:
     return _decode(data, model, device)[1]
 
 
-def _decode(data: bytes, model, device: str,
-            replay=None) -> tuple[container.Header, Decoded, ColorMode, Metadata, bytes]:
+def _decode(data: bytes, model, device: str, replay=None,
+            progress=None) -> tuple[container.Header, Decoded, ColorMode, Metadata, bytes]:
     """The decode path; `replay`: the encoder's `Encoded.replay` when it checks its own file. Also
     returns the metadata and its section's payload as stored (b"" without one)."""
     header, sections = container.unpack(bytes(data))
@@ -184,7 +186,7 @@ def _decode(data: bytes, model, device: str,
     # passes run on the CPU whatever the device
     model = model if model is not None else family.load_model()
     try:
-        decoded = family.decode(header, sections, model, device=device, replay=replay)
+        decoded = family.decode(header, sections, model, device=device, replay=replay, progress=progress)
     except (MemoryError, RuntimeError) as exc:  # torch reports a failed allocation as a RuntimeError
         if not isinstance(exc, MemoryError) and "allocate" not in str(exc) and "out of memory" not in str(exc):
             raise

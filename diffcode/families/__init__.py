@@ -134,8 +134,10 @@ class Family(Protocol):
         """The exact encoding of a fit; raises DiffcodeError for options it does not take."""
 
     def decode(self, header: container.Header, sections: list[tuple[int, bytes]], model: Model, *,
-               device: str, replay: Any = None) -> Decoded:
+               device: str, replay: Any = None, progress: Callable[[int, int], None] | None = None) -> Decoded:
         """The exact decode; raises CorruptFileError / DecoderMismatchError, never another error.
+
+        progress: optional callable(done, total) while it decodes (a family that reports none calls it never).
 
         replay: None, or this family's `Encoded.replay` when `codec.store` checks the encoder's own
         file: every section must read back to what the encoder wrote (ChecksumError otherwise), and

@@ -82,7 +82,7 @@ class PerPixel:
             common.check_layout([kind for kind, _ in sections], [container.ENCODINGS] * (len(sections) - 1)
                                 + [container.ERROR_TABLE], "a per-pixel file")
 
-    def decode(self, header, sections, model: Checkpoint, *, device: str = "cpu", replay=None) -> Decoded:
+    def decode(self, header, sections, model: Checkpoint, *, device: str = "cpu", replay=None, progress=None) -> Decoded:
         return exact.decode(header, sections, model, device, replay)
 
     def header_fields(self, header) -> dict:

@@ -61,7 +61,7 @@ class Weights:
     def check_sizes(self, header, sections) -> None:
         exact.check_sizes(header, sections)
 
-    def decode(self, header, sections, model: wv.MLPCheckpoint, *, device: str = "cpu", replay=None) -> Decoded:
+    def decode(self, header, sections, model: wv.MLPCheckpoint, *, device: str = "cpu", replay=None, progress=None) -> Decoded:
         return exact.decode(header, sections, model, replay)
 
     def header_fields(self, header) -> dict:

@@ -139,6 +139,8 @@ class Engine:
     The three heads' first layers read the same trunk output, so their trunk parts run as one matrix product
     (`hidden`) and `channel` adds the pixel's own earlier channels: the column sums are the same integers."""
 
+    ROWS = 1 << 13  # rows per block of `hidden` (memory: a block's float64 trunk activations)
+
     def __init__(self, arrays: dict, quant: dict, order: int = 1):
         self.order = ORDERS[order]
         units = {name.removesuffix(".0"): q["unit"] for name, q in quant.items()}  # heads1.0's unit is heads1's
@@ -155,10 +157,15 @@ class Engine:
             self.phases.append((trunk1, trunk2, shared, own, heads1, heads2))
 
     def hidden(self, phase: int, inputs: np.ndarray) -> np.ndarray:
-        """The heads' first-layer accumulators from the trunk (N, 3 x head), float32 integers."""
+        """The heads' first-layer accumulators from the trunk (N, 3 x head), float32 integers. Rows are
+        independent, so they run in blocks of ROWS: the same integers, and the trunk's wide intermediate
+        activations never exceed a block's."""
         trunk1, trunk2, shared = self.phases[phase][:3]
-        h = trunk1.relu(np.asarray(inputs, np.float64)).astype(np.float32)
-        return shared.accumulate(trunk2.relu(h))
+        out = np.empty((len(inputs), shared.weight.shape[1]), np.float32)
+        for start in range(0, len(inputs), self.ROWS):
+            h = trunk1.relu(np.asarray(inputs[start:start + self.ROWS], np.float64)).astype(np.float32)
+            out[start:start + self.ROWS] = shared.accumulate(trunk2.relu(h))
+        return out
 
     def channel(self, phase: int, c: int, hidden: np.ndarray, own: np.ndarray, base12: np.ndarray):
         """(loc12, scale) int64 (N,) of channel c, given the pixel's own residuals of channels < c."""

@@ -96,12 +96,12 @@ def diffcode_codecs(python: str, presets: list[str]) -> list[Codec]:
             for preset in presets]
 
 
-def reference_codecs() -> list[Codec]:
-    """Lossless JPEG XL at efforts 7 and 9 and lossless WebP, one thread each."""
+def reference_codecs(efforts: tuple[int, ...] = (7, 9)) -> list[Codec]:
+    """Lossless JPEG XL at each of `efforts` and lossless WebP, one thread each."""
     jxl = [Codec(f"cjxl -d 0 -e {effort}", f"djxl (e{effort} file)", f".e{effort}.jxl",
                  ("cjxl", "{input}", "{output}", "-d", "0", "-e", str(effort), "--num_threads=1", "--quiet"),
                  ("djxl", "{input}", "{output}", "--num_threads=1", "--quiet"), ("cjxl", "djxl"))
-           for effort in (7, 9)]
+           for effort in efforts]
     webp = Codec("cwebp -lossless -z 9", "dwebp", ".webp",
                  ("cwebp", "-quiet", "-lossless", "-z", "9", "{input}", "-o", "{output}"),
                  ("dwebp", "-quiet", "{input}", "-o", "{output}"), ("cwebp", "dwebp"))
@@ -167,13 +167,20 @@ class Launcher:
 
     def run(self, argv: list[str], env: dict[str, str]) -> Measure:
         """Run argv and measure it; SystemExit with its standard error if it fails or cannot start."""
+        measure, exit_code, errors = self.attempt(argv, env)
+        if exit_code != 0:
+            raise SystemExit(f"{' '.join(argv)} exited with {exit_code}: {errors.strip()[-2000:]}")
+        return measure
+
+    def attempt(self, argv: list[str], env: dict[str, str]) -> tuple[Measure, int | str, str]:
+        """Run argv and measure it: (Measure, its exit code or why it could not start, its standard error
+        if it failed, else "")."""
         self.process.stdin.write(json.dumps([argv, env, self.errors.name]) + "\n")
         self.process.stdin.flush()
         wall, cpu, peak_kib, exit_code = json.loads(self.process.stdout.readline())
-        if exit_code != 0:
-            message = exit_code if isinstance(exit_code, str) else Path(self.errors.name).read_text(errors="replace")
-            raise SystemExit(f"{' '.join(argv)} exited with {exit_code}: {message.strip()[-2000:]}")
-        return Measure(wall, cpu, peak_kib / 1024.0)  # Linux: ru_maxrss in KiB
+        errors = "" if exit_code == 0 else exit_code if isinstance(exit_code, str) else \
+            Path(self.errors.name).read_text(errors="replace")
+        return Measure(wall, cpu, peak_kib / 1024.0), exit_code, errors  # Linux: ru_maxrss in KiB
 
 
 def decoded_pixels(path: Path) -> np.ndarray | None:
@@ -277,10 +284,11 @@ def notes(args, load: tuple[float, float], floor_mib: float, codecs: list[Codec]
     return lines
 
 
-def write_results(rows: list[dict], out_stem: Path, command: str, note_lines: list[str]) -> None:
+def write_results(rows: list[dict], out_stem: Path, command: str, note_lines: list[str],
+                  columns: list[str] = COLUMNS) -> None:
     """The table (experiments/results/<name>.md and .csv, with command, commit and machine) and its notes
     under the Markdown table."""
-    report.write_table(rows, out_stem, command, COLUMNS)
+    report.write_table(rows, out_stem, command, columns)
     md = out_stem.with_name(out_stem.name + ".md")
     md.write_text(md.read_text() + "\n" + "\n".join(f"- {line}" for line in note_lines) + "\n")
 

@@ -276,13 +276,15 @@ def _finish(task: Task, outcome: Outcome, data: bytes) -> Outcome:
 
 def run(tasks: list[Task], command: str, *, jobs: int = 1, scheduler: str | None = None,
         on_done: Callable[[Outcome], None] | None = None,
-        progress_factory: Callable[[Task], tuple] | None = None) -> list[Outcome]:
+        progress_factory: Callable[[Task], tuple] | None = None,
+        on_note: Callable[[str], None] | None = None) -> list[Outcome]:
     """Run every task; returns the outcomes in task order. A failed file never stops the others.
 
-    command: "compress" or "decode". jobs > 1: that many spawned local processes, each with
-    cpu_count // jobs torch threads (the per-file progress bars need jobs == 1). scheduler: the
-    address of a dask.distributed scheduler to run the files on (its workers need diffcode, not
-    this machine's files: they get the input bytes and return the output bytes).
+    command: "compress" or "decode". jobs > 1: up to that many spawned local processes, each with
+    cpu_count // jobs torch threads (the per-file progress bars need jobs == 1), and no more than the
+    memory limit holds when each runs the largest file's predicted peak (`memory_jobs`; `on_note` is told
+    when that lowers the count). scheduler: the address of a dask.distributed scheduler to run the files on
+    (its workers need diffcode, not this machine's files: they get the input bytes and return the output bytes).
     progress_factory(task) -> (step progress, stage progress) callables, or Nones.
     """
     worker = WORKERS[command]
@@ -311,6 +313,11 @@ def run(tasks: list[Task], command: str, *, jobs: int = 1, scheduler: str | None
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor, as_completed  # only here: a process pool costs imports
 
+        fitting = memory_jobs(jobs, [peak_mib(task, sources[task.target], command) for task in todo])
+        if fitting < min(jobs, len(todo)) and on_note:
+            on_note(f"{fitting} file(s) at a time instead of {jobs}: {jobs} of the largest would need more memory "
+                    "than the limit (--max-memory)")
+        jobs = fitting
         threads = max(1, (os.cpu_count() or 1) // jobs)
         with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
             futures = {pool.submit(worker, replace(task, threads=threads), sources.pop(task.target)): task
@@ -322,6 +329,45 @@ def run(tasks: list[Task], command: str, *, jobs: int = 1, scheduler: str | None
                 except Exception as exc:  # the worker process died (killed, out of memory): this file only
                     done(task, _lost(task, exc), b"")
     return [outcomes[task.target] for task in tasks]
+
+
+def peak_mib(task: Task, source: bytes, command: str) -> float:
+    """The peak memory (MiB) the families' memory models predict for one file (`diffcode.limits`): the
+    decode of a .dfc file, the fit and store of an image (with `auto`, of both candidates); 0 if its size
+    cannot be read (its worker then reports why)."""
+    from . import families, limits
+    from .families import auto
+
+    try:
+        if command == "decode":
+            from .storage import container
+
+            header, _, _ = container.unpack_header(source)
+            height, width, names, phases = header.height, header.width, [header.variant], ("decode",)
+        else:
+            import io
+
+            from PIL import Image
+
+            with Image.open(io.BytesIO(source)) as image:  # reads the header only
+                width, height = image.size
+            variant = task.options.get("variant", auto.NAME)
+            names, phases = ([auto.CLASSIC, auto.MODEL] if variant == auto.NAME else [variant]), ("fit", "store")
+        return max(limits.needed_mib(phase, height, width, families.get(name).memory)
+                   for name in names for phase in phases)
+    except Exception:  # noqa: BLE001 - not a file this batch can size: its worker gives the error
+        return 0.0
+
+
+def memory_jobs(jobs: int, peaks: list[float]) -> int:
+    """How many of `jobs` local processes the memory limit holds (`limits.limit_mib`) when each needs the
+    largest of `peaks` (MiB); at least 1 (a file too large even alone is refused by its own worker)."""
+    from . import limits
+
+    largest = max(peaks, default=0.0)
+    if largest <= 0:
+        return jobs
+    return max(1, min(jobs, int(limits.limit_mib()[0] // largest)))
 
 
 def _lost(task: Task, exc: BaseException) -> Outcome:

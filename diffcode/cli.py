@@ -336,7 +336,8 @@ def decode(
                                        ".ppm (by its suffix), or - for PNG on standard output (default: FILE.png "
                                        "next to it, or in --out-dir; standard output for standard input)"),
     out_dir: Optional[Path] = typer.Option(None, help="folder for the decoded images (FILE.png each; made if missing)"),
-    jobs: int = typer.Option(1, min=1, help="files decoded in parallel local processes"),
+    jobs: int = typer.Option(1, min=1, help="files decoded in parallel local processes (fewer if N of the "
+                             "largest would not fit in memory)"),
     json_out: bool = typer.Option(False, "--json", help="one JSON object per file instead of the text"),
     overwrite: bool = typer.Option(False, "--force", "--overwrite", help="replace existing outputs"),
     skip_existing: bool = typer.Option(False, "--skip-existing", help=SKIP_HELP),
@@ -418,7 +419,12 @@ def _run_files(tasks, command: str, jobs: int, json_out: bool, fit_steps, single
         return (None if fit_steps is None else _progress(fit_steps, name)), _stage_bar(f"store {name}")
 
     t0 = time.perf_counter()
-    outcomes = batch.run(tasks, command, jobs=jobs, scheduler=scheduler, on_done=on_done, progress_factory=progress)
+    def note(text: str) -> None:
+        if not _Show.quiet:
+            typer.echo(f"note: {text}", err=True)
+
+    outcomes = batch.run(tasks, command, jobs=jobs, scheduler=scheduler, on_done=on_done, progress_factory=progress,
+                         on_note=note)
     if bar is not None:
         bar.close()
     _close_bars()
@@ -520,7 +526,7 @@ def compress(
                                        "output for standard input)"),
     out_dir: Optional[Path] = typer.Option(None, help="folder for the .dfc files (IMAGE.dfc each; made if missing)"),
     jobs: int = typer.Option(1, min=1, help="images compressed in parallel local processes (each with "
-                             "cores / N threads)"),
+                             "cores / N threads; fewer if N of the largest would not fit in memory)"),
     scheduler: Optional[str] = typer.Option(None, help="run the images on this dask.distributed scheduler "
                                             "(host:port) instead of here"),
     steps: Optional[int] = typer.Option(None, min=1, help=STEPS_HELP),

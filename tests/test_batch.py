@@ -120,3 +120,24 @@ def test_inputs_expand_in_order_without_duplicates(folder):
         (folder / "b").mkdir()
         write_png(folder / "b" / "im0.png", images()["im0"])
         batch.plan(batch.expand_inputs(["imgs/im0.png", "b/im0.png"], batch.IMAGE_SUFFIXES), ".dfc", out_dir=folder)
+
+
+def test_jobs_are_lowered_to_what_the_memory_limit_holds(tmp_path, monkeypatch):
+    """--jobs N runs at most as many files at once as the memory limit holds at the largest file's predicted
+    peak (the families' memory models); a file whose size cannot be read does not lower it."""
+    from diffcode import codec, families, limits
+    from diffcode.families import auto
+
+    monkeypatch.setenv(limits.ENV, "1")  # 1 GiB available
+    assert batch.memory_jobs(4, [600.0, 300.0]) == 1 and batch.memory_jobs(4, [200.0]) == 4
+    assert batch.memory_jobs(3, [5000.0]) == 1 and batch.memory_jobs(3, [0.0, 0.0]) == 3
+    png = tmp_path / "a.png"
+    write_png(png, np.zeros((40, 60, 3), np.uint8))
+    task = batch.Task(str(png), str(tmp_path / "a.dfc"), {"variant": auto.NAME})
+    expect = max(limits.needed_mib(phase, 40, 60, families.get(name).memory)
+                 for name in (auto.CLASSIC, auto.MODEL) for phase in ("fit", "store"))
+    assert batch.peak_mib(task, png.read_bytes(), "compress") == expect
+    data = (Path(__file__).parent / "golden" / "pyramid-prior3-instant-v2-16x16.dfc").read_bytes()
+    header_variant = codec.info(data)["variant"]
+    assert batch.peak_mib(task, data, "decode") == limits.needed_mib("decode", 16, 16, families.get(header_variant).memory)
+    assert batch.peak_mib(task, b"not an image", "compress") == 0.0

@@ -1,7 +1,9 @@
 """The pyramid family's per-image fit: Adam on the total bits, starting from the shared prior (torch).
 
     prior arrays --(adapted tensors get a delta)--> float model
-    loss = error-table bits of a random batch of the image's subpixels, scaled to the whole image
+    the image's subpixel contexts: every one, or above MAX_TARGETS targets a uniform random subset of
+        that many (`train.samples`), which stands for the whole image
+    loss = error-table bits of a random batch of those subpixels, scaled to the whole image
          + rate of the deltas (log2(1 + |delta| / step) per weight, a proxy; the file pays the real
            code length, see `deltas.py`)
     -> deltas rounded to integer multiples of 2^-STEP_EXPONENT -> Fit arrays {"deltas": int16}
@@ -24,6 +26,12 @@ from ...storage import container
 from . import deltas as delta_coding
 from .model import PyramidNet
 from .train import batch_bits, mean_bpsp, samples
+
+# The most targets (pixels, 159 bytes of contexts each) a fit holds: about 330 MB. Every image up to 2^21 pixels
+# (1920 x 1080, Kodak, the 0.8-1.4 MP photos) keeps all its targets, so its fit is what it was without the bound;
+# a 25 MP photo is fitted on a twelfth of its targets.
+MAX_TARGETS = 1 << 21
+SAMPLE_SEED = 0  # of the subset: it depends on the image alone
 
 
 class _Delta(nn.Module):
@@ -61,8 +69,8 @@ def fit_deltas(image: np.ndarray, prior_arrays: dict, *, steps: int, adapt: str,
     names = delta_coding.adapted_names(prior_arrays, adapt)
     if steps == 0 or not names:
         return np.zeros(0, np.int16), []
-    s = samples([image], order)
-    if sum(len(t) for t in s.target) == 0:  # nothing but the flat-coded coarsest level
+    s = samples([image], order, max_targets=MAX_TARGETS, seed=SAMPLE_SEED)
+    if s.targets == 0:  # nothing but the flat-coded coarsest level
         return np.zeros(0, np.int16), []
     net = PyramidNet.from_arrays(prior_arrays, order).to(device)
     for p in net.parameters():
@@ -96,7 +104,8 @@ def fit_deltas(image: np.ndarray, prior_arrays: dict, *, steps: int, adapt: str,
 
 
 def _pays(s, prior_arrays: dict, adapt: str, k: np.ndarray, coded: list, device: str, order: int) -> bool:
-    """Whether the deltas save more error-table bits (float model, whole image) than they cost (real code)."""
+    """Whether the deltas save more error-table bits (float model, whole image: sampled bits are scaled to it)
+    than they cost (real code)."""
     sizes = [p.size for p in coded]
     # their stream (ideal bits + the 64-bit flush and a last word), scale bytes, and section-table entry
     cost = delta_coding.encode(k, sizes)[2] + 96 + 8 * len(sizes) + 8 * (container.header_bytes(3) - container.header_bytes(2))

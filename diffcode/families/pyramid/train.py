@@ -3,6 +3,9 @@
     images -> every (level, phase) context of every pixel (`samples`) -> Adam on the mean bits
     per subpixel of random batches, cosine learning rate -> float32 arrays (`PyramidNet.arrays`)
 
+`samples` also serves the per-image fit (`fit.py`), which bounds its memory with `max_targets`:
+above it, only a uniform random subset of the targets is gathered, scaled to the whole image.
+
 Training can stop and resume: a checkpoint (`save_checkpoint`) holds the weights, Adam's state,
 the step, the numpy and torch random states, the settings (the schedule's total steps among
 them) and a description of the data; a run resumed from it reaches the same weights, bit for bit,
@@ -20,6 +23,7 @@ import math
 import os
 import time
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -40,17 +44,45 @@ CHECKPOINT_VERSION = 1
 
 @dataclass
 class Samples:
-    """Every coded subpixel context of a set of images, per phase (int16 / uint8 numpy)."""
+    """Coded subpixel contexts of a set of images, per phase (int16 / uint8 numpy): every target's, or those of a
+    uniform random subset of the targets (`samples` with `max_targets`) standing for all `image_targets`.
+
+    A target is one pixel of a coded level (its three subpixels); the core (the coarsest levels) is not sampled."""
 
     inputs: list[np.ndarray]  # per phase (N, 72) int16
     own: list[np.ndarray]  # (N, 3) int16
     base12: list[np.ndarray]  # (N, 3) int16
     target: list[np.ndarray]  # (N, 3) uint8
     core_subpixels: int  # subpixels of the coarsest levels (coded flat, 8 bits each)
+    image_targets: int | None = None  # coded targets of the images when these samples are a subset of them
+
+    @property
+    def targets(self) -> int:
+        """Targets held here."""
+        return sum(len(t) for t in self.target)
+
+    @property
+    def scale(self) -> float:
+        """Targets of the images each target held here stands for (1.0 when every target is here)."""
+        return self.image_targets / self.targets if self.image_targets else 1.0
 
     @property
     def subpixels(self) -> int:
-        return sum(3 * len(t) for t in self.target) + self.core_subpixels
+        """Subpixels of the images (all of them, sampled or not)."""
+        return 3 * (self.image_targets or self.targets) + self.core_subpixels
+
+
+def coded_targets(height: int, width: int) -> int:
+    """Targets of an image: every pixel but the core's is coded once (`layout`)."""
+    core_height, core_width = layout.level_sizes(height, width)[-1]
+    return height * width - core_height * core_width
+
+
+def _parts(pixels: np.ndarray, level: int, rows: np.ndarray, cols: np.ndarray, ctx) -> list[np.ndarray]:
+    """[inputs, own, base12, target] (in DTYPES) of targets (rows, cols) of a level's pixels, given their contexts."""
+    target = pixels[rows, cols]
+    parts = (input_integers(ctx, level), own_integers(target, ctx.base12), ctx.base12, target)
+    return [part.astype(dtype) for part, dtype in zip(parts, DTYPES)]
 
 
 def image_samples(image: np.ndarray, order: int = 1) -> tuple[list[list[np.ndarray]], int]:
@@ -63,17 +95,22 @@ def image_samples(image: np.ndarray, order: int = 1) -> tuple[list[list[np.ndarr
             for rows, cols, ctx in layout.group_contexts(levels[level], phase, phases):
                 if len(ctx) == 0:
                     continue
-                target = levels[level][rows, cols]
-                parts = (input_integers(ctx, level), own_integers(target, ctx.base12), ctx.base12, target)
-                for store, part, dtype in zip(per_phase[phase], parts, DTYPES):
-                    store.append(part.astype(dtype))
+                for store, part in zip(per_phase[phase], _parts(levels[level], level, rows, cols, ctx)):
+                    store.append(part)
     return per_phase, levels[-1].size
 
 
-def samples(images: list[np.ndarray], order: int = 1) -> Samples:
-    """Contexts of every coded subpixel of `images` in the pyramid order `order`, concatenated per phase (each
+def samples(images: list[np.ndarray], order: int = 1, max_targets: int | None = None, seed: int = 0) -> Samples:
+    """Contexts of the coded subpixels of `images` in the pyramid order `order`, concatenated per phase (each
     image's parts are stored in their final dtypes and freed as they are concatenated, so the peak stays near the
-    result)."""
+    result).
+
+    max_targets: None (training), or the most targets to hold (the per-image fit): images with more targets in all
+    give a uniform random subset of them instead (`sampled_samples`, seeded by `seed`). Images within the bound
+    give every target, exactly as without it."""
+    image_targets = sum(coded_targets(*image.shape[:2]) for image in images)
+    if max_targets is not None and image_targets > max_targets:
+        return sampled_samples(images, order, Fraction(max_targets, image_targets), np.random.default_rng(seed))
     n_phases = len(ORDERS[order])
     merged = [[[], [], [], []] for _ in range(n_phases)]
     core = 0
@@ -87,6 +124,46 @@ def samples(images: list[np.ndarray], order: int = 1) -> Samples:
     return Samples(*fields, core_subpixels=core)
 
 
+def sampled_targets(image: np.ndarray, order: int, share: Fraction, rng: np.random.Generator) -> list[list[tuple]]:
+    """Per coded level [(phase, rows, cols, transposed)]: floor(share * n) of the n targets of each (level, phase,
+    group), or of each chunk of one in the chunked orders (`layout.chunks`: no positions the size of the image are
+    built), drawn by `rng` without replacement and kept in coding order."""
+    phases, per_level = ORDERS[order], []
+    for height, width in layout.level_sizes(*image.shape[:2])[:-1]:
+        per_level.append([])
+        for phase in range(len(phases)):
+            for rows, cols, transposed in layout.chunks(height, width, phase, phases):
+                pick = np.sort(rng.choice(len(rows), int(share * len(rows)), replace=False, shuffle=False))
+                per_level[-1].append((phase, rows[pick], cols[pick], transposed))
+    return per_level
+
+
+def sampled_samples(images: list[np.ndarray], order: int, share: Fraction, rng: np.random.Generator,
+                    chunk: int = 1 << 16) -> Samples:
+    """`samples` of a uniform random subset of the targets (`sampled_targets`), standing for all of them: only
+    their contexts are gathered, `chunk` targets at a time, straight into the arrays they end in (so the memory
+    follows the subset, not the images). The floor leaves each group (or chunk) less than one target short of its
+    share, so one scale for every sample (`Samples.scale`) counts each within 1 / share targets of its size."""
+    picked = [sampled_targets(image, order, share, rng) for image in images]
+    n_phases = len(ORDERS[order])
+    sizes = [sum(len(rows) for per_level in picked for groups in per_level for p, rows, _, _ in groups if p == phase)
+             for phase in range(n_phases)]
+    fields = [[np.zeros((sizes[p], WIDTHS[i]), DTYPES[i]) for p in range(n_phases)] for i in range(4)]
+    filled = [0] * n_phases
+    for image, per_level in zip(images, picked):
+        for level, (pixels, groups) in enumerate(zip(layout.pyramid(image), per_level)):
+            pixels = np.ascontiguousarray(pixels)  # once per level, not per chunk
+            for phase, rows, cols, transposed in groups:
+                for start in range(0, len(rows), chunk):
+                    r, c = rows[start:start + chunk], cols[start:start + chunk]
+                    ctx = layout.contexts(pixels, phase, r, c, transposed, ORDERS[order])
+                    for field, part in zip(fields, _parts(pixels, level, r, c, ctx)):
+                        field[phase][filled[phase]:filled[phase] + len(r)] = part
+                    filled[phase] += len(r)
+    core = sum(layout.pyramid(image)[-1].size for image in images)
+    return Samples(*fields, core_subpixels=core, image_targets=sum(coded_targets(*i.shape[:2]) for i in images))
+
+
 def _concatenate(parts: list[np.ndarray], width: int, dtype) -> np.ndarray:
     out = np.concatenate(parts) if parts else np.zeros((0, width), dtype)
     parts.clear()
@@ -98,18 +175,19 @@ def _batch(s: Samples, phase: int, index: np.ndarray, device: str) -> list[torch
 
 
 def total_bits(net: PyramidNet, s: Samples, device: str = "cpu", chunk: int = 1 << 16) -> float:
-    """Bits of every sample under the float model (core subpixels at 8 bits)."""
+    """Bits of the images under the float model (core subpixels at 8 bits): of every sample, times `s.scale`
+    (1.0 unless the samples are a subset)."""
     total = 8.0 * s.core_subpixels
     with torch.no_grad():
         for phase in range(len(s.target)):
             for start in range(0, len(s.target[phase]), chunk):
                 index = np.arange(start, min(start + chunk, len(s.target[phase])))
-                total += phase_nats(net.phases[phase], *_batch(s, phase, index, device)).sum().item() / LN2
+                total += s.scale * phase_nats(net.phases[phase], *_batch(s, phase, index, device)).sum().item() / LN2
     return total
 
 
 def mean_bpsp(net: PyramidNet, s: Samples, device: str = "cpu") -> float:
-    """Bits per subpixel of every sample under the float model (core subpixels at 8 bits)."""
+    """Bits per subpixel of the images under the float model (core subpixels at 8 bits; `total_bits`)."""
     return total_bits(net, s, device) / s.subpixels
 
 

@@ -104,12 +104,12 @@ def test_cap_from_the_environment_the_setting_and_the_argument(monkeypatch, no_c
     monkeypatch.setenv(limits.CAP_ENV, "0.5")
     assert limits.memory_cap_gib() == 0.5
     with pytest.raises(ImageError, match="above the memory cap of 0.5 GiB"):
-        limits.check("decode", 512, 512, memory)
+        limits.check("decode", 2000, 2000, memory)
     limits.set_max_memory_gib(2)  # what the CLI's --max-memory calls; exported for spawned workers
     assert limits.memory_cap_gib() == 2 and limits.os.environ[limits.CAP_ENV] == "2.0"
-    limits.check("decode", 512, 512, memory)
+    limits.check("decode", 2000, 2000, memory)
     with pytest.raises(ImageError, match="above the memory cap of 0.25 GiB"):
-        limits.check("decode", 512, 512, memory, max_memory_gib=0.25)
+        limits.check("decode", 2000, 2000, memory, max_memory_gib=0.25)
     limits.set_max_memory_gib(None)  # back to the environment as it was
     assert limits.memory_cap_gib() == 0.5 and limits.os.environ[limits.CAP_ENV] == "0.5"
     limits.set_max_memory_gib(float("inf"))  # no cap: only what is available limits
@@ -120,7 +120,7 @@ def test_available_memory_below_the_cap_is_the_limit(monkeypatch, no_cap_setting
     monkeypatch.setenv(limits.ENV, "1")
     assert limits.limit_mib() == (1024.0, False)
     with pytest.raises(ImageError, match=r"1.0 GiB are available .*set DIFFCODE_MEMORY_GIB"):
-        limits.check("decode", 2000, 2000, families.get("pyramid").memory)
+        limits.check("decode", 8000, 8000, families.get("pyramid").memory)
 
 
 @pytest.mark.parametrize("value", [0, -1, float("nan"), "lots"])

@@ -114,3 +114,45 @@ def test_a_palette_never_costs_more_than_plain_rgb():
     image = RNG.integers(0, 256, (16, 16, 3), dtype=np.uint8)
     data, report = api.store(api.fit(image, variant="classic"))
     assert report.extras["transform"] == "rgb" and len(data) <= image.size * 1.005 + 100
+
+
+@pytest.mark.parametrize("colours", [1, 2, 255, 256, 257, 5000])
+def test_the_palette_is_the_sorted_colours_found_without_sorting_the_pixels(colours):
+    """Issue 27: colours are counted in a 2^24 table (stopping at a 257th); a palette keeps the table
+    and indexes np.unique over the pixels gave (ascending R, G, B), so earlier files do not change."""
+    table = RNG.integers(0, 256, (colours, 3), dtype=np.uint8)
+    table[-1] = table[0] ^ np.array([0, 0, 1], np.uint8)  # two colours one apart in blue
+    image = table[RNG.integers(0, colours, (31, 45))][:, ::-1]  # a strided view
+    unique, index = np.unique(image.reshape(-1, 3), axis=0, return_inverse=True)
+    transform, palette, channels = exact.channels_of(image)
+    assert transform == ("palette" if len(unique) <= 256 else "rgb")
+    if transform == "palette":
+        assert palette == unique.tobytes() and np.array_equal(channels[..., 0], index.reshape(31, 45))
+
+
+@pytest.mark.parametrize("layout", [exact.Layout(*c) for c in exact.RGB_CANDIDATES]
+                         + [exact.Layout("rgb", f, order) for f in ("left", "up") for order in exact.LAYOUTS.values()])
+@pytest.mark.parametrize("rank_pixels", [1, 7, 40, 1 << 21])
+def test_bands_of_rows_give_the_bytes_of_the_whole_image(monkeypatch, layout, rank_pixels):
+    """`residual_pieces` filters a band at a time (with the row above it): the same bytes as at once."""
+    monkeypatch.setattr(exact, "RANK_PIXELS", rank_pixels)
+    image = IMAGES["noise"][:13, :11]
+    whole = exact.serialize(layout, exact.apply_filter(layout.filter, exact.to_channels(layout.transform, image)))
+    assert b"".join(exact.residual_pieces(layout, image)) == whole
+
+
+def test_a_large_image_is_ranked_on_its_middle_rows_and_round_trips(monkeypatch):
+    """Above RANK_PIXELS the fast pass sees a band of whole rows from the middle; the file still holds
+    every row, coded in bands with the encoder's smaller dictionary, and decodes exactly."""
+    monkeypatch.setattr(exact, "RANK_PIXELS", 300)
+    monkeypatch.setattr(exact, "ENCODER_DICTIONARY", 4096)  # LZMA2's least; the decoder's window: 64 KiB
+    assert exact.rank_rows(60, 100) == slice(28, 31) and exact.rank_rows(3, 100) == slice(0, 3)
+    assert exact.rank_rows(5, 1000) == slice(2, 3)  # a row wider than the band: one row
+    ranked = []
+    real_fast_size = exact.fast_size
+    monkeypatch.setattr(exact, "fast_size", lambda layout, channels: ranked.append(channels.shape)
+                        or real_fast_size(layout, channels))
+    image = IMAGES["gradient"]
+    data, report = api.store(api.fit(image, variant="classic", method="lzma"))
+    assert set(ranked) == {(3, 100, 3)} and len(ranked) == len(exact.RGB_CANDIDATES)
+    assert np.array_equal(codec.load(data), image)

@@ -7,6 +7,7 @@
                   detector, residuals mod 256; indexes unfiltered), the bytes planar or interleaved,
                   then LZMA2 (raw stream, preset 9, a dictionary no larger than the data). Gray
                   tries every filter, RGB the RGB_CANDIDATES layouts, ranked by a fast LZMA2 pass
+                  (over the middle RANK_PIXELS pixels' rows of a larger image)
           --> SIDE_INFO (method, transform, filter, layout, palette) + PIXEL_DATA sections
 
 Exactness: every step is an integer map with an exact inverse (filters read only decoded pixels,
@@ -14,6 +15,13 @@ LZMA2 is lossless by construction), so any machine decodes the same pixels; the 
 pixel hash anyway. A crafted header cannot make the decoder allocate beyond its size: stored data
 must be exactly the channels' size, and LZMA2 expands at most MAX_RATIO times (7,000x measured for
 100 MB of zeros), so `check_sizes` refuses a declared size the payload cannot hold.
+
+Cost (issue 27): the encoder reads the pixels once to find a palette (stopping at a 257th colour),
+filters and serializes a band of rows at a time, and ranks on a band of at most about RANK_PIXELS
+pixels, so its time is linear in pixels (the preset 9 LZMA2 pass: about 5 s of CPU per megapixel of
+a photo) and its memory the image plus the larger of about 250 MiB for LZMA2 (ENCODER_DICTIONARY)
+and the stored copy of the pixels. The decoder's LZMA2 window still follows the data size
+(`_filters`), never smaller than the encoder's.
 """
 
 from __future__ import annotations
@@ -37,6 +45,14 @@ MAX_RATIO, RATIO_SLACK = 8192, 1 << 16  # LZMA2 output bytes <= MAX_RATIO * inpu
 # pass; gray planes try every filter, palette indexes none (indexes are not ordinal)
 RGB_CANDIDATES = (("subtract-green", "med", "planar"), ("rgb", "none", "interleaved"), ("rgb", "left", "interleaved"),
                   ("rgb", "up", "interleaved"), ("subtract-green", "med", "interleaved"))
+# images of more pixels rank those layouts on a band of about this many pixels from their middle rows
+# (2^21: every image up to 1448x1448, 1920x1080 and Kodak's 768x512 among them, is ranked whole)
+RANK_PIXELS = 1 << 21
+# the encoder's LZMA2 dictionary at most. Preset 9 on 72 MiB of residuals (25 MP) took 250 MiB with it,
+# 710 MiB with 64 MiB; a 25 MP mosaic of 64 distinct photos came out 0.04 % smaller, one repeating
+# photos with R and G swapped 1.3 % larger (matches farther back than 16 MiB are lost). It binds only
+# above 16 MiB of channel data (5.6 MP RGB), far above RANK_PIXELS
+ENCODER_DICTIONARY = 1 << 24
 
 
 @dataclass(frozen=True)
@@ -52,20 +68,57 @@ class Layout:
 
 def channels_of(image: np.ndarray) -> tuple[str, bytes, np.ndarray]:
     """(transform, palette table, uint8 (H, W, C)) of a uint8 (H, W, 3) image: gray (one channel),
-    palette (<= 256 colours: index channel and table) or RGB (three channels)."""
+    palette (<= 256 colours: index channel and table, colours in ascending (R, G, B) order) or RGB
+    (three channels)."""
     r, g, b = (image[..., c] for c in range(3))
     if np.array_equal(r, g) and np.array_equal(g, b):
         return "gray", b"", r[..., None].copy()
-    colours, index = np.unique(image.reshape(-1, 3), axis=0, return_inverse=True)
-    if len(colours) <= 256:
-        return "palette", colours.astype(np.uint8).tobytes(), index.reshape(*image.shape[:2], 1).astype(np.uint8)
+    keys = colour_keys(image)
+    if len(keys) <= 256:
+        table = np.stack([keys >> 16, keys >> 8 & 255, keys & 255], axis=-1).astype(np.uint8).tobytes()
+        return "palette", table, palette_indexes(image, keys)
     return "rgb", b"", image
+
+
+@numba.njit(cache=True)
+def colour_keys(image: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
+    """The colours of a uint8 (H, W, 3) image as sorted int64 keys R << 16 | G << 8 | B (the order of
+    np.unique over the pixels), or, as soon as a 257th colour turns up, 257 unsorted keys (no palette):
+    a photo stops within its first rows. Memory: a 16 MiB table of the keys seen."""
+    seen = np.zeros(1 << 24, np.bool_)
+    keys = np.empty(257, np.int64)
+    n = 0
+    for i in range(image.shape[0]):
+        for j in range(image.shape[1]):
+            key = np.int64(image[i, j, 0]) << 16 | np.int64(image[i, j, 1]) << 8 | np.int64(image[i, j, 2])
+            if not seen[key]:
+                seen[key] = True
+                keys[n] = key
+                n += 1
+                if n > 256:
+                    return keys
+    return np.sort(keys[:n])
+
+
+@numba.njit(cache=True)
+def palette_indexes(image: np.ndarray, keys: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
+    """The uint8 (H, W, 1) index channel of a uint8 (H, W, 3) image whose colours are all among `keys`
+    (`colour_keys`: at most 256): each pixel's position in `keys`."""
+    index_of = np.zeros(1 << 24, np.uint8)
+    for k in range(len(keys)):
+        index_of[keys[k]] = k
+    index = np.empty((image.shape[0], image.shape[1], 1), np.uint8)
+    for i in range(image.shape[0]):
+        for j in range(image.shape[1]):
+            index[i, j, 0] = index_of[np.int64(image[i, j, 0]) << 16 | np.int64(image[i, j, 1]) << 8
+                                      | np.int64(image[i, j, 2])]
+    return index
 
 
 def to_channels(transform: str, rgb: np.ndarray) -> np.ndarray:
     if transform == "subtract-green":
         r, g, b = (rgb[..., c] for c in range(3))
-        return np.stack([g, r - g, b - g], axis=-1).astype(np.uint8)
+        return np.stack([g, r - g, b - g], axis=-1)  # uint8: the differences wrap mod 256
     return rgb
 
 
@@ -84,19 +137,33 @@ def image_of(layout: Layout, channels: np.ndarray) -> np.ndarray:
     return channels
 
 
-def med_residuals(plane: np.ndarray) -> np.ndarray:
-    """(x - MED prediction) mod 256 of a uint8 (H, W) plane (prediction 0 at the corner, the left or
-    upper neighbour on the first row or column)."""
-    x = plane.astype(np.int16)
-    a = np.zeros_like(x)
-    b = np.zeros_like(x)
-    c = np.zeros_like(x)
-    a[:, 1:], b[1:, :], c[1:, 1:] = x[:, :-1], x[:-1, :], x[:-1, :-1]
-    prediction = np.where(c >= np.maximum(a, b), np.minimum(a, b), np.where(c <= np.minimum(a, b), np.maximum(a, b),
-                                                                             a + b - c))
-    prediction[0, 1:] = x[0, :-1]
-    prediction[1:, 0] = x[:-1, 0]
-    return ((x - prediction) & 255).astype(np.uint8)
+@numba.njit(cache=True, inline="always")
+def med_prediction(x: np.ndarray, i: int, j: int) -> int:  # pragma: no cover - compiled
+    """LOCO-I's median edge detector at (i, j) of a uint8 (H, W) plane from its left, upper and
+    upper-left neighbours (0 at the corner, the left or upper neighbour on the first row or column)."""
+    if i == 0 and j == 0:
+        return 0
+    if i == 0:
+        return np.int64(x[i, j - 1])
+    if j == 0:
+        return np.int64(x[i - 1, j])
+    a, b, c = np.int64(x[i, j - 1]), np.int64(x[i - 1, j]), np.int64(x[i - 1, j - 1])
+    if c >= max(a, b):
+        return min(a, b)
+    if c <= min(a, b):
+        return max(a, b)
+    return a + b - c
+
+
+@numba.njit(cache=True)
+def med_residuals(plane: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
+    """(x - MED prediction) mod 256 of a uint8 (H, W) plane."""
+    h, w = plane.shape
+    residuals = np.empty((h, w), np.uint8)
+    for i in range(h):
+        for j in range(w):
+            residuals[i, j] = (np.int64(plane[i, j]) - med_prediction(plane, i, j)) & 255
+    return residuals
 
 
 @numba.njit(cache=True)
@@ -106,34 +173,22 @@ def med_restore(residuals: np.ndarray) -> np.ndarray:  # pragma: no cover - comp
     x = np.empty((h, w), np.uint8)
     for i in range(h):
         for j in range(w):
-            if i == 0 and j == 0:
-                p = 0
-            elif i == 0:
-                p = np.int64(x[i, j - 1])
-            elif j == 0:
-                p = np.int64(x[i - 1, j])
-            else:
-                a, b, c = np.int64(x[i, j - 1]), np.int64(x[i - 1, j]), np.int64(x[i - 1, j - 1])
-                if c >= max(a, b):
-                    p = min(a, b)
-                elif c <= min(a, b):
-                    p = max(a, b)
-                else:
-                    p = a + b - c
-            x[i, j] = (np.int64(residuals[i, j]) + p) & 255
+            x[i, j] = (np.int64(residuals[i, j]) + med_prediction(x, i, j)) & 255
     return x
 
 
 def apply_filter(name: str, channels: np.ndarray) -> np.ndarray:
-    """Residuals mod 256 of uint8 (H, W, C) channels: none, left or upper neighbour, or MED."""
-    x = channels.astype(np.int16)
+    """Residuals mod 256 of uint8 (H, W, C) channels: none, left or upper neighbour, or MED (uint8
+    arithmetic wraps mod 256)."""
+    if name == "med":
+        return np.stack([med_residuals(np.ascontiguousarray(channels[..., c])) for c in range(channels.shape[2])],
+                        axis=-1)
+    residuals = channels.copy()
     if name == "left":
-        x[:, 1:] -= channels[:, :-1]
+        np.subtract(channels[:, 1:], channels[:, :-1], out=residuals[:, 1:])
     elif name == "up":
-        x[1:] -= channels[:-1]
-    elif name == "med":
-        return np.stack([med_residuals(channels[..., c]) for c in range(channels.shape[2])], axis=-1)
-    return (x & 255).astype(np.uint8)
+        np.subtract(channels[1:], channels[:-1], out=residuals[1:])
+    return residuals
 
 
 def undo_filter(name: str, residuals: np.ndarray) -> np.ndarray:
@@ -163,8 +218,14 @@ def _filters(size: int, preset: int = 9) -> list[dict]:
     return [{"id": lzma.FILTER_LZMA2, "preset": preset, "dict_size": dictionary}]
 
 
-def _lzma(data: bytes, preset: int = 9) -> bytes:
-    return lzma.compress(data, format=lzma.FORMAT_RAW, filters=_filters(len(data), preset))
+def _lzma(pieces, size: int, preset: int = 9) -> bytes:
+    """Raw LZMA2 of the concatenated byte strings `pieces` (`size` bytes in all), the dictionary of
+    `_filters` capped at ENCODER_DICTIONARY (the decoder's window is never smaller). liblzma's output
+    does not depend on how its input is split (checked from 1-byte pieces up, presets 1 and 9)."""
+    (lzma2,) = _filters(size, preset)
+    lzma2["dict_size"] = min(lzma2["dict_size"], ENCODER_DICTIONARY)
+    compressor = lzma.LZMACompressor(format=lzma.FORMAT_RAW, filters=[lzma2])
+    return b"".join([compressor.compress(piece) for piece in pieces] + [compressor.flush()])
 
 
 def candidates(transform: str, table: bytes) -> list[Layout]:
@@ -182,18 +243,51 @@ def bases_of(image: np.ndarray) -> list[tuple[str, bytes, np.ndarray]]:
     return [(transform, table, channels)] + ([("rgb", b"", image)] if transform == "palette" else [])
 
 
+def band_rows(width: int) -> int:
+    """Rows of about RANK_PIXELS pixels (at least one)."""
+    return max(1, RANK_PIXELS // width)
+
+
+def rank_rows(height: int, width: int) -> slice:
+    """The rows the fast LZMA2 pass ranks the layouts on: every row of an image of up to RANK_PIXELS
+    pixels, else a band from the middle of about RANK_PIXELS pixels."""
+    if height * width <= RANK_PIXELS:
+        return slice(0, height)
+    rows = band_rows(width)
+    top = (height - rows) // 2
+    return slice(top, top + rows)
+
+
+def residual_pieces(layout: Layout, channels: np.ndarray):
+    """The bytes LZMA2 codes for `layout` of uint8 (H, W, C) channels, in pieces (a generator): each
+    plane (planar) or all channels (interleaved) in bands of `band_rows`, each band filtered with
+    the row above it (the filters read no further), so no more than a band's residuals exist at once."""
+    height, width, depth = channels.shape
+    rows = band_rows(width)
+    for group in ([[c] for c in range(depth)] if layout.layout == "planar" else [list(range(depth))]):
+        for top in range(0, height, rows):
+            above = min(top, 1)
+            band = to_channels(layout.transform, channels[top - above:top + rows])[..., group]
+            yield serialize(layout, apply_filter(layout.filter, band)[above:])
+
+
+def fast_size(layout: Layout, channels: np.ndarray) -> int:
+    """The bytes of the fast LZMA2 pass (preset 1) over `layout` of the channels, plus its table."""
+    return len(_lzma(residual_pieces(layout, channels), channels.size, 1)) + len(layout.table)
+
+
 def encode_payload(method: str, bases: list[tuple[str, bytes, np.ndarray]]) -> tuple[Layout, bytes]:
     """(the layout, the pixel-data payload) of `method` for an image's `bases_of`: stored keeps the
-    channels as they are; lzma ranks the candidate layouts by a fast LZMA2 pass and codes the best."""
+    channels as they are; lzma ranks the candidate layouts by a fast LZMA2 pass over `rank_rows` and
+    codes the best over the whole image (both a band at a time: `residual_pieces`)."""
     if method == "stored":
         t, tab, ch = min(bases, key=lambda base: base[2].size + len(base[1]))
         layout = Layout(t, table=tab)
         return layout, serialize(layout, ch)
     options = [(o, ch) for t, tab, ch in bases for o in candidates(t, tab)]
-    data = [serialize(o, apply_filter(o.filter, to_channels(o.transform, ch))) for o, ch in options]
-    best = min(range(len(options)), key=lambda i: len(_lzma(data[i], 1)) + len(options[i][0].table)
-               if len(options) > 1 else 0)
-    return options[best][0], _lzma(data[best])
+    rows = rank_rows(*bases[0][2].shape[:2])
+    best, channels = min(options, key=lambda option: fast_size(option[0], option[1][rows]))
+    return best, _lzma(residual_pieces(best, channels), channels.size)
 
 
 def decode_payload(method: str, layout: Layout, payload: bytes, shape: tuple[int, int, int]) -> np.ndarray:
@@ -241,17 +335,25 @@ def n_channels(transform: str) -> int:
 
 
 def encode(image: np.ndarray, methods, fields: dict) -> Encoded:
-    """The smallest encoding of a uint8 (H, W, 3) image among `methods` (METHODS names)."""
-    bases = bases_of(image)  # once: np.unique over the pixels is the slow part of finding a palette
-    tried = []
-    for method in methods:
+    """The smallest encoding of a uint8 (H, W, 3) image among `methods` (METHODS names; a tie keeps
+    the first). The last method is coded first: lzma's pass, the costly one, runs before the stored
+    copy of the pixels exists."""
+    bases = bases_of(image)  # once: finding a palette reads every pixel
+    best = None
+    for method in reversed(list(methods)):
         layout, payload = encode_payload(method, bases)
         info = side_info(method, layout)
-        tried.append(Encoded(fields, [Section(container.SIDE_INFO, info, 8.0 * len(info)),
-                                      Section(container.PIXEL_DATA, payload, 8.0 * len(payload))],
-                             {"method": method, "transform": layout.transform, "filter": layout.filter,
-                              "layout": layout.layout}))
-    return min(tried, key=lambda e: sum(len(s.payload) for s in e.sections))
+        encoded = Encoded(fields, [Section(container.SIDE_INFO, info, 8.0 * len(info)),
+                                   Section(container.PIXEL_DATA, payload, 8.0 * len(payload))],
+                          {"method": method, "transform": layout.transform, "filter": layout.filter,
+                           "layout": layout.layout})
+        if best is None or size_of(encoded) <= size_of(best):
+            best = encoded
+    return best
+
+
+def size_of(encoded: Encoded) -> int:
+    return sum(len(section.payload) for section in encoded.sections)
 
 
 def check_sizes(header: container.Header, sections: list[tuple[int, bytes]]) -> None:

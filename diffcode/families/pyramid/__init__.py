@@ -7,7 +7,8 @@
     shared prior (diffcode/data/, prior.py) + per-image integer deltas (fit.py, deltas.py)
     -> exact integer network (engine.py; network.py for the first prior) -> per subpixel a
        logistic location and scale, corrected online from the subpixels already coded (online.py)
-    -> one rANS stream of quantized discretized logistics (entropy.py, coding.py)
+    -> one rANS stream of quantized discretized logistics (entropy.py, coding.py), in segments with order 4,
+       coded in bands of bounded size (chunks), so memory is the image's bytes plus a constant
 
 It keeps the report's spirit (a superresolving network grows the image stage by stage; a shared
 network and a per-image part fitted with Adam on the total bits) but every stage sees the exactly

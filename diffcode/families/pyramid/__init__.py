@@ -36,8 +36,10 @@ class Pyramid:
     storages = ("none",)  # no encodings to store: the per-image weights are rANS-coded deltas
     # experiments/results/memory-pyramid3.csv (prior 3, 256x256 to 3072x2048): lines just above every measured
     # peak. The image's own bytes grow with it; the work does not (chunks, segments, the fit's sample of
-    # contexts: docs/pyramid.md), so the fit's line overstates large images (its sample stops growing at 2 MP)
-    memory = {"fit": Linear(900.0, 40.0), "store": Linear(525.0, 17.0), "decode": Linear(500.0, 12.0)}
+    # contexts: docs/pyramid.md), so the fit's line overstates large images (its sample stops growing at 2 MP).
+    # A whole decode process also holds the PNG it writes: 751 MiB at 25 MP, 1303 MiB at 50 MP
+    # (large_images.md), hence decode's 22 MiB per megapixel (12 in process)
+    memory = {"fit": Linear(900.0, 40.0), "store": Linear(525.0, 17.0), "decode": Linear(500.0, 22.0)}
     memory_table = "memory-pyramid3.csv"
     # made with the shipped prior that was current: instant and fast with the first, prior2-* with model 2,
     # prior3-* with model 2 in order 4 (the error table in segments)

@@ -47,6 +47,9 @@ CONFIGS = {
 # low-rank deltas of every weight matrix plus every bias (issue 21), at the default preset's budget
 CONFIGS.update({f"default-{adapt}{suffix}": replace(spec.PRESETS["default"], adapt=adapt, lr=lr)
                 for adapt in ("lowrank2", "lowrank4", "lowrank8") for suffix, lr in (("", 3e-3), ("-lr1e-2", 1e-2))})
+# a gain per output unit of every weight matrix plus every bias (deltas.ADAPT gains)
+CONFIGS.update({f"default-gains{suffix}": replace(spec.PRESETS["default"], adapt="gains", lr=lr)
+                for suffix, lr in (("", 3e-3), ("-lr1e-2", 1e-2))})
 # the default preset's bpsp against its fit time (--configs curve)
 CURVE = [f"default-steps{n}" for n in (0, 50, 150, 300, 500, 1000)]
 CONFIGS.update({name: replace(spec.PRESETS["default"], steps=int(name.rsplit("steps", 1)[1])) for name in CURVE})

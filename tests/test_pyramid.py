@@ -210,16 +210,17 @@ def test_a_file_with_weight_deltas_decodes_to_pinned_bytes():
     assert hashlib.sha256(data).hexdigest()[:16] == PINNED_DELTAS_FILE
 
 
-def test_model_2_weight_deltas_round_trip():
+@pytest.mark.parametrize("adapt", ["lowrank2", "gains"])
+def test_model_2_weight_deltas_round_trip(adapt):
     """Model 2 (the float32 engine, chunked order, online adaptation) decodes a file with weight deltas."""
     from diffcode.families.pyramid import exact, prior
 
     model = prior.load()
     assert model.sha256 != FIRST_PRIOR and "quant" in model.meta and model.meta["online"]
     image = _image(20, 18)
-    sizes = [p.size for p in deltas.parts(model.arrays, "lowrank2")]
+    sizes = [p.size for p in deltas.parts(model.arrays, adapt)]
     k = (np.arange(sum(sizes)) % 5 - 2).astype(np.int16)
-    encoded = exact._encode(image, k, spec.PRESETS["default"], "lowrank2", model)
+    encoded = exact._encode(image, k, spec.PRESETS["default"], adapt, model)
     assert encoded.extras["n_weights"] == len(k)
     header = container.Header("pyramid", height=20, width=18, pixel_hash=bytes(16), **encoded.fields)
     decoded = exact.decode(header, [(s.kind, s.payload) for s in encoded.sections], model)
@@ -318,3 +319,14 @@ def test_store_checks_its_file_against_the_encoders_own_coding():
     for spoil in (wrong_deltas, wrong_symbols, wrong_walk):
         with spoiled_replay(exact, spoil), pytest.raises(ChecksumError, match="read|decode"):
             codec.store(fit, model)
+
+
+def test_gains_scale_each_row_exactly():
+    """The `gains` adapt set: biases get deltas k * STEP, each weight row the factor 1 + k * GAIN_STEP (exact)."""
+    arrays = {"l.bias": np.array([0.5, -1.0], np.float32), "l.weight": np.array([[1.0, -3.0, 0.1], [2.0, 0.25, 7.0]],
+                                                                                np.float32)}
+    assert [(p.name, p.shape) for p in deltas.parts(arrays, "gains")] == [("l.bias", (2,)), ("l.weight:g", (2,))]
+    out = deltas.apply(arrays, "gains", np.array([3, -1, 64, -128 + 1], np.int16))
+    assert np.array_equal(out["l.bias"], arrays["l.bias"].astype(np.float64) + np.array([3, -1]) * deltas.STEP)
+    w = arrays["l.weight"].astype(np.float64)
+    assert np.array_equal(out["l.weight"], np.stack([w[0] * 1.25, w[1] * (1 - 127 / 256)]))

@@ -1,7 +1,9 @@
 """Per-image weight deltas: which tensors adapt, and their exact storage (numpy and numba only).
 
 A fitted tensor is prior + k * STEP with k an integer in [-127, 127] (STEP = 2^-STEP_EXPONENT),
-computed in float64, so the decoder rebuilds the same weights bit for bit. The integers of each
+computed in float64, so the decoder rebuilds the same weights bit for bit. The `gains` set instead
+scales each row of a weight matrix (one output unit's weights): W[j] * (1 + k_j * GAIN_STEP), a
+float32 prior weight times a 9-bit factor, exact in float64. The integers of each
 tensor are rANS-coded as symbols k + 128 under a logistic centred on 0 whose scale index the
 encoder picks per tensor by the real code length (the error-table coder of `entropy`):
 
@@ -21,9 +23,11 @@ from . import entropy, spec
 STEP_EXPONENT = 8
 STEP = 2.0 ** -STEP_EXPONENT
 FACTOR_STEP = 2.0 ** -3  # of the low-rank factors b, whose values are about 1
+GAIN_STEP = 2.0 ** -8  # of the row gains: |gain| <= 127/256 keeps every layer within twice the prior's reach
 K_MAX = 127
-ADAPT = {1: "heads", 2: "all", 3: "biases", 4: "lowrank2", 5: "lowrank4", 6: "lowrank8"}  # codes written in files:
-# never reuse one. lowrankR: every bias gets a delta, every weight matrix W (out, in) a delta a @ b of rank R
+ADAPT = {1: "heads", 2: "all", 3: "biases", 4: "lowrank2", 5: "lowrank4", 6: "lowrank8", 7: "gains"}  # codes
+# written in files: never reuse one. lowrankR: every bias gets a delta, every weight matrix W (out, in) a delta
+# a @ b of rank R. gains: every bias gets a delta, every weight matrix a gain per output unit (row).
 
 
 @dataclass(frozen=True)
@@ -46,7 +50,7 @@ def rank(adapt: str) -> int:
 
 
 def _adapts(name: str, adapt: str) -> bool:
-    if adapt == "all" or rank(adapt):
+    if adapt in ("all", "gains") or rank(adapt):
         return True
     if adapt == "heads":
         return ".heads" in name
@@ -67,6 +71,8 @@ def parts(arrays: dict, adapt: str) -> list[Part]:
         shape = tuple(np.shape(arrays[name]))
         if r and len(shape) == 2:
             out += [Part(name + ":a", (shape[0], r), STEP), Part(name + ":b", (r, shape[1]), FACTOR_STEP)]
+        elif adapt == "gains" and len(shape) == 2:
+            out.append(Part(name + ":g", shape[:1], GAIN_STEP))
         else:
             out.append(Part(name, shape, STEP))
     return out
@@ -80,7 +86,8 @@ def to_integers(fitted: dict, coded: list[Part]) -> np.ndarray:
 
 def apply(prior_arrays: dict, adapt: str, k: np.ndarray) -> dict:
     """The prior's arrays (float64) with the deltas added. A low-rank delta is the integer product a_k @ b_k
-    (exact in int64) times both steps (a power of two), so the decoder rebuilds the same weights bit for bit."""
+    (exact in int64) times both steps (a power of two), and a gain 1 + k * GAIN_STEP (9 significant bits) times
+    a float32 weight is exact in float64, so the decoder rebuilds the same weights bit for bit."""
     arrays = {n: np.asarray(a, np.float64) for n, a in prior_arrays.items()}
     if len(k) == 0:
         return arrays
@@ -95,6 +102,9 @@ def apply(prior_arrays: dict, adapt: str, k: np.ndarray) -> dict:
         elif p.name.endswith(":b"):
             name = p.name[:-2]
             arrays[name] = arrays[name] + (factor @ values).astype(np.float64) * (STEP * FACTOR_STEP)
+        elif p.name.endswith(":g"):
+            name = p.name[:-2]
+            arrays[name] = arrays[name] * (1.0 + values.astype(np.float64) * p.step)[:, None]
         else:
             arrays[p.name] = arrays[p.name] + values.astype(np.float64) * p.step
     return arrays

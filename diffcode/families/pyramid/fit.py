@@ -35,27 +35,29 @@ SAMPLE_SEED = 0  # of the subset: it depends on the image alone
 
 
 class _Delta(nn.Module):
-    """A parametrization adding a fitted delta to a prior tensor: a whole-tensor delta `d`, or a low-rank one
-    a @ b whose factors are rounded to their coding steps in the forward pass (straight-through gradients), so the
-    fit sees the weights the file will hold."""
+    """A parametrization adding a fitted delta to a prior tensor: a whole-tensor delta `d`, a gain per row
+    (`gain`: w * (1 + g)), or a low-rank delta a @ b whose factors are rounded to their coding steps in the
+    forward pass (straight-through gradients), so the fit sees the weights the file will hold."""
 
-    def __init__(self, shape: tuple, rank: int, generator: torch.Generator):
+    def __init__(self, shape: tuple, rank: int, generator: torch.Generator, gain: bool = False):
         super().__init__()
-        self.rank = rank
+        self.rank, self.gain = rank, gain
         if rank:
             self.a = nn.Parameter(torch.zeros(shape[0], rank))
             b = torch.randn(rank, shape[1], generator=generator)
             self.b = nn.Parameter(torch.round(b / delta_coding.FACTOR_STEP) * delta_coding.FACTOR_STEP)
         else:
-            self.d = nn.Parameter(torch.zeros(shape))
+            self.d = nn.Parameter(torch.zeros(shape[:1] if gain else shape))
 
     def forward(self, w: torch.Tensor) -> torch.Tensor:
+        if self.gain:
+            return w * (1 + self.d)[:, None]
         if not self.rank:
             return w + self.d
         return w + _rounded(self.a, delta_coding.STEP) @ _rounded(self.b, delta_coding.FACTOR_STEP)
 
     def values(self) -> dict[str, torch.Tensor]:
-        return {":a": self.a, ":b": self.b} if self.rank else {"": self.d}
+        return {":a": self.a, ":b": self.b} if self.rank else {":g" if self.gain else "": self.d}
 
 
 def _rounded(v: torch.Tensor, step: float) -> torch.Tensor:
@@ -79,7 +81,9 @@ def fit_deltas(image: np.ndarray, prior_arrays: dict, *, steps: int, adapt: str,
     deltas = {}
     for name in names:
         module, attr = name.rsplit(".", 1)
-        deltas[name] = _Delta(prior_arrays[name].shape, rank if attr == "weight" else 0, generator).to(device)
+        matrix = attr == "weight"
+        deltas[name] = _Delta(prior_arrays[name].shape, rank if matrix else 0, generator,
+                              gain=matrix and adapt == "gains").to(device)
         parametrize.register_parametrization(net.get_submodule(module), attr, deltas[name])
     values = {name + suffix: v for name, d in deltas.items() for suffix, v in d.values().items()}
     coded = delta_coding.parts(prior_arrays, adapt)

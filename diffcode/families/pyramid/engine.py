@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import spec
-from .layout import N_NEIGHBOURS, ORDERS
+from .layout import MAX_LEVELS, ORDERS
 
 LIMITS = {np.float32: 1 << 24, np.float64: 1 << 53}
 ACT_MAX = 511  # hidden activations are integers 0..ACT_MAX
@@ -107,10 +107,11 @@ class Layout:
         hidden layers' activation units by layer name (trunk1, trunk2, heads1 of each phase)."""
         pre = f"phases.{phase}."
         width, head = arrays[pre + "trunk1.weight"].shape[0], arrays[pre + "heads1.0.weight"].shape[0]
-        n_res = 3 * N_NEIGHBOURS
-        raw_units = np.full(spec.N_INPUTS, float(spec.INPUT_UNITS))
+        n_inputs = arrays[pre + "trunk1.weight"].shape[1]
+        n_res = 3 * (n_inputs - MAX_LEVELS) // 4
+        raw_units = np.full(n_inputs, float(spec.INPUT_UNITS))
         raw_max = np.concatenate([np.full(n_res, float(RAW_MAX)),
-                                  np.full(spec.N_INPUTS - n_res, float(spec.INPUT_UNITS))])
+                                  np.full(n_inputs - n_res, float(spec.INPUT_UNITS))])
         u1, u2, uh = (units[pre + n] for n in ("trunk1", "trunk2", "heads1"))
         act = np.full(width, float(ACT_MAX))
         out = [(pre + "trunk1", raw_units, raw_max, np.float64, u1),

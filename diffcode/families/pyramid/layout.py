@@ -44,7 +44,13 @@ PHASE_OFFSETS = (
     ((0, -1), (0, 1), (-1, 0), (1, 0), (-1, -1), (-1, 1), (1, -1), (1, 1), (-1, -2), (-1, 2),
      (1, -2), (1, 2), (-2, -1), (-2, 1), (2, -1), (2, 1)),
 )
-N_NEIGHBOURS = 16
+# order 5's wider contexts: 8 more known pixels each, the nearest beyond the first 16 (phase 0: at +-5 across
+# the 4x4 block; phase 1: filling the 7x7 box)
+WIDE_OFFSETS = (
+    PHASE_OFFSETS[0] + ((-5, -1), (-5, 1), (5, -1), (5, 1), (-1, -5), (1, -5), (-1, 5), (1, 5)),
+    PHASE_OFFSETS[1] + ((-3, -2), (-3, 2), (3, -2), (3, 2), (-2, -3), (-2, 3), (2, -3), (2, 3)),
+)
+N_NEIGHBOURS = 16  # of orders 1-4
 N_BASE = 4
 
 
@@ -76,6 +82,12 @@ class Order:
     def __len__(self) -> int:
         return len(self.phases)
 
+    @property
+    def n_neighbours(self) -> int:
+        """Known pixels every target of this order sees (the same in each phase)."""
+        (n,) = {len(p.offsets) for p in self.phases}
+        return n
+
 
 ORDERS = {o.code: o for o in (
     # 1: (odd, odd), then (even, odd) and (odd, even) together, the latter read in the transposed image
@@ -88,6 +100,9 @@ ORDERS = {o.code: o for o in (
           chunk=1 << 16),
     # 4: order 3 with the stream in segments of about 2^20 subpixels (encoder memory bounded too; issue 27)
     Order(4, (Phase(((1, 1, False),), PHASE_OFFSETS[0]), Phase(((0, 1, False), (1, 0, True)), PHASE_OFFSETS[1])),
+          chunk=1 << 16, segment=1 << 20),
+    # 5: order 4 with 24 known pixels per target (WIDE_OFFSETS)
+    Order(5, (Phase(((1, 1, False),), WIDE_OFFSETS[0]), Phase(((0, 1, False), (1, 0, True)), WIDE_OFFSETS[1])),
           chunk=1 << 16, segment=1 << 20),
 )}
 ORDER_1 = ORDERS[1]

@@ -20,9 +20,10 @@ from .layout import ORDERS
 class PhaseNet(nn.Module):
     """Trunk and three channel heads of one phase."""
 
-    def __init__(self, width: int, head: int, generator: torch.Generator | None = None):
+    def __init__(self, width: int, head: int, generator: torch.Generator | None = None,
+                 n_inputs: int = spec.N_INPUTS):
         super().__init__()
-        self.trunk1 = nn.Linear(spec.N_INPUTS, width)
+        self.trunk1 = nn.Linear(n_inputs, width)
         self.trunk2 = nn.Linear(width, width)
         self.heads1 = nn.ModuleList(nn.Linear(width + c, head) for c in range(3))
         self.heads2 = nn.ModuleList(nn.Linear(head, 2) for _ in range(3))
@@ -51,7 +52,8 @@ class PyramidNet(nn.Module):
     def __init__(self, width: int = 64, head: int = 32, generator: torch.Generator | None = None, order: int = 1):
         super().__init__()
         self.width, self.head, self.order = width, head, order
-        self.phases = nn.ModuleList(PhaseNet(width, head, generator) for _ in range(len(ORDERS[order])))
+        n_inputs = spec.n_inputs(ORDERS[order].n_neighbours)
+        self.phases = nn.ModuleList(PhaseNet(width, head, generator, n_inputs) for _ in range(len(ORDERS[order])))
 
     def arrays(self) -> dict[str, np.ndarray]:
         """Parameters as float32 numpy arrays by name (what a prior file stores)."""

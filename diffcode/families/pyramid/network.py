@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import spec
-from .layout import MAX_LEVELS, N_NEIGHBOURS, ORDERS, Contexts
+from .layout import MAX_LEVELS, ORDERS, Contexts
 
 ACC_BITS = 24  # an accumulator holds 2^-24 units
 ACT_BITS = 12  # activations and weights on activations are in 2^-12 units
@@ -78,7 +78,7 @@ def input_integers(ctx: Contexts, level: int) -> np.ndarray:
     n = len(ctx)
     onehot = np.zeros((n, MAX_LEVELS), np.int32)
     onehot[:, min(level, MAX_LEVELS - 1)] = spec.INPUT_UNITS
-    return np.concatenate([ctx.residuals.reshape(n, 3 * N_NEIGHBOURS), ctx.mask.astype(np.int32) * spec.INPUT_UNITS,
+    return np.concatenate([ctx.residuals.reshape(n, -1), ctx.mask.astype(np.int32) * spec.INPUT_UNITS,
                            onehot], 1)
 
 

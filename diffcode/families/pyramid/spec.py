@@ -20,7 +20,14 @@ from dataclasses import dataclass
 from .layout import BASE_UNITS, MAX_LEVELS, N_NEIGHBOURS
 
 INPUT_UNITS = 384  # an input integer k means k / 384
-N_INPUTS = N_NEIGHBOURS * 3 + N_NEIGHBOURS + MAX_LEVELS
+
+
+def n_inputs(n_neighbours: int = N_NEIGHBOURS) -> int:
+    """Network inputs: residuals (3 per neighbour), mask bits (1 per neighbour), level bits."""
+    return n_neighbours * 3 + n_neighbours + MAX_LEVELS
+
+
+N_INPUTS = n_inputs()  # of orders 1-4
 LOC_GAIN = 8.0  # grey levels per unit of o_loc
 LOC_STEP = BASE_UNITS  # locations are coded in 1/12 grey level
 LOC_MIN, LOC_MAX = -32 * LOC_STEP, 287 * LOC_STEP  # clamp of the coded location (1/12 units)

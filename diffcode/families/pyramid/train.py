@@ -38,7 +38,6 @@ from .network import input_integers, own_integers
 
 LN2 = math.log(2)
 DTYPES = (np.int16, np.int16, np.int16, np.uint8)  # inputs, own, base12, target
-WIDTHS = (spec.N_INPUTS, 3, 3, 3)
 CHECKPOINT_VERSION = 1
 
 
@@ -120,7 +119,7 @@ def samples(images: list[np.ndarray], order: int = 1, max_targets: int | None = 
         for phase in range(n_phases):
             for store, parts in zip(merged[phase], per_phase[phase]):
                 store.extend(parts)
-    fields = [[_concatenate(merged[p][i], WIDTHS[i], DTYPES[i]) for p in range(n_phases)] for i in range(4)]
+    fields = [[_concatenate(merged[p][i], _widths(order)[i], DTYPES[i]) for p in range(n_phases)] for i in range(4)]
     return Samples(*fields, core_subpixels=core)
 
 
@@ -148,7 +147,7 @@ def sampled_samples(images: list[np.ndarray], order: int, share: Fraction, rng: 
     n_phases = len(ORDERS[order])
     sizes = [sum(len(rows) for per_level in picked for groups in per_level for p, rows, _, _ in groups if p == phase)
              for phase in range(n_phases)]
-    fields = [[np.zeros((sizes[p], WIDTHS[i]), DTYPES[i]) for p in range(n_phases)] for i in range(4)]
+    fields = [[np.zeros((sizes[p], _widths(order)[i]), DTYPES[i]) for p in range(n_phases)] for i in range(4)]
     filled = [0] * n_phases
     for image, per_level in zip(images, picked):
         for level, (pixels, groups) in enumerate(zip(layout.pyramid(image), per_level)):
@@ -162,6 +161,11 @@ def sampled_samples(images: list[np.ndarray], order: int, share: Fraction, rng: 
                     filled[phase] += len(r)
     core = sum(layout.pyramid(image)[-1].size for image in images)
     return Samples(*fields, core_subpixels=core, image_targets=sum(coded_targets(*i.shape[:2]) for i in images))
+
+
+def _widths(order: int) -> tuple[int, int, int, int]:
+    """Columns of the inputs, own, base12 and target arrays of `Samples` in this order."""
+    return spec.n_inputs(ORDERS[order].n_neighbours), 3, 3, 3
 
 
 def _concatenate(parts: list[np.ndarray], width: int, dtype) -> np.ndarray:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import glob
 import os
-import re
 import sys
 import time
 from dataclasses import dataclass, field, replace
@@ -161,31 +160,25 @@ def _guarded(work: Callable[[], tuple[Outcome, bytes]], task: Task) -> tuple[Out
 
 
 def compress_data(task: Task, source: bytes, progress=None, stage_progress=None) -> tuple[Outcome, bytes]:
-    """Fit and store the image file `source` (bytes); returns the outcome and the .dfc bytes (the
-    store decodes its own file: bit-exact). Reads and writes no file, so it runs anywhere."""
+    """Fit and store the image file `source` (bytes) with the job runner (`diffcode.jobs.compress`);
+    returns the outcome and the .dfc bytes (the store decodes its own file: bit-exact). Reads and
+    writes no file, so it runs anywhere."""
     def work():
-        from . import api, families
-        from .families import auto
+        from . import families, jobs
         from .image import read_image_meta
 
         _threads(task)
         o = dict(task.options)
         t0 = time.perf_counter()
         array, color, metadata = read_image_meta(source, task.source)
-        metadata = None if o.get("strip") else metadata
-        if o["variant"] == auto.NAME:  # the family that writes the smallest file
-            model = families.get(auto.MODEL).load_model(o.get("checkpoint"))
-            data, report = api.choose(array, preset=o.get("preset", "default"), steps=o.get("steps"),
-                                      seed=o.get("seed", 0), device=task.device, progress=progress,
-                                      stage_progress=stage_progress, model=model, color=color, metadata=metadata)
-        else:
-            family = families.get(o["variant"])
-            model = family.load_model(o.get("checkpoint"))
-            result = api.fit(array, variant=family.name, model=model, color=color, preset=o.get("preset", "default"),
-                             steps=o.get("steps"), seed=o.get("seed", 0), storage=o.get("storage"),
-                             device=task.device, progress=progress)
-            data, report = api.store(result, model=model, device=task.device, progress=stage_progress,
-                                     metadata=metadata)
+        variant = o["variant"]
+        model = families.get(families.AUTO_MODEL if variant == families.AUTO else variant).load_model(
+            o.get("checkpoint"))
+        data, report = jobs.compress(array, variant=variant, model=model, color=color,
+                                     metadata=None if o.get("strip") else metadata, preset=o.get("preset", "default"),
+                                     steps=o.get("steps"), seed=o.get("seed", 0),
+                                     storage=None if variant == families.AUTO else o.get("storage"),
+                                     device=task.device, progress=progress, stage_progress=stage_progress)
         h, w, _ = array.shape
         return Outcome(task.source, task.target, ok=True, file_bytes=len(data), bpsp=8.0 * len(data) / (3 * h * w),
                        seconds=time.perf_counter() - t0, bit_exact=True, width=w, height=h,
@@ -198,13 +191,13 @@ def decode_data(task: Task, source: bytes, progress=None, stage_progress=None) -
     """Decode the .dfc file `source` (bytes); returns the outcome and the image file's bytes in the
     format task.target names (pixels checked against the file's hash: bit-exact)."""
     def work():
-        from . import codec
+        from . import codec, jobs
         from .image import encode_image, output_format
 
         _threads(task)
         t0 = time.perf_counter()
         family, model_hash = codec.model_of(source)
-        model = model_named(family, model_hash, task.options.get("checkpoint"), task.source)
+        model = jobs.model_named(family, model_hash, task.options.get("checkpoint"), task.source)
         image, color, metadata = codec.load_file(source, model, device=task.device, progress=stage_progress)
         data = encode_image(image, color, "PNG" if task.target == STDIO else output_format(task.target),
                             None if task.options.get("strip") else metadata)
@@ -214,24 +207,6 @@ def decode_data(task: Task, source: bytes, progress=None, stage_progress=None) -
                        width=w, height=h, report={"variant": family.name, "mode": color.mode}), data
 
     return _guarded(work, task)
-
-
-def model_named(family, wanted: str, checkpoint: str | None, what: str):
-    """The shared model a fit or file names by its hash (hex, or a prefix): the one at `checkpoint` if
-    it is that model, else the shipped one; so one --checkpoint serves a mix of families' fits and
-    files. DecoderMismatchError if neither is."""
-    from .errors import DecoderMismatchError
-
-    for load in ([lambda: family.load_model(checkpoint)] if checkpoint else []) + [family.load_model]:
-        try:
-            model = load()
-        except DiffcodeError:
-            continue
-        if model.hash.startswith(wanted):
-            return model
-    raise DecoderMismatchError(f"{what} was made with the {family.name} model (decoder) {wanted[:32]}, which is "
-                               f"{'neither ' + str(checkpoint) + ' nor' if checkpoint else 'not'} the shipped one; "
-                               "pass it with --checkpoint")
 
 
 def _threads(task: Task) -> None:
@@ -303,31 +278,25 @@ def run(tasks: list[Task], command: str, *, jobs: int = 1, scheduler: str | None
         else:
             sources[task.target] = source
     todo = [task for task in tasks if task.target in sources]
-    if scheduler:
-        _run_dask(worker, todo, sources, scheduler, done)
-    elif jobs <= 1 or len(todo) <= 1:
+    if not scheduler and (jobs <= 1 or len(todo) <= 1):
         for task in todo:
             bars = progress_factory(task) if progress_factory else (None, None)
             done(task, *worker(task, sources.pop(task.target), *bars))
-    else:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor, as_completed  # only here: a process pool costs imports
+        return [outcomes[task.target] for task in tasks]
+    from .jobs import in_parallel
 
+    if not scheduler:
         fitting = memory_jobs(jobs, [peak_mib(task, sources[task.target], command) for task in todo])
         if fitting < min(jobs, len(todo)) and on_note:
             on_note(f"{fitting} file(s) at a time instead of {jobs}: {jobs} of the largest would need more memory "
                     "than the limit (--max-memory)")
         jobs = fitting
         threads = max(1, (os.cpu_count() or 1) // jobs)
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = {pool.submit(worker, replace(task, threads=threads), sources.pop(task.target)): task
-                       for task in todo}
-            for future in as_completed(futures):
-                task = futures[future]
-                try:
-                    done(task, *future.result())
-                except Exception as exc:  # the worker process died (killed, out of memory): this file only
-                    done(task, _lost(task, exc), b"")
+        todo = [replace(task, threads=threads) for task in todo]
+    calls = [(task, (task, sources.pop(task.target))) for task in todo]
+    in_parallel(worker, calls, jobs=jobs, scheduler=scheduler, done=lambda task, result: done(task, *result),
+                lost=lambda task, message: done(task, Outcome(task.source, task.target, ok=False,
+                                                              error=f"{task.source}: {message}"), b""))
     return [outcomes[task.target] for task in tasks]
 
 
@@ -368,56 +337,6 @@ def memory_jobs(jobs: int, peaks: list[float]) -> int:
     if largest <= 0:
         return jobs
     return max(1, min(jobs, int(limits.limit_mib()[0] // largest)))
-
-
-def _lost(task: Task, exc: BaseException) -> Outcome:
-    first_line = (str(exc).strip().splitlines() or [""])[0]
-    return Outcome(task.source, task.target, ok=False,
-                   error=f"{task.source}: its worker failed ({type(exc).__name__}: {first_line})")
-
-
-def _run_dask(worker, tasks: list[Task], sources: dict, scheduler: str, done) -> None:
-    """The tasks on a dask.distributed cluster; a task whose worker dies is retried by the scheduler
-    (`distributed.scheduler.allowed-failures` times) and then reported as failed."""
-    from dask.distributed import as_completed as dask_completed
-
-    with dask_client(scheduler) as client:
-        futures = {client.submit(worker, task, sources.pop(task.target), pure=False): task for task in tasks}
-        for future in dask_completed(futures):
-            task = futures[future]
-            try:
-                done(task, *future.result())
-            except Exception as exc:
-                done(task, _lost(task, exc), b"")
-
-
-CONNECT_SECONDS = 20  # how long to try to reach a scheduler before giving up
-
-
-SCHEDULER_ADDRESS = re.compile(r"^(tcp://)?(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):([0-9]{1,5})$")
-
-
-def check_scheduler(scheduler: str) -> str:
-    """`scheduler` if it is host:port or tcp://host:port (the port 1..65535); UsageError otherwise,
-    before any connection is tried."""
-    match = SCHEDULER_ADDRESS.match(scheduler)
-    if not match or not 0 < int(match.group(3)) < 65536:
-        raise UsageError(f"--scheduler {scheduler!r}: expected host:port or tcp://host:port, e.g. tcp://127.0.0.1:8786")
-    return scheduler
-
-
-def dask_client(scheduler: str):
-    """A client of the dask.distributed scheduler at `scheduler` (host:port or tcp://host:port)."""
-    check_scheduler(scheduler)
-    try:
-        from dask.distributed import Client
-    except ImportError as exc:
-        raise UsageError("--scheduler needs dask.distributed: pip install 'dask[distributed]'") from exc
-    try:
-        return Client(scheduler, timeout=CONNECT_SECONDS)
-    except (OSError, TimeoutError, ValueError) as exc:
-        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise UsageError(f"cannot reach the dask scheduler at {scheduler} ({first_line})") from exc
 
 
 def summary_lines(outcomes: list[Outcome], what: str, wall_seconds: float) -> list[str]:

@@ -32,15 +32,13 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=N
 
 # the registered model families (diffcode.families), by their header names
 Variant = Enum("Variant", {name.replace("-", "_"): name for name in families.names()}, type=str)
-DEFAULT_VARIANT = Variant("pyramid")  # the best photo model; --variant per-pixel and weights are the report's methods
+DEFAULT_VARIANT = Variant(families.DEFAULT)
 # compress also takes `auto` (its default): the family that writes the smallest file (families/auto.py)
-CompressVariant = Enum("CompressVariant", {"auto": "auto", **{n.replace("-", "_"): n for n in families.names()}},
-                       type=str)
+CompressVariant = Enum("CompressVariant", {families.AUTO: families.AUTO,
+                                           **{n.replace("-", "_"): n for n in families.names()}}, type=str)
 DEVICE_HELP = "cpu, or cuda[:N] when present"
-# the families' step counts, written out so that --help imports no family (tests/test_cli.py checks them)
-STEPS_HELP = ("fit steps; the phases scale with them (default: the preset's, per-pixel 150; weights default 1000, "
-              "report 5700, tiny 24; pyramid default 300, fast 150, instant 0; classic default 0: nothing to "
-              "fit)")
+# the families' presets and step counts from the registry, so that --help imports no family
+STEPS_HELP = f"fit steps; the phases scale with them (default: the preset's: {families.steps_help()})"
 SEED_HELP = "seed of the fit's noise and of the stored file's shared randomness"
 # the memory cap (diffcode.limits): an image or file that would need more is refused before any work
 MAX_MEMORY_OPTION = typer.Option(None, "--max-memory", metavar="GIB", help="refuse work that would need more than "
@@ -51,8 +49,7 @@ SKIP_HELP = "leave the files whose output exists alone and do the others (resume
 # every --checkpoint must name a file that exists: a missing one is refused before any work
 CHECKPOINT_OPTION = typer.Option(None, exists=True, dir_okay=False, help="the variant's shared model file, e.g. the "
                                  "decoder checkpoint (default: the shipped one)")
-PRESET_HELP = ("the variant's fit preset (auto and pyramid: default, fast, instant; per-pixel and classic: default; "
-               "weights: default, report, tiny)")
+PRESET_HELP = f"the variant's fit preset ({families.presets_help()})"
 
 
 def _family(variant):
@@ -81,13 +78,11 @@ def _any_model(path: Optional[Path]) -> None:
 
 
 def _file_model(data: bytes, path: Optional[Path], name: Path):
-    """The shared model a .dfc file's header names."""
-    from diffcode import codec
-
-    from diffcode import batch
+    """The shared model a .dfc file's header names (the job runner's policy: `diffcode.jobs.model_named`)."""
+    from diffcode import codec, jobs
 
     family, decoder_hash = codec.model_of(data)
-    return batch.model_named(family, decoder_hash, str(path) if path else None, f"{name}")
+    return jobs.model_named(family, decoder_hash, str(path) if path else None, f"{name}")
 
 
 class Storage(str, Enum):
@@ -238,7 +233,7 @@ def fit(
     max_memory: Optional[float] = MAX_MEMORY_OPTION,
 ):
     """Fit the encodings of one image (the encoder) and write a fit file for `store`."""
-    from diffcode import api, fitfile
+    from diffcode import fitfile, jobs
     from diffcode.image import read_image_mode
     from diffcode.outputs import check_output
 
@@ -248,9 +243,9 @@ def fit(
                       device=device)
         target = check_output(out or image.with_suffix(f".{variant.value}.fit"), overwrite, inputs=[image])
         array, color = read_image_mode(image)
-        result = api.fit(array, variant=variant.value, model=_model(variant, checkpoint), color=color, preset=preset,
-                         steps=steps, seed=seed, storage=_storage(variant, storage), device=_device(device),
-                         progress=_progress(_family(variant).fit_steps(preset, steps), image.name))
+        result = jobs.fit(array, variant=variant.value, model=_model(variant, checkpoint), color=color, preset=preset,
+                          steps=steps, seed=seed, storage=_storage(variant, storage), device=_device(device),
+                          progress=_progress(_family(variant).fit_steps(preset, steps), image.name))
         fitfile.save(target, result, source=str(image), overwrite=overwrite)
         last = result.history[-1] if result.history else {}
         typer.echo(f"{target}: {last.get('bpsp', float('nan')):.4f} bpsp after {len(result.history)} steps "
@@ -263,7 +258,8 @@ def fit(
 def store(
     fits: List[Path] = typer.Argument(None, help="fit files (default: every *.fit in the current directory); "
                                                  "IMAGE.VARIANT.fit is stored to IMAGE.VARIANT.dfc"),
-    out_dir: Optional[Path] = typer.Option(None, help="where to write the .dfc files (default: next to each fit)"),
+    out_dir: Optional[Path] = typer.Option(None, help="folder for the .dfc files (made if missing; default: next to "
+                                           "each fit)"),
     json_out: bool = typer.Option(False, "--json", help="one JSON object per file"),
     storage: Optional[Storage] = typer.Option(None, help="storage scheme (default: the one the fit prepared for)"),
     budget: Optional[float] = typer.Option(None, help="randseed segment budget in nats (default 8)"),
@@ -273,33 +269,27 @@ def store(
     max_memory: Optional[float] = MAX_MEMORY_OPTION,
 ):
     """Store fit files as compressed .dfc files; report theoretical entropy vs real size."""
-    from diffcode import api, batch, fitfile
-    from diffcode.outputs import check_output, write_bytes_atomic
+    from diffcode import batch, fitfile, jobs
+    from diffcode.outputs import write_bytes_atomic
 
     def go():
         _cap_memory(max_memory)
         paths = fits or sorted(Path(".").glob("*.fit"))
         if not paths:
             raise DiffcodeError("no fit files given and none in the current directory")
-        # IMAGE.VARIANT.fit -> IMAGE.VARIANT.dfc: fits of one image with both variants do not collide
-        targets = [(out_dir or path.parent) / path.with_suffix(".dfc").name for path in paths]
-        if len(set(targets)) != len(targets):
-            twice = sorted({str(t) for t in targets if targets.count(t) > 1})
-            raise DiffcodeError(f"two fit files would be stored to the same file ({', '.join(twice)}); rename one")
-        for target in targets:  # every output, before any work
-            check_output(target, overwrite, inputs=paths)
+        # IMAGE.VARIANT.fit -> IMAGE.VARIANT.dfc: fits of one image with both variants do not collide; every
+        # output is checked before any work, as compress and decode check theirs
+        tasks = batch.plan(paths, ".dfc", out_dir=out_dir, overwrite=overwrite, device=_device(device))
         models = {}
-        for path, target in zip(paths, targets):
+        for path, task in zip(paths, tasks):
             result, _ = fitfile.load(path)
             key = (result.family, result.model_hash)
-            model = models.get(key) or batch.model_named(families.get(result.family), result.model_hash,
-                                                         str(checkpoint) if checkpoint else None, str(path))
-            models[key] = model
-            data, report = api.store(result, model=model, storage=storage.value if storage else None,
-                                     budget_nats=budget, device=_device(device),
-                                     progress=_stage_bar(f"store {path.name}"))
-            write_bytes_atomic(target, data, overwrite=overwrite, inputs=paths)
-            _print_report({"file": str(target), **report.as_dict()}, json_out)
+            models[key] = models.get(key) or jobs.model_named(families.get(result.family), result.model_hash,
+                                                              str(checkpoint) if checkpoint else None, str(path))
+            data, report = jobs.store(result, model=models[key], storage=storage.value if storage else None,
+                                      budget_nats=budget, device=task.device, progress=_stage_bar(f"store {path.name}"))
+            write_bytes_atomic(task.target, data, overwrite=overwrite, inputs=paths)
+            _print_report({"file": task.target, **report.as_dict()}, json_out)
 
     _run(go)
 
@@ -539,7 +529,7 @@ def compress(
     json_out: bool = typer.Option(False, "--json", help="print the size report (a batch: one object per file) "
                                   "as JSON"),
     checkpoint: Optional[Path] = CHECKPOINT_OPTION,
-    variant: CompressVariant = typer.Option(CompressVariant("auto"), help="encoding variant (auto: the one that "
+    variant: CompressVariant = typer.Option(CompressVariant(families.AUTO), help="encoding variant (auto: the one that "
                                             "writes the smallest file, fitting the photo model only where it can win)"),
     preset: str = typer.Option("default", help=PRESET_HELP),
     max_memory: Optional[float] = MAX_MEMORY_OPTION,
@@ -547,6 +537,7 @@ def compress(
 ):
     """Fit and store in one go (several images: a summary table at the end)."""
     from diffcode import batch
+    from diffcode import jobs as jobs_module
 
     def go():
         _cap_memory(max_memory)
@@ -554,7 +545,7 @@ def compress(
         family = check_options(variant.value, preset=preset, steps=steps, seed=seed,  # once, before any work
                                storage=storage.value if storage else None, device=device)
         if scheduler:
-            batch.check_scheduler(scheduler)
+            jobs_module.check_scheduler(scheduler)
         sources = _sources(images, batch.IMAGE_SUFFIXES)
         options = {"variant": variant.value, "preset": preset, "steps": steps, "seed": seed,
                    "storage": storage.value if storage else family.storages[0], "checkpoint": str(checkpoint.resolve()) if checkpoint else None,

@@ -23,7 +23,6 @@ import hashlib
 import json
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
@@ -132,7 +131,7 @@ def run_job(job: Job, progress: Callable[[int, float], None] | None = None) -> d
     """Fit (or reuse the cached fit), store, decode and check one image; returns its row."""
     import torch
 
-    from . import api, codec, fitfile, fixedpoint, report
+    from . import codec, fitfile, fixedpoint, jobs, report
     from .outputs import write_bytes_atomic
 
     torch.set_num_threads(job.threads)
@@ -152,11 +151,11 @@ def run_job(job: Job, progress: Callable[[int, float], None] | None = None) -> d
         if fit is not None and not (_fit_matches(fit, job, model.hash) and np.array_equal(fit.image, image)):
             fit = None
     if fit is None:
-        fit = api.fit(image, variant=job.variant, model=model, preset=job.preset, steps=job.steps, seed=job.seed,
+        fit = jobs.fit(image, variant=job.variant, model=model, preset=job.preset, steps=job.steps, seed=job.seed,
                       storage=job.fit_storage, progress=progress, device=job.device)
         fitfile.save(fit_path, fit, source=job.source, overwrite=True)
     t0 = time.perf_counter()
-    data, rep = api.store(fit, model=model, storage=job.storage, verify=False, device=job.device)
+    data, rep = jobs.store(fit, model=model, storage=job.storage, verify=False, device=job.device)
     t1 = time.perf_counter()
     decoded = codec.decode_details(data, model, device=job.device)
     t2 = time.perf_counter()
@@ -198,10 +197,6 @@ def load_maps(job: Job) -> dict | None:
                 "stage_bits": [z[f"stage_bits_{k}"] for k in range(n)]}
 
 
-def _worker(job: Job) -> dict:
-    return run_job(job)
-
-
 def _absolute(job: Job) -> Job:
     """The job with absolute paths, for workers whose working directory is not ours."""
     def absolute(path):
@@ -239,34 +234,26 @@ def evaluate(jobs: list[Job], *, force: bool = False, refit: bool = False, n_job
             _row_path(job).unlink(missing_ok=True)
             if refit:
                 (Path(job.cache) / f"{job.name}.fit").unlink(missing_ok=True)
-    if scheduler:
-        from .batch import dask_client
-        from dask.distributed import as_completed as dask_completed
+    failed = []
 
-        with dask_client(scheduler) as client:
-            futures = [client.submit(_worker, _absolute(job), pure=False) for job in todo]
-            for future in dask_completed(futures):
-                row = future.result()
-                rows[row["image"]] = row
-                if on_row:
-                    on_row(row, False)
-    elif n_jobs <= 1 or len(todo) <= 1:
+    def done(job: Job, row: dict) -> None:
+        rows[job.name] = row
+        if on_row:
+            on_row(row, False)
+
+    if not scheduler and (n_jobs <= 1 or len(todo) <= 1):
         for job in todo:
-            row = run_job(job, progress_factory(job) if progress_factory else None)
-            rows[job.name] = row
-            if on_row:
-                on_row(row, False)
+            done(job, run_job(job, progress_factory(job) if progress_factory else None))
     else:
-        import multiprocessing
+        from .jobs import in_parallel
 
         threads = max(1, (os.cpu_count() or 1) // n_jobs)
-        with ProcessPoolExecutor(max_workers=n_jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = [pool.submit(_worker, replace(job, threads=threads)) for job in todo]
-            for future in as_completed(futures):
-                row = future.result()
-                rows[row["image"]] = row
-                if on_row:
-                    on_row(row, False)
+        calls = [(job, (_absolute(job) if scheduler else replace(job, threads=threads),)) for job in todo]
+        in_parallel(run_job, calls, jobs=n_jobs, scheduler=scheduler, done=done,
+                    lost=lambda job, message: failed.append(f"{job.name}: {message}"))
+    if failed:
+        raise DiffcodeError(f"{len(failed)} of {len(jobs)} images failed ({'; '.join(failed)}); the others' rows are "
+                            "cached, so running the same command again does only these")
     return [rows[job.name] for job in jobs]
 
 

@@ -88,6 +88,30 @@ def read_image_meta(data: bytes, name: str) -> tuple[np.ndarray, ColorMode, Meta
     return _read(io.BytesIO(data), Path(name))
 
 
+IMAGE_INPUTS = ("a path, the bytes of an image file, a PIL image, or a numpy array: uint8 (H, W, 3) RGB, "
+                "uint8 (H, W) gray or bool (H, W) black and white")
+
+
+def image_and_mode(image, name: str = "image") -> tuple[np.ndarray, ColorMode]:
+    """Any image the Python API takes (`diffcode.api`) -> uint8 (H, W, 3) RGB pixels and the mode to
+    keep; ImageError for anything else."""
+    if isinstance(image, (str, os.PathLike)):
+        return read_image_mode(image)
+    if isinstance(image, (bytes, bytearray, memoryview)):
+        return read_image_data(bytes(image), name)
+    if isinstance(image, np.ndarray):
+        if image.ndim == 2 and image.dtype in (np.uint8, np.bool_):
+            mode = "1" if image.dtype == np.bool_ else "L"
+            gray = np.where(image, np.uint8(255), np.uint8(0)) if mode == "1" else image
+            return validate_array(np.repeat(gray[:, :, None], 3, axis=2), name), ColorMode(mode)
+        if image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8:
+            return validate_array(image, name), ColorMode()
+        raise ImageError(f"{name}: a {image.dtype} array of shape {image.shape}; diffcode takes {IMAGE_INPUTS}")
+    if isinstance(image, Image.Image):
+        return read_pil_image(image, name)
+    raise ImageError(f"{name}: a {type(image).__name__}; diffcode takes {IMAGE_INPUTS}")
+
+
 def read_pil_image(im: Image.Image, name: str = "image") -> tuple[np.ndarray, ColorMode]:
     """`read_image_mode` of a Pillow image already open or made in memory: the same modes and the
     same refusals (`name` is what messages call it)."""

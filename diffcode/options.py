@@ -1,6 +1,6 @@
 """The checks of a fit's, compress's or store's options, shared by the CLI and the Python API.
 
-    family = check_options("pyramid", preset="instant", steps=None, seed=0, storage=None, device="cpu")
+    family = check_options("auto", preset="fast", steps=None, seed=0, storage=None, device="cpu")
 
 Each refusal is a one-line UsageError, raised before any work (no image read, no model loaded,
 torch not imported unless a non-cpu device is named), so that `diffcode compress` and
@@ -28,7 +28,7 @@ def _alternatives(names) -> str:
     return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
 
 
-def check_options(variant: str = "pyramid", *, preset: str | None = None, steps: int | None = None,
+def check_options(variant: str = families.DEFAULT, *, preset: str | None = None, steps: int | None = None,
                   seed: int | None = None, storage: str | None = None, budget_nats: float | None = None,
                   device: str | None = None):
     """Refuse options that cannot apply (UsageError); return the variant's family (`diffcode.families`).
@@ -41,7 +41,7 @@ def check_options(variant: str = "pyramid", *, preset: str | None = None, steps:
         seed: an integer, 0 <= seed < 2**32 (the header stores it in 32 bits).
         storage: one of the storages the family uses (`Family.storages`); for a store, None means the
             scheme the fit prepared for.
-        budget_nats: the randseed segment budget, in range (`diffcode.families.per_pixel.randseed`), and only
+        budget_nats: the randseed segment budget, in the family's range (`Family.budget_nats`), and only
             with randseed storage: refused with any other storage named, and with storage None for a
             family that has no randseed storage (the family's encode checks the rest).
         device: cpu, or cuda[:N] when a CUDA device is present.
@@ -66,15 +66,15 @@ def check_options(variant: str = "pyramid", *, preset: str | None = None, steps:
     if storage is not None and storage not in family.storages:
         raise UsageError(f"the {family.name} variant takes storage {_alternatives(family.storages)}, not {storage!r}")
     if budget_nats is not None:
-        if "randseed" not in family.storages:
+        if family.budget_nats is None:
             raise UsageError(f"the {family.name} variant has no randseed storage, so no segment budget")
         if storage is not None and storage != "randseed":
             raise UsageError(f"{storage} storage has no segment budget (--budget is for randseed)")
         if isinstance(budget_nats, bool) or not isinstance(budget_nats, numbers.Real):
             raise UsageError(f"budget_nats must be a number, not {budget_nats!r}")
-        from .families.per_pixel import randseed  # the budget's range is that scheme's
-
-        randseed.budget_units(budget_nats)  # UsageError out of range
+        low, high = family.budget_nats
+        if not low <= budget_nats <= high:
+            raise UsageError(f"budget_nats must be in [{low}, {high}], got {budget_nats}")
     if device is not None:
         check_device(device)
     return family

@@ -112,6 +112,13 @@ def test_both_variants_of_one_image_store_to_their_own_files(workdir):
         assert json.loads(invoke("info", f"img.{variant}.dfc", "--json", "--header-only")[1])["variant"] == variant
 
 
+def test_store_makes_its_out_dir_as_compress_and_decode_do(workdir):
+    ck = ["--checkpoint", "decoder.npz"]
+    assert invoke("fit", "img.png", "--steps", 2, *ck)[0] == 0
+    code, out = invoke("store", "img.per-pixel.fit", "--out-dir", "new/dir", *ck)
+    assert code == 0 and (workdir / "new" / "dir" / "img.per-pixel.dfc").is_file(), out
+
+
 def test_store_refuses_two_fits_with_one_target(workdir):
     ck = ["--checkpoint", "decoder.npz"]
     assert invoke("fit", "img.png", "--steps", 2, *ck)[0] == 0
@@ -119,7 +126,7 @@ def test_store_refuses_two_fits_with_one_target(workdir):
     (workdir / "sub" / "img.per-pixel.fit").write_bytes((workdir / "img.per-pixel.fit").read_bytes())
     (workdir / "out").mkdir()
     code, out = invoke("store", "img.per-pixel.fit", "sub/img.per-pixel.fit", "--out-dir", "out", *ck)
-    assert code == 1 and "same file" in out and not list((workdir / "out").iterdir())
+    assert code == 1 and "would both be written to" in out and not list((workdir / "out").iterdir())
 
 
 def test_sizes_are_printed_width_by_height(workdir, monkeypatch):
@@ -150,14 +157,16 @@ def test_help_describes_every_option(command):
 
 
 def test_help_names_the_default_step_counts():
+    """--help's presets and step counts come from the registry (no family imported): they must be the families'."""
     from diffcode import cli as diffcode_cli, families
 
     for variant in families.names():
         family = families.get(variant)
-        for preset in family.presets:
-            if preset != "default-v1":  # kept for old files, not offered
-                assert f"{preset} {family.fit_steps(preset, None)}" in diffcode_cli.STEPS_HELP.replace(
-                    "per-pixel", "default"), (variant, preset)
+        offered = [preset for preset in family.presets if preset != "default-v1"]  # kept for old files, not offered
+        assert list(families.REGISTERED[variant].steps.items()) == [(preset, family.fit_steps(preset, None))
+                                                                    for preset in offered], variant
+        assert f"{variant} " + ", ".join(f"{p} {family.fit_steps(p, None)}" for p in offered) \
+            in diffcode_cli.STEPS_HELP, variant
 
 
 def _failing_fit(*args, progress=None, **kwargs):
@@ -170,9 +179,9 @@ def _failing_fit(*args, progress=None, **kwargs):
                                                                         "--steps", "9"]])
 def test_errors_start_their_own_line(workdir, monkeypatch, args):
     """An error once landed after a progress bar's text on the same line (issue 14, defect 14)."""
-    from diffcode import api
+    from diffcode import jobs
 
-    monkeypatch.setattr(api, "fit", _failing_fit)
+    monkeypatch.setattr(jobs, "fit", _failing_fit)
     monkeypatch.setenv("DIFFCODE_PROGRESS", "always")  # the runner's stderr is not a terminal
     result = runner.invoke(cli.app, per_pixel_unless_named(args + ["--checkpoint", "decoder.npz"]))
     assert result.exit_code == 1

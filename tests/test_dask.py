@@ -81,37 +81,52 @@ def test_evaluate_on_a_cluster_gives_the_local_bytes(folder, scheduler):
 
 
 def test_an_unreachable_scheduler_is_one_line(folder, monkeypatch):
-    from diffcode import batch
+    from diffcode import jobs
 
-    monkeypatch.setattr(batch, "CONNECT_SECONDS", 2)
+    monkeypatch.setattr(jobs, "CONNECT_SECONDS", 2)
     result = runner.invoke(cli.app, per_pixel_unless_named(["compress", "imgs", "--out-dir", "cluster", "--scheduler",
                                                             "tcp://127.0.0.1:9", *CK]))
     assert result.exit_code == 1 and "cannot reach the dask scheduler" in result.output, result.output
     assert not list((folder / "cluster").iterdir())
 
 
-def _worker_that_dies_on(task, source: bytes, progress=None, stage_progress=None):
-    """A stand-in for compress_data whose process dies on one file (as if killed or out of memory)."""
+def _worker_that_dies_on(name: str) -> str:
+    """A stand-in for a job whose process dies on one item (as if killed or out of memory)."""
     import os
 
-    from diffcode.batch import Outcome
-
-    if task.source.endswith("poison"):
+    if name == "poison":
         os._exit(1)
-    return Outcome(task.source, task.target, ok=True, file_bytes=len(source)), b"out:" + source
+    return "out:" + name
 
 
-def test_a_dead_worker_costs_only_its_file(tmp_path, scheduler):
-    from diffcode import batch
+@pytest.mark.parametrize("where", ["processes", "cluster"])
+def test_a_dead_worker_costs_only_its_item(where, request):
+    """The job runner's one policy, for batches and evaluate alike: the item whose worker dies is
+    reported in one line, the others finish."""
+    from diffcode import jobs
 
-    tasks = [batch.Task(str(tmp_path / name), str(tmp_path / f"{name}.out")) for name in ("a", "poison", "b")]
-    outcomes = {}
+    results, lost = {}, {}
+    scheduler = request.getfixturevalue("scheduler") if where == "cluster" else None
+    jobs.in_parallel(_worker_that_dies_on, [(name, (name,)) for name in ("a", "poison", "b")], jobs=2,
+                     scheduler=scheduler, done=results.__setitem__, lost=lost.__setitem__)
+    assert "poison" in lost and set(results) | set(lost) == {"a", "poison", "b"} and not set(results) & set(lost)
+    assert all("its worker failed" in message and "\n" not in message for message in lost.values())
+    if where == "cluster":  # the scheduler moves the others to a live worker; a broken local pool may lose them too
+        assert results == {"a": "out:a", "b": "out:b"}
 
-    def done(task, outcome, data):
-        outcomes[task.source] = batch._finish(task, outcome, data)
 
-    batch._run_dask(_worker_that_dies_on, tasks, {t.target: t.source.encode() for t in tasks}, scheduler, done)
-    assert [outcomes[t.source].ok for t in tasks] == [True, False, True]
-    assert "its worker failed" in outcomes[tasks[1].source].error and "\n" not in outcomes[tasks[1].source].error
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.out", "b.out"]  # no partial file for the lost one
-    assert (tmp_path / "a.out").read_bytes() == b"out:" + tasks[0].source.encode()
+def test_a_batch_writes_nothing_for_a_lost_file(folder, monkeypatch):
+    from diffcode import batch, jobs
+
+    def lose_one(worker, calls, *, done, lost, jobs=1, scheduler=None):
+        for task, args in calls:
+            if task.source.endswith("im1.png"):
+                lost(task, "its worker failed (BrokenProcessPool: gone)")
+            else:
+                done(task, (batch.Outcome(task.source, task.target, ok=True), b"out"))
+
+    monkeypatch.setattr(jobs, "in_parallel", lose_one)
+    tasks = batch.plan([Path("imgs/im0.png"), Path("imgs/im1.png")], ".out", out_dir=Path("lost"))
+    outcomes = batch.run(tasks, "compress", jobs=2)
+    assert [o.ok for o in outcomes] == [True, False] and "its worker failed" in outcomes[1].error
+    assert sorted(p.name for p in Path("lost").iterdir()) == ["im0.out"]  # no partial file for the lost one

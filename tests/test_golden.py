@@ -85,3 +85,17 @@ def test_make_golden_refuses_to_overwrite(tmp_path, capsys):
     assert (tmp_path / name).read_bytes() == b"an old golden file"
     assert not (tmp_path / "manifest.json").exists()  # nothing was made
     assert "refusing to overwrite" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", ["pyramid-instant-v2-6x5.dfc", "pyramid-prior2-fast-v2-6x5.dfc",
+                                  "per-pixel-dither-v2-6x5.dfc", "weights-tiny-v2-11x16.dfc"])
+def test_the_job_runner_finds_the_shipped_model_a_file_names(name):
+    """Files of earlier shipped models decode through the CLI's lookup as through the API's: `diffcode decode`
+    once refused the first two priors' files ("not the shipped one"), which `diffcode.decompress` read."""
+    from diffcode import jobs
+
+    data = (GOLDEN / name).read_bytes()
+    family, wanted = codec.model_of(data)
+    model = jobs.model_named(family, wanted, None, name)
+    assert model.hash.startswith(wanted)
+    assert np.array_equal(codec.load(data, model), codec.load(data))

@@ -298,11 +298,11 @@ def deny_writes(monkeypatch):
 @pytest.fixture()
 def no_fit(monkeypatch):
     """Fail the test if a command starts fitting or storing."""
-    from diffcode import api
+    from diffcode import jobs
 
     calls = []
-    monkeypatch.setattr(api, "fit", lambda *a, **k: calls.append("fit"))
-    monkeypatch.setattr(api, "store", lambda *a, **k: calls.append("store"))
+    monkeypatch.setattr(jobs, "fit", lambda *a, **k: calls.append("fit"))
+    monkeypatch.setattr(jobs, "store", lambda *a, **k: calls.append("store"))
     return calls
 
 
@@ -318,7 +318,6 @@ def test_unwritable_output_is_refused_before_any_work(workdir, monkeypatch, no_f
 
 MISSING_FOLDER = {
     "fit": ["fit", "img.png", "--steps", "2", "--out", "nodir/x.fit"],
-    "store": ["store", "img.per-pixel.fit", "--out-dir", "nodir"],
     "decode": ["decode", "img.dfc", "-o", "nodir/x.png"],
     "compress": ["compress", "img.png", "-o", "nodir/x.dfc", "--steps", "2"],
 }

@@ -12,9 +12,11 @@ A family turns an image into sections of a .dfc file and back. It is one folder 
 
 The family's name is its `container.VARIANTS` entry, whose key is the code written in the header:
 codes are declared there, once, and never reused (1 per-pixel, 2 weights, 3 pyramid, 4 classic).
-Register a family by adding `name: "module"` to `REGISTERED`; modules are
+Register a family by adding `name: Entry(module, steps)` to `REGISTERED`; modules are
 imported only when a file or a command names the family, so decoding one family never loads
-another. A module exposes `FAMILY`, an object with the attributes and methods of `Family`.
+another (nor does `--help`, whose preset and step counts come from the entries). A module exposes
+`FAMILY`, an object with the attributes and methods of `Family`. Nothing outside this folder names
+a family: defaults are `DEFAULT` and `AUTO_*` here.
 """
 
 from __future__ import annotations
@@ -29,16 +31,27 @@ from ..errors import DiffcodeError
 from ..image import ColorMode
 from ..storage import container
 
+@dataclass(frozen=True)
+class Entry:
+    """A registered family: its module, and what `--help` says of it without importing the module."""
+
+    module: str
+    steps: dict[str, int]  # preset -> its fit steps, the default preset first (FAMILY.presets, fit_steps:
+    # tests/test_architecture.py checks that they agree)
+
+
 REGISTERED = {
-    "per-pixel": "diffcode.families.per_pixel",
-    "weights": "diffcode.families.weights",
-    "pyramid": "diffcode.families.pyramid",
-    "classic": "diffcode.families.classic",
+    "per-pixel": Entry("diffcode.families.per_pixel", {"default": 150}),
+    "weights": Entry("diffcode.families.weights", {"default": 1000, "tiny": 24, "report": 5700}),
+    "pyramid": Entry("diffcode.families.pyramid", {"default": 300, "fast": 150, "instant": 0}),
+    "classic": Entry("diffcode.families.classic", {"default": 0}),
 }
 
+# the variant of `fit`, `evaluate` and `train` when none is named: the best photo model
+DEFAULT = "pyramid"
 # `compress`'s default: not a family but the choice of one (diffcode.families.auto), between a coder
 # without a model and the photo model, whose presets it takes
-AUTO, AUTO_CLASSIC, AUTO_MODEL = "auto", "classic", "pyramid"
+AUTO, AUTO_CLASSIC, AUTO_MODEL = "auto", "classic", DEFAULT
 
 # progress(step, bpsp) during a fit; progress(done, total) during an encode
 Progress = Callable[[int, float], None]
@@ -114,9 +127,14 @@ class Family(Protocol):
     memory: dict[str, Any]  # "fit" / "store" / "decode" -> limits.Linear (peak memory model)
     memory_table: str  # experiments/results/ table the memory model bounds ("" until measured; tests/test_limits.py)
     golden: dict[str, dict]  # label -> api.fit options of its golden files (tests/golden/make_golden.py)
+    budget_nats: tuple[float, float] | None  # the randseed segment budget's range, None without randseed storage
 
     def load_model(self, path: str | None = None) -> Model:
         """The shared model from a file, or the shipped one (pinned hash) when path is None."""
+
+    def find_model(self, hash: str) -> Model | None:
+        """The shipped model whose hex SHA-256 starts with `hash` (a fit's, or the 32 digits of a header's
+        decoder_hash), or None: files and fits of earlier shipped models keep working (`diffcode.jobs`)."""
 
     def preset_settings(self, preset: str) -> dict:
         """What the preset stands for (JSON-able): evaluate's cache is keyed by it, so changing a
@@ -170,7 +188,21 @@ def get(name: str) -> Family:
     """The registered family of that name (imports its module on first use)."""
     if name not in REGISTERED:
         raise DiffcodeError(f"unknown variant {name!r}; known: {', '.join(REGISTERED)}")
-    return importlib.import_module(REGISTERED[name]).FAMILY
+    return importlib.import_module(REGISTERED[name].module).FAMILY
+
+
+def presets_help() -> str:
+    """Every family's presets, as `--help` gives them: "auto and pyramid: default, fast, instant; ..."."""
+    def label(name: str) -> str:
+        return f"{AUTO} and {name}" if name == AUTO_MODEL else name
+
+    return "; ".join(f"{label(name)}: {', '.join(entry.steps)}" for name, entry in REGISTERED.items())
+
+
+def steps_help() -> str:
+    """Every family's default step counts, as `--help` gives them: "pyramid default 300, fast 150, ..."."""
+    return "; ".join(f"{name} " + ", ".join(f"{preset} {steps}" for preset, steps in entry.steps.items())
+                     for name, entry in REGISTERED.items())
 
 
 def take_options(options: dict, allowed: dict[str, tuple | None], family: str) -> dict:

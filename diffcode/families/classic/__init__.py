@@ -35,6 +35,7 @@ class Classic:
     name = NAME
     presets = ("default",)
     storages = ("none",)
+    budget_nats = None
     methods = ("best",) + tuple(exact.METHODS.values())
     # experiments/results/memory-classic.csv: lines above every measured peak (256x256 to 2048x2048;
     # least squares gave fit 291 + 6.6, store 344 + 46.1, decode 349 + 15.4 MiB per megapixel)
@@ -46,6 +47,9 @@ class Classic:
         if path is not None:
             raise DiffcodeError(f"the {NAME} variant has no shared model file; drop --checkpoint {path}")
         return ClassicModel()
+
+    def find_model(self, hash: str) -> ClassicModel | None:
+        return ClassicModel() if ClassicModel.hash.startswith(hash) else None
 
     def fit_steps(self, preset: str, steps: int | None) -> int:
         return 0

@@ -34,6 +34,7 @@ class Pyramid:
     name = spec.NAME
     presets = ("default",) + tuple(name for name in spec.PRESETS if name != "default")
     storages = ("none",)  # no encodings to store: the per-image weights are rANS-coded deltas
+    budget_nats = None
     # experiments/results/memory-pyramid3.csv (prior 3, 256x256 to 3072x2048): lines just above every measured
     # peak. The image's own bytes grow with it; the work does not (chunks, segments, the fit's sample of
     # contexts: docs/pyramid.md), so the fit's line overstates large images (its sample stops growing at 2 MP).
@@ -49,6 +50,9 @@ class Pyramid:
 
     def load_model(self, path=None) -> prior.Prior:
         return prior.load(path)
+
+    def find_model(self, hash: str) -> prior.Prior | None:
+        return prior.find(bytes.fromhex(hash[:32]))
 
     def fit_steps(self, preset: str, steps: int | None) -> int:
         return steps if steps is not None else spec.PRESETS[preset].steps

@@ -42,11 +42,6 @@ FIRST_FIELDS = ("magic", "version", "variant", "storage", "rng", "model")
 LAST_FIELDS = ("height", "width", "seed", "budget", "decoder_hash", "pixel_hash", "n_sections")
 
 
-def fixed_layout(version: int) -> struct.Struct:
-    """The fixed header part of a format version (the current one for unknown versions)."""
-    return getattr(container, "_FIXED_BY_VERSION", {}).get(version, container._FIXED)
-
-
 def field_names(fixed: struct.Struct) -> list[str]:
     """Names of the fixed header fields; fields between the first and last ones are new in later versions."""
     n = len(fixed.unpack(bytes(fixed.size)))
@@ -62,7 +57,7 @@ def field_offsets(fixed: struct.Struct) -> dict[str, int]:
 
 
 def fixed_of(data: bytes) -> struct.Struct:
-    return fixed_layout(data[len(container.MAGIC)] if len(data) > len(container.MAGIC) else container.FORMAT_VERSION)
+    return container.fixed_layout(data[len(container.MAGIC)] if len(data) > len(container.MAGIC) else container.FORMAT_VERSION)
 
 
 def section_table(data: bytes) -> tuple[int, list[tuple[int, int, int]]] | None:
@@ -173,9 +168,7 @@ class Outcome:
 
 
 def decode_as_the_cli_does(data: bytes, checkpoint) -> np.ndarray:
-    """codec.load, plus (where files carry a color mode) the conversion `decode` writes the image with."""
-    if not hasattr(codec, "load_image"):
-        return codec.load(data, checkpoint)
+    """codec.load_image, and the conversion to the file's colour mode that `decode` writes the image with."""
     from diffcode.image import to_pil
 
     image, color = codec.load_image(data, checkpoint)
@@ -241,7 +234,7 @@ def raw_pack(fields: dict, sections: list[tuple[int, bytes]]) -> bytes:
 
     The layout is that of fields["version"]; fields it lacks are 0, n_sections is len(sections).
     """
-    fixed = fixed_layout(fields["version"])
+    fixed = container.fixed_layout(fields["version"])
     values = {**fields, "magic": container.MAGIC, "n_sections": len(sections)}
     head = fixed.pack(*(values.get(name, 0) for name in field_names(fixed)))
     head += b"".join(container._SECTION.pack(k, len(p), zlib.crc32(p)) for k, p in sections)

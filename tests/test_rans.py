@@ -19,6 +19,9 @@ class UniformModel:
     def cdf(self, params, symbols):
         return symbols * TOTAL // params[:, 0]
 
+    def cdf_table(self, params):
+        return None  # the numpy coder
+
 
 class TableModel:
     """params int64 (N, 1) = row of a fixed set of random frequency tables (variable support)."""
@@ -40,6 +43,9 @@ class TableModel:
 
     def cdf(self, params, symbols):
         return self.cdfs[params[:, 0], symbols]
+
+    def cdf_table(self, params):
+        return None
 
     def sample(self, params, rng):
         u = rng.integers(0, TOTAL, len(params))
@@ -174,6 +180,9 @@ class WithoutTable:
 
     def cdf(self, params, symbols):
         return self.model.cdf(params, symbols)
+
+    def cdf_table(self, params):
+        return None
 
 
 def counted_and_geometric_data(n, seed=0):

@@ -5,7 +5,7 @@ Layout (all integers little-endian)::
     offset size field
     0      4    magic              b"\\x89DFC"
     4      1    format_version     FORMAT_VERSION
-    5      1    variant            VARIANTS (1 = per-pixel, 2 = weights, 3 = pyramid)
+    5      1    variant            VARIANTS (1 = per-pixel, 2 = weights, 3 = pyramid, 4 = classic)
     6      1    storage            STORAGES (1 = randseed: the report's random-seed segments,
                                                 2 = dither: dithered quantization, diffcode.storage.dither)
     7      1    rng_version        diffcode.storage.rng.RNG_VERSION
@@ -68,6 +68,13 @@ COLOR_MODES = {0: "RGB", 1: "L", 2: "1", 3: "P"}
 _FIXED_V1 = struct.Struct("<4sBBBBBHHIH16s16sH")
 _FIXED = struct.Struct("<4sBBBBBBHHIH16s16sH")
 _FIXED_BY_VERSION = {1: _FIXED_V1, 2: _FIXED}
+
+
+def fixed_layout(version: int) -> struct.Struct:
+    """The fixed header part of a format version (the current one for an unknown version)."""
+    return _FIXED_BY_VERSION.get(version, _FIXED)
+
+
 _SECTION = struct.Struct("<BII")
 _CRC = struct.Struct("<I")
 

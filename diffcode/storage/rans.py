@@ -23,10 +23,10 @@ state, the price of the integrity check). The coding loss itself is negligible:
 1.2M Cauchy symbols took 804,592 bytes for 803,061 ideal bytes of the integer
 frequencies (+0.19 %, less than the 2,048-byte flush).
 
-Two implementations of the same stream. A model that offers its cdf as a strided integer table
-(:class:`CdfTable`, ``model.cdf_table(params)``: the Cauchy error table, side information,
-random-seed tries) is coded by compiled numba loops: the encoder's lane loop, and a decoder that
-bisects the table per symbol. Any other model goes through the vectorized numpy coder, which
+Two implementations of the same stream. A model whose ``cdf_table(params)`` gives its cdf as a
+strided integer table (:class:`CdfTable`: the Cauchy error table, side information, random-seed
+tries) is coded by compiled numba loops: the encoder's lane loop, and a decoder that
+bisects the table per symbol. A model whose ``cdf_table`` gives None goes through the vectorized numpy coder, which
 calls ``model.cdf`` on whole steps of lanes and resolves 4 bits of a symbol per call.
 ``tests/test_rans.py`` checks that both write the same bytes and read each other's streams.
 
@@ -94,12 +94,16 @@ class Model(typing.Protocol):
         """
         ...
 
+    def cdf_table(self, params: np.ndarray) -> "CdfTable | None":
+        """The same cdf as a :class:`CdfTable` (the compiled coder), or None (the numpy coder calls `cdf`)."""
+        ...
+
 
 class CdfTable(typing.NamedTuple):
     """A model's cdf as a strided integer table, which lets the coder run as a compiled loop.
 
     For row i and 0 < s < n_i: ``cdf(i, s) = slope * s + table[row[i], offset[i] + stride * s]``;
-    cdf(i, 0) = 0 and cdf(i, n_i) = TOTAL. A model that offers it (``model.cdf_table(params)``)
+    cdf(i, 0) = 0 and cdf(i, n_i) = TOTAL. A model that gives one (``model.cdf_table(params)``)
     promises that it equals ``model.cdf`` everywhere; the coder checks that every index it can
     reach lies inside the table before it compiles nothing but integer loops over it.
     """
@@ -190,35 +194,33 @@ def _support_is_valid(model: Model, params: np.ndarray) -> tuple[np.ndarray, boo
     return n, n.shape == (len(params),) and not (np.any(n < 1) or np.any(n > TOTAL))
 
 
-def _model_is_valid(model: Model, params: np.ndarray) -> tuple[np.ndarray, bool]:
-    """Support sizes int64 (N,) and whether every row has 1 <= n <= TOTAL, cdf(0)=0, cdf(n)=TOTAL.
-
-    A model with a :class:`CdfTable` has cdf(0) = 0 and cdf(n) = TOTAL by the table's definition.
-    """
-    n, valid = _support_is_valid(model, params)
-    if not valid or hasattr(model, "cdf_table"):
-        return n, valid
+def _ends_are_valid(model: Model, params: np.ndarray, n: np.ndarray) -> bool:
+    """Whether every row has cdf(0) = 0 and cdf(n) = TOTAL (a :class:`CdfTable` has them by its definition)."""
     zero = _cdf(model, params, np.zeros(len(params), np.int64))
-    full = _cdf(model, params, n)
-    return n, bool(np.all(zero == 0) and np.all(full == TOTAL))
+    return bool(np.all(zero == 0) and np.all(_cdf(model, params, n) == TOTAL))
 
 
 # ----------------------------------------------------------------------------- encoder
 
 
-def _start_freq(symbols: np.ndarray, params: np.ndarray, model: Model) -> tuple[np.ndarray, np.ndarray]:
-    """Validated interval (start, freq) of each symbol, both uint64 (N,)."""
+def _checked_symbols(symbols: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """symbols as int64 (N,), each inside its row's support 0..n-1 (ValueError otherwise)."""
     symbols = np.asarray(symbols)
-    if symbols.shape != (len(params),) or not np.issubdtype(symbols.dtype, np.integer):
-        raise ValueError(f"symbols must be integer ({len(params)},), got {symbols.dtype} {symbols.shape}")
-    symbols = symbols.astype(np.int64, copy=False)
-    n, valid = _model_is_valid(model, params)
-    if not valid:
-        raise ValueError("model violates cdf(0) == 0, cdf(n) == TOTAL or 1 <= n <= TOTAL")
+    if symbols.shape != n.shape or not np.issubdtype(symbols.dtype, np.integer):
+        raise ValueError(f"symbols must be integer ({len(n)},), got {symbols.dtype} {symbols.shape}")
+    symbols = np.ascontiguousarray(symbols, np.int64)
     bad = (symbols < 0) | (symbols >= n)
     if np.any(bad):
         i = int(np.argmax(bad))
         raise ValueError(f"symbol {int(symbols[i])} at index {i} outside its support 0..{int(n[i]) - 1}")
+    return symbols
+
+
+def _start_freq(symbols: np.ndarray, params: np.ndarray, model: Model, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Validated interval (start, freq) of each symbol, both uint64 (N,), from `model.cdf`."""
+    if not _ends_are_valid(model, params, n):
+        raise ValueError("model violates cdf(0) == 0, cdf(n) == TOTAL or 1 <= n <= TOTAL")
+    symbols = _checked_symbols(symbols, n)
     start = _cdf(model, params, symbols)
     freq = _cdf(model, params, symbols + 1) - start
     if np.any(freq < 1) or np.any(start < 0):
@@ -229,14 +231,14 @@ def _start_freq(symbols: np.ndarray, params: np.ndarray, model: Model) -> tuple[
 
 def _cdf_table(model: Model, params: np.ndarray, n: np.ndarray) -> CdfTable | None:
     """The model's :class:`CdfTable` for these rows (support sizes n), checked to stay inside its
-    table, or None.
+    table, or None (the model has none).
 
     Raises:
         ValueError: a table form that does not fit its rows (a bug of the model).
     """
-    if not hasattr(model, "cdf_table"):
-        return None
     form = model.cdf_table(params)
+    if form is None:
+        return None
     table = np.ascontiguousarray(form.table, np.int64)
     row, offset = (np.ascontiguousarray(v, np.int64) for v in (form.row, form.offset))
     if table.ndim != 2 or row.shape != (len(params),) or offset.shape != row.shape or form.stride < 0:
@@ -248,20 +250,9 @@ def _cdf_table(model: Model, params: np.ndarray, n: np.ndarray) -> CdfTable | No
     return CdfTable(table, row, offset, int(form.stride), int(form.slope))
 
 
-def _start_freq_table(symbols: np.ndarray, params: np.ndarray, model: Model) -> tuple[np.ndarray, np.ndarray]:
+def _start_freq_table(symbols: np.ndarray, n: np.ndarray, form: CdfTable) -> tuple[np.ndarray, np.ndarray]:
     """:func:`_start_freq` through the model's cdf table: the same checks, one compiled pass."""
-    symbols = np.asarray(symbols)
-    if symbols.shape != (len(params),) or not np.issubdtype(symbols.dtype, np.integer):
-        raise ValueError(f"symbols must be integer ({len(params)},), got {symbols.dtype} {symbols.shape}")
-    symbols = np.ascontiguousarray(symbols, np.int64)
-    n, valid = _support_is_valid(model, params)
-    if not valid:
-        raise ValueError("model violates cdf(0) == 0, cdf(n) == TOTAL or 1 <= n <= TOTAL")
-    form = _cdf_table(model, params, n)
-    bad = (symbols < 0) | (symbols >= n)
-    if np.any(bad):
-        i = int(np.argmax(bad))
-        raise ValueError(f"symbol {int(symbols[i])} at index {i} outside its support 0..{int(n[i]) - 1}")
+    symbols = _checked_symbols(symbols, n)
     start, freq, i = _intervals(symbols, n, *form)
     if i >= 0:
         raise ValueError(f"symbol {int(symbols[i])} at index {i} has zero or negative frequency")
@@ -310,10 +301,11 @@ def encode(symbols: np.ndarray, params: np.ndarray, model: Model) -> bytes:
     lanes = num_lanes(len(params))
     if lanes == 0:
         return b""
-    if hasattr(model, "cdf_table"):
-        start, freq = _start_freq_table(symbols, params, model)
-    else:
-        start, freq = _start_freq(symbols, params, model)
+    n, valid = _support_is_valid(model, params)
+    if not valid:
+        raise ValueError("model violates cdf(0) == 0, cdf(n) == TOTAL or 1 <= n <= TOTAL")
+    form = _cdf_table(model, params, n)
+    start, freq = _start_freq(symbols, params, model, n) if form is None else _start_freq_table(symbols, n, form)
     state, body = _encode_lanes(start, freq, lanes)
     return state.astype("<u8").tobytes() + body.astype("<u4").tobytes()
 
@@ -408,11 +400,11 @@ def decode(data: bytes, params: np.ndarray, model: Model) -> np.ndarray:
         if data:
             raise CorruptFileError(f"rANS stream corrupt: {len(data)} bytes for 0 symbols")
         return np.zeros(0, np.int64)
-    n, valid = _model_is_valid(model, params)
-    if not valid:
+    n, valid = _support_is_valid(model, params)
+    form = _cdf_table_or_corrupt(model, params, n) if valid else None
+    if not valid or (form is None and not _ends_are_valid(model, params, n)):
         raise CorruptFileError("rANS stream corrupt: model cdf invalid (cdf(0) != 0 or cdf(n) != TOTAL)")
     state, words = _read_words(data, lanes)
-    form = _cdf_table_or_corrupt(model, params, n)
     if form is not None:
         out, state, pos, status = _decode_table(state, words, n, *form)
         if status:

@@ -1,4 +1,4 @@
-"""Integer-only interleaved rANS coder (numba loops, and a vectorized numpy path for any model).
+"""The rANS coder of every family: integer-only, interleaved or resumable (numba loops, and a numpy path).
 
 Only integers reach this coder: symbols, integer model parameters, and integer
 cumulative frequencies that sum to exactly ``TOTAL = 2**24``. The probability
@@ -16,6 +16,21 @@ Each lane keeps a 64-bit state in ``[2**31, 2**63)`` that starts (encoder) and
 ends (decoder) at exactly ``2**31``; the decoder checks that every lane returns
 to it and that every word was consumed, so corruption is detected rather than
 silently decoded. An empty input (N == 0) is an empty stream.
+
+Single-lane streams, decoded in parts (the pyramid family's error table and weight deltas,
+whose next symbols' parameters depend on the symbols just decoded): one state, coded in one or
+more segments one after another, each
+
+    [ final encoder state (64 bit, high word first) ] [ words in decoding order ]
+
+made by :func:`encode_segment`; :class:`Resumable` runs a model's compiled decoding loop on one
+part of the symbols at a time, checks that the state is back at ``2**31`` at the end of every
+segment, and at the end that every word was read.
+
+Both kinds share one coding step, :func:`push` (encoder) and :func:`pop` (decoder, with its
+refill): the same state range, 24-bit frequencies and 32-bit words, so one argument bounds what
+any stream can hold (:func:`min_symbol_bits`). A model's own loop (a family's, over its own
+integer tables) calls them for every symbol.
 
 Overhead: the flush costs 8 bytes per lane, i.e. at most 8 bytes per 4096
 symbols and at most 2 KiB in total (about 31 of its 64 bits are the known initial
@@ -123,6 +138,34 @@ def num_lanes(n_symbols: int) -> int:
 def min_stream_bytes(n_symbols: int) -> int:
     """The shortest stream that can hold ``n_symbols`` symbols: the final states, 8 bytes per lane."""
     return 8 * num_lanes(n_symbols)
+
+
+# ----------------------------------------------------------------------------- the coding step of every stream
+
+
+@numba.njit(cache=True)
+def push(state, start, freq, words, count):
+    """Encoder: code the interval [start, start + freq) (uint64) into `state`; rANS codes backwards. At most
+    one word leaves the state first, into words[count]. Returns (state, count)."""
+    if state >= (freq << _EMIT_SHIFT):
+        words[count] = np.uint32(state & _WORD_MASK)
+        count += 1
+        state >>= _WORD_BITS
+    return ((state // freq) << _PREC) + state % freq + start, count
+
+
+@numba.njit(cache=True)
+def pop(state, start, freq, slot, words, position):
+    """Decoder: the state after the symbol whose interval [start, start + freq) holds `slot` (the state's low
+    PRECISION_BITS; all uint64), refilled from words[position] if it fell below 2**31. Returns (state, position),
+    position -1 if the words ran out."""
+    state = freq * (state >> _PREC) + (slot - start)
+    if state < _STATE_LOW:
+        if position >= words.shape[0]:
+            return state, -1
+        state = (state << _WORD_BITS) | np.uint64(words[position])
+        position += 1
+    return state, position
 
 
 # ----------------------------------------------------------------------------- how much a stream can hold
@@ -326,12 +369,7 @@ def _encode_lanes(start: np.ndarray, freq: np.ndarray, lanes: int) -> tuple[np.n
         count = 0
         for lane in range(min(lanes, n - step * lanes)):  # a missing symbol of the last step is a no-op
             i = step * lanes + lane
-            x, f = state[lane], freq[i]
-            if x >= (f << _EMIT_SHIFT):
-                chunk[count] = np.uint32(x & _WORD_MASK)
-                count += 1
-                x >>= _WORD_BITS
-            state[lane] = ((x // f) << _PREC) + x % f + start[i]
+            state[lane], count = push(state[lane], start[i], freq[i], chunk, count)
         words[end - count:end] = chunk[:count]
         end -= count
     return state, words[end:].copy()
@@ -464,12 +502,9 @@ def _decode_table(state, words, n, table, row, offset, stride, slope):
         end = _table_cdf(table, row[i], offset[i], stride, slope, n[i], lo + 1)
         if start < 0 or start > slot or end <= slot or end > TOTAL:
             return out, state, pos, 1
-        x = np.uint64(end - start) * (x >> _PREC) + np.uint64(slot - start)
-        if x < _STATE_LOW:
-            if pos >= words.shape[0]:
-                return out, state, pos, 2
-            x = (x << _WORD_BITS) | words[pos]
-            pos += 1
+        x, pos = pop(x, np.uint64(start), np.uint64(end - start), np.uint64(slot), words, pos)
+        if pos < 0:
+            return out, state, 0, 2
         state[lane] = x
         out[i] = lo
     return out, state, pos, 0
@@ -496,3 +531,66 @@ def _decode_step(model: Model, params: np.ndarray, n: np.ndarray, x: np.ndarray,
         raise CorruptFileError("rANS stream corrupt: truncated (ran out of words)")
     x[need] = (x[need] << _WORD_BITS) | words[pos : pos + count]
     return symbols, x, pos + count
+
+
+# ----------------------------------------------------------------------------- single-lane streams, decoded in parts
+
+
+@numba.njit(cache=True)
+def _encode_segment(start, freq):
+    n = start.shape[0]
+    words = np.empty(n + 2, np.uint32)  # at most one word per symbol, plus the flush
+    count = 0
+    state = _STATE_LOW
+    for i in range(n - 1, -1, -1):
+        state, count = push(state, start[i], freq[i], words, count)
+    words[count] = np.uint32(state & _WORD_MASK)  # reversed below: high word first
+    words[count + 1] = np.uint32(state >> _WORD_BITS)
+    return words[:count + 2][::-1].copy()
+
+
+def encode_segment(start: np.ndarray, freq: np.ndarray) -> bytes:
+    """One segment of a single-lane stream: the intervals (start, freq) (N,) of its symbols in decoding order,
+    each 0 <= start, 1 <= freq, start + freq <= TOTAL (the model's business: not checked here)."""
+    return _encode_segment(np.ascontiguousarray(start, np.uint64),
+                           np.ascontiguousarray(freq, np.uint64)).astype("<u4").tobytes()
+
+
+class Resumable:
+    """Decodes a single-lane stream part by part (`run`); `next_segment` and `finish` prove where it ends."""
+
+    def __init__(self, data: bytes, what: str = "rANS stream"):
+        self.what = what
+        if len(data) < 8 or len(data) % 4:
+            raise CorruptFileError(f"{what} of {len(data)} bytes is not a stream of 32-bit words")
+        self.words = np.frombuffer(data, "<u4").astype(np.uint32)
+        self.position = 0
+        self._start()
+
+    def _start(self) -> None:
+        if self.position + 2 > len(self.words):
+            raise CorruptFileError(f"{self.what} truncated: the rANS stream ran out of words")
+        self.state = np.uint64((int(self.words[self.position]) << 32) | int(self.words[self.position + 1]))
+        self.position += 2
+        if int(self.state) < 1 << STATE_BITS[0] or int(self.state) >= 1 << STATE_BITS[1]:
+            raise CorruptFileError(f"{self.what}: bad initial rANS state")
+
+    def run(self, loop, *args):
+        """The next part of the symbols: `loop(words, position, state, *args)` is a model's compiled loop that
+        decodes them with `pop` and returns (outputs..., position, state), position -1 if the words ran out.
+        Returns its outputs (one, or a tuple)."""
+        *out, position, state = loop(self.words, self.position, self.state, *args)
+        if position < 0:
+            raise CorruptFileError(f"{self.what} truncated: the rANS stream ran out of words")
+        self.position, self.state = position, state
+        return out[0] if len(out) == 1 else tuple(out)
+
+    def next_segment(self) -> None:
+        """The current segment must end here; the next one starts."""
+        if int(self.state) != 1 << STATE_BITS[0]:
+            raise CorruptFileError(f"{self.what} corrupt: a rANS segment did not end where it should")
+        self._start()
+
+    def finish(self) -> None:
+        if int(self.state) != 1 << STATE_BITS[0] or self.position != len(self.words):
+            raise CorruptFileError(f"{self.what} corrupt: the rANS stream did not end where it should")

@@ -12,14 +12,11 @@ discretized to 0..255 with its tails folded into 0 and 255, every symbol at leas
 table is built with numpy and checked against its pinned SHA-256; if a platform's libm rounds one
 entry differently it is rebuilt with mpmath.
 
-Stream: one or more rANS segments one after another, each 64-bit state in [2^31, 2^63), 32-bit
-words, little-endian: [final encoder state, 2 words] [words in decoding order]. The decoder is
-resumable, so it decodes one parallel group at a time (the next group's parameters depend on
-the pixels just decoded); at the end of a segment (`Decoder.next_segment`) and of the stream
-(`finish`) it checks that the state is back at 2^31, and at the end that every word was read.
-Where segments end is the coding order's business (`coding.py`): an encoder needs to hold only one
-segment's symbols, since rANS codes them backwards. Encoding and decoding are numba loops over
-integers only.
+Stream: a single-lane stream of `storage.rans` (one or more segments, decoded part by part: the
+next group's parameters depend on the pixels just decoded), coded with its `push` and `pop`;
+this module holds the model: the table, its cdf and the decoding loop over it. Where segments
+end is the coding order's business (`coding.py`): an encoder needs to hold only one segment's
+symbols, since rANS codes them backwards. Numba loops over integers only.
 """
 
 from __future__ import annotations
@@ -30,7 +27,6 @@ import hashlib
 import numba
 import numpy as np
 
-from ...errors import CorruptFileError
 from ...storage import rans
 from . import spec
 
@@ -115,26 +111,8 @@ def _start_freq(symbols, loc12, scale, tab):
 
 
 @numba.njit(cache=True)
-def _encode(start, freq):
-    n = start.shape[0]
-    words = np.empty(n + 2, np.uint32)  # at most one word per symbol, plus the flush
-    count = 0
-    state = np.uint64(STATE_LOW)
-    for i in range(n - 1, -1, -1):
-        f = np.uint64(freq[i])
-        limit = (np.uint64(STATE_LOW) >> np.uint64(PRECISION)) << np.uint64(32)
-        if state >= limit * f:
-            words[count] = np.uint32(state & np.uint64(0xFFFFFFFF))
-            count += 1
-            state >>= np.uint64(32)
-        state = (state // f << np.uint64(PRECISION)) + state % f + np.uint64(start[i])
-    words[count] = np.uint32(state & np.uint64(0xFFFFFFFF))  # reversed below: high word first
-    words[count + 1] = np.uint32(state >> np.uint64(32))
-    return words[:count + 2][::-1].copy()
-
-
-@numba.njit(cache=True)
 def _decode(words, position, state, loc12, scale, tab):
+    """`rans.Resumable.run`'s loop: the symbols (uint8) of one part, then position (-1: out of words), state."""
     n = loc12.shape[0]
     out = np.empty(n, np.uint8)
     mask = np.uint64(TOTAL - 1)
@@ -149,17 +127,15 @@ def _decode(words, position, state, loc12, scale, tab):
                 hi = mid
         start = _cdf(lo, loc12[i], scale[i], tab)
         freq = _cdf(lo + 1, loc12[i], scale[i], tab) - start
-        state = np.uint64(freq) * (state >> np.uint64(PRECISION)) + np.uint64(slot - start)
-        if state < np.uint64(STATE_LOW):
-            if position >= words.shape[0]:
-                return out, position, state, False
-            state = (state << np.uint64(32)) | np.uint64(words[position])
-            position += 1
+        state, position = rans.pop(state, np.uint64(start), np.uint64(freq), np.uint64(slot), words, position)
+        if position < 0:
+            return out, position, state
         out[i] = lo
-    return out, position, state, True
+    return out, position, state
 
 
-def _checked(loc12: np.ndarray, scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def checked(loc12: np.ndarray, scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Model parameters as contiguous int64 (N,), in range (ValueError otherwise)."""
     loc12 = np.ascontiguousarray(loc12, np.int64).ravel()
     scale = np.ascontiguousarray(scale, np.int64).ravel()
     if loc12.shape != scale.shape or np.any((loc12 < spec.LOC_MIN) | (loc12 > spec.LOC_MAX)) \
@@ -170,16 +146,16 @@ def _checked(loc12: np.ndarray, scale: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
 def encode(symbols: np.ndarray, loc12: np.ndarray, scale: np.ndarray) -> tuple[bytes, float]:
     """Code uint8 symbols in decoding order; returns (stream bytes, ideal bits of the integer model)."""
-    loc12, scale = _checked(loc12, scale)
+    loc12, scale = checked(loc12, scale)
     symbols = np.ascontiguousarray(symbols, np.uint8).ravel()
     start, freq = _start_freq(symbols, loc12, scale, table())
     bits = float(np.sum(PRECISION - np.log2(freq.astype(np.float64))))
-    return _encode(start, freq).astype("<u4").tobytes(), bits
+    return rans.encode_segment(start, freq), bits
 
 
 def bits(symbols: np.ndarray, loc12: np.ndarray, scale: np.ndarray) -> np.ndarray:
     """Ideal bits float64 (N,) of each symbol under the integer model."""
-    loc12, scale = _checked(loc12, scale)
+    loc12, scale = checked(loc12, scale)
     _, freq = _start_freq(np.ascontiguousarray(symbols, np.uint8).ravel(), loc12, scale, table())
     return PRECISION - np.log2(freq.astype(np.float64))
 
@@ -195,39 +171,11 @@ def max_subpixels(stream_bytes: int, flat: int) -> int:
     return flat + int(left / rans.min_symbol_bits(MAX_FREQUENCY))
 
 
-class Decoder:
-    """Decodes one stream group by group; `finish` proves every word was read."""
+class Decoder(rans.Resumable):
+    """A stream of subpixels under this model, decoded group by group (`rans.Resumable`)."""
 
     def __init__(self, data: bytes, what: str = "error table"):
-        self.what = what
-        if len(data) < 8 or len(data) % 4:
-            raise CorruptFileError(f"{what} of {len(data)} bytes is not a stream of 32-bit words")
-        self.words = np.frombuffer(data, "<u4").astype(np.uint32)
-        self.position = 0
-        self._start()
-
-    def _start(self) -> None:
-        if self.position + 2 > len(self.words):
-            raise CorruptFileError(f"{self.what} truncated: the rANS stream ran out of words")
-        self.state = np.uint64((int(self.words[self.position]) << 32) | int(self.words[self.position + 1]))
-        self.position += 2
-        if int(self.state) < STATE_LOW or int(self.state) >= 1 << 63:
-            raise CorruptFileError(f"{self.what}: bad initial rANS state")
+        super().__init__(data, what)
 
     def decode(self, loc12: np.ndarray, scale: np.ndarray) -> np.ndarray:
-        loc12, scale = _checked(loc12, scale)
-        out, self.position, self.state, ok = _decode(self.words, self.position, self.state, loc12, scale, table())
-        if not ok:
-            raise CorruptFileError(f"{self.what} truncated: the rANS stream ran out of words")
-        return out
-
-    def next_segment(self) -> None:
-        """The current segment must end here; the next one starts."""
-        if int(self.state) != STATE_LOW:
-            raise CorruptFileError(f"{self.what} corrupt: a rANS segment did not end where it should")
-        self._start()
-
-    def finish(self) -> None:
-        if int(self.state) != STATE_LOW or self.position != len(self.words):
-            raise CorruptFileError(f"{self.what} corrupt: the rANS stream did not end where it should")
-
+        return self.run(_decode, *checked(loc12, scale), table())

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from ...errors import CorruptFileError
+from ...storage import rans
 from . import entropy, spec
 
 BIAS_PRIOR = 16
@@ -124,7 +124,8 @@ def _adapt(symbols, loc12, scale, ctx, bias_sum, count, cost, tab, table, params
 
 @numba.njit(cache=True)
 def _decode(words, position, state, loc12, scale, ctx, bias_sum, count, cost, tab, table, params):
-    """Decoder: entropy._decode with each subpixel's parameters corrected just before it is decoded."""
+    """Decoder (`rans.Resumable.run`'s loop): entropy._decode with each subpixel's parameters corrected just
+    before it is decoded."""
     n = loc12.shape[0]
     out = np.empty(n, np.uint8)
     out_loc = np.empty(n, np.int64)
@@ -143,17 +144,14 @@ def _decode(words, position, state, loc12, scale, ctx, bias_sum, count, cost, ta
                 hi = mid
         start = entropy._cdf(lo, loc, sc, tab)
         freq = entropy._cdf(lo + 1, loc, sc, tab) - start
-        state = np.uint64(freq) * (state >> np.uint64(entropy.PRECISION)) + np.uint64(slot - start)
-        if state < np.uint64(entropy.STATE_LOW):
-            if position >= words.shape[0]:
-                return out, out_loc, out_scale, position, state, False
-            state = (state << np.uint64(32)) | np.uint64(words[position])
-            position += 1
+        state, position = rans.pop(state, np.uint64(start), np.uint64(freq), np.uint64(slot), words, position)
+        if position < 0:
+            return out, out_loc, out_scale, position, state
         out[i] = lo
         out_loc[i] = loc
         out_scale[i] = sc
         _update(k, np.int64(lo), loc12[i], scale[i], loc, bias_sum, count, cost, tab, table, params)
-    return out, out_loc, out_scale, position, state, True
+    return out, out_loc, out_scale, position, state
 
 
 @dataclass(frozen=True)
@@ -202,10 +200,5 @@ class Online:
 
     def decode(self, decoder: entropy.Decoder, loc12, scale, ctx) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Decode symbols with corrected parameters; returns (symbols, corrected loc12, corrected scale)."""
-        loc12, scale = entropy._checked(loc12, scale)
-        out, loc, sc, decoder.position, decoder.state, ok = _decode(
-            decoder.words, decoder.position, decoder.state, loc12, scale, np.ascontiguousarray(ctx, np.int64),
-            self.bias_sum, self.count, self.cost, entropy.table(), COST_TABLE, self.params)
-        if not ok:
-            raise CorruptFileError(f"{decoder.what} truncated: the rANS stream ran out of words")
-        return out, loc, sc
+        return decoder.run(_decode, *entropy.checked(loc12, scale), np.ascontiguousarray(ctx, np.int64),
+                           self.bias_sum, self.count, self.cost, entropy.table(), COST_TABLE, self.params)

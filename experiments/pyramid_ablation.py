@@ -50,6 +50,10 @@ CONFIGS.update({f"default-{adapt}{suffix}": replace(spec.PRESETS["default"], ada
 # a gain per output unit of every weight matrix plus every bias (deltas.ADAPT gains)
 CONFIGS.update({f"default-gains{suffix}": replace(spec.PRESETS["default"], adapt="gains", lr=lr)
                 for suffix, lr in (("", 3e-3), ("-lr1e-2", 1e-2))})
+CONFIGS.update({"default-gains-steps600": replace(spec.PRESETS["default"], adapt="gains", steps=600),
+                "default-all": replace(spec.PRESETS["default"], adapt="all"),
+                "default-all-lr1e-3": replace(spec.PRESETS["default"], adapt="all", lr=1e-3),
+                "fast-gains": replace(spec.PRESETS["fast"], adapt="gains")})
 # the default preset's bpsp against its fit time (--configs curve)
 CURVE = [f"default-steps{n}" for n in (0, 50, 150, 300, 500, 1000)]
 CONFIGS.update({name: replace(spec.PRESETS["default"], steps=int(name.rsplit("steps", 1)[1])) for name in CURVE})

@@ -20,7 +20,7 @@ import numpy as np
 
 from . import families, limits
 from .errors import ChecksumError, CorruptFileError, DecoderMismatchError, DiffcodeError, ImageError
-from .families import Decoded, Fit, Section
+from .families import Decoded, Fit, Replay, Section
 from .image import ColorMode, to_pil, validate_array
 from .metadata import Metadata
 from .metadata import pack as pack_metadata
@@ -92,11 +92,11 @@ def store(fit: Fit, model=None, *, verify: bool = True, device: str = "cpu", pro
             section at the end of the file (none: no section, the file is as without it).
         progress: optional callable(done, total) during the family's encode.
         options: the family's store options (per-pixel: storage, budget_nats).
-        verify: decode the file before returning it and compare the pixels. With the encoder's
-            `Encoded.replay`, the family reads every section back and checks it against what the
-            encoder stored, then decodes the error table under the encoder's own model (per-pixel,
-            weights: its Cauchy indexes; pyramid: its symbols and the image its walk rebuilt)
-            rather than running the deterministic pass a second time.
+        verify: read the file back before returning it and compare the pixels. With the encoder's
+            `Encoded.replay`, its `check` reads every section back against what the encoder stored
+            and gives the error table's pixels under the encoder's own model (per-pixel, weights:
+            its Cauchy indexes; pyramid: its symbols and the image its walk rebuilt) rather than
+            running the deterministic pass a second time; without one, the file is decoded.
     """
     family = families.get(fit.family)
     image = validate_array(fit.image)
@@ -170,10 +170,11 @@ def decode_details(data: bytes, model=None, *, device: str = "cpu") -> Decoded:
     return _decode(data, model, device)[1]
 
 
-def _decode(data: bytes, model, device: str, replay=None,
+def _decode(data: bytes, model, device: str, replay: Replay | None = None,
             progress=None) -> tuple[container.Header, Decoded, ColorMode, Metadata, bytes]:
-    """The decode path; `replay`: the encoder's `Encoded.replay` when it checks its own file. Also
-    returns the metadata and its section's payload as stored (b"" without one)."""
+    """The decode path; `replay`: the encoder's `Encoded.replay` when `store` checks its own file, whose
+    `check` then stands in for the family's decode. Also returns the metadata and its section's
+    payload as stored (b"" without one)."""
     header, sections = container.unpack(bytes(data))
     family = families.get(header.variant)
     metadata, raw = Metadata(), b""
@@ -186,7 +187,8 @@ def _decode(data: bytes, model, device: str, replay=None,
     # passes run on the CPU whatever the device
     model = model if model is not None else family.load_model()
     try:
-        decoded = family.decode(header, sections, model, device=device, replay=replay, progress=progress)
+        decoded = (family.decode(header, sections, model, device=device, progress=progress) if replay is None
+                   else replay.check(header, sections, model))
     except (MemoryError, RuntimeError) as exc:  # torch reports a failed allocation as a RuntimeError
         if not isinstance(exc, MemoryError) and "allocate" not in str(exc) and "out of memory" not in str(exc):
             raise

@@ -93,9 +93,9 @@ class Encoded:
     fields: dict[str, Any]  # container.Header fields the family owns (see FAMILY_FIELDS)
     sections: list[Section]
     extras: dict[str, Any] = field(default_factory=dict)  # extra report columns (JSON-able)
-    # what the encoder's exact pass computed, for `codec.store`'s check of its own file: a family
-    # whose decode takes `replay=` checks the file against it instead of running the pass again
-    replay: Any = None
+    # what the encoder's exact pass computed, for `codec.store`'s check of its own file (a `Replay`);
+    # None: the codec checks the file by decoding it
+    replay: Replay | None = None
 
 
 @dataclass
@@ -110,6 +110,16 @@ class Decoded:
 
 # The header fields a family sets; the codec sets variant, height, width, pixel_hash, color_mode.
 FAMILY_FIELDS = ("storage", "rng_version", "error_model", "seed", "segment_budget_cnats", "decoder_hash")
+
+
+class Replay(Protocol):
+    """What a family's exact encoder computed (`Encoded.replay`): `codec.store` checks the encoder's own
+    file against it rather than decoding the file, which would run the deterministic pass again."""
+
+    def check(self, header: container.Header, sections: list[tuple[int, bytes]], model: Model) -> Decoded:
+        """Read every section back (ChecksumError where one differs from what the encoder wrote) and give
+        the pixels the file's error table holds under the encoder's own model; CorruptFileError and
+        DecoderMismatchError as `Family.decode`."""
 
 
 class Model(Protocol):
@@ -152,14 +162,10 @@ class Family(Protocol):
         """The exact encoding of a fit; raises DiffcodeError for options it does not take."""
 
     def decode(self, header: container.Header, sections: list[tuple[int, bytes]], model: Model, *,
-               device: str, replay: Any = None, progress: Callable[[int, int], None] | None = None) -> Decoded:
+               device: str, progress: Callable[[int, int], None] | None = None) -> Decoded:
         """The exact decode; raises CorruptFileError / DecoderMismatchError, never another error.
 
-        progress: optional callable(done, total) while it decodes (a family that reports none calls it never).
-
-        replay: None, or this family's `Encoded.replay` when `codec.store` checks the encoder's own
-        file: every section must read back to what the encoder wrote (ChecksumError otherwise), and
-        the deterministic pass the encoder already ran need not run again."""
+        progress: optional callable(done, total) while it decodes (a family that reports none calls it never)."""
 
     def check_sizes(self, header: container.Header, sections: list[tuple[int, bytes]]) -> None:
         """Refuse (CorruptFileError, one line), from the header and the section lengths alone, before

@@ -80,7 +80,7 @@ class Classic:
     def check_sizes(self, header, sections) -> None:
         exact.check_sizes(header, sections)
 
-    def decode(self, header, sections, model: ClassicModel, *, device: str = "cpu", replay=None, progress=None) -> Decoded:
+    def decode(self, header, sections, model: ClassicModel, *, device: str = "cpu", progress=None) -> Decoded:
         if header.decoder_hash != bytes.fromhex(model.hash)[:16]:
             raise DecoderMismatchError(f"this file was made by classic coder {header.decoder_hash.hex()}, this "
                                        f"diffcode has {model.hash[:32]}")

@@ -86,8 +86,8 @@ class PerPixel:
             common.check_layout([kind for kind, _ in sections], [container.ENCODINGS] * (len(sections) - 1)
                                 + [container.ERROR_TABLE], "a per-pixel file")
 
-    def decode(self, header, sections, model: Checkpoint, *, device: str = "cpu", replay=None, progress=None) -> Decoded:
-        return exact.decode(header, sections, model, device, replay)
+    def decode(self, header, sections, model: Checkpoint, *, device: str = "cpu", progress=None) -> Decoded:
+        return exact.decode(header, sections, model, device)
 
     def header_fields(self, header) -> dict:
         return {"storage": header.storage, "rng_version": header.rng_version, "error_model": header.error_model,

@@ -115,6 +115,21 @@ class Replay:
     stage_values: list[np.ndarray]  # uint32 (n * h_k * w_k,) per stage
     params: np.ndarray  # int64 (3*H*W, 2)
 
+    def check(self, header: container.Header, sections: list[tuple[int, bytes]], checkpoint: Checkpoint) -> Decoded:
+        """The encoder's own file against this pass: every stage's payload, read with the encoder's
+        entropy units, must give back exactly the values the encoder stored (ChecksumError otherwise);
+        the error table is then decoded with the encoder's Cauchy indexes, without running the exact
+        pass a second time (it would compute the same integers)."""
+        _, _, scheme, read = _read(header, sections, checkpoint)
+        n_stages = len(sections) - 1
+        if len(self.stage_units) != n_stages or len(self.stage_values) != n_stages:
+            raise ChecksumError(f"internal error: the encoder stored {len(self.stage_values)} stages, "
+                                f"the file has {n_stages}")
+        for k, (units, values) in enumerate(zip(self.stage_units, self.stage_values)):
+            if not np.array_equal(read(k, units).reshape(-1), values):
+                raise ChecksumError(f"internal error: the stored encodings of stage {k} read back differently")
+        return _decoded(header, sections, scheme, self.stage_units, self.params)
+
 
 def check_decoder(header: container.Header, checkpoint: Checkpoint) -> Checkpoint:
     """The decoder the header names: `checkpoint`, or (when that is the shipped one) the shipped
@@ -144,39 +159,40 @@ def header_scheme(header: container.Header):
 
 
 def decode(header: container.Header, sections: list[tuple[int, bytes]], checkpoint: Checkpoint,
-           device: str = "cpu", replay: Replay | None = None) -> Decoded:
-    """Pixels of a per-pixel file's sections (the palette already removed by the codec).
+           device: str = "cpu") -> Decoded:
+    """Pixels of a per-pixel file's sections (the palette already removed by the codec)."""
+    checkpoint, schedule, scheme, read = _read(header, sections, checkpoint)
+    stage_units = []
 
-    replay: the encoder's own pass over this file (`codec.store`'s check of its output). Every
-    stage's payload is read with the encoder's entropy units and must give back exactly the values
-    the encoder stored; the error table is then decoded with the encoder's Cauchy indexes instead
-    of running the exact pass a second time (it would compute the same integers).
-    """
+    def provide(k: int, units: np.ndarray) -> np.ndarray:
+        stage_units.append(units)
+        return read(k, units)
+
+    params = fixed_pass(checkpoint, schedule, provide, device)
+    return _decoded(header, sections, scheme, stage_units, params)
+
+
+def _read(header: container.Header, sections: list[tuple[int, bytes]], checkpoint: Checkpoint):
+    """(the decoder the header names, its size schedule, the storage scheme, read(k, units): stage k's
+    stored values, shaped as its entropy units) of a file whose section layout fits its size."""
     checkpoint = check_decoder(header, checkpoint)
     scheme = header_scheme(header)
     schedule = size_schedule(header.height, header.width, checkpoint.config)
     n_stages = len(schedule.encoding_grids())
     common.check_layout([kind for kind, _ in sections], [container.ENCODINGS] * n_stages + [container.ERROR_TABLE],
                         f"a {header.width}x{header.height} image")
-    stage_units = []
 
-    def provide(k: int, units: np.ndarray) -> np.ndarray:
-        stage_units.append(units)
-        values = scheme.decode_stage(sections[k][1], units.reshape(-1), header.seed, k)
-        return values.reshape(units.shape)
+    def read(k: int, units: np.ndarray) -> np.ndarray:
+        return scheme.decode_stage(sections[k][1], units.reshape(-1), header.seed, k).reshape(units.shape)
 
-    if replay is None:
-        params = fixed_pass(checkpoint, schedule, provide, device)
-    else:
-        if len(replay.stage_units) != n_stages or len(replay.stage_values) != n_stages:
-            raise ChecksumError(f"internal error: the encoder stored {len(replay.stage_values)} stages, "
-                                f"the file has {n_stages}")
-        for k, (units, values) in enumerate(zip(replay.stage_units, replay.stage_values)):
-            if not np.array_equal(provide(k, units).reshape(-1), values):
-                raise ChecksumError(f"internal error: the stored encodings of stage {k} read back differently")
-        params = replay.params
-    image, table = common.decode_error_table(sections[n_stages][1], params, header.height, header.width)
-    stored = _stage_sections([p for _, p in sections[:n_stages]], stage_units, scheme) + [table]
+    return checkpoint, schedule, scheme, read
+
+
+def _decoded(header: container.Header, sections: list[tuple[int, bytes]], scheme, stage_units: list[np.ndarray],
+             params: np.ndarray) -> Decoded:
+    """The pixels the error table (the last section) gives under the Cauchy indexes `params`."""
+    image, table = common.decode_error_table(sections[-1][1], params, header.height, header.width)
+    stored = _stage_sections([payload for _, payload in sections[:-1]], stage_units, scheme) + [table]
     return Decoded(image, stored, _extras(stage_units), Details(params, stage_units, scheme))
 
 

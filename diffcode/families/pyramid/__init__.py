@@ -98,9 +98,8 @@ class Pyramid:
     def check_sizes(self, header, sections) -> None:
         exact.check_sizes(header, sections)
 
-    def decode(self, header, sections, model: prior.Prior, *, device: str = "cpu", replay=None,
-               progress=None) -> Decoded:
-        return exact.decode(header, sections, model, replay, progress)
+    def decode(self, header, sections, model: prior.Prior, *, device: str = "cpu", progress=None) -> Decoded:
+        return exact.decode(header, sections, model, progress)
 
     def header_fields(self, header) -> dict:
         return {"storage": header.storage, "error_model": header.error_model, "decoder_hash": header.decoder_hash.hex()}

@@ -118,6 +118,18 @@ class Replay:
     table_bits: float  # its ideal bits
     image: np.ndarray  # uint8 (H, W, 3): what the encoder's walk rebuilt from the symbols, not its input
 
+    def check(self, header: container.Header, sections: list[tuple[int, bytes]], model: Prior) -> Decoded:
+        """The encoder's own file against this coding: the side information and the deltas must read
+        back to the encoder's deltas, and the error table must be the bytes the encoder read back under
+        its model (ChecksumError otherwise). Gives the image the encoder's walk rebuilt: the walk, whose
+        network reads the decoded pixels, is not run again."""
+        _, preset, adapt, k, delta_bits = _read_side(header, sections, model)
+        if (preset.code, adapt) != (self.preset_code, self.adapt) or not np.array_equal(k, self.deltas):
+            raise ChecksumError("internal error: the side information or weight deltas read back differently")
+        if sections[-1][1] != self.table:
+            raise ChecksumError("internal error: the error table reads back differently from what was coded")
+        return _decoded(sections, preset, k, delta_bits, self.table_bits, self.image)
+
 
 def check_header(header: container.Header, model: Prior) -> Prior:
     """The prior the header names: `model`, or an earlier shipped prior (DecoderMismatchError if neither)."""
@@ -164,35 +176,36 @@ def check_sizes(header: container.Header, sections: list[tuple[int, bytes]]) -> 
                                f"{header.height} image has {n}: the file is corrupt")
 
 
-def decode(header: container.Header, sections: list[tuple[int, bytes]], model: Prior,
-           replay: Replay | None = None, progress=None) -> Decoded:
+def decode(header: container.Header, sections: list[tuple[int, bytes]], model: Prior, progress=None) -> Decoded:
     """Pixels of a pyramid file's sections (the palette already removed by the codec).
 
-    replay: the encoder's own coding (`codec.store`'s check of its file). The side information and
-    the deltas must read back to the encoder's deltas, and the error table must be the bytes the
-    encoder read back under its model; the walk, whose network reads the decoded pixels, is not run again.
     progress: optional callable(done, total) in subpixels while the error table decodes.
     """
+    prior, preset, adapt, k, delta_bits = _read_side(header, sections, model)
+    try:
+        net = exact_net(prior, deltas.apply(prior.arrays, adapt or "all", k))
+    except ValueError as exc:
+        raise CorruptFileError(f"the weight deltas break the network's exactness bound ({exc})") from exc
+    image, table_bits = coding.decode(header.height, header.width, sections[-1][1], net, online(prior), progress)
+    return _decoded(sections, preset, k, delta_bits, table_bits, image)
+
+
+def _read_side(header: container.Header, sections: list[tuple[int, bytes]], model: Prior):
+    """(the prior the header names, preset, adapt, the weight deltas k, their ideal bits) of a file's
+    side information and deltas sections."""
     prior = check_header(header, model)
     check_sizes(header, sections)  # the codec ran it already; cheap, and `decode` may be called alone
-    has_deltas = len(sections) == 3
     preset, adapt, scales = _side(sections[0][1])
-    names, sizes = _names_sizes(prior, adapt)
+    _, sizes = _names_sizes(prior, adapt)
     if len(scales) != len(sizes):
         raise CorruptFileError(f"pyramid side information has {len(scales)} scales for {len(sizes)} tensors")
+    has_deltas = len(sections) == 3
     k, delta_bits = deltas.decode(sections[1][1], scales, sizes) if has_deltas else (np.zeros(0, np.int16), 0.0)
-    table = sections[-1][1]
-    if replay is None:
-        try:
-            net = exact_net(prior, deltas.apply(prior.arrays, adapt or "all", k))
-        except ValueError as exc:
-            raise CorruptFileError(f"the weight deltas break the network's exactness bound ({exc})") from exc
-        image, table_bits = coding.decode(header.height, header.width, table, net, online(prior), progress)
-    elif (preset.code, adapt) != (replay.preset_code, replay.adapt) or not np.array_equal(k, replay.deltas):
-        raise ChecksumError("internal error: the side information or weight deltas read back differently")
-    elif table != replay.table:
-        raise ChecksumError("internal error: the error table reads back differently from what was coded")
-    else:
-        table_bits, image = replay.table_bits, replay.image
-    return Decoded(image, _sections(sections[0][1], sections[1][1] if has_deltas else None, delta_bits, table,
-                                    table_bits), _extras(preset, k))
+    return prior, preset, adapt, k, delta_bits
+
+
+def _decoded(sections: list[tuple[int, bytes]], preset: spec.Preset, k: np.ndarray, delta_bits: float,
+             table_bits: float, image: np.ndarray) -> Decoded:
+    delta_stream = sections[1][1] if len(sections) == 3 else None
+    return Decoded(image, _sections(sections[0][1], delta_stream, delta_bits, sections[-1][1], table_bits),
+                   _extras(preset, k))

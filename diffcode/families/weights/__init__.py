@@ -65,8 +65,8 @@ class Weights:
     def check_sizes(self, header, sections) -> None:
         exact.check_sizes(header, sections)
 
-    def decode(self, header, sections, model: wv.MLPCheckpoint, *, device: str = "cpu", replay=None, progress=None) -> Decoded:
-        return exact.decode(header, sections, model, replay)
+    def decode(self, header, sections, model: wv.MLPCheckpoint, *, device: str = "cpu", progress=None) -> Decoded:
+        return exact.decode(header, sections, model)
 
     def header_fields(self, header) -> dict:
         return {"storage": header.storage, "rng_version": header.rng_version, "error_model": header.error_model,

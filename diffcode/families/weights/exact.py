@@ -90,6 +90,14 @@ class Replay:
     values: np.ndarray  # uint32 (N,) stored positions
     params: np.ndarray  # int64 (3*H*W, 2)
 
+    def check(self, header: container.Header, sections: list[tuple[int, bytes]], mlp: wv.MLPCheckpoint) -> Decoded:
+        """The encoder's own file against this pass: the sections must read back to its preset, levels
+        and positions (ChecksumError otherwise); the error table is then decoded with its indexes."""
+        _, preset, levels, values = _read(header, sections, mlp)
+        if preset != self.preset or not np.array_equal(levels, self.levels) or not np.array_equal(values, self.values):
+            raise ChecksumError("internal error: the stored weight encodings read back differently")
+        return _decoded(header, sections, preset, levels, self.params)
+
 
 def check_header(header: container.Header, mlp: wv.MLPCheckpoint) -> wv.MLPCheckpoint:
     """The header fields this family reads, against what it writes (CorruptFileError, DecoderMismatchError),
@@ -120,13 +128,14 @@ def check_sizes(header: container.Header, sections: list[tuple[int, bytes]]) -> 
     common.check_error_table_size(header, sections)
 
 
-def decode(header: container.Header, sections: list[tuple[int, bytes]], mlp: wv.MLPCheckpoint,
-           replay: Replay | None = None) -> Decoded:
-    """Pixels of a weights file's sections (the palette already removed by the codec).
+def decode(header: container.Header, sections: list[tuple[int, bytes]], mlp: wv.MLPCheckpoint) -> Decoded:
+    """Pixels of a weights file's sections (the palette already removed by the codec)."""
+    mlp, preset, levels, values = _read(header, sections, mlp)
+    return _decoded(header, sections, preset, levels, wv.fixed_pass(mlp, preset, values, header.height, header.width))
 
-    replay: the encoder's own pass (`codec.store`'s check of its file): the sections must read back
-    to its preset, levels and positions, and the error table is decoded with its indexes.
-    """
+
+def _read(header: container.Header, sections: list[tuple[int, bytes]], mlp: wv.MLPCheckpoint):
+    """(the MLP the header names, the preset, the width levels, the stored positions) of a file's sections."""
     mlp = check_header(header, mlp)
     common.check_layout([kind for kind, _ in sections],
                         [container.SIDE_INFO, container.WEIGHT_ENCODINGS, container.ERROR_TABLE], "a weights file")
@@ -137,13 +146,12 @@ def decode(header: container.Header, sections: list[tuple[int, bytes]], mlp: wv.
     levels = side_info.decode(side[1:], wv.n_groups(wv.layout(preset)), wv.N_LEVELS)
     if levels.size and levels.max() >= wv.N_LEVELS:
         raise CorruptFileError("width level out of range")
-    values = decode_positions(sections[1][1], per_weight_levels(preset, levels), header.seed)
-    if replay is None:
-        params = wv.fixed_pass(mlp, preset, values, header.height, header.width)
-    elif preset == replay.preset and np.array_equal(levels, replay.levels) and np.array_equal(values, replay.values):
-        params = replay.params
-    else:
-        raise ChecksumError("internal error: the stored weight encodings read back differently")
+    return mlp, preset, levels, decode_positions(sections[1][1], per_weight_levels(preset, levels), header.seed)
+
+
+def _decoded(header: container.Header, sections: list[tuple[int, bytes]], preset: wv.Preset, levels: np.ndarray,
+             params: np.ndarray) -> Decoded:
+    """The pixels the error table gives under the Cauchy indexes `params`."""
     image, table = common.decode_error_table(sections[2][1], params, header.height, header.width)
-    return Decoded(image, _side_sections(preset, levels, side, sections[1][1]) + [table], _extras(preset, levels),
-                   levels)
+    return Decoded(image, _side_sections(preset, levels, sections[0][1], sections[1][1]) + [table],
+                   _extras(preset, levels), levels)

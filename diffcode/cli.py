@@ -36,20 +36,29 @@ DEFAULT_VARIANT = Variant(families.DEFAULT)
 # compress also takes `auto` (its default): the family that writes the smallest file (families/auto.py)
 CompressVariant = Enum("CompressVariant", {families.AUTO: families.AUTO,
                                            **{n.replace("-", "_"): n for n in families.names()}}, type=str)
-DEVICE_HELP = "cpu, or cuda[:N] when present"
+# Options that mean the same in every command that takes them are declared once, here; a command
+# declares in its signature only the options whose help is its own (decode's and compress's --out,
+# --out-dir and --jobs say what each writes: `duplicates` pairs those two signatures by shape, the
+# declared typer boilerplate of two batch commands).
+DEVICE_OPTION = typer.Option("cpu", help="cpu, or cuda[:N] when present")
 # the families' presets and step counts from the registry, so that --help imports no family
-STEPS_HELP = f"fit steps; the phases scale with them (default: the preset's: {families.steps_help()})"
-SEED_HELP = "seed of the fit's noise and of the stored file's shared randomness"
+STEPS_OPTION = typer.Option(None, min=1, help="fit steps; the phases scale with them (default: the preset's: "
+                            f"{families.steps_help()})")
+PRESET_OPTION = typer.Option("default", help=f"the variant's fit preset ({families.presets_help()})")
+SEED_OPTION = typer.Option(0, min=0, max=2**32 - 1, help="seed of the fit's noise and of the stored file's shared "
+                           "randomness")
 # the memory cap (diffcode.limits): an image or file that would need more is refused before any work
 MAX_MEMORY_OPTION = typer.Option(None, "--max-memory", metavar="GIB", help="refuse work that would need more than "
                                  "this many GiB (default 16, or $DIFFCODE_MAX_MEMORY; what is free limits too)")
-STRIP_HELP = "leave out the image's metadata (ICC profile, EXIF, XMP, text chunks, dpi), kept by default"
-QUIET_HELP = "print nothing but errors (and --json output)"
-SKIP_HELP = "leave the files whose output exists alone and do the others (resumes an interrupted batch)"
+STRIP_OPTION = typer.Option(False, "--strip", help="leave out the image's metadata (ICC profile, EXIF, XMP, text "
+                            "chunks, dpi), kept by default")
+QUIET_OPTION = typer.Option(False, "-q", "--quiet", help="print nothing but errors (and --json output)")
+SKIP_EXISTING_OPTION = typer.Option(False, "--skip-existing", help="leave the files whose output exists alone and do "
+                                    "the others (resumes an interrupted batch)")
+OVERWRITE_OPTION = typer.Option(False, "--force", "--overwrite", help="replace existing outputs")
 # every --checkpoint must name a file that exists: a missing one is refused before any work
 CHECKPOINT_OPTION = typer.Option(None, exists=True, dir_okay=False, help="the variant's shared model file, e.g. the "
                                  "decoder checkpoint (default: the shipped one)")
-PRESET_HELP = f"the variant's fit preset ({families.presets_help()})"
 
 
 def _family(variant):
@@ -221,15 +230,15 @@ def _progress(total: int, label: str):
 def fit(
     image: Path = typer.Argument(..., help="PNG/PPM image to encode"),
     variant: Variant = typer.Option(DEFAULT_VARIANT, help="encoding variant"),
-    steps: Optional[int] = typer.Option(None, min=1, help=STEPS_HELP),
-    device: str = typer.Option("cpu", help=DEVICE_HELP),
-    seed: int = typer.Option(0, min=0, max=2**32 - 1, help=SEED_HELP),
+    steps: Optional[int] = STEPS_OPTION,
+    device: str = DEVICE_OPTION,
+    seed: int = SEED_OPTION,
     storage: Optional[Storage] = typer.Option(None, help="storage scheme the fit prepares for (default: the "
                                               "variant's: dither, or none for pyramid)"),
     out: Optional[Path] = typer.Option(None, help="fit file to write (default IMAGE.VARIANT.fit)"),
     overwrite: bool = typer.Option(False, "--force", "--overwrite", help="replace an existing output"),
     checkpoint: Optional[Path] = CHECKPOINT_OPTION,
-    preset: str = typer.Option("default", help=PRESET_HELP),
+    preset: str = PRESET_OPTION,
     max_memory: Optional[float] = MAX_MEMORY_OPTION,
 ):
     """Fit the encodings of one image (the encoder) and write a fit file for `store`."""
@@ -263,8 +272,8 @@ def store(
     json_out: bool = typer.Option(False, "--json", help="one JSON object per file"),
     storage: Optional[Storage] = typer.Option(None, help="storage scheme (default: the one the fit prepared for)"),
     budget: Optional[float] = typer.Option(None, help="randseed segment budget in nats (default 8)"),
-    overwrite: bool = typer.Option(False, "--force", "--overwrite", help="replace existing outputs"),
-    device: str = typer.Option("cpu", help=DEVICE_HELP),
+    overwrite: bool = OVERWRITE_OPTION,
+    device: str = DEVICE_OPTION,
     checkpoint: Optional[Path] = CHECKPOINT_OPTION,
     max_memory: Optional[float] = MAX_MEMORY_OPTION,
 ):
@@ -329,13 +338,13 @@ def decode(
     jobs: int = typer.Option(1, min=1, help="files decoded in parallel local processes (fewer if N of the "
                              "largest would not fit in memory)"),
     json_out: bool = typer.Option(False, "--json", help="one JSON object per file instead of the text"),
-    overwrite: bool = typer.Option(False, "--force", "--overwrite", help="replace existing outputs"),
-    skip_existing: bool = typer.Option(False, "--skip-existing", help=SKIP_HELP),
-    quiet: bool = typer.Option(False, "-q", "--quiet", help=QUIET_HELP),
-    device: str = typer.Option("cpu", help=DEVICE_HELP),
+    overwrite: bool = OVERWRITE_OPTION,
+    skip_existing: bool = SKIP_EXISTING_OPTION,
+    quiet: bool = QUIET_OPTION,
+    device: str = DEVICE_OPTION,
     checkpoint: Optional[Path] = CHECKPOINT_OPTION,
     max_memory: Optional[float] = MAX_MEMORY_OPTION,
-    strip: bool = typer.Option(False, "--strip", help=STRIP_HELP),
+    strip: bool = STRIP_OPTION,
 ):
     """Restore the images of .dfc files, pixel for pixel (several files: a summary table at the end)."""
     from diffcode import batch
@@ -469,7 +478,7 @@ def info(
     files: List[Path] = typer.Argument(..., help=".dfc files"),
     json_out: bool = typer.Option(False, "--json", help="one JSON object per file"),
     header_only: bool = typer.Option(False, help="skip decoding (no theoretical entropy)"),
-    device: str = typer.Option("cpu", help=DEVICE_HELP),
+    device: str = DEVICE_OPTION,
     checkpoint: Optional[Path] = CHECKPOINT_OPTION,
     max_memory: Optional[float] = MAX_MEMORY_OPTION,
 ):
@@ -519,21 +528,21 @@ def compress(
                              "cores / N threads; fewer if N of the largest would not fit in memory)"),
     scheduler: Optional[str] = typer.Option(None, help="run the images on this dask.distributed scheduler "
                                             "(host:port) instead of here"),
-    steps: Optional[int] = typer.Option(None, min=1, help=STEPS_HELP),
-    seed: int = typer.Option(0, min=0, max=2**32 - 1, help=SEED_HELP),
+    steps: Optional[int] = STEPS_OPTION,
+    seed: int = SEED_OPTION,
     storage: Optional[Storage] = typer.Option(None, help="storage scheme (default: the variant's)"),
-    device: str = typer.Option("cpu", help=DEVICE_HELP),
-    overwrite: bool = typer.Option(False, "--force", "--overwrite", help="replace existing outputs"),
-    skip_existing: bool = typer.Option(False, "--skip-existing", help=SKIP_HELP),
-    quiet: bool = typer.Option(False, "-q", "--quiet", help=QUIET_HELP),
+    device: str = DEVICE_OPTION,
+    overwrite: bool = OVERWRITE_OPTION,
+    skip_existing: bool = SKIP_EXISTING_OPTION,
+    quiet: bool = QUIET_OPTION,
     json_out: bool = typer.Option(False, "--json", help="print the size report (a batch: one object per file) "
                                   "as JSON"),
     checkpoint: Optional[Path] = CHECKPOINT_OPTION,
     variant: CompressVariant = typer.Option(CompressVariant(families.AUTO), help="encoding variant (auto: the one that "
                                             "writes the smallest file, fitting the photo model only where it can win)"),
-    preset: str = typer.Option("default", help=PRESET_HELP),
+    preset: str = PRESET_OPTION,
     max_memory: Optional[float] = MAX_MEMORY_OPTION,
-    strip: bool = typer.Option(False, "--strip", help=STRIP_HELP),
+    strip: bool = STRIP_OPTION,
 ):
     """Fit and store in one go (several images: a summary table at the end)."""
     from diffcode import batch
@@ -575,9 +584,9 @@ def evaluate(
     variant: Variant = typer.Option(DEFAULT_VARIANT, help="encoding variant"),
     storage: Optional[Storage] = typer.Option(None, help="storage scheme (default: the variant's)"),
     fit_storage: Optional[Storage] = typer.Option(None, help="scheme the fits prepare for (default: --storage)"),
-    steps: Optional[int] = typer.Option(None, min=1, help=STEPS_HELP),
+    steps: Optional[int] = STEPS_OPTION,
     crop: int = typer.Option(0, min=0, help="evaluate center crops of this side (0 = whole images)"),
-    seed: int = typer.Option(0, min=0, max=2**32 - 1, help=SEED_HELP),
+    seed: int = SEED_OPTION,
     jobs: int = typer.Option(1, min=1, help="images evaluated in parallel processes"),
     scheduler: Optional[str] = typer.Option(None, help="evaluate the images on this dask.distributed scheduler "
                                             "(host:port); its workers must see --work-dir and the images"),
@@ -589,9 +598,9 @@ def evaluate(
     out_dir: Path = typer.Option(Path("experiments/results"), help="where tables and figures go"),
     work_dir: Path = typer.Option(Path("runs/evaluate"), help="cache of fits, files and rows"),
     kodak_dir: Optional[Path] = typer.Option(None, help="folder with kodim01..24.png"),
-    device: str = typer.Option("cpu", help=DEVICE_HELP),
+    device: str = DEVICE_OPTION,
     checkpoint: Optional[Path] = CHECKPOINT_OPTION,
-    preset: str = typer.Option("default", help=PRESET_HELP),
+    preset: str = PRESET_OPTION,
     baselines: Path = typer.Option(Path("experiments/results/baselines-all.csv"),
                                    help="a `baselines` table to take WebP and JPEG XL sizes from (if it exists)"),
 ):

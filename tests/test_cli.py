@@ -166,7 +166,7 @@ def test_help_names_the_default_step_counts():
         assert list(families.REGISTERED[variant].steps.items()) == [(preset, family.fit_steps(preset, None))
                                                                     for preset in offered], variant
         assert f"{variant} " + ", ".join(f"{p} {family.fit_steps(p, None)}" for p in offered) \
-            in diffcode_cli.STEPS_HELP, variant
+            in diffcode_cli.STEPS_OPTION.help, variant
 
 
 def _failing_fit(*args, progress=None, **kwargs):

@@ -156,25 +156,29 @@ def med_prediction(x: np.ndarray, i: int, j: int) -> int:  # pragma: no cover - 
 
 
 @numba.njit(cache=True)
-def med_residuals(plane: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
-    """(x - MED prediction) mod 256 of a uint8 (H, W) plane."""
-    h, w = plane.shape
-    residuals = np.empty((h, w), np.uint8)
+def med_walk(values: np.ndarray, sign: int, predicted_from: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover
+    """out[i, j] = (values[i, j] + sign * the MED prediction from `predicted_from` at (i, j)) mod 256, in
+    row-major order, for uint8 (H, W) planes: `med_residuals` (sign -1, predicted from the plane) and
+    its inverse `med_restore` (sign +1, predicted from `out` itself: each prediction reads the pixels
+    already restored) are one relation, pixel = residual + prediction, walked both ways."""
+    h, w = values.shape
     for i in range(h):
         for j in range(w):
-            residuals[i, j] = (np.int64(plane[i, j]) - med_prediction(plane, i, j)) & 255
+            out[i, j] = (np.int64(values[i, j]) + sign * med_prediction(predicted_from, i, j)) & 255
+
+
+def med_residuals(plane: np.ndarray) -> np.ndarray:
+    """(x - MED prediction) mod 256 of a uint8 (H, W) plane."""
+    residuals = np.empty_like(plane)
+    med_walk(plane, -1, plane, residuals)
     return residuals
 
 
-@numba.njit(cache=True)
-def med_restore(residuals: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
-    """The inverse of `med_residuals` (a row-major pass: each prediction reads decoded pixels)."""
-    h, w = residuals.shape
-    x = np.empty((h, w), np.uint8)
-    for i in range(h):
-        for j in range(w):
-            x[i, j] = (np.int64(residuals[i, j]) + med_prediction(x, i, j)) & 255
-    return x
+def med_restore(residuals: np.ndarray) -> np.ndarray:
+    """The inverse of `med_residuals`."""
+    plane = np.empty_like(residuals)
+    med_walk(residuals, 1, plane, plane)
+    return plane
 
 
 def apply_filter(name: str, channels: np.ndarray) -> np.ndarray:

@@ -163,8 +163,9 @@ def empty_image(c: int, h: int, w: int) -> np.ndarray:
     return flat[:, :h * w].reshape(c, h, w)
 
 
-def _flat_of(x: np.ndarray) -> np.ndarray | None:
-    """The flat buffer of an `empty_image` x, or None if x is another array."""
+def flat_buffer(x: np.ndarray) -> np.ndarray | None:
+    """The flat float64 (C, H*W + 2) buffer of an `empty_image` x, which `conv3x3_valid` reads in place,
+    or None if x is another array (the convolution then copies it into one)."""
     base = x.base  # numpy collapses the chain of views: the flat buffer itself
     c, h, w = x.shape
     if (isinstance(base, np.ndarray) and base.dtype == np.float64 and base.shape == (c, h * w + 2)
@@ -240,11 +241,11 @@ def conv3x3_valid(x: np.ndarray, weight: np.ndarray, bias: np.ndarray,
         float64 (O, H-2, W-2) integers in 2^-12 units, an `empty_image`.
     """
     c, h, w = x.shape
-    flat = _flat_of(x)
+    flat = flat_buffer(x)
     if flat is None:
         image = empty_image(c, h, w)
         image[...] = x
-        flat = _flat_of(image)
+        flat = flat_buffer(image)
     return _conv3x3_flat(flat, h, w, weight, bias, rows_per_chunk, relu)
 
 
@@ -337,5 +338,5 @@ def padded_conv_stack(tensors: dict, block: str, n_layers: int, x: np.ndarray) -
         x = _conv3x3_flat(flat, h + 2, w + 2, tensors[f"{block}.{i}.weight"], tensors[f"{block}.{i}.bias"],
                           ROWS_PER_CHUNK, relu=inner, pad=inner)
         if inner:
-            flat = _flat_of(x)
+            flat = flat_buffer(x)
     return x

@@ -186,7 +186,7 @@ FIELD_VALUES = {
     "width": st.integers(0, 24), "seed": st.integers(0, 2**32 - 1), "budget": st.integers(0, 2**16 - 1),
     "decoder_hash": st.binary(min_size=16, max_size=16), "pixel_hash": st.binary(min_size=16, max_size=16),
 }
-for _name in field_names(container._FIXED):  # fields of later format versions, e.g. color_mode
+for _name in field_names(container.fixed_layout(container.FORMAT_VERSION)):  # fields of later format versions, e.g. color_mode
     FIELD_VALUES.setdefault(_name, st.integers(0, 255))
 for _name in ("magic", "n_sections"):
     FIELD_VALUES.pop(_name, None)

@@ -78,8 +78,8 @@ def test_crafted_huge_header_is_refused_by_size(shipped, device):
 @pytest.fixture
 def no_cap_setting(monkeypatch):
     """No cap set by set_max_memory_gib or $DIFFCODE_MAX_MEMORY, before and after the test."""
+    limits.set_max_memory_gib(None)
     monkeypatch.delenv(limits.CAP_ENV, raising=False)
-    monkeypatch.setattr(limits, "_cap_gib", None)
     yield
     limits.set_max_memory_gib(None)
 

@@ -136,12 +136,12 @@ def test_a_short_palette_comes_back_with_its_length(entries, tmp_path, checkpoin
 def test_an_index_beyond_the_palette_is_refused():
     """Pillow reads such an index as black, which cannot be told apart from a black entry.
     (Pillow does not write such files, so the image is made in memory.)"""
-    from diffcode.image import _palette
+    from diffcode.image import read_pil_image
 
     im = Image.fromarray(np.array([[0, 1], [1, 5]], np.uint8), mode="P")
     im.putpalette([200, 10, 10, 10, 200, 10])
     with pytest.raises(ImageError, match="index 5 but its palette has 2 entries"):
-        _palette(im, "in-memory")
+        read_pil_image(im, "in-memory")
 
 
 def test_a_used_color_that_repeats_an_earlier_index_is_refused(tmp_path):

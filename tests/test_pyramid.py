@@ -220,7 +220,7 @@ def test_model_2_weight_deltas_round_trip(adapt):
     image = _image(20, 18)
     sizes = [p.size for p in deltas.parts(model.arrays, adapt)]
     k = (np.arange(sum(sizes)) % 5 - 2).astype(np.int16)
-    encoded = exact._encode(image, k, spec.PRESETS["default"], adapt, model)
+    encoded = exact.encode_once(image, k, spec.PRESETS["default"], adapt, model)
     assert encoded.extras["n_weights"] == len(k)
     header = container.Header("pyramid", height=20, width=18, pixel_hash=bytes(16), **encoded.fields)
     decoded = exact.decode(header, [(s.kind, s.payload) for s in encoded.sections], model)

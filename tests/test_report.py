@@ -63,11 +63,24 @@ def test_modules_do_not_import_torch():
     assert out.stdout.strip() == "False"
 
 
-def test_dirty_means_code_differs():
-    assert not report._code_differs([])
-    assert not report._code_differs(["?? experiments/results/table.md"])
-    assert report._code_differs(["?? diffcode/new_module.py"])
-    assert report._code_differs([" M diffcode/image.py"])
+def test_dirty_means_code_differs(tmp_path):
+    """git_commit says -dirty for a changed tracked file or a new .py file, not for new results."""
+    def git(*args):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True,
+                       capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "image.py").write_text("x = 1\n")
+    git("add", "image.py")
+    git("commit", "-q", "-m", "first")
+    assert not report.git_commit(tmp_path).endswith("-dirty")
+    (tmp_path / "table.md").write_text("| a |\n")
+    assert not report.git_commit(tmp_path).endswith("-dirty")
+    (tmp_path / "new_module.py").write_text("")
+    assert report.git_commit(tmp_path).endswith("-dirty")
+    (tmp_path / "new_module.py").unlink()
+    (tmp_path / "image.py").write_text("x = 2\n")
+    assert report.git_commit(tmp_path).endswith("-dirty")
 
 
 def test_cpu_model_names_the_cpu_and_its_vector_extensions(monkeypatch, tmp_path):

@@ -63,7 +63,7 @@ def test_entropy_units_exact(frac_bits):
 
 def test_entropy_units_table_is_the_search_for_every_value():
     """The lookup table of frac_bits <= 14 gives the thresholds' search for every clipped value."""
-    limit = eu._CH_LIMIT << 12
+    limit = eu.CH_LIMIT << 12
     ch = np.arange(-limit - 5, limit + 6)
     search = np.searchsorted(eu.thresholds(), np.clip(ch, -limit, limit) << 20, side="right")
     assert np.array_equal(eu.entropy_units_from_fixed(ch, 12), search)

@@ -199,13 +199,13 @@ def test_fits_record_the_convolution_dtype_they_used(checkpoint):
 
 def test_convolution_outputs_are_read_without_a_copy():
     """conv3x3_valid returns an `empty_image`, which the next convolution reads in place."""
-    from diffcode.fixedpoint import _flat_of, conv3x3_valid, empty_image
+    from diffcode.fixedpoint import conv3x3_valid, empty_image, flat_buffer
 
     x = empty_image(2, 6, 7)
     x[...] = np.arange(84).reshape(2, 6, 7)
-    assert _flat_of(x) is not None and _flat_of(np.zeros((2, 6, 7))) is None
+    assert flat_buffer(x) is not None and flat_buffer(np.zeros((2, 6, 7))) is None
     y = conv3x3_valid(x, np.ones((3, 18)), np.zeros(3))
-    assert y.shape == (3, 4, 5) and _flat_of(y) is not None
+    assert y.shape == (3, 4, 5) and flat_buffer(y) is not None
 
 
 @pytest.mark.parametrize("channels_last", [False, True])

@@ -37,7 +37,7 @@ MAX_ENTROPY_NATS = MAX_ENCODING_BITS * math.log(2)
 FULL_CIRCLE = 1 << 32  # arc length of an encoding of entropy 0
 
 _THRESHOLD_FRAC_BITS = 32
-_CH_LIMIT = 64  # |ch| beyond this is clamped before the table lookup (e is 0 or MAX_UNITS there)
+CH_LIMIT = 64  # entropy_units_from_fixed clamps |ch| to this (beyond it the units are 0 or MAX_UNITS)
 _TABLE_FRAC_BITS = 14  # entropy_units_from_fixed's lookup tables: at most 2 * 64 * 2^14 + 1 entries (4 MB)
 THRESHOLDS_SHA256 = "c4774596094e8a6cf06deb8e56629fbacef23f06032eddaab028759988f568e4"
 ARC_TABLE_SHA256 = "5d1791013abd19c7e1288703db7edd63816bd8d5cc1d3f4a8b0c5b6ec9d0c246"
@@ -99,7 +99,7 @@ def entropy_units_from_fixed(ch_fx: np.ndarray, frac_bits: int) -> np.ndarray:
     ch_fx = np.asarray(ch_fx)
     if not np.issubdtype(ch_fx.dtype, np.integer):
         raise ValueError(f"ch_fx must be an integer array, got dtype {ch_fx.dtype}")
-    limit = _CH_LIMIT << frac_bits
+    limit = CH_LIMIT << frac_bits
     clipped = np.clip(ch_fx.astype(np.int64), -limit, limit)
     if frac_bits <= _TABLE_FRAC_BITS:  # every clipped value looked up once in advance
         return _units_of_fixed(frac_bits)[clipped + limit].astype(np.int64)
@@ -110,7 +110,7 @@ def entropy_units_from_fixed(ch_fx: np.ndarray, frac_bits: int) -> np.ndarray:
 def _units_of_fixed(frac_bits: int) -> np.ndarray:
     """int16 entropy units of every ch_fx in [-limit, limit] at index ch_fx + limit (the searchsorted
     of `entropy_units_from_fixed`, done once: a decode looks up millions of values)."""
-    limit = _CH_LIMIT << frac_bits
+    limit = CH_LIMIT << frac_bits
     ch = np.arange(-limit, limit + 1, dtype=np.int64) << (_THRESHOLD_FRAC_BITS - frac_bits)
     table = np.searchsorted(thresholds(), ch, side="right").astype(np.int16)
     table.setflags(write=False)

@@ -71,9 +71,9 @@ def encode(image: np.ndarray, k: np.ndarray, preset: spec.Preset, adapt: str | N
     smaller sections are kept (the side information says which).
     progress: optional callable(done, total) in subpixels, over every pass."""
     passes = 2 if len(k) and online(prior) is not None else 1
-    coded = _encode(image, k, preset, adapt, prior, _share(progress, 0, passes))
+    coded = encode_once(image, k, preset, adapt, prior, _share(progress, 0, passes))
     if passes == 2:
-        alone = _encode(image, np.zeros(0, np.int16), preset, None, prior, _share(progress, 1, passes))
+        alone = encode_once(image, np.zeros(0, np.int16), preset, None, prior, _share(progress, 1, passes))
         if _size(alone) < _size(coded):
             return alone
     return coded
@@ -88,8 +88,11 @@ def _size(encoded: Encoded) -> int:
     return sum(len(section.payload) for section in encoded.sections)
 
 
-def _encode(image: np.ndarray, k: np.ndarray, preset: spec.Preset, adapt: str | None, prior: Prior,
-            progress=None) -> Encoded:
+def encode_once(image: np.ndarray, k: np.ndarray, preset: spec.Preset, adapt: str | None, prior: Prior,
+                progress=None) -> Encoded:
+    """One coding of the image with the deltas k as given (the prior alone if they would break the
+    engine's exactness bound): `encode` keeps it, or under online adaptation the smaller of it and
+    the prior alone."""
     adapt = adapt if len(k) else None
     names, sizes = _names_sizes(prior, adapt)
     if sum(sizes) != len(k):
@@ -99,7 +102,7 @@ def _encode(image: np.ndarray, k: np.ndarray, preset: spec.Preset, adapt: str | 
     try:
         net = exact_net(prior, deltas.apply(prior.arrays, adapt or "all", k))
     except ValueError:  # the deltas would break the engine's exactness bound: code with the prior alone
-        return _encode(image, np.zeros(0, np.int16), preset, None, prior, progress)
+        return encode_once(image, np.zeros(0, np.int16), preset, None, prior, progress)
     table, table_bits, walked = coding.encode_with_model(image, net, online(prior), progress)
     fields = {"storage": spec.STORAGE, "rng_version": 0, "error_model": spec.ERROR_MODEL, "seed": 0,
               "segment_budget_cnats": 0, "decoder_hash": prior.hash16}

@@ -23,9 +23,13 @@ from .errors import DiffcodeError, ImageError
 from .families import Fit
 from .image import ColorMode, validate_array
 from .outputs import write_bytes_atomic
+from .storage import container
 
 FIT_FILE_VERSION = 2  # 2: meta names the model `model_hash` and the fit's `preset` (issue 11's protocol)
 READABLE_VERSIONS = (1, 2)
+# version 1 fits from before the second family name no variant: they are the first family's, the one
+# the container's header code 1 names
+FIRST_VARIANT = container.VARIANTS[1]
 RESERVED = ("image", "meta")
 _GENERIC = ("fit_file_version", "variant", "model_hash", "checkpoint_hash", "mlp_hash", "preset", "seed", "source",
             "seconds", "history", "color_mode", "palette")
@@ -69,7 +73,7 @@ def load(path: str | Path) -> tuple[Fit, dict]:
         image = arrays.pop("image")
         model_hash = meta.get("model_hash") or meta.get("checkpoint_hash") or meta["mlp_hash"]
         color = ColorMode(meta.get("color_mode", "RGB"), bytes.fromhex(meta["palette"]) if meta.get("palette") else None)
-        fit = Fit(meta.get("variant", "per-pixel"), image, arrays, {k: v for k, v in meta.items() if k not in _GENERIC},
+        fit = Fit(meta.get("variant", FIRST_VARIANT), image, arrays, {k: v for k, v in meta.items() if k not in _GENERIC},
                   model_hash, meta.get("preset", "default"), meta["seed"], meta["history"], meta["seconds"], color)
         return _checked(fit), meta
     except ImageError as exc:

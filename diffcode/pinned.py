@@ -18,11 +18,19 @@ The hash covers the table's values as `dtype` (row-major), so the pin does not d
 platform's byte order. Numpy only: the decode path imports this without torch.
 
 Users: `cauchy.table`, `storage.entropy_units.thresholds` and `arc_table`, `fixedpoint.cos_table`.
-Not yet `families/pyramid/entropy.py`, whose logistic table keeps its own builder (that folder was
-being rewritten): it adopts this as `@pinned_table(PINNED_TABLE_SHA256, exact=_table_mpmath)` on
-its numpy build `_table_numpy`, dropping `table_sha256` for `table.sha256_of`. Its pin is of the
-table as native int64, the same bytes as dtype "<i8" on the little-endian machines it runs on,
-so the pinned value stays; the table becomes read-only (its numba kernels only read it).
+Two pyramid tables keep builders of their own, written by hand before this helper (their modules
+are being reworked; adopting it changes no value):
+
+- `families/pyramid/entropy.py`'s logistic table (`entropy.table`): the same scheme by hand (numpy
+  build `_table_numpy`, pin `PINNED_TABLE_SHA256` via `table_sha256`, mpmath rebuild
+  `_table_mpmath`, cached). It would become `@pinned_table(PINNED_TABLE_SHA256,
+  exact=_table_mpmath)` on `_table_numpy`, `table_sha256` giving way to `table.sha256_of`: its pin
+  is of the table as native int64, the same bytes as dtype "<i8" on the little-endian machines it
+  runs on, so the pinned value stays; the table would become read-only (its numba kernels only
+  read it).
+- `families/pyramid/online.py`'s `COST_TABLE`: a numpy build checked against `COST_TABLE_SHA256`
+  at import, with no mpmath rebuild (a mismatch raises RuntimeError); its entries lie far from any
+  rounding boundary, so the pin stands in for the exact build.
 """
 
 from __future__ import annotations

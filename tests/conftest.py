@@ -1,6 +1,7 @@
 """Shared fixtures: a small random decoder checkpoint (fast) and small test images."""
 
 import contextlib
+import os
 
 import numpy as np
 import pytest
@@ -11,6 +12,13 @@ from diffcode.families.per_pixel import model as per_pixel_model
 from diffcode.families.per_pixel.model import DecoderWeights
 from diffcode.families.per_pixel.fit import FitConfig
 from diffcode.families.per_pixel.superres import DecoderConfig
+
+# Tests run torch and the exact convolutions on one thread unless a test sets more (the thread tests
+# set 1 and 2; $OMP_NUM_THREADS, if set, wins). On a 2-core machine shared with another job, idle
+# worker threads spin against it: a 6-step fit of a 24x20 image took 2-5 s on two threads, 0.1-0.2 s
+# on one. The CLI tests' subprocesses inherit the variable.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 # few steps, every piece of the fitting schedule exercised (maximize, entropy off/on, freezing)
 QUICK_FIT = FitConfig(steps=6, maximize_steps=1, entropy_on_fraction=0.5, freeze_fraction=0.5)

@@ -58,6 +58,7 @@ def test_table_hash_is_pinned():
     assert TABLE.shape == (96, 2 * TABLE_OFFSET + 1) and TABLE.nbytes < 2**20 and not TABLE.flags.writeable
 
 
+@pytest.mark.slow  # the table's exact mpmath build (the quick loop checks the numpy build's pin at import)
 def test_table_regenerated_with_mpmath_matches_pin():
     assert cauchy.table.sha256_of(cauchy.table.exact()) == TABLE_SHA256
 

@@ -153,6 +153,7 @@ def test_version():
         assert result.exit_code == 0 and result.stdout.strip() == f"diffcode {__version__}"
 
 
+@pytest.mark.slow  # a diffcode process
 def test_a_closed_standard_output_ends_quietly(folder):
     assert invoke("compress", "imgs/im0.png", *FIT).exit_code == 0
     args = [sys.executable, str(ROOT / "cli.py"), "info", "--header-only", *["imgs/im0.dfc"] * 3000]
@@ -223,6 +224,7 @@ def test_data_on_stdout_sends_the_table_to_stderr(folder):
     assert refused.exit_code == 1 and "--out-dir" in refused.stderr and not Path("od").exists()
 
 
+@pytest.mark.slow  # a diffcode process
 def test_dev_stdout_redirected_to_a_file_is_appended_to(folder):
     """`-o /dev/stdout >> log` once failed ("already exists") or, with --force, replaced the log."""
     Path("log.txt").write_bytes(b"LOG\n")

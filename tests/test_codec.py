@@ -36,6 +36,7 @@ def test_round_trip_is_bit_exact(name, storage, checkpoint):
         assert d["encodings_bytes"] <= d["encodings_theoretical_bytes"] * 1.001 + stages
 
 
+@pytest.mark.slow  # a 40x48 Kodak crop, the small images above in the quick loop
 @pytest.mark.parametrize("storage", STORAGES)
 def test_round_trip_of_a_kodak_crop(checkpoint, storage):
     kodak_dir_or_skip()
@@ -183,7 +184,8 @@ def test_a_crafted_header_is_refused_before_the_decoder_runs(variant, checkpoint
         codec.load(data)
 
 
-@pytest.mark.parametrize("storage", STORAGES)
+# randseed's pass is the slower; its check is the same code
+@pytest.mark.parametrize("storage", ["dither", pytest.param("randseed", marks=pytest.mark.slow)])
 def test_store_checks_its_file_against_the_encoders_own_pass(checkpoint, storage):
     """store's check reads every stage back and decodes the error table with the encoder's indexes:
     it gives the same bytes, matches a full decode, and fails loudly when a stage reads back wrong."""

@@ -92,6 +92,7 @@ def outcome(path) -> str:
     return "loaded"
 
 
+@pytest.mark.slow  # a sweep: hundreds of loads a family (the quick loop keeps the field-by-field checks)
 @pytest.mark.parametrize("variant", ["per-pixel", "weights"])
 def test_every_truncation_is_refused(tmp_path, fit_files, variant):
     data, path = fit_files[variant], tmp_path / "cut.fit"
@@ -101,6 +102,7 @@ def test_every_truncation_is_refused(tmp_path, fit_files, variant):
         assert outcome(path) == "refused", n
 
 
+@pytest.mark.slow  # a sweep: hundreds of loads a family
 @pytest.mark.parametrize("variant", ["per-pixel", "weights"])
 def test_every_byte_flip_is_refused_or_harmless(tmp_path, fit_files, variant):
     data, path = fit_files[variant], tmp_path / "flip.fit"

@@ -203,7 +203,7 @@ def table_models(n, seed=0):
     return [(CauchyModel(), params, symbols)] + counted_and_geometric_data(n, seed)
 
 
-@pytest.mark.parametrize("n", [1, 255, 4097, 70_000])
+@pytest.mark.parametrize("n", [1, 255, 4097, pytest.param(70_000, marks=pytest.mark.slow)])
 def test_compiled_path_writes_and_reads_the_numpy_paths_bytes(n):
     for model, params, symbols in table_models(n, seed=n):
         data = encode(symbols, params, model)

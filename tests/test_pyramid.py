@@ -210,7 +210,7 @@ def test_a_file_with_weight_deltas_decodes_to_pinned_bytes():
     assert hashlib.sha256(data).hexdigest()[:16] == PINNED_DELTAS_FILE
 
 
-@pytest.mark.parametrize("adapt", ["lowrank2", "gains"])
+@pytest.mark.parametrize("adapt", ["lowrank2", "gains", "gains2"])
 def test_model_2_weight_deltas_round_trip(adapt):
     """Model 2 (the float32 engine, chunked order, online adaptation) decodes a file with weight deltas."""
     from diffcode.families.pyramid import exact, prior
@@ -330,3 +330,13 @@ def test_gains_scale_each_row_exactly():
     assert np.array_equal(out["l.bias"], arrays["l.bias"].astype(np.float64) + np.array([3, -1]) * deltas.STEP)
     w = arrays["l.weight"].astype(np.float64)
     assert np.array_equal(out["l.weight"], np.stack([w[0] * 1.25, w[1] * (1 - 127 / 256)]))
+
+
+def test_gains2_scale_rows_then_columns_exactly():
+    """`gains2`: a gain per row, then one per column (1 + k/256 each): both products exact in float64."""
+    arrays = {"l.bias": np.zeros(2, np.float32), "l.weight": np.array([[1.0, -3.0, 0.1], [2.0, 0.25, 7.0]], np.float32)}
+    parts = [(p.name, p.shape) for p in deltas.parts(arrays, "gains2")]
+    assert parts == [("l.bias", (2,)), ("l.weight:g", (2,)), ("l.weight:c", (3,))]
+    out = deltas.apply(arrays, "gains2", np.array([0, 0, 64, -127, 3, 0, -128 + 1], np.int16))
+    w = arrays["l.weight"].astype(np.float64) * np.array([[1.25], [1 - 127 / 256]])
+    assert np.array_equal(out["l.weight"], w * np.array([1 + 3 / 256, 1, 1 - 127 / 256]))

@@ -25,9 +25,10 @@ STEP = 2.0 ** -STEP_EXPONENT
 FACTOR_STEP = 2.0 ** -3  # of the low-rank factors b, whose values are about 1
 GAIN_STEP = 2.0 ** -8  # of the row gains: |gain| <= 127/256 keeps every layer within twice the prior's reach
 K_MAX = 127
-ADAPT = {1: "heads", 2: "all", 3: "biases", 4: "lowrank2", 5: "lowrank4", 6: "lowrank8", 7: "gains"}  # codes
-# written in files: never reuse one. lowrankR: every bias gets a delta, every weight matrix W (out, in) a delta
-# a @ b of rank R. gains: every bias gets a delta, every weight matrix a gain per output unit (row).
+ADAPT = {1: "heads", 2: "all", 3: "biases", 4: "lowrank2", 5: "lowrank4", 6: "lowrank8", 7: "gains", 8: "gains2"}
+# codes written in files: never reuse one. lowrankR: every bias gets a delta, every weight matrix W (out, in) a
+# delta a @ b of rank R. gains: every bias gets a delta, every weight matrix a gain per output unit (row); gains2
+# also a gain per input (column): W[j, i] (1 + g_j)(1 + c_i), two exact products in float64 (24 + 9 + 9 bits).
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ def rank(adapt: str) -> int:
 
 
 def _adapts(name: str, adapt: str) -> bool:
-    if adapt in ("all", "gains") or rank(adapt):
+    if adapt in ("all", "gains", "gains2") or rank(adapt):
         return True
     if adapt == "heads":
         return ".heads" in name
@@ -71,8 +72,10 @@ def parts(arrays: dict, adapt: str) -> list[Part]:
         shape = tuple(np.shape(arrays[name]))
         if r and len(shape) == 2:
             out += [Part(name + ":a", (shape[0], r), STEP), Part(name + ":b", (r, shape[1]), FACTOR_STEP)]
-        elif adapt == "gains" and len(shape) == 2:
+        elif adapt.startswith("gains") and len(shape) == 2:
             out.append(Part(name + ":g", shape[:1], GAIN_STEP))
+            if adapt == "gains2":
+                out.append(Part(name + ":c", shape[1:], GAIN_STEP))
         else:
             out.append(Part(name, shape, STEP))
     return out
@@ -105,6 +108,9 @@ def apply(prior_arrays: dict, adapt: str, k: np.ndarray) -> dict:
         elif p.name.endswith(":g"):
             name = p.name[:-2]
             arrays[name] = arrays[name] * (1.0 + values.astype(np.float64) * p.step)[:, None]
+        elif p.name.endswith(":c"):  # after its row gains (":g" comes first): each product is exact
+            name = p.name[:-2]
+            arrays[name] = arrays[name] * (1.0 + values.astype(np.float64) * p.step)[None, :]
         else:
             arrays[p.name] = arrays[p.name] + values.astype(np.float64) * p.step
     return arrays

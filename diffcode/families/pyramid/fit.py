@@ -39,9 +39,12 @@ class _Delta(nn.Module):
     (`gain`: w * (1 + g)), or a low-rank delta a @ b whose factors are rounded to their coding steps in the
     forward pass (straight-through gradients), so the fit sees the weights the file will hold."""
 
-    def __init__(self, shape: tuple, rank: int, generator: torch.Generator, gain: bool = False):
+    def __init__(self, shape: tuple, rank: int, generator: torch.Generator, gain: bool = False,
+                 columns: bool = False):
         super().__init__()
-        self.rank, self.gain = rank, gain
+        self.rank, self.gain, self.columns = rank, gain, columns
+        if columns:
+            self.c = nn.Parameter(torch.zeros(shape[1]))
         if rank:
             self.a = nn.Parameter(torch.zeros(shape[0], rank))
             b = torch.randn(rank, shape[1], generator=generator)
@@ -51,13 +54,16 @@ class _Delta(nn.Module):
 
     def forward(self, w: torch.Tensor) -> torch.Tensor:
         if self.gain:
-            return w * (1 + self.d)[:, None]
+            w = w * (1 + self.d)[:, None]
+            return w * (1 + self.c)[None, :] if self.columns else w
         if not self.rank:
             return w + self.d
         return w + _rounded(self.a, delta_coding.STEP) @ _rounded(self.b, delta_coding.FACTOR_STEP)
 
     def values(self) -> dict[str, torch.Tensor]:
-        return {":a": self.a, ":b": self.b} if self.rank else {":g" if self.gain else "": self.d}
+        if self.rank:
+            return {":a": self.a, ":b": self.b}
+        return {":g": self.d, ":c": self.c} if self.columns else {":g" if self.gain else "": self.d}
 
 
 def _rounded(v: torch.Tensor, step: float) -> torch.Tensor:
@@ -83,7 +89,8 @@ def fit_deltas(image: np.ndarray, prior_arrays: dict, *, steps: int, adapt: str,
         module, attr = name.rsplit(".", 1)
         matrix = attr == "weight"
         deltas[name] = _Delta(prior_arrays[name].shape, rank if matrix else 0, generator,
-                              gain=matrix and adapt == "gains").to(device)
+                              gain=matrix and adapt.startswith("gains"),
+                              columns=matrix and adapt == "gains2").to(device)
         parametrize.register_parametrization(net.get_submodule(module), attr, deltas[name])
     values = {name + suffix: v for name, d in deltas.items() for suffix, v in d.values().items()}
     coded = delta_coding.parts(prior_arrays, adapt)

@@ -86,7 +86,7 @@ def test_online_code_lengths_are_integers_close_to_minus_log2():
     assert online.COST_TABLE.dtype == np.int64 and online.COST_TABLE[0] == 0 and online.COST_TABLE[-1] == 256
     assert np.all(np.diff(online.COST_TABLE) >= 0)
     freqs = [1, 2, 2047, 2048, 4095, 4096, 4097, 123457, (1 << 24) - 255, 1 << 24]
-    costs = np.array([online._cost(np.int64(f), online.COST_TABLE) for f in freqs])
+    costs = np.array([online.code_length(np.int64(f), online.COST_TABLE) for f in freqs])
     exact = 256 * (24 - np.log2(np.array(freqs, np.float64)))
     assert np.all(np.abs(costs - exact) <= 1)  # 1/256 bit
 

@@ -40,11 +40,9 @@ def online(prior: Prior) -> Settings | None:
     return SETTINGS[code] if code else None
 
 
-def _names_sizes(prior: Prior, adapt: str | None) -> tuple[list[str], list[int]]:
-    if adapt is None:
-        return [], []
-    coded = deltas.parts(prior.arrays, adapt)
-    return [p.name for p in coded], [p.size for p in coded]
+def _sizes(prior: Prior, adapt: str | None) -> list[int]:
+    """The number of integers of each coded part of an adapt set (none without deltas)."""
+    return [] if adapt is None else [p.size for p in deltas.parts(prior.arrays, adapt)]
 
 
 def _adapt_code(adapt: str | None) -> int:
@@ -94,7 +92,7 @@ def encode_once(image: np.ndarray, k: np.ndarray, preset: spec.Preset, adapt: st
     engine's exactness bound): `encode` keeps it, or under online adaptation the smaller of it and
     the prior alone."""
     adapt = adapt if len(k) else None
-    names, sizes = _names_sizes(prior, adapt)
+    sizes = _sizes(prior, adapt)
     if sum(sizes) != len(k):
         raise DiffcodeError(f"{len(k)} weight deltas given, adapt set {adapt} has {sum(sizes)} weights")
     scales, stream, delta_bits = deltas.encode(k, sizes) if adapt else (np.zeros(0, np.uint8), None, 0.0)
@@ -199,7 +197,7 @@ def _read_side(header: container.Header, sections: list[tuple[int, bytes]], mode
     prior = check_header(header, model)
     check_sizes(header, sections)  # the codec ran it already; cheap, and `decode` may be called alone
     preset, adapt, scales = _side(sections[0][1])
-    _, sizes = _names_sizes(prior, adapt)
+    sizes = _sizes(prior, adapt)
     if len(scales) != len(sizes):
         raise CorruptFileError(f"pyramid side information has {len(scales)} scales for {len(sizes)} tensors")
     has_deltas = len(sections) == 3

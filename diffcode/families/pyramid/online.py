@@ -56,7 +56,7 @@ BIT_LENGTH = np.array([int(v).bit_length() for v in range((1 << MANTISSA) + 1)],
 
 
 @numba.njit(cache=True)
-def _cost(freq, table):
+def code_length(freq, table):
     """-log2(freq / 2^24) in 1/256 bit (integer), 1 <= freq <= 2^24."""
     high = freq >> MANTISSA
     if high:  # freq >= 2^12: keep its top 12 bits
@@ -99,7 +99,7 @@ def _update(k, x, loc12, scale, loc, bias_sum, count, cost, tab, table, params):
     count[k] += 1
     for s in range(-max_shift, max_shift + 1):
         j = min(max(scale + s, 0), spec.N_SCALES - 1)
-        cost[k, max_shift + s] += _cost(_freq(x, loc, j, tab), table)
+        cost[k, max_shift + s] += code_length(_freq(x, loc, j, tab), table)
     if count[k] >= halve:
         bias_sum[k] = bias_sum[k] // 2
         count[k] = count[k] // 2

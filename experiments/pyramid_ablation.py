@@ -54,7 +54,9 @@ CONFIGS.update({"default-gains-steps600": replace(spec.PRESETS["default"], adapt
                 "default-all": replace(spec.PRESETS["default"], adapt="all"),
                 "default-all-lr1e-3": replace(spec.PRESETS["default"], adapt="all", lr=1e-3),
                 "fast-gains": replace(spec.PRESETS["fast"], adapt="gains"),
-                "default-gains2": replace(spec.PRESETS["default"], adapt="gains2")})
+                "default-gains2": replace(spec.PRESETS["default"], adapt="gains2"),
+                "fast-gains2": replace(spec.PRESETS["fast"], adapt="gains2"),
+                "default-steps600": replace(spec.PRESETS["default"], steps=600)})
 # the default preset's bpsp against its fit time (--configs curve)
 CURVE = [f"default-steps{n}" for n in (0, 50, 150, 300, 500, 1000)]
 CONFIGS.update({name: replace(spec.PRESETS["default"], steps=int(name.rsplit("steps", 1)[1])) for name in CURVE})

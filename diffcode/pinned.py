@@ -17,20 +17,10 @@ one, and otherwise rebuilt exactly with mpmath, which must match::
 The hash covers the table's values as `dtype` (row-major), so the pin does not depend on the
 platform's byte order. Numpy only: the decode path imports this without torch.
 
-Users: `cauchy.table`, `storage.entropy_units.thresholds` and `arc_table`, `fixedpoint.cos_table`.
-Two pyramid tables keep builders of their own, written by hand before this helper (their modules
-are being reworked; adopting it changes no value):
-
-- `families/pyramid/entropy.py`'s logistic table (`entropy.table`): the same scheme by hand (numpy
-  build `_table_numpy`, pin `PINNED_TABLE_SHA256` via `table_sha256`, mpmath rebuild
-  `_table_mpmath`, cached). It would become `@pinned_table(PINNED_TABLE_SHA256,
-  exact=_table_mpmath)` on `_table_numpy`, `table_sha256` giving way to `table.sha256_of`: its pin
-  is of the table as native int64, the same bytes as dtype "<i8" on the little-endian machines it
-  runs on, so the pinned value stays; the table would become read-only (its numba kernels only
-  read it).
-- `families/pyramid/online.py`'s `COST_TABLE`: a numpy build checked against `COST_TABLE_SHA256`
-  at import, with no mpmath rebuild (a mismatch raises RuntimeError); its entries lie far from any
-  rounding boundary, so the pin stands in for the exact build.
+Users: `cauchy.table`, `storage.entropy_units.thresholds` and `arc_table`, `fixedpoint.cos_table`,
+the pyramid's logistic table (`families/pyramid/entropy.table`) and its online adaptation's
+code-length table (`families/pyramid/online.cost_table`: no mpmath build; its entries lie far from
+any rounding boundary, so the pin stands in for one).
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ frequency
 
 where C[j, t] = round(2^24 * sigmoid(t / 12 / scale_j)) is a pinned integer table: the logistic
 discretized to 0..255 with its tails folded into 0 and 255, every symbol at least 1/2^24. The
-table is built with numpy and checked against its pinned SHA-256; if a platform's libm rounds one
-entry differently it is rebuilt with mpmath.
+table is built with numpy and checked against its pinned SHA-256 (`diffcode.pinned`); if a
+platform's libm rounds one entry differently it is rebuilt with mpmath.
 
 Stream: a single-lane stream of `storage.rans` (one or more segments, decoded part by part: the
 next group's parameters depend on the pixels just decoded), coded with its `push` and `pop`;
@@ -21,12 +21,10 @@ symbols, since rANS codes them backwards. Numba loops over integers only.
 
 from __future__ import annotations
 
-import functools
-import hashlib
-
 import numba
 import numpy as np
 
+from ...pinned import pinned_table
 from ...storage import rans
 from . import spec
 
@@ -47,13 +45,6 @@ FLAT_FREQUENCY = TOTAL >> 8
 assert (PRECISION, STATE_LOW) == (rans.PRECISION_BITS, 1 << rans.STATE_BITS[0]), "see rans.min_symbol_bits"
 
 
-def _table_numpy() -> np.ndarray:
-    t = np.arange(0, T_MAX + 1, dtype=np.float64) / spec.LOC_STEP
-    scales = spec.SCALE_MIN * np.exp(spec.SCALE_LOG_STEP * np.arange(spec.N_SCALES, dtype=np.float64))
-    half = np.floor(TOTAL / (1.0 + np.exp(-t[None, :] / scales[:, None])) + 0.5).astype(np.int64)
-    return _mirror(half)
-
-
 def _table_mpmath() -> np.ndarray:
     import mpmath
 
@@ -71,19 +62,13 @@ def _mirror(half: np.ndarray) -> np.ndarray:
     return np.concatenate([TOTAL - half[:, :0:-1], half], 1)
 
 
-def table_sha256(table: np.ndarray) -> str:
-    return hashlib.sha256(np.ascontiguousarray(table, np.int64).tobytes()).hexdigest()
-
-
-@functools.lru_cache(maxsize=1)
+@pinned_table(PINNED_TABLE_SHA256, exact=_table_mpmath)
 def table() -> np.ndarray:
-    """int64 (N_SCALES, 2 T_MAX + 1): C[j, t + T_MAX]; built once, checked against the pinned hash."""
-    built = _table_numpy()
-    if table_sha256(built) != PINNED_TABLE_SHA256:
-        built = _table_mpmath()
-        if table_sha256(built) != PINNED_TABLE_SHA256:
-            raise RuntimeError("the logistic table does not match its pinned hash")
-    return built
+    """int64 (N_SCALES, 2 T_MAX + 1): C[j, t + T_MAX] (`pinned`: built once, checked, read-only)."""
+    t = np.arange(0, T_MAX + 1, dtype=np.float64) / spec.LOC_STEP
+    scales = spec.SCALE_MIN * np.exp(spec.SCALE_LOG_STEP * np.arange(spec.N_SCALES, dtype=np.float64))
+    half = np.floor(TOTAL / (1.0 + np.exp(-t[None, :] / scales[:, None])) + 0.5).astype(np.int64)
+    return _mirror(half)
 
 
 @numba.njit(cache=True)

@@ -18,12 +18,12 @@ the same choices. The first shipped prior codes without it; a prior whose meta s
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 import numba
 import numpy as np
 
+from ...pinned import pinned_table
 from ...storage import rans
 from . import entropy, spec
 
@@ -40,16 +40,14 @@ MANTISSA = 12  # -log2 of a frequency from its top 12 bits
 COST_TABLE_SHA256 = "363ed38b01e749f1f8aaca8abcfe26503e3ba5fdc5df08510879fb5d6e872ac4"
 
 
-def _cost_table() -> np.ndarray:
-    """T[m - 2^11] = round(256 * log2(m / 2^11)) for m in 2^11 .. 2^12 - 1 (int64), checked against its pin."""
+@pinned_table(COST_TABLE_SHA256)
+def cost_table() -> np.ndarray:
+    """T[m - 2^11] = round(256 * log2(m / 2^11)) for m in 2^11 .. 2^12 - 1 (int64; `pinned`: checked, read-only)."""
     m = np.arange(1 << (MANTISSA - 1), 1 << MANTISSA, dtype=np.float64)
-    table = np.floor((1 << COST_BITS) * np.log2(m / (1 << (MANTISSA - 1))) + 0.5).astype(np.int64)
-    if hashlib.sha256(table.tobytes()).hexdigest() != COST_TABLE_SHA256:
-        raise RuntimeError("the online adaptation's code-length table does not match its pinned hash")
-    return table
+    return np.floor((1 << COST_BITS) * np.log2(m / (1 << (MANTISSA - 1))) + 0.5).astype(np.int64)
 
 
-COST_TABLE = _cost_table()
+COST_TABLE = cost_table()
 
 
 BIT_LENGTH = np.array([int(v).bit_length() for v in range((1 << MANTISSA) + 1)], np.int64)  # of 0 .. 2^12

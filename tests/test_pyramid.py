@@ -94,6 +94,9 @@ def test_coder_round_trip_and_pinned_bytes():
 
 PINNED_DELTAS_FILE = "ec22dd5070a65b4e"  # changes only with the format, the coder or the first shipped prior
 FIRST_PRIOR = "ea6396d18181957995497ccdc0bf60c2e583382569322f1570e8b8161a3ce93a"
+PRIOR_3 = "9e19951e4b9d01de0e70b5aa833e1590a505f14de539f7b3367672ecda76d334"
+# sections of a 20x18 file with explicit deltas (test_model_2_weight_deltas_round_trip): change only with the format
+PINNED_PRIOR_3_DELTAS = {"lowrank2": "a2a9484fef39455b", "gains": "11b28b559e42f655", "gains2": "e32767030b24a4a2"}
 PINNED_SMALL_STREAM = "24010000d2a519f2"  # 3 symbols; changes only with the stream format or the table
 
 
@@ -217,11 +220,12 @@ def test_a_file_with_weight_deltas_decodes_to_pinned_bytes():
 
 @pytest.mark.parametrize("adapt", ["lowrank2", "gains", "gains2"])
 def test_model_2_weight_deltas_round_trip(adapt):
-    """Model 2 (the float32 engine, chunked order, online adaptation) decodes a file with weight deltas."""
+    """Model 2 (the float32 engine, chunked order, online adaptation) decodes a file with weight deltas, and
+    with prior 3 its sections are pinned bytes (a change of how deltas are coded or applied would show)."""
     from diffcode.families.pyramid import exact, prior
 
-    model = prior.load()
-    assert model.sha256 != FIRST_PRIOR and "quant" in model.meta and model.meta["online"]
+    model = prior.shipped(PRIOR_3)
+    assert "quant" in model.meta and model.meta["online"]
     image = _image(20, 18)
     sizes = [p.size for p in deltas.parts(model.arrays, adapt)]
     k = (np.arange(sum(sizes)) % 5 - 2).astype(np.int16)
@@ -230,6 +234,8 @@ def test_model_2_weight_deltas_round_trip(adapt):
     header = container.Header("pyramid", height=20, width=18, pixel_hash=bytes(16), **encoded.fields)
     decoded = exact.decode(header, [(s.kind, s.payload) for s in encoded.sections], model)
     assert np.array_equal(decoded.image, image)
+    digest = hashlib.sha256(b"".join(s.payload for s in encoded.sections)).hexdigest()[:16]
+    assert digest == PINNED_PRIOR_3_DELTAS[adapt]
 
 
 def test_evaluate_cache_is_keyed_by_what_a_preset_stands_for(monkeypatch, tmp_path):

@@ -96,6 +96,12 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model = prior.load()
+    # the commit the run starts from (the tree may move on while it runs)
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    heading = (f"Command: `python {' '.join(sys.argv)}` at commit {commit}, prior {model.sha256[:16]}, {args.threads} "
+               "thread(s), 2-core CPU. bpsp of the real sections (file bytes minus the ~70-byte header); weights = "
+               "side info + per-image weight deltas.")
+    stem = RESULTS / f"pyramid_ablation{'-' + args.name if args.name else ''}"
     rows = []
     configs = CURVE if args.configs == "curve" else args.configs.split(",")
     for config in configs:
@@ -103,25 +109,23 @@ def main() -> None:
             row = {"config": config, **run(name, image, CONFIGS[config], model)}
             rows.append(row)
             print(row, flush=True)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    command = "python " + " ".join(sys.argv)
+            write(stem, heading, rows)  # after every row: a stopped run leaves the rows it made
+
+
+def write(stem: Path, heading: str, rows: list[dict]) -> None:
+    """The table (md and csv) of the rows so far, each config's mean first."""
     keys = list(rows[0])
     means = []
-    for config in configs:
+    for config in dict.fromkeys(r["config"] for r in rows):
         sel = [r for r in rows if r["config"] == config]
         means.append({"config": config, "image": f"mean of {len(sel)}", "height": "", "width": "",
                       **{k: round(float(np.mean([r[k] for r in sel])), 4) for k in keys[4:]}})
-    stem = RESULTS / f"pyramid_ablation{'-' + args.name if args.name else ''}"
-    lines = ["# Pyramid family ablation\n", f"Command: `{command}` at commit {commit}, prior {model.sha256[:16]}, "
-             f"{args.threads} thread(s), 2-core CPU. bpsp of the real sections (file bytes minus the ~70-byte "
-             "header); weights = side info + per-image weight deltas.\n",
-             "| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    lines = ["# Pyramid family ablation\n", heading + "\n", "| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
     lines += ["| " + " | ".join(str(r[k]) for k in keys) + " |" for r in means + rows]
     stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
     with open(stem.with_suffix(".csv"), "w") as f:
         f.write(",".join(keys) + "\n")
         f.writelines(",".join(str(r[k]) for k in keys) + "\n" for r in means + rows)
-
 
 if __name__ == "__main__":
     main()

@@ -351,3 +351,22 @@ def test_gains2_scale_rows_then_columns_exactly():
     out = deltas.apply(arrays, "gains2", np.array([0, 0, 64, -127, 3, 0, -128 + 1], np.int16))
     w = arrays["l.weight"].astype(np.float64) * np.array([[1.25], [1 - 127 / 256]])
     assert np.array_equal(out["l.weight"], w * np.array([1 + 3 / 256, 1, 1 - 127 / 256]))
+
+
+def test_deltas_beyond_the_exactness_bound_are_shrunk_not_dropped():
+    """Gains of 1 + 127/256 on every row and column reach 2.24x a weight, beyond the 2x the prior's exponents
+    leave: the encoder shrinks them until the engine accepts the network, and the file decodes."""
+    from diffcode.families.pyramid import exact, prior
+
+    model = prior.shipped(PRIOR_3)
+    k = np.full(sum(p.size for p in deltas.parts(model.arrays, "gains2")), 127, np.int16)
+    with pytest.raises(ValueError):
+        exact.exact_net(model, deltas.apply(model.arrays, "gains2", k))
+    shrunk = exact.within_bound(model, "gains2", k)
+    assert np.all((shrunk > 0) & (shrunk < 127))
+    exact.exact_net(model, deltas.apply(model.arrays, "gains2", shrunk))  # accepted
+    image = _image(20, 18)
+    encoded = exact.encode_once(image, shrunk, spec.PRESETS["default"], "gains2", model)
+    header = container.Header("pyramid", height=20, width=18, pixel_hash=bytes(16), **encoded.fields)
+    assert encoded.extras["n_nonzero_weights"] == len(k)
+    assert np.array_equal(exact.decode(header, [(s.kind, s.payload) for s in encoded.sections], model).image, image)

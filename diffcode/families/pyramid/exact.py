@@ -68,6 +68,7 @@ def encode(image: np.ndarray, k: np.ndarray, preset: spec.Preset, adapt: str | N
     file's: the adaptation corrects much of what bias deltas do. So the image is then coded both ways and the
     smaller sections are kept (the side information says which).
     progress: optional callable(done, total) in subpixels, over every pass."""
+    k = within_bound(prior, adapt, k)
     passes = 2 if len(k) and online(prior) is not None else 1
     coded = encode_once(image, k, preset, adapt, prior, _share(progress, 0, passes))
     if passes == 2:
@@ -75,6 +76,20 @@ def encode(image: np.ndarray, k: np.ndarray, preset: spec.Preset, adapt: str | N
         if _size(alone) < _size(coded):
             return alone
     return coded
+
+
+def within_bound(prior: Prior, adapt: str | None, k: np.ndarray) -> np.ndarray:
+    """The deltas k, shrunk toward zero (every integer times 3/4, truncated) until the network they make keeps
+    the engine's exactness bound (`engine.check`), rather than dropped: a prior's exponents leave each layer
+    twice its reach, and row and column gains together can reach 2.25 times a weight."""
+    k = np.asarray(k, np.int16)
+    while adapt is not None and np.any(k):
+        try:
+            exact_net(prior, deltas.apply(prior.arrays, adapt, k))
+            return k
+        except ValueError:
+            k = np.trunc(k * 0.75).astype(np.int16)
+    return k
 
 
 def _share(progress, index: int, count: int):

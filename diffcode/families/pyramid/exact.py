@@ -68,7 +68,6 @@ def encode(image: np.ndarray, k: np.ndarray, preset: spec.Preset, adapt: str | N
     file's: the adaptation corrects much of what bias deltas do. So the image is then coded both ways and the
     smaller sections are kept (the side information says which).
     progress: optional callable(done, total) in subpixels, over every pass."""
-    k = within_bound(prior, adapt, k)
     passes = 2 if len(k) and online(prior) is not None else 1
     coded = encode_once(image, k, preset, adapt, prior, _share(progress, 0, passes))
     if passes == 2:
@@ -82,14 +81,19 @@ def within_bound(prior: Prior, adapt: str | None, k: np.ndarray) -> np.ndarray:
     """The deltas k, shrunk toward zero (every integer times 3/4, truncated) until the network they make keeps
     the engine's exactness bound (`engine.check`), rather than dropped: a prior's exponents leave each layer
     twice its reach, and row and column gains together can reach 2.25 times a weight."""
+    return _network(prior, adapt, k)[0]
+
+
+def _network(prior: Prior, adapt: str | None, k: np.ndarray) -> tuple[np.ndarray, ExactNet | Engine]:
+    """(`within_bound`'s deltas, the exact network they make)."""
     k = np.asarray(k, np.int16)
-    while adapt is not None and np.any(k):
+    while True:
         try:
-            exact_net(prior, deltas.apply(prior.arrays, adapt, k))
-            return k
+            return k, exact_net(prior, deltas.apply(prior.arrays, adapt or "all", k))
         except ValueError:
+            if not np.any(k):  # the prior itself: not a matter of deltas
+                raise
             k = np.trunc(k * 0.75).astype(np.int16)
-    return k
 
 
 def _share(progress, index: int, count: int):
@@ -103,19 +107,16 @@ def _size(encoded: Encoded) -> int:
 
 def encode_once(image: np.ndarray, k: np.ndarray, preset: spec.Preset, adapt: str | None, prior: Prior,
                 progress=None) -> Encoded:
-    """One coding of the image with the deltas k as given (the prior alone if they would break the
-    engine's exactness bound): `encode` keeps it, or under online adaptation the smaller of it and
-    the prior alone."""
+    """One coding of the image with the deltas k (shrunk if they would break the engine's exactness
+    bound: `within_bound`): `encode` keeps it, or under online adaptation the smaller of it and the
+    prior alone."""
     adapt = adapt if len(k) else None
     sizes = _sizes(prior, adapt)
     if sum(sizes) != len(k):
         raise DiffcodeError(f"{len(k)} weight deltas given, adapt set {adapt} has {sum(sizes)} weights")
+    k, net = _network(prior, adapt, k)
     scales, stream, delta_bits = deltas.encode(k, sizes) if adapt else (np.zeros(0, np.uint8), None, 0.0)
     side = bytes([preset.code, _adapt_code(adapt)]) + scales.tobytes()
-    try:
-        net = exact_net(prior, deltas.apply(prior.arrays, adapt or "all", k))
-    except ValueError:  # the deltas would break the engine's exactness bound: code with the prior alone
-        return encode_once(image, np.zeros(0, np.int16), preset, None, prior, progress)
     table, table_bits, walked = coding.encode_with_model(image, net, online(prior), progress)
     fields = {"storage": spec.STORAGE, "rng_version": 0, "error_model": spec.ERROR_MODEL, "seed": 0,
               "segment_budget_cnats": 0, "decoder_hash": prior.hash16}

@@ -96,26 +96,33 @@ def _start_freq(symbols, loc12, scale, tab):
 
 
 @numba.njit(cache=True)
+def decode_symbol(words, position, state, loc12, j, tab):
+    """One subpixel under (loc12, scale index j): (symbol, state, position), position -1 if the words ran out.
+    The symbol is found by bisection on the increasing cdf, F(lo) <= slot < F(lo + 1)."""
+    slot = np.int64(state & np.uint64(TOTAL - 1))
+    lo, hi = 0, 256
+    while hi - lo > 1:
+        mid = (lo + hi) >> 1
+        if _cdf(mid, loc12, j, tab) <= slot:
+            lo = mid
+        else:
+            hi = mid
+    start = _cdf(lo, loc12, j, tab)
+    freq = _cdf(lo + 1, loc12, j, tab) - start
+    state, position = rans.pop(state, np.uint64(start), np.uint64(freq), np.uint64(slot), words, position)
+    return lo, state, position
+
+
+@numba.njit(cache=True)
 def _decode(words, position, state, loc12, scale, tab):
     """`rans.Resumable.run`'s loop: the symbols (uint8) of one part, then position (-1: out of words), state."""
     n = loc12.shape[0]
     out = np.empty(n, np.uint8)
-    mask = np.uint64(TOTAL - 1)
     for i in range(n):
-        slot = np.int64(state & mask)
-        lo, hi = 0, 256  # F(lo) <= slot < F(hi)
-        while hi - lo > 1:
-            mid = (lo + hi) >> 1
-            if _cdf(mid, loc12[i], scale[i], tab) <= slot:
-                lo = mid
-            else:
-                hi = mid
-        start = _cdf(lo, loc12[i], scale[i], tab)
-        freq = _cdf(lo + 1, loc12[i], scale[i], tab) - start
-        state, position = rans.pop(state, np.uint64(start), np.uint64(freq), np.uint64(slot), words, position)
+        symbol, state, position = decode_symbol(words, position, state, loc12[i], scale[i], tab)
         if position < 0:
             return out, position, state
-        out[i] = lo
+        out[i] = symbol
     return out, position, state
 
 

@@ -24,7 +24,6 @@ import numba
 import numpy as np
 
 from ...pinned import pinned_table
-from ...storage import rans
 from . import entropy, spec
 
 BIAS_PRIOR = 16
@@ -122,27 +121,16 @@ def _adapt(symbols, loc12, scale, ctx, bias_sum, count, cost, tab, table, params
 
 @numba.njit(cache=True)
 def _decode(words, position, state, loc12, scale, ctx, bias_sum, count, cost, tab, table, params):
-    """Decoder (`rans.Resumable.run`'s loop): entropy._decode with each subpixel's parameters corrected just
-    before it is decoded."""
+    """Decoder (`rans.Resumable.run`'s loop): `entropy.decode_symbol` with each subpixel's parameters corrected
+    just before it is decoded."""
     n = loc12.shape[0]
     out = np.empty(n, np.uint8)
     out_loc = np.empty(n, np.int64)
     out_scale = np.empty(n, np.int64)
-    mask = np.uint64(entropy.TOTAL - 1)
     for i in range(n):
         k = ctx[i]
         loc, sc = _corrected(k, loc12[i], scale[i], bias_sum, count, cost, params)
-        slot = np.int64(state & mask)
-        lo, hi = 0, 256
-        while hi - lo > 1:
-            mid = (lo + hi) >> 1
-            if entropy._cdf(mid, loc, sc, tab) <= slot:
-                lo = mid
-            else:
-                hi = mid
-        start = entropy._cdf(lo, loc, sc, tab)
-        freq = entropy._cdf(lo + 1, loc, sc, tab) - start
-        state, position = rans.pop(state, np.uint64(start), np.uint64(freq), np.uint64(slot), words, position)
+        lo, state, position = entropy.decode_symbol(words, position, state, loc, sc, tab)
         if position < 0:
             return out, out_loc, out_scale, position, state
         out[i] = lo

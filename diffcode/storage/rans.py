@@ -62,10 +62,11 @@ from __future__ import annotations
 
 import typing
 
-import numba
 import numpy as np
 
 from diffcode.errors import CorruptFileError
+
+from .. import kernels
 
 PRECISION_BITS = 24
 TOTAL = 1 << PRECISION_BITS  # every frequency table sums to exactly TOTAL
@@ -143,7 +144,7 @@ def min_stream_bytes(n_symbols: int) -> int:
 # ----------------------------------------------------------------------------- the coding step of every stream
 
 
-@numba.njit(cache=True)
+@kernels.jit
 def push(state, start, freq, words, count):
     """Encoder: code the interval [start, start + freq) (uint64) into `state`; rANS codes backwards. At most
     one word leaves the state first, into words[count]. Returns (state, count)."""
@@ -154,7 +155,7 @@ def push(state, start, freq, words, count):
     return ((state // freq) << _PREC) + state % freq + start, count
 
 
-@numba.njit(cache=True)
+@kernels.jit
 def pop(state, start, freq, slot, words, position):
     """Decoder: the state after the symbol whose interval [start, start + freq) holds `slot` (the state's low
     PRECISION_BITS; all uint64), refilled from words[position] if it fell below 2**31. Returns (state, position),
@@ -302,7 +303,7 @@ def _start_freq_table(symbols: np.ndarray, n: np.ndarray, form: CdfTable) -> tup
     return start, freq
 
 
-@numba.njit(cache=True)
+@kernels.jit
 def _table_cdf(table, row, offset, stride, slope, n, s):
     """cdf of symbol s (0 <= s <= n) of one row of a :class:`CdfTable`."""
     if s <= 0:
@@ -312,7 +313,7 @@ def _table_cdf(table, row, offset, stride, slope, n, s):
     return slope * s + table[row, offset + stride * s]
 
 
-@numba.njit(cache=True)
+@kernels.jit
 def _intervals(symbols, n, table, row, offset, stride, slope):
     """uint64 (N,) start and freq of each symbol, and the first index with freq < 1 or start < 0 (else -1)."""
     start = np.empty(symbols.shape[0], np.uint64)
@@ -353,7 +354,7 @@ def encode(symbols: np.ndarray, params: np.ndarray, model: Model) -> bytes:
     return state.astype("<u8").tobytes() + body.astype("<u4").tobytes()
 
 
-@numba.njit(cache=True)
+@kernels.jit
 def _encode_lanes(start: np.ndarray, freq: np.ndarray, lanes: int) -> tuple[np.ndarray, np.ndarray]:
     """Final lane states uint64 (W,) and the words uint32 (M,) in stream order, of uint64 (N,) intervals.
 
@@ -473,7 +474,7 @@ def _cdf_table_or_corrupt(model: Model, params: np.ndarray, n: np.ndarray) -> Cd
         raise CorruptFileError(f"rANS stream corrupt: model cdf invalid ({exc})") from exc
 
 
-@numba.njit(cache=True)
+@kernels.jit
 def _decode_table(state, words, n, table, row, offset, stride, slope):
     """The decoder of :func:`decode` as one compiled loop over a :class:`CdfTable`.
 
@@ -536,7 +537,7 @@ def _decode_step(model: Model, params: np.ndarray, n: np.ndarray, x: np.ndarray,
 # ----------------------------------------------------------------------------- single-lane streams, decoded in parts
 
 
-@numba.njit(cache=True)
+@kernels.jit("uint32[::1](uint64[::1], uint64[::1])")
 def _encode_segment(start, freq):
     n = start.shape[0]
     words = np.empty(n + 2, np.uint32)  # at most one word per symbol, plus the flush

@@ -21,7 +21,7 @@ symbols, since rANS codes them backwards. Numba loops over integers only.
 
 from __future__ import annotations
 
-import numba
+from ... import kernels
 import numpy as np
 
 from ...pinned import pinned_table
@@ -71,7 +71,7 @@ def table() -> np.ndarray:
     return _mirror(half)
 
 
-@numba.njit(cache=True)
+@kernels.jit
 def _cdf(x, loc12, j, tab):
     if x <= 0:
         return 0
@@ -83,7 +83,7 @@ def _cdf(x, loc12, j, tab):
     return ((c * (TOTAL - 256)) >> PRECISION) + x
 
 
-@numba.njit(cache=True)
+@kernels.jit("Tuple((int64[::1], int64[::1]))(uint8[::1], int64[::1], int64[::1], int64[:, ::1])")
 def _start_freq(symbols, loc12, scale, tab):
     n = symbols.shape[0]
     start = np.empty(n, np.int64)
@@ -95,7 +95,7 @@ def _start_freq(symbols, loc12, scale, tab):
     return start, freq
 
 
-@numba.njit(cache=True)
+@kernels.jit
 def decode_symbol(words, position, state, loc12, j, tab):
     """One subpixel under (loc12, scale index j): (symbol, state, position), position -1 if the words ran out.
     The symbol is found by bisection on the increasing cdf, F(lo) <= slot < F(lo + 1)."""
@@ -113,7 +113,7 @@ def decode_symbol(words, position, state, loc12, j, tab):
     return lo, state, position
 
 
-@numba.njit(cache=True)
+@kernels.jit("Tuple((uint8[::1], int64, uint64))(uint32[::1], int64, uint64, int64[::1], int64[::1], int64[:, ::1])")
 def _decode(words, position, state, loc12, scale, tab):
     """`rans.Resumable.run`'s loop: the symbols (uint8) of one part, then position (-1: out of words), state."""
     n = loc12.shape[0]

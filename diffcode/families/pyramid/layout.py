@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import numba
+from ... import kernels
 import numpy as np
 
 CORE_PIXELS = 64  # the coarsest level has at most this many pixels
@@ -149,9 +149,10 @@ class Contexts:
         return len(self.base12)
 
 
-@numba.njit(cache=True)
+@kernels.jit("Tuple((int32[:, :, ::1], boolean[:, ::1], int32[:, ::1]))(uint8[:, :, ::1], int64[::1], int64[::1], boolean, "
+             "int64[:, ::1])")
 def _gather(level, rows, cols, transposed, offsets):
-    """Residuals, mask and base12 of targets (rows, cols) of an int32 (h, w, 3) level (numba, integers)."""
+    """Residuals, mask and base12 of targets (rows, cols) of a uint8 (h, w, 3) level (compiled, integers)."""
     h, w = level.shape[0], level.shape[1]
     n, k = rows.shape[0], offsets.shape[0]
     residuals = np.zeros((n, k, 3), np.int32)
@@ -186,17 +187,15 @@ def _gather(level, rows, cols, transposed, offsets):
 
 def contexts(level: np.ndarray, phase: int, rows: np.ndarray, cols: np.ndarray, transposed: bool = False,
              order: Order = ORDER_1) -> Contexts:
-    """Contexts of targets (rows, cols) of `level` (h, w, 3) integer pixels (uint8 or int32; any other
-    integer type is copied to int32, as is a level that is not contiguous: pass a contiguous uint8 or
-    int32 level when calling this per chunk).
+    """Contexts of targets (rows, cols) of `level` (h, w, 3) pixels 0..255 (uint8; any other integer type is
+    copied to uint8, as is a level that is not contiguous: pass a contiguous uint8 level when calling this per
+    chunk).
 
     With `transposed`, the phase's offsets are read in the transposed image (rows and cols stay
     the level's own). Only the positions the phase may see are read (see PHASE_OFFSETS), so
     unknown pixels of `level` may hold anything.
     """
-    if level.dtype not in (np.uint8, np.int32):
-        level = level.astype(np.int32)
-    residuals, mask, base12 = _gather(np.ascontiguousarray(level), np.ascontiguousarray(rows, np.int64),
+    residuals, mask, base12 = _gather(np.ascontiguousarray(level, np.uint8), np.ascontiguousarray(rows, np.int64),
                                       np.ascontiguousarray(cols, np.int64), transposed,
                                       np.array(order.phases[phase].offsets, np.int64))
     return Contexts(residuals, mask, base12)
@@ -220,8 +219,8 @@ def group_contexts(level: np.ndarray, phase: int,
                    order: Order = ORDER_1) -> Iterator[tuple[np.ndarray, np.ndarray, Contexts]]:
     """(rows, cols, contexts) of every chunk of a phase (`chunks`), in coding order; each chunk's contexts are
     gathered only when it is reached."""
-    if level.dtype not in (np.uint8, np.int32) or not level.flags.c_contiguous:
-        level = np.ascontiguousarray(level, np.int32)  # once, not per chunk
+    if level.dtype != np.uint8 or not level.flags.c_contiguous:
+        level = np.ascontiguousarray(level, np.uint8)  # once, not per chunk
     for rows, cols, transposed in chunks(level.shape[0], level.shape[1], phase, order):
         yield rows, cols, contexts(level, phase, rows, cols, transposed, order)
 

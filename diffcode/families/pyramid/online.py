@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numba
+from ... import kernels
 import numpy as np
 
 from ...pinned import pinned_table
@@ -52,7 +52,7 @@ COST_TABLE = cost_table()
 BIT_LENGTH = np.array([int(v).bit_length() for v in range((1 << MANTISSA) + 1)], np.int64)  # of 0 .. 2^12
 
 
-@numba.njit(cache=True)
+@kernels.jit
 def code_length(freq, table):
     """-log2(freq / 2^24) in 1/256 bit (integer), 1 <= freq <= 2^24."""
     high = freq >> MANTISSA
@@ -66,12 +66,12 @@ def code_length(freq, table):
     return (entropy.PRECISION - e - (MANTISSA - 1)) * (1 << COST_BITS) - table[f - (1 << (MANTISSA - 1))]
 
 
-@numba.njit(cache=True)
+@kernels.jit
 def _freq(x, loc12, j, tab):
     return entropy._cdf(x + 1, loc12, j, tab) - entropy._cdf(x, loc12, j, tab)
 
 
-@numba.njit(cache=True)
+@kernels.jit
 def _corrected(k, loc12, scale, bias_sum, count, cost, params):
     """The corrected (location, scale index) of a subpixel of context k."""
     bias_prior, warmup, max_shift = params[0], params[1], params[3]
@@ -88,7 +88,7 @@ def _corrected(k, loc12, scale, bias_sum, count, cost, params):
     return loc, min(max(scale + shift, 0), spec.N_SCALES - 1)
 
 
-@numba.njit(cache=True)
+@kernels.jit
 def _update(k, x, loc12, scale, loc, bias_sum, count, cost, tab, table, params):
     """Learn from subpixel x of context k (network location loc12, scale index scale; corrected location loc)."""
     halve, max_shift = params[2], params[3]
@@ -104,7 +104,8 @@ def _update(k, x, loc12, scale, loc, bias_sum, count, cost, tab, table, params):
             cost[k, s] = cost[k, s] // 2
 
 
-@numba.njit(cache=True)
+@kernels.jit("Tuple((int64[::1], int64[::1]))(uint8[::1], int64[::1], int64[::1], int64[::1], int64[::1], int64[::1], "
+             "int64[:, ::1], int64[:, ::1], int64[::1], int64[::1])")
 def _adapt(symbols, loc12, scale, ctx, bias_sum, count, cost, tab, table, params):
     """Encoder: the corrected parameters of known symbols, in coding order (updating the statistics)."""
     n = symbols.shape[0]
@@ -119,7 +120,8 @@ def _adapt(symbols, loc12, scale, ctx, bias_sum, count, cost, tab, table, params
     return out_loc, out_scale
 
 
-@numba.njit(cache=True)
+@kernels.jit("Tuple((uint8[::1], int64[::1], int64[::1], int64, uint64))(uint32[::1], int64, uint64, int64[::1], "
+             "int64[::1], int64[::1], int64[::1], int64[::1], int64[:, ::1], int64[:, ::1], int64[::1], int64[::1])")
 def _decode(words, position, state, loc12, scale, ctx, bias_sum, count, cost, tab, table, params):
     """Decoder (`rans.Resumable.run`'s loop): `entropy.decode_symbol` with each subpixel's parameters corrected
     just before it is decoded."""

@@ -1,0 +1,81 @@
+"""The compiled loops (`diffcode.kernels`): the ahead-of-time module and numba's just-in-time dispatchers decode the
+same pixels, and a decode that finds the built module imports no numba."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from diffcode import api, kernels
+
+ROOT = Path(__file__).resolve().parents[1]
+GOLDEN = ROOT / "tests" / "golden"
+
+DECODE = """
+import hashlib, json, sys
+from pathlib import Path
+from diffcode import codec
+out = {}
+for path in sys.argv[1:]:
+    image = codec.load(Path(path).read_bytes())
+    out[Path(path).name] = hashlib.sha256(image.tobytes()).hexdigest()
+print(json.dumps({"pixels": out, "numba": "numba" in sys.modules}))
+"""
+
+
+def _decode_in_process(paths: list[Path], mode: str) -> dict:
+    env = dict(os.environ)
+    env.pop(kernels.ENV, None)
+    if mode == "jit":
+        env[kernels.ENV] = "jit"
+    out = subprocess.run([sys.executable, "-c", DECODE, *map(str, paths)], cwd=ROOT, env=env, capture_output=True,
+                         text=True, check=True).stdout
+    return json.loads(out)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> tuple[list[Path], dict]:
+    """The pyramid golden files and a 64x80 file coded here (more chunks and contexts than the golden ones), with
+    the sha256 of their pixels."""
+    manifest = json.loads((GOLDEN / "manifest.json").read_text())["files"]
+    expected = {e["file"]: e["pixels_sha256"] for e in manifest if e["variant"] == "pyramid"}
+    paths = [GOLDEN / name for name in expected]
+    rng = np.random.default_rng(3)
+    y, x = np.mgrid[:64, :80]
+    image = np.clip(np.stack([x * 3, y * 4, x + y], -1) + rng.integers(-9, 10, (64, 80, 3)), 0, 255).astype(np.uint8)
+    data = api.compress(image, variant="pyramid", preset="instant")
+    path = tmp_path_factory.mktemp("kernels") / "ramp.dfc"
+    path.write_bytes(data)
+    expected[path.name] = hashlib.sha256(image.tobytes()).hexdigest()
+    return paths + [path], expected
+
+
+def test_just_in_time_kernels_decode_the_files(files):
+    paths, expected = files
+    assert _decode_in_process(paths, "jit") == {"pixels": expected, "numba": True}
+
+
+def test_ahead_of_time_kernels_decode_the_files_without_numba(files):
+    if kernels._aot_module() is None:
+        pytest.skip("the ahead-of-time module is not built from these sources: run python -m diffcode.kernels")
+    paths, expected = files
+    assert _decode_in_process(paths, "aot") == {"pixels": expected, "numba": False}
+
+
+def test_a_build_from_other_sources_is_not_used(tmp_path, monkeypatch):
+    """The module's name is a hash of the sources: an edited source names another module."""
+    copy = tmp_path / "diffcode"
+    shutil.copytree(kernels.PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__", "data", "_kernels_*"))
+    monkeypatch.setattr(kernels, "PACKAGE", copy)
+    before = kernels.module_name()
+    entropy = copy / "families" / "pyramid" / "entropy.py"
+    entropy.write_text(entropy.read_text().replace("PRECISION = 24", "PRECISION = 24  # edited"))
+    assert kernels.module_name() != before

@@ -41,6 +41,9 @@ VARIANTS = {
     "halve128-levels2": replace(BASE, halve=128, level_classes=2),
     "halve128-levels2-shift6": replace(BASE, halve=128, level_classes=2, max_shift=6),
     "halve128-levels2-shift6-prior16": replace(BASE, halve=128, level_classes=2, max_shift=6, bias_prior=16),
+    "prior8": replace(BASE, bias_prior=8),
+    "prior32": replace(BASE, bias_prior=32),
+    "halve256": replace(BASE, halve=256),
 }
 # the tables online_ablation-val4*.md were made when base was Settings(8, 32, 256, 4, 1); the variants above are
 # relative to that base and now to the chosen one (16, 32, 128, 6, 2): rerun them before comparing

@@ -103,7 +103,7 @@ def module_name() -> str:
     return PREFIX + source_hash()
 
 
-def _aot_module():
+def aot_module():
     """The ahead-of-time module built from the current sources, or None."""
     if os.environ.get(ENV) == "jit":
         return None
@@ -118,7 +118,7 @@ def bind(jit_only: bool = False) -> str:
     global _bound
     if _bound == "jit" or (_bound == "aot" and not jit_only):
         return _bound
-    module = None if jit_only else _aot_module()
+    module = None if jit_only else aot_module()
     if module is None:
         import numba
 

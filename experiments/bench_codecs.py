@@ -87,10 +87,13 @@ class Measure:
     peak_mib: float
 
 
-def diffcode_codecs(python: str, presets: list[str]) -> list[Codec]:
-    """`python cli.py compress --preset P` and `decode` for each preset."""
-    cli = [python, str(ROOT / "cli.py")]
-    return [Codec(f"diffcode compress --preset {preset}", f"diffcode decode ({preset} file)", f".{preset}.dfc",
+def diffcode_codecs(python: str, presets: list[str], jit: bool = False) -> list[Codec]:
+    """`python cli.py compress --preset P` and `decode` for each preset; with `jit`, run with DIFFCODE_KERNELS=jit
+    (numba's just-in-time kernels instead of the ahead-of-time module: `diffcode.kernels`)."""
+    cli = ["env", "DIFFCODE_KERNELS=jit"] * jit + [python, str(ROOT / "cli.py")]
+    tag = " [jit kernels]" * jit
+    return [Codec(f"diffcode compress --preset {preset}{tag}", f"diffcode decode ({preset} file){tag}",
+                  f".{preset}{'.jit' * jit}.dfc",
                   (*cli, "compress", "{input}", "-o", "{output}", "--preset", preset, "--force", "-q"),
                   (*cli, "decode", "{input}", "-o", "{output}", "--force", "-q"))
             for preset in presets]
@@ -280,6 +283,12 @@ def notes(args, load: tuple[float, float], floor_mib: float, codecs: list[Codec]
              f"{floor_mib:.1f} MiB, is the floor: a row at the floor used at most that.",
              f"1-minute load average {load[0]:.2f} before and {load[1]:.2f} after the rounds (2 would be one busy "
              "process per core besides this benchmark): on a loaded machine every time is an upper bound."]
+    from diffcode import kernels
+
+    module = kernels.aot_module()
+    lines.append(f"diffcode's compiled loops: the ahead-of-time module {module.__name__} (built from the sources run)"
+                 if module else "diffcode's compiled loops: numba, just in time (no ahead-of-time module built from "
+                 "these sources: python -m diffcode.kernels)")
     lines += tool_versions(codecs) + missing + ([args.note] if args.note else [])
     return lines
 
@@ -302,6 +311,8 @@ def parse_args(argv: list[str] | None):
     ap.add_argument("--warmup", type=int, default=1, help="uncounted rounds first")
     ap.add_argument("--python", default=sys.executable, help="the interpreter that runs diffcode's cli.py")
     ap.add_argument("--no-references", action="store_true", help="diffcode only (no cjxl, djxl, cwebp, dwebp)")
+    ap.add_argument("--jit-too", action="store_true",
+                    help="also diffcode with numba's just-in-time kernels (DIFFCODE_KERNELS=jit), in the same rounds")
     ap.add_argument("--work-dir", type=Path, default=ROOT / "runs" / "bench_codecs")
     ap.add_argument("--out-dir", type=Path, default=ROOT / "experiments" / "results")
     ap.add_argument("--name", default="codecs")
@@ -333,7 +344,8 @@ def main(argv: list[str] | None = None) -> None:
     images = {Path(name).stem: image_path(name) for name in args.images}
     originals = {name: read_image(path) for name, path in images.items()}
     codecs, missing = available([] if args.no_references else reference_codecs())
-    codecs = diffcode_codecs(args.python, args.presets) + codecs
+    codecs = diffcode_codecs(args.python, args.presets) + diffcode_codecs(args.python, args.presets, True) * args.jit_too \
+        + codecs
     for line in missing:
         print(f"note: {line}", file=sys.stderr)
     for folder in (args.work_dir, args.out_dir):

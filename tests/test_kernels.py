@@ -64,7 +64,7 @@ def test_just_in_time_kernels_decode_the_files(files):
 
 
 def test_ahead_of_time_kernels_decode_the_files_without_numba(files):
-    if kernels._aot_module() is None:
+    if kernels.aot_module() is None:
         pytest.skip("the ahead-of-time module is not built from these sources: run python -m diffcode.kernels")
     paths, expected = files
     assert _decode_in_process(paths, "aot") == {"pixels": expected, "numba": False}

@@ -44,6 +44,7 @@ class _Kernel:
     name: str
     function: Callable  # the Python source
     signature: str | None  # exported ahead of time when given
+    options: dict  # numba.njit's other options (inline="always")
 
 
 _KERNELS: list[_Kernel] = []
@@ -65,10 +66,11 @@ class _Pending:
         return getattr(sys.modules[self.kernel.module], self.kernel.name)(*args)
 
 
-def jit(signature=None):
-    """Register a kernel (`@jit` or `@jit("numba signature")`); see the module docstring."""
+def jit(signature=None, **options):
+    """Register a kernel (`@jit`, `@jit("numba signature")`, `@jit(inline="always")`: options go to numba.njit);
+    see the module docstring."""
     def register(function: Callable) -> _Pending:
-        kernel = _Kernel(function.__module__, function.__name__, function, signature)
+        kernel = _Kernel(function.__module__, function.__name__, function, signature, options)
         _KERNELS.append(kernel)
         return _Pending(kernel)
 
@@ -124,7 +126,7 @@ def bind(jit_only: bool = False) -> str:
 
         _import_all()
         for k in _KERNELS:
-            setattr(sys.modules[k.module], k.name, numba.njit(cache=True)(k.function))
+            setattr(sys.modules[k.module], k.name, numba.njit(cache=True, **k.options)(k.function))
         _bound = "jit"
     else:
         for k in _KERNELS:
@@ -136,7 +138,7 @@ def bind(jit_only: bool = False) -> str:
 
 # modules that define kernels: imported before binding or building, so every kernel is registered
 KERNEL_MODULES = ("diffcode.storage.rans", "diffcode.families.pyramid.entropy", "diffcode.families.pyramid.online",
-                  "diffcode.families.pyramid.layout")
+                  "diffcode.families.pyramid.layout", "diffcode.families.classic.exact")
 
 
 def _import_all() -> None:

@@ -79,3 +79,11 @@ def test_a_build_from_other_sources_is_not_used(tmp_path, monkeypatch):
     entropy = copy / "families" / "pyramid" / "entropy.py"
     entropy.write_text(entropy.read_text().replace("PRECISION = 24", "PRECISION = 24  # edited"))
     assert kernels.module_name() != before
+
+
+def test_every_module_with_kernels_is_built():
+    """`python -m diffcode.kernels` compiles the kernels of the modules it imports (KERNEL_MODULES): a module whose
+    kernels it did not import would run them just in time, numba's start-up and all."""
+    using = {".".join(path.relative_to(ROOT).with_suffix("").parts) for path in kernels.PACKAGE.rglob("*.py")
+             if path.name != "kernels.py" and "@kernels.jit" in path.read_text()}
+    assert using == set(kernels.KERNEL_MODULES)

@@ -29,9 +29,9 @@ from __future__ import annotations
 import lzma
 from dataclasses import dataclass
 
-import numba
 import numpy as np
 
+from ... import kernels
 from ...errors import CorruptFileError
 from ...storage import container
 from .. import Decoded, Encoded, Section
@@ -80,7 +80,7 @@ def channels_of(image: np.ndarray) -> tuple[str, bytes, np.ndarray]:
     return "rgb", b"", image
 
 
-@numba.njit(cache=True)
+@kernels.jit("int64[::1](uint8[:, :, :])")
 def colour_keys(image: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
     """The colours of a uint8 (H, W, 3) image as sorted int64 keys R << 16 | G << 8 | B (the order of
     np.unique over the pixels), or, as soon as a 257th colour turns up, 257 unsorted keys (no palette):
@@ -100,7 +100,7 @@ def colour_keys(image: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
     return np.sort(keys[:n])
 
 
-@numba.njit(cache=True)
+@kernels.jit("uint8[:, :, ::1](uint8[:, :, :], int64[::1])")
 def palette_indexes(image: np.ndarray, keys: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
     """The uint8 (H, W, 1) index channel of a uint8 (H, W, 3) image whose colours are all among `keys`
     (`colour_keys`: at most 256): each pixel's position in `keys`."""
@@ -137,7 +137,7 @@ def image_of(layout: Layout, channels: np.ndarray) -> np.ndarray:
     return channels
 
 
-@numba.njit(cache=True, inline="always")
+@kernels.jit(inline="always")
 def med_prediction(x: np.ndarray, i: int, j: int) -> int:  # pragma: no cover - compiled
     """LOCO-I's median edge detector at (i, j) of a uint8 (H, W) plane from its left, upper and
     upper-left neighbours (0 at the corner, the left or upper neighbour on the first row or column)."""
@@ -155,7 +155,7 @@ def med_prediction(x: np.ndarray, i: int, j: int) -> int:  # pragma: no cover - 
     return a + b - c
 
 
-@numba.njit(cache=True)
+@kernels.jit("void(uint8[:, :], int64, uint8[:, :], uint8[:, :])")
 def med_walk(values: np.ndarray, sign: int, predicted_from: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover
     """out[i, j] = (values[i, j] + sign * the MED prediction from `predicted_from` at (i, j)) mod 256, in
     row-major order, for uint8 (H, W) planes: `med_residuals` (sign -1, predicted from the plane) and

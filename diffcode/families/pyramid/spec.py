@@ -68,5 +68,8 @@ PRESETS = {p.name: p for p in (
     Preset("instant", 1, steps=0),
     # code 4 was a `max` preset (1,500 steps of rank-2 deltas, deltas.ADAPT lowrank2), never released: with model 2
     # it was worse than `default` on half the test images (experiments/results/kodak-pyramid2-test-max.md)
+    # max: the default's fit for 1,000 steps, about 4 minutes a 768x512 image on one core: 2.8590 bpsp against 2.8732
+    # at 300 steps and 2.8606 at 600 on kodim09/11/13/15 (experiments/results/pyramid_ablation-steps-gains2-val4.md)
+    Preset("max", 5, steps=1000, adapt="gains2", lr=1e-2, batch=32768),
 )}
 PRESET_BY_CODE = {p.code: p for p in PRESETS.values()}

@@ -137,10 +137,12 @@ class Engine:
     """The quantized network of float arrays (a prior, plus deltas) with the prior's `quant` (`make_quant`).
     The same interface as network.ExactNet: hidden(phase, inputs), channel(phase, c, hidden, own, base12).
 
-    The three heads' first layers read the same trunk output, so their trunk parts run as one matrix product
-    (`hidden`) and `channel` adds the pixel's own earlier channels: the column sums are the same integers."""
+    `hidden` keeps the trunk's output activations (integers 0..ACT_MAX, as uint16) of a chunk's targets, which
+    every channel's head reads; `channel` runs one head, its first layer's trunk part plus the pixel's own
+    earlier channels (the same integer column sums as one product over both). Both work in blocks of ROWS rows,
+    so a chunk holds only the uint16 activations and each block's float intermediates."""
 
-    ROWS = 1 << 13  # rows per block of `hidden` (memory: a block's float64 trunk activations)
+    ROWS = 1 << 13  # rows per block (memory: a block's float64 first-layer accumulators)
 
     def __init__(self, arrays: dict, quant: dict, order: int = 1):
         self.order = ORDERS[order]
@@ -152,30 +154,31 @@ class Engine:
                       for name, in_units, maxima, dtype, out_unit in Layout.layers(arrays, p, units)]
             trunk1, trunk2, heads1, heads2 = layers[0], layers[1], layers[2:5], layers[5:8]
             width = trunk2.weight.shape[1]
-            shared = Dense(np.concatenate([h.weight[:width] for h in heads1], 1),
-                           np.concatenate([h.bias for h in heads1]), np.concatenate([h.shift for h in heads1]))
-            own = [h.weight[width:] for h in heads1]
-            self.phases.append((trunk1, trunk2, shared, own, heads1, heads2))
+            # each head's first layer split into the part reading the trunk and the part reading the own channels
+            from_trunk = [Dense(np.ascontiguousarray(h.weight[:width]), h.bias, h.shift) for h in heads1]
+            from_own = [np.ascontiguousarray(h.weight[width:]) for h in heads1]
+            self.phases.append((trunk1, trunk2, from_trunk, from_own, heads2))
 
     def hidden(self, phase: int, inputs: np.ndarray) -> np.ndarray:
-        """The heads' first-layer accumulators from the trunk (N, 3 x head), float32 integers. Rows are
-        independent, so they run in blocks of ROWS: the same integers, and the trunk's wide intermediate
-        activations never exceed a block's."""
-        trunk1, trunk2, shared = self.phases[phase][:3]
-        out = np.empty((len(inputs), shared.weight.shape[1]), np.float32)
+        """The trunk's output activations (N, width): integers 0..ACT_MAX, uint16."""
+        trunk1, trunk2 = self.phases[phase][:2]
+        out = np.empty((len(inputs), trunk2.weight.shape[1]), np.uint16)
         for start in range(0, len(inputs), self.ROWS):
             h = trunk1.relu(np.asarray(inputs[start:start + self.ROWS], np.float64)).astype(np.float32)
-            out[start:start + self.ROWS] = shared.accumulate(trunk2.relu(h))
+            out[start:start + self.ROWS] = trunk2.relu(h)
         return out
 
     def channel(self, phase: int, c: int, hidden: np.ndarray, own: np.ndarray, base12: np.ndarray):
-        """(loc12, scale) int64 (N,) of channel c, given the pixel's own residuals of channels < c."""
-        _, _, _, own_weights, heads1, heads2 = self.phases[phase]
-        head = heads2[c].weight.shape[0]
-        acc1 = hidden[:, c * head:(c + 1) * head].copy()
-        if c:
-            acc1 += np.asarray(own[:, :c], np.float32) @ own_weights[c]
-        acc = heads2[c].accumulate(activations(acc1, heads1[c].shift)).astype(np.float64)
+        """(loc12, scale) int64 (N,) of channel c, given the trunk's activations and the pixel's own residuals
+        of channels < c."""
+        _, _, from_trunk, from_own, heads2 = self.phases[phase]
+        acc = np.empty((len(hidden), 2), np.float64)
+        for start in range(0, len(hidden), self.ROWS):
+            rows = slice(start, start + self.ROWS)
+            acc1 = from_trunk[c].accumulate(hidden[rows].astype(np.float32))
+            if c:
+                acc1 += np.asarray(own[rows, :c], np.float32) @ from_own[c]
+            acc[rows] = heads2[c].accumulate(activations(acc1, from_trunk[c].shift))
         delta = np.floor(acc[:, 0] * (heads2[c].shift[0] * LOC_PER_UNIT) + 0.5)
         scale = np.floor(acc[:, 1] * (heads2[c].shift[1] * spec.SCALE_GAIN) + 0.5) + spec.SCALE_MID
         loc12 = np.clip(np.asarray(base12[:, c], np.float64) + delta, spec.LOC_MIN, spec.LOC_MAX)

@@ -74,12 +74,13 @@ def _dense(arrays: dict, name: str, input_scale: float, n_raw_inputs: int = 0) -
 
 
 def input_integers(ctx: Contexts, level: int) -> np.ndarray:
-    """The network's integer inputs (N, 72) in 1/384 units (shared with the exact pass)."""
+    """The network's integer inputs (N, 72) in 1/384 units (shared with the exact pass), int16: residuals are
+    within +-12 x 255, mask and level bits 0 or 384."""
     n = len(ctx)
-    onehot = np.zeros((n, MAX_LEVELS), np.int32)
+    onehot = np.zeros((n, MAX_LEVELS), np.int16)
     onehot[:, min(level, MAX_LEVELS - 1)] = spec.INPUT_UNITS
-    return np.concatenate([ctx.residuals.reshape(n, -1), ctx.mask.astype(np.int32) * spec.INPUT_UNITS,
-                           onehot], 1)
+    return np.concatenate([ctx.residuals.reshape(n, -1).astype(np.int16),
+                           ctx.mask.astype(np.int16) * np.int16(spec.INPUT_UNITS), onehot], 1)
 
 
 def own_integers(target: np.ndarray, base12: np.ndarray) -> np.ndarray:

@@ -4,8 +4,8 @@
     @kernels.jit("signature")     also exported, with that numba signature, by the ahead-of-time module
 
 A decode runs a few compiled integer loops over a second or two of work, but importing numba and
-loading its cached machine code costs about 0.8 s of every process (`experiments/results/
-decode-kernels.md`). So the loops a decode needs are also compiled ahead of time, into an
+loading its cached machine code cost about 0.9 s and 120 MiB of every process (`experiments/results/
+codecs-kodim17-kernels.md`). So the loops a decode needs are also compiled ahead of time, into an
 extension module built from these very sources (`python -m diffcode.kernels`, run once after
 installing; `.ci/run` does): a process that finds it imports neither numba nor llvmlite.
 

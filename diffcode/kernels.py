@@ -80,6 +80,12 @@ def jit(signature=None, **options):
     return register
 
 
+def python_functions() -> list[Callable]:
+    """The Python source of every registered kernel (what numba compiles: a tool that rewrites Python bytecode,
+    as the fuzzer's instrumentation does, must leave these alone)."""
+    return [k.function for k in _KERNELS]
+
+
 def source_hash() -> str:
     """SHA-256 (16 hex digits) of every Python source of the package and of the numba and numpy versions: the
     name of the ahead-of-time module built from them."""

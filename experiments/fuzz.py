@@ -474,7 +474,10 @@ def instrumented_imports() -> None:
 
     from numba.core.dispatcher import Dispatcher
 
+    from diffcode import kernels
+
     jitted = {id(obj.py_func) for obj in gc.get_objects() if isinstance(obj, Dispatcher)}
+    jitted |= {id(function) for function in kernels.python_functions()}
     count = 0
     for obj in gc.get_objects():
         if (isinstance(obj, types.FunctionType) and id(obj) not in jitted

@@ -185,7 +185,7 @@ def test_version_is_pyproject_s():
     ({"steps": -2}, "steps must be at least 1"),
     ({"steps": 2.5}, "steps must be an integer"),
     ({"variant": "jpeg"}, "unknown variant"),
-    ({"preset": "huge"}, "takes presets default, fast or instant, not 'huge'"),
+    ({"preset": "huge"}, "takes presets default, fast, instant or max, not 'huge'"),
     ({"storage": "randseed"}, "takes storage none, not 'randseed'"),
     ({"budget_nats": 8.0}, "pyramid variant has no randseed storage"),
     ({"variant": "per-pixel", "preset": "default", "budget_nats": 8.0}, "dither storage has no segment budget"),

@@ -198,7 +198,7 @@ def get(name: str) -> Family:
 
 
 def presets_help() -> str:
-    """Every family's presets, as `--help` gives them: "auto and pyramid: default, fast, instant; ..."."""
+    """Every family's presets, as `--help` gives them: "auto and pyramid: default, fast, instant, max; ..."."""
     def label(name: str) -> str:
         return f"{AUTO} and {name}" if name == AUTO_MODEL else name
 

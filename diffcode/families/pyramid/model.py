@@ -42,7 +42,17 @@ class PhaseNet(nn.Module):
         Returns float (N, 3, 2): (o_loc, o_scale) per channel; channel c sees own[:, :c] only.
         """
         h = F.relu(self.trunk2(F.relu(self.trunk1(inputs))))
-        outs = [self.heads2[c](F.relu(self.heads1[c](torch.cat([h, own[:, :c]], 1)))) for c in range(3)]
+        # the heads' first layers read the trunk in one product (as the exact pass does), then each adds its
+        # pixel's earlier channels: no copy of the trunk's activations per head
+        width = h.shape[1]
+        weights = [layer.weight for layer in self.heads1]  # read once: a fit's parametrization rebuilds them
+        trunk_parts = F.linear(h, torch.cat([w[:, :width] for w in weights]),
+                               torch.cat([layer.bias for layer in self.heads1]))
+        outs = []
+        for c, part in enumerate(trunk_parts.split(weights[0].shape[0], 1)):
+            if c:
+                part = part + own[:, :c] @ weights[c][:, width:].T
+            outs.append(self.heads2[c](F.relu(part)))
         return torch.stack(outs, 1)
 
 

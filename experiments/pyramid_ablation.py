@@ -58,7 +58,11 @@ CONFIGS.update({"default-gains-steps600": replace(spec.PRESETS["default"], adapt
                 "fast-gains2": replace(spec.PRESETS["fast"], adapt="gains2"),
                 "default-steps600": replace(spec.PRESETS["default"], steps=600),
                 "default-lr2e-2": replace(spec.PRESETS["default"], lr=2e-2),
-                "default-lr5e-3": replace(spec.PRESETS["default"], lr=5e-3)})
+                "default-lr5e-3": replace(spec.PRESETS["default"], lr=5e-3),
+                "default-batch16k": replace(spec.PRESETS["default"], batch=16384),
+                "default-batch24k": replace(spec.PRESETS["default"], batch=24576),
+                "default-batch16k-steps500": replace(spec.PRESETS["default"], batch=16384, steps=500),
+                "default-batch16k-steps600": replace(spec.PRESETS["default"], batch=16384, steps=600)})
 # the default preset's bpsp against its fit time (--configs curve)
 CURVE = [f"default-steps{n}" for n in (0, 50, 150, 300, 500, 1000)]
 CONFIGS.update({name: replace(spec.PRESETS["default"], steps=int(name.rsplit("steps", 1)[1])) for name in CURVE})

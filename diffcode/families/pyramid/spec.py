@@ -61,9 +61,10 @@ PRESETS = {p.name: p for p in (
     # row besides (adapt "gains", 0.009 bpsp in all) saves 0.85 % more at 300 steps, lr 1e-2, and 0.49 % at
     # 150 (pyramid_ablation-gains-val4.md, -fastgains-val4.md: smaller on each of the four images); a gain per
     # column too (gains2, 0.017 bpsp in all) 0.26 % more at 300 steps (pyramid_ablation-gains2cols-val4.md)
-    # 300 steps: the width-128 prior costs about 0.2 s a step on one core; with the first prior 300 steps were
-    # 0.12 % behind 500 (experiments/results/pyramid_ablation-curve-val2.md)
-    Preset("default", 3, steps=300, adapt="gains2", lr=1e-2, batch=32768),
+    # 500 steps of 16,384 subpixels (about 50 s on one core): half the batch cost 0.02 % at 300 steps and let 500
+    # steps fit in the time of 300 (2.8633 against 2.8729 on kodim09/11/13/15; 600 steps 2.8609 in 60-67 s:
+    # experiments/results/pyramid_ablation-batch-*-val4.md)
+    Preset("default", 3, steps=500, adapt="gains2", lr=1e-2, batch=16384),
     Preset("fast", 2, steps=150, adapt="gains", lr=1e-2),
     Preset("instant", 1, steps=0),
     # code 4 was a `max` preset (1,500 steps of rank-2 deltas, deltas.ADAPT lowrank2), never released: with model 2

@@ -63,7 +63,8 @@ CONFIGS.update({"default-gains-steps600": replace(spec.PRESETS["default"], adapt
                 "default-batch24k": replace(spec.PRESETS["default"], batch=24576),
                 "default-batch16k-steps500": replace(spec.PRESETS["default"], batch=16384, steps=500),
                 "default-batch16k-steps600": replace(spec.PRESETS["default"], batch=16384, steps=600),
-                "max-batch16k-steps2000": replace(spec.PRESETS["max"], batch=16384, steps=2000)})
+                "max-batch16k-steps2000": replace(spec.PRESETS["max"], batch=16384, steps=2000),
+                "fast-batch8k-steps300": replace(spec.PRESETS["fast"], batch=8192, steps=300)})
 # the default preset's bpsp against its fit time (--configs curve)
 CURVE = [f"default-steps{n}" for n in (0, 50, 150, 300, 500, 1000)]
 CONFIGS.update({name: replace(spec.PRESETS["default"], steps=int(name.rsplit("steps", 1)[1])) for name in CURVE})

@@ -43,7 +43,7 @@ class Entry:
 REGISTERED = {
     "per-pixel": Entry("diffcode.families.per_pixel", {"default": 150}),
     "weights": Entry("diffcode.families.weights", {"default": 1000, "tiny": 24, "report": 5700}),
-    "pyramid": Entry("diffcode.families.pyramid", {"default": 500, "fast": 150, "instant": 0, "max": 1000}),
+    "pyramid": Entry("diffcode.families.pyramid", {"default": 500, "fast": 300, "instant": 0, "max": 1000}),
     "classic": Entry("diffcode.families.classic", {"default": 0}),
 }
 
@@ -206,7 +206,7 @@ def presets_help() -> str:
 
 
 def steps_help() -> str:
-    """Every family's default step counts, as `--help` gives them: "pyramid default 500, fast 150, ..."."""
+    """Every family's default step counts, as `--help` gives them: "pyramid default 500, fast 300, ..."."""
     return "; ".join(f"{name} " + ", ".join(f"{preset} {steps}" for preset, steps in entry.steps.items())
                      for name, entry in REGISTERED.items())
 

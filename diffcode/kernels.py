@@ -56,12 +56,9 @@ class _Pending:
 
     def __init__(self, kernel: _Kernel):
         self.kernel = kernel
-        self.py_func = kernel.function
         self.__doc__, self.__name__ = kernel.function.__doc__, kernel.function.__name__
 
     def __call__(self, *args):
-        if os.environ.get("DIFFCODE_KERNELS_TRACE"):
-            print(f"kernels: first call of {self.kernel.module}.{self.kernel.name}", file=sys.stderr)
         bind(jit_only=self.kernel.signature is None)
         return getattr(sys.modules[self.kernel.module], self.kernel.name)(*args)
 

@@ -12,8 +12,9 @@ installing; `.ci/run` does): a process that finds it imports neither numba nor l
 Binding (at the first call of any kernel): every kernel name in its module is replaced by
 
 - the ahead-of-time module's function, for exported kernels, when a module built from the current
-  sources exists (its file name holds a SHA-256 of the package's Python sources and the numba and
-  numpy versions, so an edited source, or another numba, is never run from a stale build);
+  sources exists (its file name holds a SHA-256 of the package's Python sources, the numba and
+  numpy versions and this CPU's identity, so an edited source, another numba, or a copy on another
+  CPU is never run from a stale build: the build uses this CPU's instructions, as numba does);
 - else numba's dispatcher (`numba.njit(cache=True)`), for every kernel: at the first call from
   Python of a kernel the ahead-of-time module does not export, or when it is missing, or with
   DIFFCODE_KERNELS=jit in the environment (the tests compare both ways).
@@ -21,6 +22,11 @@ Binding (at the first call of any kernel): every kernel name in its module is re
 Both compile the same integer code with the same LLVM, so they give the same integers; a test
 decodes files both ways. Kernels refer to each other through their module's globals (`rans.pop`,
 `_cdf`), which binding replaces, so a loop compiled just in time calls its callees' dispatchers.
+
+An exported function checks its arguments' types but not their layout: a Fortran-ordered array passed
+where the signature says C order (`[:, ::1]`) is read as if it were C order. Callers pass C-ordered
+arrays (`np.ascontiguousarray`); the just-in-time path would accept either, so only the tests that
+run the ahead-of-time build catch a slip.
 """
 
 from __future__ import annotations
@@ -91,8 +97,27 @@ def source_hash() -> str:
     digest = hashlib.sha256()
     for path in sorted(PACKAGE.rglob("*.py")):
         digest.update(str(path.relative_to(PACKAGE)).encode() + b"\0" + path.read_bytes() + b"\0")
-    digest.update(f"numpy {numpy.__version__} numba {_numba_version()}".encode())
+    digest.update(f"numpy {numpy.__version__} numba {_numba_version()}\0{cpu_identity()}".encode())
     return digest.hexdigest()[:16]
+
+
+def cpu_identity() -> str:
+    """What names this CPU's instruction set: the build is compiled for the CPU it is built on (as numba compiles
+    just in time; the generic x86-64 target runs the elementwise loops up to 8x slower, without SIMD floor), so a
+    package copied to another CPU finds no build of its name and compiles just in time instead of running
+    instructions its CPU may lack. Linux: the first processor's model and flags; elsewhere the platform's names."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            first = f.read(1 << 16).split("\n\n", 1)[0]
+        fields = [line for line in first.splitlines()
+                  if line.split(":", 1)[0].strip() in ("vendor_id", "model name", "flags", "Features", "CPU part")]
+        if fields:
+            return "\n".join(fields)
+    except OSError:
+        pass
+    import platform
+
+    return f"{platform.machine()} {platform.processor()} {platform.platform()}"
 
 
 def _numba_version() -> str:
@@ -141,7 +166,8 @@ def bind(jit_only: bool = False) -> str:
 
 # modules that define kernels: imported before binding or building, so every kernel is registered
 KERNEL_MODULES = ("diffcode.storage.rans", "diffcode.families.pyramid.entropy", "diffcode.families.pyramid.online",
-                  "diffcode.families.pyramid.layout", "diffcode.families.classic.exact")
+                  "diffcode.families.pyramid.layout", "diffcode.families.pyramid.engine",
+                  "diffcode.families.classic.exact")
 
 
 def _import_all() -> None:
@@ -167,6 +193,7 @@ def build(output: Path = PACKAGE) -> Path:
         cc = CC(module_name())
         cc.output_dir = str(output)
         cc.verbose = False
+        cc.target_cpu = "host"  # as numba.njit compiles: the build is named after this CPU (`cpu_identity`)
         for k in _KERNELS:
             if k.signature is not None:
                 cc.export(_export_name(k), k.signature)(k.function)

@@ -31,9 +31,11 @@ print(json.dumps({"pixels": out, "numba": "numba" in sys.modules}))
 """
 
 
-def _decode_in_process(paths: list[Path], mode: str) -> dict:
+def _decode_in_process(paths: list[Path], mode: str, threads: int | None = None) -> dict:
     env = dict(os.environ)
     env.pop(kernels.ENV, None)
+    if threads:  # the matrix products' threads (numpy's BLAS)
+        env.update({name: str(threads) for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")})
     if mode == "jit":
         env[kernels.ENV] = "jit"
     out = subprocess.run([sys.executable, "-c", DECODE, *map(str, paths)], cwd=ROOT, env=env, capture_output=True,
@@ -68,6 +70,13 @@ def test_ahead_of_time_kernels_decode_the_files_without_numba(files):
         pytest.skip("the ahead-of-time module is not built from these sources: run python -m diffcode.kernels")
     paths, expected = files
     assert _decode_in_process(paths, "aot") == {"pixels": expected, "numba": False}
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_one_or_two_threads_decode_the_same_pixels(files, threads):
+    """The engine's products are exact in any summation order, so BLAS's thread count cannot change a pixel."""
+    paths, expected = files
+    assert _decode_in_process(paths, "aot", threads)["pixels"] == expected
 
 
 def test_a_build_from_other_sources_is_not_used(tmp_path, monkeypatch):

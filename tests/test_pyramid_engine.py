@@ -49,6 +49,29 @@ def test_every_layer_keeps_its_bound(model):
     assert net.phases[0][1].weight.dtype == np.float32
 
 
+@pytest.mark.parametrize("which", ["shipped", "test model"])
+def test_compiled_loops_give_the_numpy_formulas_integers(model, which):
+    """`hidden` and `channel` (compiled loops between the products, in blocks of ROWS) against their numpy
+    formulas over the inputs' whole range (activations clipped at both ends)."""
+    source = prior.load() if which == "shipped" else model
+    net = exact.exact_net(source, source.arrays)
+    rng = np.random.default_rng(5)
+    n = engine.Engine.ROWS + 77  # two blocks, the second partial
+    for phase in range(len(net.phases)):
+        n_inputs = net.phases[phase][0].weight.shape[0]
+        inputs = rng.integers(-engine.RAW_MAX, engine.RAW_MAX + 1, (n, n_inputs)).astype(np.int16)
+        inputs[: n // 2] //= 16  # small residuals, as most real ones are
+        inputs[:, -layout.MAX_LEVELS:] = rng.choice([0, 384], (n, layout.MAX_LEVELS))
+        hidden = net.hidden(phase, inputs)
+        assert np.array_equal(hidden, net.hidden_reference(phase, inputs))
+        assert hidden.min() == 0 and hidden.max() == engine.ACT_MAX
+        own = rng.integers(-engine.RAW_MAX, engine.RAW_MAX + 1, (n, 3)).astype(np.int32)
+        base12 = rng.integers(0, engine.RAW_MAX + 1, (n, 3)).astype(np.int32)
+        for c in range(3):
+            got, want = net.channel(phase, c, hidden, own, base12), net.channel_reference(phase, c, hidden, own, base12)
+            assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+
+
 def test_round_trip_is_bit_exact(model):
     image = _image(37, 29, 2)
     net = exact.exact_net(model, model.arrays)

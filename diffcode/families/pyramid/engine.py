@@ -1,4 +1,5 @@
-"""The pyramid network in narrow exact integers: float32 matrix products where they fit (numpy only).
+"""The pyramid network in narrow exact integers: float32 matrix products where they fit (numpy's), and compiled
+loops for the elementwise work between them.
 
 Why it is the same on every machine and thread count: every layer holds integer weights, integer
 biases and integer inputs, and its matrix product is exact because no partial sum can leave the
@@ -9,7 +10,9 @@ range where its float type holds every integer: for each output column j,
 (checked when a network is built, with exact int64 arithmetic; a prior's exponents are chosen for
 half of it, which leaves per-image deltas room). Every integer of magnitude up to LIMIT is a float
 of that type, so any summation order, blocking, FMA or SIMD width gives the same integers.
-Everything else is elementwise: a multiplication by a power of two (exact), floor, clip.
+Everything else is elementwise: a multiplication by a power of two (exact), floor, clip. Those run in
+compiled loops (`kernels`), one pass per layer, with the same IEEE operations in the same types as the
+numpy formulas they replace (`activations`, `Engine.channel_reference`, which the tests compare).
 
     layer:   acc = x @ W + B                       (exact integers)
     hidden:  h = clip(floor(acc * 2^-e_j + 1/2), 0, ACT_MAX)      (integers, unit 1 / 2^a_layer)
@@ -30,6 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ... import kernels
 from . import spec
 from .layout import MAX_LEVELS, ORDERS
 
@@ -37,6 +41,7 @@ LIMITS = {np.float32: 1 << 24, np.float64: 1 << 53}
 ACT_MAX = 511  # hidden activations are integers 0..ACT_MAX
 RAW_MAX = 12 * 255  # |residual input| in 1/12 grey levels; mask and level bits are INPUT_UNITS or 0
 LOC_PER_UNIT = int(spec.LOC_GAIN * spec.LOC_STEP)  # 96: 1/12 grey levels per unit of o_loc
+LOC_MIN, LOC_MAX, SCALE_MID, N_SCALES = float(spec.LOC_MIN), float(spec.LOC_MAX), spec.SCALE_MID, spec.N_SCALES
 
 
 @dataclass
@@ -66,6 +71,57 @@ def activations(acc: np.ndarray, shift: np.ndarray) -> np.ndarray:
     return np.clip(acc, 0, ACT_MAX, out=acc)
 
 
+@kernels.jit("void(float64[:, ::1], float64[::1], float32[:, ::1])")
+def _relu64(acc, shift, out):
+    """out = clip(floor(acc * shift + 1/2), 0, ACT_MAX): float64 accumulators to float32 activations."""
+    for i in range(acc.shape[0]):
+        for j in range(acc.shape[1]):
+            out[i, j] = min(max(np.floor(acc[i, j] * shift[j] + 0.5), 0.0), ACT_MAX)
+
+
+@kernels.jit("void(float32[:, ::1], float32[::1], uint16[:, ::1])")
+def _relu32(acc, shift, out):
+    """out = clip(floor(acc * shift + 1/2), 0, ACT_MAX): float32 accumulators (float32 arithmetic, as numpy's) to
+    uint16 activations."""
+    half = np.float32(0.5)
+    for i in range(acc.shape[0]):
+        for j in range(acc.shape[1]):
+            out[i, j] = np.uint16(min(max(np.floor(acc[i, j] * shift[j] + half), 0.0), ACT_MAX))
+
+
+@kernels.jit("void(float32[:, ::1], float32[::1], int32[:, ::1], int64, float32[:, ::1], float32[:, ::1], "
+             "float32[::1], float64, float64, int32[:, ::1], int64[::1], int64[::1])")
+def _head(acc1, shift1, own, c, w_own, w2, b2, k_loc, k_scale, base12, loc12, scale):
+    """The rest of channel c's head after its first layer's trunk part `acc1` (N, head), which it overwrites: add
+    the own channels 0..c-1, activations, the second layer, then (loc12, scale):
+    loc12 = clip(base12 + floor(acc_loc * k_loc + 1/2)), scale = clip(floor(acc_scale * k_scale + 1/2) + MID), in
+    float64 as `Engine.channel_reference`. The second layer's sums are float32 sums of integers below 2^24, exact
+    in any order: each runs as 8 interleaved partial sums (8 independent chains instead of one)."""
+    half = np.float32(0.5)
+    n, m = acc1.shape
+    part = np.zeros((2, 8), np.float32)
+    for i in range(n):
+        a = acc1[i]
+        for k in range(c):
+            o = np.float32(own[i, k])
+            for j in range(m):
+                a[j] += o * w_own[k, j]
+        for j in range(m):
+            a[j] = min(max(np.floor(a[j] * shift1[j] + half), np.float32(0.0)), np.float32(ACT_MAX))
+        part[:] = 0
+        for j in range(m):
+            part[0, j & 7] += a[j] * w2[j, 0]
+            part[1, j & 7] += a[j] * w2[j, 1]
+        out0, out1 = b2[0], b2[1]
+        for q in range(8):
+            out0 += part[0, q]
+            out1 += part[1, q]
+        delta = np.floor(np.float64(out0) * k_loc + 0.5)
+        loc12[i] = np.int64(min(max(base12[i, c] + delta, LOC_MIN), LOC_MAX))
+        s = np.floor(np.float64(out1) * k_scale + 0.5) + SCALE_MID
+        scale[i] = np.int64(min(max(s, 0.0), N_SCALES - 1))
+
+
 def exponents(w: np.ndarray, b: np.ndarray, units: np.ndarray, maxima: np.ndarray, dtype) -> np.ndarray:
     """Column exponents s (out,) of a float layer w (out, in) as torch stores it, b (out,), reading inputs of
     `units` (in,) with |x_i| <= maxima[i]: the largest that keep the exactness bound. A float reduction, so it
@@ -85,7 +141,8 @@ def quantize(w: np.ndarray, b: np.ndarray, s: np.ndarray, units: np.ndarray, max
     scale = 2.0 ** np.asarray(s, np.float64)
     weight = np.rint(np.asarray(w, np.float64).T * scale[None, :] / units[:, None])
     bias = np.rint(np.asarray(b, np.float64) * scale)
-    layer = Dense(weight.astype(dtype), bias.astype(dtype), out_unit / scale)
+    # C order: the compiled loops read weights row-major (ahead-of-time kernels do not check layouts)
+    layer = Dense(np.ascontiguousarray(weight, dtype), bias.astype(dtype), out_unit / scale)
     check(layer, maxima)
     return layer
 
@@ -163,22 +220,43 @@ class Engine:
         """The trunk's output activations (N, width): integers 0..ACT_MAX, uint16."""
         trunk1, trunk2 = self.phases[phase][:2]
         out = np.empty((len(inputs), trunk2.weight.shape[1]), np.uint16)
+        h = np.empty((min(len(inputs), self.ROWS), trunk1.weight.shape[1]), np.float32)
+        shift2 = trunk2.shift.astype(np.float32)
         for start in range(0, len(inputs), self.ROWS):
-            h = trunk1.relu(np.asarray(inputs[start:start + self.ROWS], np.float64)).astype(np.float32)
-            out[start:start + self.ROWS] = trunk2.relu(h)
+            block = inputs[start:start + self.ROWS]
+            _relu64(trunk1.accumulate(np.asarray(block, np.float64)), trunk1.shift, h[:len(block)])
+            _relu32(trunk2.accumulate(h[:len(block)]), shift2, out[start:start + len(block)])
         return out
 
     def channel(self, phase: int, c: int, hidden: np.ndarray, own: np.ndarray, base12: np.ndarray):
         """(loc12, scale) int64 (N,) of channel c, given the trunk's activations and the pixel's own residuals
-        of channels < c."""
+        of channels < c (int32 (N, 3)); base12 int32 (N, 3)."""
         _, _, from_trunk, from_own, heads2 = self.phases[phase]
-        acc = np.empty((len(hidden), 2), np.float64)
-        for start in range(0, len(hidden), self.ROWS):
+        n = len(hidden)
+        loc12, scale = np.empty(n, np.int64), np.empty(n, np.int64)
+        first, second = from_trunk[c], heads2[c]
+        own, base12 = np.ascontiguousarray(own, np.int32), np.ascontiguousarray(base12, np.int32)
+        w_own = from_own[c] if c else np.zeros((1, first.weight.shape[1]), np.float32)
+        k_loc, k_scale = float(second.shift[0] * LOC_PER_UNIT), float(second.shift[1] * spec.SCALE_GAIN)
+        for start in range(0, n, self.ROWS):
             rows = slice(start, start + self.ROWS)
-            acc1 = from_trunk[c].accumulate(hidden[rows].astype(np.float32))
-            if c:
-                acc1 += np.asarray(own[rows, :c], np.float32) @ from_own[c]
-            acc[rows] = heads2[c].accumulate(activations(acc1, from_trunk[c].shift))
+            _head(first.accumulate(hidden[rows].astype(np.float32)), first.shift.astype(np.float32), own[rows], c,
+                  w_own, second.weight, second.bias, k_loc, k_scale, base12[rows], loc12[rows], scale[rows])
+        return loc12, scale
+
+    def hidden_reference(self, phase: int, inputs: np.ndarray) -> np.ndarray:
+        """`hidden` in numpy formulas (the tests' yardstick for the compiled loops)."""
+        trunk1, trunk2 = self.phases[phase][:2]
+        h = trunk1.relu(np.asarray(inputs, np.float64)).astype(np.float32)
+        return trunk2.relu(h).astype(np.uint16)
+
+    def channel_reference(self, phase: int, c: int, hidden: np.ndarray, own: np.ndarray, base12: np.ndarray):
+        """`channel` in numpy formulas (the tests' yardstick for the compiled loops)."""
+        _, _, from_trunk, from_own, heads2 = self.phases[phase]
+        acc1 = from_trunk[c].accumulate(hidden.astype(np.float32))
+        if c:
+            acc1 += np.asarray(own[:, :c], np.float32) @ from_own[c]
+        acc = heads2[c].accumulate(activations(acc1, from_trunk[c].shift)).astype(np.float64)
         delta = np.floor(acc[:, 0] * (heads2[c].shift[0] * LOC_PER_UNIT) + 0.5)
         scale = np.floor(acc[:, 1] * (heads2[c].shift[1] * spec.SCALE_GAIN) + 0.5) + spec.SCALE_MID
         loc12 = np.clip(np.asarray(base12[:, c], np.float64) + delta, spec.LOC_MIN, spec.LOC_MAX)

@@ -148,11 +148,11 @@ def bind(jit_only: bool = False) -> str:
     global _bound
     if _bound == "jit" or (_bound == "aot" and not jit_only):
         return _bound
+    _import_all()  # every kernel registered before any is bound: one bound later would stay pending forever
     module = None if jit_only else aot_module()
     if module is None:
         import numba
 
-        _import_all()
         for k in _KERNELS:
             setattr(sys.modules[k.module], k.name, numba.njit(cache=True, **k.options)(k.function))
         _bound = "jit"

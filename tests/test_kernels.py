@@ -79,6 +79,21 @@ def test_one_or_two_threads_decode_the_same_pixels(files, threads):
     assert _decode_in_process(paths, "aot", threads)["pixels"] == expected
 
 
+def test_kernels_of_modules_imported_after_the_first_call_are_bound(files):
+    """The classic family's loops run first (as in `compress`'s mode decision), then a pyramid decode imports the
+    pyramid's modules: their kernels must be bound too (they were left pending, and called themselves forever)."""
+    if kernels.aot_module() is None:
+        pytest.skip("the ahead-of-time module is not built from these sources: run python -m diffcode.kernels")
+    paths, expected = files
+    script = ("import sys\nimport numpy as np\nfrom diffcode import api\n"
+              "assert 'diffcode.families.pyramid.engine' not in sys.modules\n"
+              "api.compress(np.zeros((8, 8, 3), np.uint8), variant='classic')\n" + DECODE)
+    env = {k: v for k, v in os.environ.items() if k != kernels.ENV}
+    out = subprocess.run([sys.executable, "-c", script, *map(str, paths)], cwd=ROOT, env=env, capture_output=True,
+                         text=True, check=True).stdout
+    assert json.loads(out)["pixels"] == expected
+
+
 def test_a_build_from_other_sources_is_not_used(tmp_path, monkeypatch):
     """The module's name is a hash of the sources: an edited source names another module."""
     copy = tmp_path / "diffcode"

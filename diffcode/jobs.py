@@ -26,7 +26,7 @@ from __future__ import annotations
 import re
 from typing import Any, Callable
 
-from . import codec, families, limits
+from . import codec, families, fixedpoint, limits
 from .errors import DecoderMismatchError, DiffcodeError, UsageError
 from .families import Fit, auto
 from .image import ColorMode, image_and_mode
@@ -126,15 +126,32 @@ def choose(image, *, preset: str = "default", steps: int | None = None, seed: in
     `auto.worth_fitting` says it can win, the photo model fitted with `preset`.
     model: the photo model's shared model (None: the shipped one); metadata: kept in the file."""
     family = check_options(auto.NAME, preset=preset, steps=steps, seed=seed, device=device)
-    candidates = [store(fit(image, variant=auto.CLASSIC, color=color), metadata=metadata)]
+
+    def classic():
+        return store(fit(image, variant=auto.CLASSIC, color=color), metadata=metadata)
+
+    # with a second thread, the classic file is made while the photo model codes (LZMA, most of its time, runs
+    # without the GIL); the same files either way
+    background = _in_thread(classic) if fixedpoint.threads() > 1 else None
     model = model if model is not None else family.load_model()
     instant = fit(image, variant=auto.MODEL, model=model, color=color, preset="instant", seed=seed, device=device)
-    candidates.append(store(instant, model=model, device=device, progress=stage_progress, metadata=metadata))
+    instant = store(instant, model=model, device=device, progress=stage_progress, metadata=metadata)
+    candidates = [background.result() if background else classic(), instant]
     if family.fit_steps(preset, steps) > 0 and auto.worth_fitting(len(candidates[1][0]), len(candidates[0][0])):
         fitted = fit(image, variant=auto.MODEL, model=model, color=color, preset=preset, steps=steps, seed=seed,
                      device=device, progress=progress)
         candidates.append(store(fitted, model=model, device=device, progress=stage_progress, metadata=metadata))
     return min(candidates, key=lambda candidate: len(candidate[0]))
+
+
+def _in_thread(work: Callable[[], Any]):
+    """A future of work() running in a new thread (its exception is raised by .result())."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(1, thread_name_prefix="diffcode-choose")
+    future = pool.submit(work)
+    pool.shutdown(wait=False)  # the thread ends with its work
+    return future
 
 
 def model_named(family, wanted: str, checkpoint: str | None, what: str):

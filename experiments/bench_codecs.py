@@ -99,15 +99,16 @@ def diffcode_codecs(python: str, presets: list[str], jit: bool = False) -> list[
             for preset in presets]
 
 
-def reference_codecs(efforts: tuple[int, ...] = (7, 9)) -> list[Codec]:
-    """Lossless JPEG XL at each of `efforts` and lossless WebP, one thread each."""
+def reference_codecs(efforts: tuple[int, ...] = (7, 9), threads: int = 1) -> list[Codec]:
+    """Lossless JPEG XL at each of `efforts` and lossless WebP, `threads` threads each (WebP: -mt above one)."""
     jxl = [Codec(f"cjxl -d 0 -e {effort}", f"djxl (e{effort} file)", f".e{effort}.jxl",
-                 ("cjxl", "{input}", "{output}", "-d", "0", "-e", str(effort), "--num_threads=1", "--quiet"),
-                 ("djxl", "{input}", "{output}", "--num_threads=1", "--quiet"), ("cjxl", "djxl"))
+                 ("cjxl", "{input}", "{output}", "-d", "0", "-e", str(effort), f"--num_threads={threads}", "--quiet"),
+                 ("djxl", "{input}", "{output}", f"--num_threads={threads}", "--quiet"), ("cjxl", "djxl"))
            for effort in efforts]
+    mt = ("-mt",) if threads > 1 else ()
     webp = Codec("cwebp -lossless -z 9", "dwebp", ".webp",
-                 ("cwebp", "-quiet", "-lossless", "-z", "9", "{input}", "-o", "{output}"),
-                 ("dwebp", "-quiet", "{input}", "-o", "{output}"), ("cwebp", "dwebp"))
+                 ("cwebp", "-quiet", "-lossless", "-z", "9", *mt, "{input}", "-o", "{output}"),
+                 ("dwebp", "-quiet", *mt, "{input}", "-o", "{output}"), ("cwebp", "dwebp"))
     return jxl + [webp]
 
 
@@ -202,9 +203,9 @@ def bit_exact(path: Path, original: np.ndarray) -> bool:
     return pixels is not None and pixels.shape == original.shape and np.array_equal(pixels, original)
 
 
-def child_environment() -> dict[str, str]:
-    """This environment with every thread pool held to one thread and no progress bars."""
-    return {**os.environ, **{name: "1" for name in THREAD_VARIABLES}, "DIFFCODE_PROGRESS": "never"}
+def child_environment(threads: int = 1) -> dict[str, str]:
+    """This environment with every thread pool held to `threads` threads and no progress bars."""
+    return {**os.environ, **{name: str(threads) for name in THREAD_VARIABLES}, "DIFFCODE_PROGRESS": "never"}
 
 
 def fill(template: tuple[str, ...], source: Path, target: Path) -> list[str]:
@@ -274,7 +275,9 @@ def tool_versions(codecs: list[Codec]) -> list[str]:
 
 def notes(args, load: tuple[float, float], floor_mib: float, codecs: list[Codec], missing: list[str]) -> list[str]:
     """The lines under the table: how it was run, the load, the tools and what was left out."""
-    lines = [f"Whole processes, one thread ({', '.join(THREAD_VARIABLES)} = 1; cjxl/djxl --num_threads=1); "
+    threads = "one thread" if args.threads == 1 else f"{args.threads} threads"
+    lines = [f"Whole processes, {threads} ({', '.join(THREAD_VARIABLES)} = {args.threads}; cjxl/djxl "
+             f"--num_threads={args.threads}{'; cwebp/dwebp -mt' * (args.threads > 1)}); "
              f"{args.warmup} uncounted round(s), then {args.repeats} counted round(s), every command once per "
              f"round in turn; medians, and `x djxl`: the median of each round's ratio to `{REFERENCE}` of the same "
              "image. Every decode was compared with the image's pixels.",
@@ -309,6 +312,7 @@ def parse_args(argv: list[str] | None):
     ap.add_argument("--presets", default=",".join(PRESETS), help="diffcode presets, comma-separated")
     ap.add_argument("--repeats", type=int, default=5, help="counted rounds")
     ap.add_argument("--warmup", type=int, default=1, help="uncounted rounds first")
+    ap.add_argument("--threads", type=int, default=1, help="threads of every command (1: the issue's measure)")
     ap.add_argument("--python", default=sys.executable, help="the interpreter that runs diffcode's cli.py")
     ap.add_argument("--no-references", action="store_true", help="diffcode only (no cjxl, djxl, cwebp, dwebp)")
     ap.add_argument("--jit-too", action="store_true",
@@ -327,7 +331,7 @@ def parse_args(argv: list[str] | None):
 
 def measure(args, images: dict[str, Path], codecs: list[Codec], originals: dict[str, np.ndarray]):
     """The counted rounds (after the warm-up ones) and the launcher's peak floor in MiB."""
-    env, rounds = child_environment(), []
+    env, rounds = child_environment(args.threads), []
     with Launcher() as launcher:
         for index in range(args.warmup + args.repeats):
             print(f"round {index + 1} of {args.warmup + args.repeats}"
@@ -343,7 +347,7 @@ def main(argv: list[str] | None = None) -> None:
 
     images = {Path(name).stem: image_path(name) for name in args.images}
     originals = {name: read_image(path) for name, path in images.items()}
-    codecs, missing = available([] if args.no_references else reference_codecs())
+    codecs, missing = available([] if args.no_references else reference_codecs(threads=args.threads))
     codecs = diffcode_codecs(args.python, args.presets) + diffcode_codecs(args.python, args.presets, True) * args.jit_too \
         + codecs
     for line in missing:

@@ -99,6 +99,38 @@ def test_a_photo_keeps_the_photo_model():
     assert report.variant == "pyramid" and data == instant
 
 
+@pytest.mark.parametrize("name", ["noise", "palette"])
+def test_the_decision_makes_the_same_file_with_one_thread_or_two(name):
+    """With two threads the classic file is made beside the photo model's (`jobs.choose`): the same bytes."""
+    from diffcode import fixedpoint
+
+    files = []
+    for n in (1, 2):
+        fixedpoint.set_threads(n)
+        try:
+            files.append(api.choose(IMAGES[name], preset="instant")[0])
+        finally:
+            fixedpoint.set_threads(None)
+    assert files[0] == files[1]
+
+
+def test_a_failure_while_the_classic_file_is_made_in_its_thread_is_raised(monkeypatch):
+    from diffcode import fixedpoint, jobs
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("classic failed")
+
+    real_fit = jobs.fit
+    monkeypatch.setattr(jobs, "fit", lambda image, variant, **k: broken() if variant == auto.CLASSIC
+                        else real_fit(image, variant=variant, **k))
+    fixedpoint.set_threads(2)
+    try:
+        with pytest.raises(RuntimeError, match="classic failed"):
+            api.choose(IMAGES["palette"], preset="instant")
+    finally:
+        fixedpoint.set_threads(None)
+
+
 def test_compress_chooses_by_default(tmp_path, monkeypatch):
     from PIL import Image
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 import re
 from typing import Any, Callable
 
-from . import codec, families, fixedpoint, limits
+from . import codec, families, limits
 from .errors import DecoderMismatchError, DiffcodeError, UsageError
 from .families import Fit, auto
 from .image import ColorMode, image_and_mode
@@ -132,7 +132,9 @@ def choose(image, *, preset: str = "default", steps: int | None = None, seed: in
 
     # with a second thread, the classic file is made while the photo model codes (LZMA, most of its time, runs
     # without the GIL); the same files either way
-    background = _in_thread(classic) if fixedpoint.threads() > 1 else None
+    from .fixedpoint import threads  # here: fixedpoint imports numba, which a decode never needs
+
+    background = _in_thread(classic) if threads() > 1 else None
     model = model if model is not None else family.load_model()
     instant = fit(image, variant=auto.MODEL, model=model, color=color, preset="instant", seed=seed, device=device)
     instant = store(instant, model=model, device=device, progress=stage_progress, metadata=metadata)

@@ -321,6 +321,8 @@ def parse_args(argv: list[str] | None):
     ap.add_argument("--out-dir", type=Path, default=ROOT / "experiments" / "results")
     ap.add_argument("--name", default="codecs")
     ap.add_argument("--note", default="", help="a line for the table's notes (e.g. what else ran)")
+    ap.add_argument("--allow-jit", action="store_true",
+                    help="run even when no ahead-of-time module is built from these sources (decodes then pay numba)")
     args = ap.parse_args(argv)
     args.presets = [p for p in args.presets.split(",") if p]
     args.images = [i for i in args.images.split(",") if i]
@@ -343,7 +345,12 @@ def measure(args, images: dict[str, Path], codecs: list[Codec], originals: dict[
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    from diffcode import kernels
     from diffcode.image import read_image
+
+    if kernels.aot_module() is None and not args.allow_jit:
+        raise SystemExit("no ahead-of-time kernels built from these sources: run python -m diffcode.kernels first "
+                         "(or --allow-jit to time numba's just-in-time path)")
 
     images = {Path(name).stem: image_path(name) for name in args.images}
     originals = {name: read_image(path) for name, path in images.items()}

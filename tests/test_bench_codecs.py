@@ -91,7 +91,7 @@ def test_peak_memory_is_the_commands_own_not_this_processs():
 @pytest.mark.slow  # two diffcode processes: about 2 s on the loaded 2-core machine
 def test_diffcode_end_to_end_on_a_tiny_image(tiny, tmp_path):
     bench_codecs.main(["--images", str(tiny), "--presets", "instant", "--repeats", "1", "--warmup", "0",
-                       "--no-references", "--work-dir", str(tmp_path / "work"), "--out-dir", str(tmp_path)])
+                       "--no-references", "--allow-jit", "--work-dir", str(tmp_path / "work"), "--out-dir", str(tmp_path)])
     rows = read_rows(tmp_path / "codecs.csv")
     assert [r["command"] for r in rows] == ["diffcode compress --preset instant", "diffcode decode (instant file)"]
     assert all(r["bit_exact"] == "True" and r["wall_x_djxl"] == "" for r in rows)

@@ -79,6 +79,21 @@ def test_one_or_two_threads_decode_the_same_pixels(files, threads):
     assert _decode_in_process(paths, "aot", threads)["pixels"] == expected
 
 
+def test_the_command_line_decode_imports_no_numba(files, tmp_path):
+    """`diffcode decode` as a user runs it (typer, the batch runner, the jobs module) keeps numba out too."""
+    if kernels.aot_module() is None:
+        pytest.skip("the ahead-of-time module is not built from these sources: run python -m diffcode.kernels")
+    paths, _ = files
+    script = ("import runpy, sys\n"
+              f"sys.argv = ['cli.py', 'decode', {str(paths[-1])!r}, '-o', {str(tmp_path / 'out.png')!r}, '-q']\n"
+              "try:\n    runpy.run_path('cli.py', run_name='__main__')\nexcept SystemExit as exit:\n"
+              "    assert not exit.code, exit.code\n"
+              "print(sorted(m for m in ('numba', 'llvmlite', 'scipy', 'torch') if m in sys.modules))\n")
+    env = {k: v for k, v in os.environ.items() if k != kernels.ENV}
+    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]" and (tmp_path / "out.png").exists()
+
+
 def test_kernels_of_modules_imported_after_the_first_call_are_bound(files):
     """The classic family's loops run first (as in `compress`'s mode decision), then a pyramid decode imports the
     pyramid's modules: their kernels must be bound too (they were left pending, and called themselves forever)."""

@@ -204,7 +204,7 @@ class Engine:
     def __init__(self, arrays: dict, quant: dict, order: int = 1):
         self.order = ORDERS[order]
         units = {name.removesuffix(".0"): q["unit"] for name, q in quant.items()}  # heads1.0's unit is heads1's
-        self.phases = []
+        self.phases, self.shifts32 = [], []
         for p in range(len(self.order)):
             layers = [quantize(arrays[name + ".weight"], arrays[name + ".bias"], np.array(quant[name]["exponents"]),
                                in_units, maxima, dtype, out_unit)
@@ -215,13 +215,15 @@ class Engine:
             from_trunk = [Dense(np.ascontiguousarray(h.weight[:width]), h.bias, h.shift) for h in heads1]
             from_own = [np.ascontiguousarray(h.weight[width:]) for h in heads1]
             self.phases.append((trunk1, trunk2, from_trunk, from_own, heads2))
+            # the float32 activations' column shifts (powers of two), made once rather than per block
+            self.shifts32.append((trunk2.shift.astype(np.float32), [f.shift.astype(np.float32) for f in from_trunk]))
 
     def hidden(self, phase: int, inputs: np.ndarray) -> np.ndarray:
         """The trunk's output activations (N, width): integers 0..ACT_MAX, uint16."""
         trunk1, trunk2 = self.phases[phase][:2]
         out = np.empty((len(inputs), trunk2.weight.shape[1]), np.uint16)
         h = np.empty((min(len(inputs), self.ROWS), trunk1.weight.shape[1]), np.float32)
-        shift2 = trunk2.shift.astype(np.float32)
+        shift2 = self.shifts32[phase][0]
         for start in range(0, len(inputs), self.ROWS):
             block = inputs[start:start + self.ROWS]
             _relu64(trunk1.accumulate(np.asarray(block, np.float64)), trunk1.shift, h[:len(block)])
@@ -236,12 +238,12 @@ class Engine:
         loc12, scale = np.empty(n, np.int64), np.empty(n, np.int64)
         first, second = from_trunk[c], heads2[c]
         own, base12 = np.ascontiguousarray(own, np.int32), np.ascontiguousarray(base12, np.int32)
-        w_own = from_own[c] if c else np.zeros((1, first.weight.shape[1]), np.float32)
+        shift1 = self.shifts32[phase][1][c]
         k_loc, k_scale = float(second.shift[0] * LOC_PER_UNIT), float(second.shift[1] * spec.SCALE_GAIN)
         for start in range(0, n, self.ROWS):
             rows = slice(start, start + self.ROWS)
-            _head(first.accumulate(hidden[rows].astype(np.float32)), first.shift.astype(np.float32), own[rows], c,
-                  w_own, second.weight, second.bias, k_loc, k_scale, base12[rows], loc12[rows], scale[rows])
+            _head(first.accumulate(hidden[rows].astype(np.float32)), shift1, own[rows], c, from_own[c],
+                  second.weight, second.bias, k_loc, k_scale, base12[rows], loc12[rows], scale[rows])
         return loc12, scale
 
     def hidden_reference(self, phase: int, inputs: np.ndarray) -> np.ndarray:

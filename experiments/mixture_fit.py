@@ -4,7 +4,7 @@
     python experiments/mixture_fit.py --prior m2 --images kodim09,kodim13 --name mixture_fit-m2
 
 `--prior m2` is model 2's float prior (`experiments/checkpoints/prior-m2.npz`, one logistic), `mix2` the
-two-logistic prior of the same recipe (`prior-mix2.npz`, `experiments/mixture_ablation.py`). For each image:
+two-logistic prior of the same recipe (`prior-mix2.npz`, `experiments/train_pyramid.py --components 2`). For each image:
 the float model's bits per subpixel of the whole image with the prior alone, then after `default`'s per-image
 fit (gains2, its steps, batch and learning rate, seed 0; the deltas rounded as a file would hold them, their own
 bits not counted). No online adaptation and no exact coder: neither exists for the mixture yet. Writes
@@ -25,7 +25,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "experiments"))
 
-import mixture_ablation  # noqa: E402
 from diffcode.families.pyramid import deltas, fit, spec, train  # noqa: E402
 from pyramid_ablation import images  # noqa: E402
 
@@ -39,9 +38,6 @@ def main() -> None:
     parser.add_argument("--images", default="kodim09,kodim13")
     parser.add_argument("--name", default="")
     args = parser.parse_args()
-    if args.prior == "mix2":
-        train.PyramidNet = fit.PyramidNet = mixture_ablation.MixtureNet
-        train.phase_nats = mixture_ablation.mixture_nats
     arrays = {k: v for k, v in np.load(PRIORS[args.prior]).items() if k != "meta"}
     preset = spec.PRESETS["default"]
     rows = []

@@ -52,7 +52,7 @@ def _simulate(symbols, loc12, scale, ctx, features, bias_sum, count, cost, tab, 
     total = 0.0
     for i in range(symbols.shape[0]):
         k = ctx[i]
-        loc, sc = online._corrected(k, loc12[i], scale[i], bias_sum, count, cost, params)
+        loc, sc, _, _ = online._corrected(k, loc12[i], scale[i], loc12[i], scale[i], bias_sum, count, cost, params)
         shift, norm = 0.0, 1.0
         if mu > 0:
             for j in range(features.shape[1]):
@@ -60,8 +60,9 @@ def _simulate(symbols, loc12, scale, ctx, features, bias_sum, count, cost, tab, 
                 norm += features[i, j] * features[i, j]
         final = min(max(loc + int(np.floor(shift + 0.5)), spec.LOC_MIN), spec.LOC_MAX)
         x = np.int64(symbols[i])
-        total += online.code_length(online._freq(x, final, sc, tab), table) / 256.0
-        online._update(k, x, loc12[i], scale[i], loc, bias_sum, count, cost, tab, table, params)
+        total += online.code_length(entropy.frequency(x, final, sc, final, sc, entropy.SINGLE, tab), table) / 256.0
+        online._update(k, x, loc12[i], scale[i], scale[i], entropy.SINGLE, loc, loc, bias_sum, count, cost, tab, table,
+                       params)
         if mu > 0:
             g = mu * min(max(12 * x - final, -ERROR_CLIP), ERROR_CLIP) / norm
             for j in range(features.shape[1]):
@@ -82,8 +83,8 @@ def passes(image: np.ndarray, net) -> list[tuple]:
 
     net.hidden = hidden  # the walk's trunk activations, kept for the readout
 
-    def code(loc12, scale, ids, where):
-        level, rows, cols, c = where
+    def code(params, ids, where):  # of single-logistic priors: params holds (loc12, scale)
+        (loc12, scale), (level, rows, cols, c) = params[:2], where
         symbols = levels[level].reshape(-1) if rows is None else levels[level][rows, cols, c]
         if ids is not None:
             cls = (min(level, 1) * online.MAX_PHASES + current["phase"]) * 3 + c

@@ -34,14 +34,14 @@ from diffcode.families.pyramid.train import load_checkpoint, train_prior
 RESULTS = Path(__file__).resolve().parent / "results"
 PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "photos"
 DEFAULTS = {"steps": 6000, "batch": 32768, "lr": 3e-3, "width": 64, "head": 32, "seed": 0, "order": 1,
-            "val_every": 1000}
+            "components": 1, "val_every": 1000}
 DATA_DEFAULTS = {"folders": "train", "kodak": True, "crop": 640, "crops": 1}
 
 
 def parse() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     for name, kind in [("steps", int), ("batch", int), ("lr", float), ("width", int), ("head", int), ("seed", int),
-                       ("order", int), ("val-every", int), ("photo-crop", int), ("crops", int)]:
+                       ("order", int), ("components", int), ("val-every", int), ("photo-crop", int), ("crops", int)]:
         parser.add_argument(f"--{name}", type=kind, default=None)
     parser.add_argument("--data", dest="folders", default=None, help="photo folders under --photos, comma-separated")
     parser.add_argument("--no-kodak", dest="kodak", action="store_false", default=None)

@@ -76,6 +76,39 @@ def test_logistic_table_is_pinned_and_cdf_valid():
     assert np.allclose(freqs.sum(0), 1.0) and freqs.min() > 0
 
 
+def test_mixture_cdf_is_valid_and_reduces_to_a_logistic_at_the_ends():
+    """Two logistics mixed by w / 256: a valid distribution for every w, the first logistic's own frequencies at
+    w = 256 whatever the second, the second's at w = 0; a round trip of mixed parameters."""
+    rng = np.random.default_rng(3)
+    n = 3000
+    locs = rng.integers(spec.LOC_MIN, spec.LOC_MAX + 1, (2, n))
+    scales = rng.integers(0, spec.N_SCALES, (2, n))
+    w = rng.integers(0, entropy.SINGLE + 1, n)
+    mixed = (locs[0], scales[0], locs[1], scales[1], w)
+    freqs = np.stack([2.0 ** -entropy.bits(np.full(n, x, np.uint8), *mixed) for x in range(256)])
+    assert np.allclose(freqs.sum(0), 1.0) and freqs.min() > 0
+    symbols = rng.integers(0, 256, n).astype(np.uint8)
+    for weight, loc, scale in ((entropy.SINGLE, locs[0], scales[0]), (0, locs[1], scales[1])):
+        ends = (locs[0], scales[0], locs[1], scales[1], np.full(n, weight))
+        assert np.array_equal(entropy.bits(symbols, *ends), entropy.bits(symbols, loc, scale))
+    data, bits = entropy.encode(symbols, *mixed)
+    decoder = entropy.Decoder(data)
+    assert np.array_equal(decoder.decode(*mixed), symbols)
+    decoder.finish()
+    assert 0 <= len(data) * 8 - bits <= 96
+    for bad in ((locs[0], scales[0], locs[1], scales[1], w + 257),  # a weight beyond 256
+                (locs[0], np.full(n, entropy.FLAT), locs[1], scales[1], np.full(n, 100))):  # a flat component
+        with pytest.raises(ValueError):
+            entropy.checked(*bad)
+
+
+def test_weight_table_is_pinned_and_monotone():
+    table = entropy.weight_table()
+    assert entropy.weight_table.sha256_of(table) == entropy.WEIGHT_TABLE_SHA256 and not table.flags.writeable
+    assert len(table) == 2 * entropy.WEIGHT_Q + 1 and np.all(np.diff(table) <= 0)
+    assert (table[0], table[entropy.WEIGHT_Q], table[-1]) == (entropy.SINGLE, 128, 0)
+
+
 def test_coder_round_trip_and_pinned_bytes():
     rng = np.random.default_rng(1)
     n = 5000
@@ -133,11 +166,20 @@ def test_damage_is_detected(arrays):
     assert detected > 0
 
 
-@pytest.mark.parametrize("arithmetic", ["float64", "float32 engine"])
+@pytest.mark.parametrize("arithmetic", ["float64", "float32 engine", "float32 engine, mixture"])
 def test_float_and_exact_models_agree(arrays, arithmetic):
-    """The exact pass's bits (the first prior's float64 pass, or the float32 engine of later priors) are within
-    1 % of the float model's on the same contexts."""
+    """The exact pass's bits (the first prior's float64 pass, or the float32 engine of later priors, with one
+    logistic or a mixture of two per subpixel) are within 1 % of the float model's on the same contexts."""
     image = _image(40, 36)
+    if "mixture" in arithmetic:
+        net = PyramidNet(generator=torch.Generator().manual_seed(4), components=2)
+        with torch.no_grad():  # the mixture's heads from the test arrays, its new outputs made to matter
+            for name, p in net.named_parameters():
+                if "heads2" not in name:
+                    p.copy_(torch.from_numpy(arrays[name]))
+                else:
+                    p.mul_(10)
+        arrays = net.arrays()
     if arithmetic == "float64":
         net = ExactNet(arrays)
     else:
@@ -152,8 +194,7 @@ def test_float_and_exact_models_agree(arrays, arithmetic):
             inputs, own = input_integers(ctx, 0), own_integers(target, ctx.base12)
             hidden = net.hidden(phase, inputs)
             for c in range(3):
-                loc12, scale = net.channel(phase, c, hidden, own, ctx.base12)
-                exact_bits += entropy.bits(target[:, c], loc12, scale).sum()
+                exact_bits += entropy.bits(target[:, c], net.channel(phase, c, hidden, own, ctx.base12)).sum()
             t = [torch.from_numpy(a.astype(np.float32)) for a in (inputs, own, ctx.base12, target)]
             float_bits += phase_nats(float_net.phases[phase], *t).sum().item() / np.log(2)
     assert abs(exact_bits - float_bits) < 0.01 * float_bits

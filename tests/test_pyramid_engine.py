@@ -19,10 +19,10 @@ def _image(h, w, seed=0):
     return np.clip(128 + smooth, 0, 255).astype(np.uint8)
 
 
-@pytest.fixture(scope="module", params=[1, 2], ids=["order1", "order2"])
+@pytest.fixture(scope="module", params=[(1, 1), (2, 1), (1, 2)], ids=["order1", "order2", "mixture"])
 def model(request):
-    order = request.param
-    net = PyramidNet(generator=torch.Generator().manual_seed(3), order=order)
+    order, components = request.param
+    net = PyramidNet(generator=torch.Generator().manual_seed(3), order=order, components=components)
     with torch.no_grad():  # a trained network's outputs are not near zero: make the heads matter
         for phase in net.phases:
             for layer in phase.heads2:
@@ -69,7 +69,30 @@ def test_compiled_loops_give_the_numpy_formulas_integers(model, which):
         base12 = rng.integers(0, engine.RAW_MAX + 1, (n, 3)).astype(np.int32)
         for c in range(3):
             got, want = net.channel(phase, c, hidden, own, base12), net.channel_reference(phase, c, hidden, own, base12)
-            assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+            assert got.shape == want.shape == (len(source.arrays["phases.0.heads2.0.bias"]), n)
+            assert np.array_equal(got, want)
+
+
+def test_a_mixture_prior_gives_mixed_weights(model):
+    """The test mixture's heads give both components real weight somewhere (so the tests exercise the mix)."""
+    if model.arrays["phases.0.heads2.0.bias"].shape != (5,):
+        pytest.skip("a single logistic: no weights")
+    net = exact.exact_net(model, model.arrays)
+    params = np.concatenate([p for p in _channel_params(net, _image(40, 36, 7))], 1)
+    w = params[4]
+    assert np.mean((w > 0) & (w < 256)) > 0.3 and np.any(params[0] != params[2])
+
+
+def _channel_params(net, image):
+    from diffcode.families.pyramid.network import input_integers, own_integers
+
+    level = layout.pyramid(image)[0]
+    for phase in range(len(net.order)):
+        for rows, cols, ctx in layout.group_contexts(level, phase, net.order):
+            hidden = net.hidden(phase, input_integers(ctx, 0))
+            own = own_integers(level[rows, cols], ctx.base12)
+            for c in range(3):
+                yield net.channel(phase, c, hidden, own, ctx.base12)
 
 
 def test_round_trip_is_bit_exact(model):
@@ -190,3 +213,18 @@ def test_deltas_that_do_not_pay_under_online_adaptation_are_dropped(model):
 
 def _payload_bytes(encoded) -> int:
     return sum(len(section.payload) for section in encoded.sections)
+
+
+def test_a_mixture_prior_needs_the_engine_and_two_components_at_most():
+    """Five outputs per channel are coded by the float32 engine only (a prior without a quantization record runs
+    the first prior's float64 pass, which has no mixture); other output counts are refused before any decoding."""
+    from diffcode.errors import DiffcodeError
+
+    for components, quant in ((2, False), (3, True)):
+        arrays = PyramidNet(width=8, head=4, generator=torch.Generator().manual_seed(1), components=components).arrays()
+        meta = {"order": 1}
+        if quant:
+            units = engine.calibrate(arrays, samples([_image(24, 20, 1)]), 1)
+            meta["quant"] = engine.make_quant(arrays, units, 1)
+        with pytest.raises(DiffcodeError, match="numbers per channel"):
+            prior.parse(prior.to_bytes(arrays, meta))

@@ -1,4 +1,5 @@
-"""Pyramid prior training stops and resumes exactly: two legs give the weights of one run, bit for bit."""
+"""Pyramid prior training stops and resumes exactly: two legs give the weights of one run, bit for bit (here of a
+mixture of two logistics per subpixel)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ import torch
 from diffcode.errors import DiffcodeError
 from diffcode.families.pyramid.train import load_checkpoint, samples, train
 
-SETTINGS = {"steps": 6, "batch": 256, "lr": 3e-3, "width": 8, "head": 4, "seed": 5, "order": 1, "log_every": 2,
-            "val_every": 4}
+SETTINGS = {"steps": 6, "batch": 256, "lr": 3e-3, "width": 8, "head": 4, "seed": 5, "order": 1, "components": 2,
+            "log_every": 2, "val_every": 4}
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,7 @@
 
     coarsest level: every subpixel 8 bits flat, row-major, R G B
     level L-1 .. 0, phase 0 then 1, each chunk of each target group (layout.chunks): contexts (layout)
-        -> network trunk (exact) -> channel R: (loc12, scale) -> code R; G sees R; B sees R and G
+        -> network trunk (exact) -> channel R: its distribution's parameters -> code R; G sees R; B sees R and G
     the stream: one rANS segment, or (orders with `segment`) a new segment before each chunk once the
         current one holds `segment` subpixels
 
@@ -23,14 +23,15 @@ from . import entropy, layout
 from .network import ExactNet, input_integers, own_integers
 from .online import Online, Settings
 
-# (loc12, scale, context ids or None, where) -> symbols; one call per channel of a target group (see `_walk`)
-Code = Callable[[np.ndarray, np.ndarray, np.ndarray | None, tuple], np.ndarray]
+# (parameters (2 | 5, N) (`entropy.checked`), context ids or None, where) -> symbols; one call per channel of a
+# target group (see `_walk`)
+Code = Callable[[np.ndarray, np.ndarray | None, tuple], np.ndarray]
 
 
 def _walk(height: int, width: int, net: ExactNet, code: Code, online: Online | None = None,
           end_segment: Callable[[], None] | None = None, progress: Callable[[int, int], None] | None = None
           ) -> np.ndarray:
-    """Visit every subpixel in decoding order; `code(loc12, scale, ctx, where)` returns its values.
+    """Visit every subpixel in decoding order; `code(params, ctx, where)` returns its values.
 
     `where` is (level, rows, cols, channel), or (L, None, None, None) for the coarsest level; `ctx` the online
     adaptation's context ids of the subpixels (`online.contexts`) when `online` is given, else None.
@@ -42,7 +43,7 @@ def _walk(height: int, width: int, net: ExactNet, code: Code, online: Online | N
     core_h, core_w = sizes[-1]
     n = core_h * core_w * 3
     total, done, in_segment = 3 * height * width, n, n
-    known = code(np.zeros(n, np.int64), np.full(n, entropy.FLAT, np.int64), None,
+    known = code(np.stack([np.zeros(n, np.int64), np.full(n, entropy.FLAT, np.int64)]), None,
                  (len(sizes) - 1, None, None, None))
     known = known.astype(np.uint8).reshape(core_h, core_w, 3)
     for level in range(len(sizes) - 2, -1, -1):
@@ -60,13 +61,14 @@ def _walk(height: int, width: int, net: ExactNet, code: Code, online: Online | N
                 previous = None
                 for c in range(3):
                     own = own_integers(pixel, ctx.base12)
-                    loc12, scale = net.channel(phase, c, hidden, own, ctx.base12)
+                    params = net.channel(phase, c, hidden, own, ctx.base12)
+                    loc12, scale = entropy.centre(params)
                     ids = None
                     if online is not None:
                         neighbours = np.where(ctx.mask[:, :layout.N_BASE],
                                               ctx.residuals[:, :layout.N_BASE, c] + ctx.base12[:, c:c + 1], 0)
                         ids = online.contexts(level, phase, c, loc12, scale, neighbours, previous)
-                    pixel[:, c] = code(loc12, scale, ids, (level, rows, cols, c))
+                    pixel[:, c] = code(params, ids, (level, rows, cols, c))
                     previous = 12 * pixel[:, c].astype(np.int64) - loc12
                 image[rows, cols] = pixel
                 done, in_segment = done + 3 * len(ctx), in_segment + 3 * len(ctx)
@@ -82,19 +84,20 @@ class _Segments:
     is never returned (ChecksumError)."""
 
     def __init__(self):
-        self.parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self.parts: list[tuple[np.ndarray, np.ndarray]] = []
         self.streams: list[bytes] = []
         self.bits = 0.0
 
-    def add(self, symbols: np.ndarray, loc12: np.ndarray, scale: np.ndarray) -> None:
-        self.parts.append((np.asarray(symbols, np.uint8).ravel(), loc12, scale))
+    def add(self, symbols: np.ndarray, params: np.ndarray) -> None:
+        self.parts.append((np.asarray(symbols, np.uint8).ravel(), entropy.checked(params)))
 
     def end(self) -> None:
-        symbols, loc12, scale = (np.concatenate([p[i] for p in self.parts]) for i in range(3))
+        symbols = np.concatenate([p[0] for p in self.parts])
+        params = np.concatenate([p[1] for p in self.parts], 1)
         self.parts.clear()
-        stream, bits = entropy.encode(symbols, loc12, scale)
+        stream, bits = entropy.encode(symbols, params)
         decoder = entropy.Decoder(stream)
-        if not np.array_equal(decoder.decode(loc12, scale), symbols):
+        if not np.array_equal(decoder.decode(params), symbols):
             raise ChecksumError("internal error: the error table reads back differently from what was coded")
         decoder.finish()
         self.streams.append(stream)
@@ -117,12 +120,12 @@ def encode_with_model(image: np.ndarray, net: ExactNet, online: Settings | None 
     segments = _Segments()
     state = Online(online) if online else None
 
-    def record(loc12, scale, ids, where):
+    def record(params, ids, where):
         level, rows, cols, c = where
         symbols = levels[level].reshape(-1) if rows is None else levels[level][rows, cols, c]
         if ids is not None:
-            loc12, scale = state.adapt(symbols, loc12, scale, ids)
-        segments.add(symbols, loc12, scale)
+            params = state.adapt(symbols, params, ids)
+        segments.add(symbols, params)
         return symbols
 
     walked = _walk(image.shape[0], image.shape[1], net, record, state, segments.end, progress)
@@ -137,12 +140,12 @@ def decode(height: int, width: int, stream: bytes, net: ExactNet, online: Settin
     state = Online(online) if online else None
     bits = [0.0]
 
-    def read(loc12, scale, ids, where):
+    def read(params, ids, where):
         if ids is None:
-            symbols = decoder.decode(loc12, scale)
+            symbols = decoder.decode(params)
         else:
-            symbols, loc12, scale = state.decode(decoder, loc12, scale, ids)
-        bits[0] += float(entropy.bits(symbols, loc12, scale).sum())
+            symbols, params = state.decode(decoder, params, ids)
+        bits[0] += float(entropy.bits(symbols, params).sum())
         return symbols
 
     image = _walk(height, width, net, read, state, decoder.next_segment, progress)

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ... import kernels
-from . import spec
+from . import entropy, spec
 from .layout import MAX_LEVELS, ORDERS
 
 LIMITS = {np.float32: 1 << 24, np.float64: 1 << 53}
@@ -42,6 +42,8 @@ ACT_MAX = 511  # hidden activations are integers 0..ACT_MAX
 RAW_MAX = 12 * 255  # |residual input| in 1/12 grey levels; mask and level bits are INPUT_UNITS or 0
 LOC_PER_UNIT = int(spec.LOC_GAIN * spec.LOC_STEP)  # 96: 1/12 grey levels per unit of o_loc
 LOC_MIN, LOC_MAX, SCALE_MID, N_SCALES = float(spec.LOC_MIN), float(spec.LOC_MAX), spec.SCALE_MID, spec.N_SCALES
+WEIGHT_Q = float(entropy.WEIGHT_Q)
+OUTPUTS = (2, 5)  # per channel: a logistic's (location, scale index), or a mixture of two (`outputs`)
 
 
 @dataclass
@@ -90,36 +92,66 @@ def _relu32(acc, shift, out):
 
 
 @kernels.jit("void(float32[:, ::1], float32[::1], int32[:, ::1], int64, float32[:, ::1], float32[:, ::1], "
-             "float32[::1], float64, float64, int32[:, ::1], int64[::1], int64[::1])")
-def _head(acc1, shift1, own, c, w_own, w2, b2, k_loc, k_scale, base12, loc12, scale):
+             "float32[::1], float64[::1], int32[:, ::1], int64[::1], int64[:, ::1], int64)")
+def _head(acc1, shift1, own, c, w_own, w2, b2, k, base12, weights, out, start):
     """The rest of channel c's head after its first layer's trunk part `acc1` (N, head), which it overwrites: add
-    the own channels 0..c-1, activations, the second layer, then (loc12, scale):
-    loc12 = clip(base12 + floor(acc_loc * k_loc + 1/2)), scale = clip(floor(acc_scale * k_scale + 1/2) + MID), in
-    float64 as `Engine.channel_reference`. The second layer's sums are float32 sums of integers below 2^24, exact
-    in any order: each runs as 8 interleaved partial sums (8 independent chains instead of one)."""
+    the own channels 0..c-1, activations, the second layer, then the distribution's parameters: columns
+    start..start + N of `out` (2 | 5, total), in float64 as `Engine.channel_reference` (see `outputs`). The second layer's sums are float32 sums of
+    integers below 2^24, exact in any order: each runs as 8 interleaved partial sums (8 independent chains
+    instead of one)."""
     half = np.float32(0.5)
     n, m = acc1.shape
-    part = np.zeros((2, 8), np.float32)
+    n_out = w2.shape[1]
+    part = np.zeros((n_out, 8), np.float32)
+    acc2 = np.zeros(n_out, np.float64)
     for i in range(n):
         a = acc1[i]
-        for k in range(c):
-            o = np.float32(own[i, k])
+        for q in range(c):
+            o = np.float32(own[i, q])
             for j in range(m):
-                a[j] += o * w_own[k, j]
+                a[j] += o * w_own[q, j]
         for j in range(m):
             a[j] = min(max(np.floor(a[j] * shift1[j] + half), np.float32(0.0)), np.float32(ACT_MAX))
         part[:] = 0
         for j in range(m):
-            part[0, j & 7] += a[j] * w2[j, 0]
-            part[1, j & 7] += a[j] * w2[j, 1]
-        out0, out1 = b2[0], b2[1]
-        for q in range(8):
-            out0 += part[0, q]
-            out1 += part[1, q]
-        delta = np.floor(np.float64(out0) * k_loc + 0.5)
-        loc12[i] = np.int64(min(max(base12[i, c] + delta, LOC_MIN), LOC_MAX))
-        s = np.floor(np.float64(out1) * k_scale + 0.5) + SCALE_MID
-        scale[i] = np.int64(min(max(s, 0.0), N_SCALES - 1))
+            for o in range(n_out):
+                part[o, j & 7] += a[j] * w2[j, o]
+        for o in range(n_out):
+            total = b2[o]
+            for q in range(8):
+                total += part[o, q]
+            acc2[o] = np.float64(total)
+        delta = np.floor(acc2[0] * k[0] + 0.5)
+        out[0, start + i] = np.int64(min(max(base12[i, c] + delta, LOC_MIN), LOC_MAX))
+        out[1, start + i] = np.int64(min(max(np.floor(acc2[1] * k[1] + 0.5) + SCALE_MID, 0.0), N_SCALES - 1))
+        if n_out == 5:
+            delta += np.floor(acc2[2] * k[2] + 0.5)
+            out[2, start + i] = np.int64(min(max(base12[i, c] + delta, LOC_MIN), LOC_MAX))
+            out[3, start + i] = np.int64(min(max(np.floor(acc2[3] * k[3] + 0.5) + SCALE_MID, 0.0), N_SCALES - 1))
+            q = min(max(np.floor(acc2[4] * k[4] + 0.5), -WEIGHT_Q), WEIGHT_Q)
+            out[4, start + i] = weights[np.int64(q + WEIGHT_Q)]
+
+
+def outputs(acc: np.ndarray, k: np.ndarray, base12: np.ndarray) -> np.ndarray:
+    """The distribution's parameters (2 | 5, N) int64 of the heads' last accumulators acc float64 (N, 2 | 5), their
+    columns' multipliers k (the unit's share of 2^-e times LOC_PER_UNIT, SCALE_GAIN or WEIGHT_STEPS) and the base
+    base12 (N,) of the channel (numpy formulas; `_head` runs the same operations):
+
+        delta1 = floor(acc0 k0 + 1/2)           loc1 = clip(base12 + delta1, LOC_MIN, LOC_MAX)
+        j1 = clip(floor(acc1 k1 + 1/2) + SCALE_MID, 0, N_SCALES - 1)
+    and for a mixture of two logistics (five outputs) the second component and the first one's weight:
+        loc2 = clip(base12 + delta1 + floor(acc2 k2 + 1/2)),   j2 = clip(floor(acc3 k3 + 1/2) + SCALE_MID)
+        w = entropy.weight_table()[clip(floor(acc4 k4 + 1/2), -WEIGHT_Q, WEIGHT_Q) + WEIGHT_Q]"""
+    base = np.asarray(base12, np.float64)
+    delta = np.floor(acc[:, 0] * k[0] + 0.5)
+    out = [np.clip(base + delta, spec.LOC_MIN, spec.LOC_MAX),
+           np.clip(np.floor(acc[:, 1] * k[1] + 0.5) + spec.SCALE_MID, 0, spec.N_SCALES - 1)]
+    if acc.shape[1] == 5:
+        q = np.clip(np.floor(acc[:, 4] * k[4] + 0.5), -WEIGHT_Q, WEIGHT_Q).astype(np.int64)
+        out += [np.clip(base + delta + np.floor(acc[:, 2] * k[2] + 0.5), spec.LOC_MIN, spec.LOC_MAX),
+                np.clip(np.floor(acc[:, 3] * k[3] + 0.5) + spec.SCALE_MID, 0, spec.N_SCALES - 1),
+                entropy.weight_table()[q + entropy.WEIGHT_Q]]
+    return np.stack(out).astype(np.int64)
 
 
 def exponents(w: np.ndarray, b: np.ndarray, units: np.ndarray, maxima: np.ndarray, dtype) -> np.ndarray:
@@ -230,21 +262,28 @@ class Engine:
             _relu32(trunk2.accumulate(h[:len(block)]), shift2, out[start:start + len(block)])
         return out
 
-    def channel(self, phase: int, c: int, hidden: np.ndarray, own: np.ndarray, base12: np.ndarray):
-        """(loc12, scale) int64 (N,) of channel c, given the trunk's activations and the pixel's own residuals
-        of channels < c (int32 (N, 3)); base12 int32 (N, 3)."""
+    def channel(self, phase: int, c: int, hidden: np.ndarray, own: np.ndarray, base12: np.ndarray) -> np.ndarray:
+        """The parameters (2 | 5, N) int64 of channel c's distributions (`outputs`), given the trunk's activations
+        and the pixel's own residuals of channels < c (int32 (N, 3)); base12 int32 (N, 3)."""
         _, _, from_trunk, from_own, heads2 = self.phases[phase]
         n = len(hidden)
-        loc12, scale = np.empty(n, np.int64), np.empty(n, np.int64)
         first, second = from_trunk[c], heads2[c]
+        out = np.empty((second.weight.shape[1], n), np.int64)
         own, base12 = np.ascontiguousarray(own, np.int32), np.ascontiguousarray(base12, np.int32)
         shift1 = self.shifts32[phase][1][c]
-        k_loc, k_scale = float(second.shift[0] * LOC_PER_UNIT), float(second.shift[1] * spec.SCALE_GAIN)
+        k, weights = self.multipliers(second), entropy.weight_table()
         for start in range(0, n, self.ROWS):
             rows = slice(start, start + self.ROWS)
             _head(first.accumulate(hidden[rows].astype(np.float32)), shift1, own[rows], c, from_own[c],
-                  second.weight, second.bias, k_loc, k_scale, base12[rows], loc12[rows], scale[rows])
-        return loc12, scale
+                  second.weight, second.bias, k, base12[rows], weights, out, start)
+        return out
+
+    @staticmethod
+    def multipliers(layer: Dense) -> np.ndarray:
+        """The heads' last layer's column multipliers (`outputs`): its shifts times LOC_PER_UNIT (locations),
+        SCALE_GAIN (scale indexes) or WEIGHT_STEPS (the weight's logit)."""
+        gains = np.array([LOC_PER_UNIT, spec.SCALE_GAIN, LOC_PER_UNIT, spec.SCALE_GAIN, entropy.WEIGHT_STEPS])
+        return np.ascontiguousarray(layer.shift * gains[:len(layer.shift)], np.float64)
 
     def hidden_reference(self, phase: int, inputs: np.ndarray) -> np.ndarray:
         """`hidden` in numpy formulas (the tests' yardstick for the compiled loops)."""
@@ -259,10 +298,7 @@ class Engine:
         if c:
             acc1 += np.asarray(own[:, :c], np.float32) @ from_own[c]
         acc = heads2[c].accumulate(activations(acc1, from_trunk[c].shift)).astype(np.float64)
-        delta = np.floor(acc[:, 0] * (heads2[c].shift[0] * LOC_PER_UNIT) + 0.5)
-        scale = np.floor(acc[:, 1] * (heads2[c].shift[1] * spec.SCALE_GAIN) + 0.5) + spec.SCALE_MID
-        loc12 = np.clip(np.asarray(base12[:, c], np.float64) + delta, spec.LOC_MIN, spec.LOC_MAX)
-        return loc12.astype(np.int64), np.clip(scale, 0, spec.N_SCALES - 1).astype(np.int64)
+        return outputs(acc, self.multipliers(heads2[c]), base12[:, c])
 
 
 def calibrate(arrays: dict, samples, order: int = 1, quantile: float = 0.9999) -> dict:

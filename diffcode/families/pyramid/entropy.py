@@ -1,4 +1,4 @@
-"""The error table: subpixels rANS-coded under quantized discretized logistics (exact integers).
+"""The error table: subpixels rANS-coded under quantized discretized logistics, or mixtures of two (exact integers).
 
 Model: a subpixel x in 0..255 with integer location `loc12` (1/12 grey level, clamped to
 [LOC_MIN, LOC_MAX]) and scale index j (0..63; j = FLAT codes 8 bits flat) has the cumulative
@@ -11,6 +11,17 @@ where C[j, t] = round(2^24 * sigmoid(t / 12 / scale_j)) is a pinned integer tabl
 discretized to 0..255 with its tails folded into 0 and 255, every symbol at least 1/2^24. The
 table is built with numpy and checked against its pinned SHA-256 (`diffcode.pinned`); if a
 platform's libm rounds one entry differently it is rebuilt with mpmath.
+
+A mixture of two logistics (loc1, j1), (loc2, j2) with the first's weight w / 256 (w in 0..256) mixes
+two rows of the same table before the same scaling:
+
+    F(x) = (((w C[j1, 12x - 6 - loc1] + (256 - w) C[j2, 12x - 6 - loc2]) >> 8) * (TOTAL - 256) >> 24) + x
+
+Each row increases with x, so the mix does, and the "+ x" keeps every frequency at least 1; with
+w = 256 it is the single logistic's F exactly (the second row is not read). So one model serves
+both: a subpixel's parameters are the five integers (loc1, j1, loc2, j2, w), and a single logistic
+is (loc, j, loc, j, 256) (`checked` fills them in). The weight comes from the network's integer
+logit through a pinned table of the logistic (`weight_table`).
 
 Stream: a single-lane stream of `storage.rans` (one or more segments, decoded part by part: the
 next group's parameters depend on the pixels just decoded), coded with its `push` and `pop`;
@@ -71,84 +82,130 @@ def table() -> np.ndarray:
     return _mirror(half)
 
 
+# The first component's weight w = round(256 sigmoid(-q / WEIGHT_STEPS)), clipped to 0..256, of the second
+# component's integer logit q in -WEIGHT_Q..WEIGHT_Q (the engine's output, `engine.py`): 1/64 of a unit
+# of logit, finer than w's 1/256 steps where the logistic is steepest, and saturated (w = 0 or 256) at the ends.
+WEIGHT_STEPS = 64
+WEIGHT_Q = 8 * WEIGHT_STEPS
+SINGLE = 256  # w of a single logistic
+N_PARAMS = 5  # loc1, j1, loc2, j2, w
+# of the table's int64 bytes; no entry lies within 9e-4 of a rounding boundary, far beyond any libm's error
+WEIGHT_TABLE_SHA256 = "69ce80be9ddce24ac5a04f4133e62ae468a1be49b15c5094978421a97407f02b"
+
+
+@pinned_table(WEIGHT_TABLE_SHA256)
+def weight_table() -> np.ndarray:
+    """W[q + WEIGHT_Q] = clip(round(256 / (1 + exp(q / WEIGHT_STEPS))), 0, 256), int64 (`pinned`)."""
+    q = np.arange(-WEIGHT_Q, WEIGHT_Q + 1, dtype=np.float64) / WEIGHT_STEPS
+    return np.clip(np.floor(SINGLE / (1.0 + np.exp(q)) + 0.5), 0, SINGLE).astype(np.int64)
+
+
 @kernels.jit
-def _cdf(x, loc12, j, tab):
+def _cdf(x, loc1, j1, loc2, j2, w, tab):
     if x <= 0:
         return 0
     if x >= 256:
         return TOTAL
-    if j == FLAT:
+    if j1 == FLAT:
         return x << (PRECISION - 8)
-    c = tab[j, 12 * x - 6 - loc12 + T_MAX]
+    if w == SINGLE:
+        c = tab[j1, 12 * x - 6 - loc1 + T_MAX]
+    elif w == 0:
+        c = tab[j2, 12 * x - 6 - loc2 + T_MAX]
+    else:
+        c = (w * tab[j1, 12 * x - 6 - loc1 + T_MAX] + (SINGLE - w) * tab[j2, 12 * x - 6 - loc2 + T_MAX]) >> 8
     return ((c * (TOTAL - 256)) >> PRECISION) + x
 
 
-@kernels.jit("Tuple((int64[::1], int64[::1]))(uint8[::1], int64[::1], int64[::1], int64[:, ::1])")
-def _start_freq(symbols, loc12, scale, tab):
+@kernels.jit
+def frequency(x, loc1, j1, loc2, j2, w, tab):
+    """The frequency of symbol x (at least 1)."""
+    return _cdf(x + 1, loc1, j1, loc2, j2, w, tab) - _cdf(x, loc1, j1, loc2, j2, w, tab)
+
+
+@kernels.jit("Tuple((int64[::1], int64[::1]))(uint8[::1], int64[:, ::1], int64[:, ::1])")
+def _start_freq(symbols, p, tab):
     n = symbols.shape[0]
     start = np.empty(n, np.int64)
     freq = np.empty(n, np.int64)
     for i in range(n):
-        lo = _cdf(np.int64(symbols[i]), loc12[i], scale[i], tab)
+        x = np.int64(symbols[i])
+        lo = _cdf(x, p[0, i], p[1, i], p[2, i], p[3, i], p[4, i], tab)
         start[i] = lo
-        freq[i] = _cdf(np.int64(symbols[i]) + 1, loc12[i], scale[i], tab) - lo
+        freq[i] = _cdf(x + 1, p[0, i], p[1, i], p[2, i], p[3, i], p[4, i], tab) - lo
     return start, freq
 
 
 @kernels.jit
-def decode_symbol(words, position, state, loc12, j, tab):
-    """One subpixel under (loc12, scale index j): (symbol, state, position), position -1 if the words ran out.
+def decode_symbol(words, position, state, loc1, j1, loc2, j2, w, tab):
+    """One subpixel under (loc1, j1, loc2, j2, w): (symbol, state, position), position -1 if the words ran out.
     The symbol is found by bisection on the increasing cdf, F(lo) <= slot < F(lo + 1)."""
     slot = np.int64(state & np.uint64(TOTAL - 1))
     lo, hi = 0, 256
     while hi - lo > 1:
         mid = (lo + hi) >> 1
-        if _cdf(mid, loc12, j, tab) <= slot:
+        if _cdf(mid, loc1, j1, loc2, j2, w, tab) <= slot:
             lo = mid
         else:
             hi = mid
-    start = _cdf(lo, loc12, j, tab)
-    freq = _cdf(lo + 1, loc12, j, tab) - start
+    start = _cdf(lo, loc1, j1, loc2, j2, w, tab)
+    freq = _cdf(lo + 1, loc1, j1, loc2, j2, w, tab) - start
     state, position = rans.pop(state, np.uint64(start), np.uint64(freq), np.uint64(slot), words, position)
     return lo, state, position
 
 
-@kernels.jit("Tuple((uint8[::1], int64, uint64))(uint32[::1], int64, uint64, int64[::1], int64[::1], int64[:, ::1])")
-def _decode(words, position, state, loc12, scale, tab):
+@kernels.jit("Tuple((uint8[::1], int64, uint64))(uint32[::1], int64, uint64, int64[:, ::1], int64[:, ::1])")
+def _decode(words, position, state, p, tab):
     """`rans.Resumable.run`'s loop: the symbols (uint8) of one part, then position (-1: out of words), state."""
-    n = loc12.shape[0]
+    n = p.shape[1]
     out = np.empty(n, np.uint8)
     for i in range(n):
-        symbol, state, position = decode_symbol(words, position, state, loc12[i], scale[i], tab)
+        symbol, state, position = decode_symbol(words, position, state, p[0, i], p[1, i], p[2, i], p[3, i],
+                                                p[4, i], tab)
         if position < 0:
             return out, position, state
         out[i] = symbol
     return out, position, state
 
 
-def checked(loc12: np.ndarray, scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Model parameters as contiguous int64 (N,), in range (ValueError otherwise)."""
-    loc12 = np.ascontiguousarray(loc12, np.int64).ravel()
-    scale = np.ascontiguousarray(scale, np.int64).ravel()
-    if loc12.shape != scale.shape or np.any((loc12 < spec.LOC_MIN) | (loc12 > spec.LOC_MAX)) \
-            or np.any((scale < 0) | (scale > FLAT)):
+def checked(*params: np.ndarray) -> np.ndarray:
+    """Model parameters, (loc12, scale) of single logistics or (loc1, j1, loc2, j2, w) of mixtures (each (N,)),
+    or one (2 | 5, N) array of them, as one contiguous int64 (5, N) array, in range (ValueError otherwise)."""
+    rows = [np.asarray(p, np.int64).ravel() for p in (params[0] if len(params) == 1 else params)]
+    if len(rows) == 2:
+        rows = [rows[0], rows[1], rows[0], rows[1], np.full(len(rows[0]), SINGLE, np.int64)]
+    if len(rows) != N_PARAMS or len({len(r) for r in rows}) != 1:
+        raise ValueError("model parameters: (loc12, scale) or (loc1, j1, loc2, j2, w) of equal lengths")
+    p = np.ascontiguousarray(np.stack(rows))
+    locs, scales, w = p[[0, 2]], p[[1, 3]], p[4]
+    mixed = w != SINGLE
+    if np.any((locs < spec.LOC_MIN) | (locs > spec.LOC_MAX)) or np.any((scales < 0) | (scales > FLAT)) \
+            or np.any((w < 0) | (w > SINGLE)) or np.any(mixed & ((p[1] == FLAT) | (p[3] == FLAT))):
         raise ValueError("model parameters out of range")
-    return loc12, scale
+    return p
 
 
-def encode(symbols: np.ndarray, loc12: np.ndarray, scale: np.ndarray) -> tuple[bytes, float]:
-    """Code uint8 symbols in decoding order; returns (stream bytes, ideal bits of the integer model)."""
-    loc12, scale = checked(loc12, scale)
+def centre(*params: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(location, scale index) int64 (N,) that stand for each distribution where one pair must (online
+    adaptation's contexts and errors): the weighted mean of the locations, floor((w loc1 + (256 - w) loc2) / 256),
+    and the heavier component's scale; a single logistic's own (loc12, scale)."""
+    p = checked(*params)
+    loc = (p[4] * p[0] + (SINGLE - p[4]) * p[2]) >> 8
+    return loc, np.where(p[4] >= SINGLE // 2, p[1], p[3])
+
+
+def encode(symbols: np.ndarray, *params: np.ndarray) -> tuple[bytes, float]:
+    """Code uint8 symbols in decoding order under their parameters (`checked`); returns (stream bytes, ideal bits
+    of the integer model)."""
     symbols = np.ascontiguousarray(symbols, np.uint8).ravel()
-    start, freq = _start_freq(symbols, loc12, scale, table())
+    start, freq = _start_freq(symbols, checked(*params), table())
     bits = float(np.sum(PRECISION - np.log2(freq.astype(np.float64))))
     return rans.encode_segment(start, freq), bits
 
 
-def bits(symbols: np.ndarray, loc12: np.ndarray, scale: np.ndarray) -> np.ndarray:
-    """Ideal bits float64 (N,) of each symbol under the integer model."""
-    loc12, scale = checked(loc12, scale)
-    _, freq = _start_freq(np.ascontiguousarray(symbols, np.uint8).ravel(), loc12, scale, table())
+def bits(symbols: np.ndarray, *params: np.ndarray) -> np.ndarray:
+    """Ideal bits float64 (N,) of each symbol under the integer model (parameters as `checked`)."""
+    _, freq = _start_freq(np.ascontiguousarray(symbols, np.uint8).ravel(), checked(*params), table())
     return PRECISION - np.log2(freq.astype(np.float64))
 
 
@@ -169,5 +226,6 @@ class Decoder(rans.Resumable):
     def __init__(self, data: bytes, what: str = "error table"):
         super().__init__(data, what)
 
-    def decode(self, loc12: np.ndarray, scale: np.ndarray) -> np.ndarray:
-        return self.run(_decode, *checked(loc12, scale), table())
+    def decode(self, *params: np.ndarray) -> np.ndarray:
+        """The next symbols, under their parameters (`checked`)."""
+        return self.run(_decode, checked(*params), table())

@@ -7,10 +7,12 @@ correction costs no bits. Per context (below), in integers only:
     scale: the running code length (in 1/256 bit, integer) the subpixels would have cost under each
            scale shift -MAX_SHIFT..MAX_SHIFT; once a context has seen WARMUP subpixels its cheapest
            shift is used (ties: the smallest |shift|)
+    mixtures of two logistics (`entropy`): loc12 is the weighted mean of the two locations
+           (`entropy.centre`), and both locations move by the bias, both scale indexes by the shift
     every HALVE subpixels of a context, its sums, count and code lengths are halved (recent ones weigh more)
 
 A context: (level 0 or coarser, phase, channel, the network's scale index / 4, which of the 4 base
-neighbours lie above the network's location, and for G and B the sign of the same pixel's previous channel's error) --
+neighbours lie above the network's location (a mixture: `entropy.centre`'s), and for G and B the sign of the same pixel's previous channel's error) --
 the bias cancellation of CALIC on top of a learned predictor. Code lengths come from an integer
 table of -log2 (`COST_TABLE`, pinned), never from floating-point logarithms, so every machine makes
 the same choices. The first shipped prior codes without it; a prior whose meta says "online": 1 with it.
@@ -67,16 +69,27 @@ def code_length(freq, table):
 
 
 @kernels.jit
-def _freq(x, loc12, j, tab):
-    return entropy._cdf(x + 1, loc12, j, tab) - entropy._cdf(x, loc12, j, tab)
+def _centre(loc1, loc2, w):
+    """`entropy.centre`'s location of one subpixel."""
+    return (w * loc1 + (entropy.SINGLE - w) * loc2) >> 8
 
 
 @kernels.jit
-def _corrected(k, loc12, scale, bias_sum, count, cost, params):
-    """The corrected (location, scale index) of a subpixel of context k."""
+def _clip_loc(loc):
+    return min(max(loc, spec.LOC_MIN), spec.LOC_MAX)
+
+
+@kernels.jit
+def _clip_scale(j):
+    return min(max(j, 0), spec.N_SCALES - 1)
+
+
+@kernels.jit
+def _corrected(k, loc1, j1, loc2, j2, bias_sum, count, cost, params):
+    """The corrected (loc1, j1, loc2, j2) of a subpixel of context k: both locations moved by the context's bias,
+    both scale indexes by its cheapest shift."""
     bias_prior, warmup, max_shift = params[0], params[1], params[3]
-    loc = loc12 + bias_sum[k] // (count[k] + bias_prior)
-    loc = min(max(loc, spec.LOC_MIN), spec.LOC_MAX)
+    bias = bias_sum[k] // (count[k] + bias_prior)
     shift = 0
     if count[k] >= warmup:
         best = cost[k, max_shift]
@@ -85,18 +98,19 @@ def _corrected(k, loc12, scale, bias_sum, count, cost, params):
                 if cost[k, max_shift + s] < best:
                     best = cost[k, max_shift + s]
                     shift = s
-    return loc, min(max(scale + shift, 0), spec.N_SCALES - 1)
+    return _clip_loc(loc1 + bias), _clip_scale(j1 + shift), _clip_loc(loc2 + bias), _clip_scale(j2 + shift)
 
 
 @kernels.jit
-def _update(k, x, loc12, scale, loc, bias_sum, count, cost, tab, table, params):
-    """Learn from subpixel x of context k (network location loc12, scale index scale; corrected location loc)."""
+def _update(k, x, centre, j1, j2, w, loc1, loc2, bias_sum, count, cost, tab, table, params):
+    """Learn from subpixel x of context k: the network's centre location and scale indexes j1, j2, weight w, and the
+    corrected locations loc1, loc2."""
     halve, max_shift = params[2], params[3]
-    bias_sum[k] += 12 * x - loc12
+    bias_sum[k] += 12 * x - centre
     count[k] += 1
     for s in range(-max_shift, max_shift + 1):
-        j = min(max(scale + s, 0), spec.N_SCALES - 1)
-        cost[k, max_shift + s] += code_length(_freq(x, loc, j, tab), table)
+        f = entropy.frequency(x, loc1, _clip_scale(j1 + s), loc2, _clip_scale(j2 + s), w, tab)
+        cost[k, max_shift + s] += code_length(f, table)
     if count[k] >= halve:
         bias_sum[k] = bias_sum[k] // 2
         count[k] = count[k] // 2
@@ -104,42 +118,40 @@ def _update(k, x, loc12, scale, loc, bias_sum, count, cost, tab, table, params):
             cost[k, s] = cost[k, s] // 2
 
 
-@kernels.jit("Tuple((int64[::1], int64[::1]))(uint8[::1], int64[::1], int64[::1], int64[::1], int64[::1], int64[::1], "
-             "int64[:, ::1], int64[:, ::1], int64[::1], int64[::1])")
-def _adapt(symbols, loc12, scale, ctx, bias_sum, count, cost, tab, table, params):
-    """Encoder: the corrected parameters of known symbols, in coding order (updating the statistics)."""
+@kernels.jit("int64[:, ::1](uint8[::1], int64[:, ::1], int64[::1], int64[::1], int64[::1], int64[:, ::1], "
+             "int64[:, ::1], int64[::1], int64[::1])")
+def _adapt(symbols, p, ctx, bias_sum, count, cost, tab, table, params):
+    """Encoder: the corrected parameters (5, N) of known symbols, in coding order (updating the statistics)."""
     n = symbols.shape[0]
-    out_loc = np.empty(n, np.int64)
-    out_scale = np.empty(n, np.int64)
+    out = np.empty((5, n), np.int64)
     for i in range(n):
-        k = ctx[i]
-        loc, sc = _corrected(k, loc12[i], scale[i], bias_sum, count, cost, params)
-        out_loc[i] = loc
-        out_scale[i] = sc
-        _update(k, np.int64(symbols[i]), loc12[i], scale[i], loc, bias_sum, count, cost, tab, table, params)
-    return out_loc, out_scale
+        k, w = ctx[i], p[4, i]
+        loc1, j1, loc2, j2 = _corrected(k, p[0, i], p[1, i], p[2, i], p[3, i], bias_sum, count, cost, params)
+        out[0, i], out[1, i], out[2, i], out[3, i], out[4, i] = loc1, j1, loc2, j2, w
+        _update(k, np.int64(symbols[i]), _centre(p[0, i], p[2, i], w), p[1, i], p[3, i], w, loc1, loc2,
+                bias_sum, count, cost, tab, table, params)
+    return out
 
 
-@kernels.jit("Tuple((uint8[::1], int64[::1], int64[::1], int64, uint64))(uint32[::1], int64, uint64, int64[::1], "
-             "int64[::1], int64[::1], int64[::1], int64[::1], int64[:, ::1], int64[:, ::1], int64[::1], int64[::1])")
-def _decode(words, position, state, loc12, scale, ctx, bias_sum, count, cost, tab, table, params):
+@kernels.jit("Tuple((uint8[::1], int64[:, ::1], int64, uint64))(uint32[::1], int64, uint64, int64[:, ::1], "
+             "int64[::1], int64[::1], int64[::1], int64[:, ::1], int64[:, ::1], int64[::1], int64[::1])")
+def _decode(words, position, state, p, ctx, bias_sum, count, cost, tab, table, params):
     """Decoder (`rans.Resumable.run`'s loop): `entropy.decode_symbol` with each subpixel's parameters corrected
     just before it is decoded."""
-    n = loc12.shape[0]
+    n = p.shape[1]
     out = np.empty(n, np.uint8)
-    out_loc = np.empty(n, np.int64)
-    out_scale = np.empty(n, np.int64)
+    corrected = np.empty((5, n), np.int64)
     for i in range(n):
-        k = ctx[i]
-        loc, sc = _corrected(k, loc12[i], scale[i], bias_sum, count, cost, params)
-        lo, state, position = entropy.decode_symbol(words, position, state, loc, sc, tab)
+        k, w = ctx[i], p[4, i]
+        loc1, j1, loc2, j2 = _corrected(k, p[0, i], p[1, i], p[2, i], p[3, i], bias_sum, count, cost, params)
+        lo, state, position = entropy.decode_symbol(words, position, state, loc1, j1, loc2, j2, w, tab)
         if position < 0:
-            return out, out_loc, out_scale, position, state
+            return out, corrected, position, state
         out[i] = lo
-        out_loc[i] = loc
-        out_scale[i] = sc
-        _update(k, np.int64(lo), loc12[i], scale[i], loc, bias_sum, count, cost, tab, table, params)
-    return out, out_loc, out_scale, position, state
+        corrected[0, i], corrected[1, i], corrected[2, i], corrected[3, i], corrected[4, i] = loc1, j1, loc2, j2, w
+        _update(k, np.int64(lo), _centre(p[0, i], p[2, i], w), p[1, i], p[3, i], w, loc1, loc2,
+                bias_sum, count, cost, tab, table, params)
+    return out, corrected, position, state
 
 
 @dataclass(frozen=True)
@@ -181,12 +193,13 @@ class Online:
         level_class = min(level, self.settings.level_classes - 1)
         return ((((level_class * MAX_PHASES + phase) * 3 + c) * SCALE_BUCKETS + bucket) * 16 + above) * 3 + sign
 
-    def adapt(self, symbols, loc12, scale, ctx) -> tuple[np.ndarray, np.ndarray]:
-        return _adapt(np.ascontiguousarray(symbols, np.uint8), np.ascontiguousarray(loc12, np.int64),
-                      np.ascontiguousarray(scale, np.int64), np.ascontiguousarray(ctx, np.int64),
-                      self.bias_sum, self.count, self.cost, entropy.table(), COST_TABLE, self.params)
+    def adapt(self, symbols, params, ctx) -> np.ndarray:
+        """The corrected parameters (5, N) of known symbols under the network's (`entropy.checked`)."""
+        return _adapt(np.ascontiguousarray(symbols, np.uint8), entropy.checked(params),
+                      np.ascontiguousarray(ctx, np.int64), self.bias_sum, self.count, self.cost, entropy.table(),
+                      COST_TABLE, self.params)
 
-    def decode(self, decoder: entropy.Decoder, loc12, scale, ctx) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Decode symbols with corrected parameters; returns (symbols, corrected loc12, corrected scale)."""
-        return decoder.run(_decode, *entropy.checked(loc12, scale), np.ascontiguousarray(ctx, np.int64),
+    def decode(self, decoder: entropy.Decoder, params, ctx) -> tuple[np.ndarray, np.ndarray]:
+        """Decode symbols with corrected parameters; returns (symbols, corrected parameters (5, N))."""
+        return decoder.run(_decode, entropy.checked(params), np.ascontiguousarray(ctx, np.int64),
                            self.bias_sum, self.count, self.cost, entropy.table(), COST_TABLE, self.params)

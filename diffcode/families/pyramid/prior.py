@@ -22,7 +22,7 @@ import numpy as np
 from ...errors import DiffcodeError
 from ..common import open_model_npz
 from ..shipped import ShippedModels
-from .engine import Engine
+from .engine import OUTPUTS, Engine
 from .layout import ORDERS
 from .online import SETTINGS
 
@@ -33,6 +33,8 @@ SHIPPED = {  # SHA-256 -> package file; never remove one (files that name it mus
     "db1b9dbadabae547653b15799be8c7aa40c94072645b6254bf34182c1d1c5c8b": "data/pyramid_prior_2.npz",
     # model 2's network and quantization with order 4: the error table in segments (bounded encoder memory)
     "9e19951e4b9d01de0e70b5aa833e1590a505f14de539f7b3367672ecda76d334": "data/pyramid_prior_3.npz",
+    # a mixture of two logistics per subpixel, model 2's recipe otherwise (train_pyramid-mix2.md), order 4, online 1
+    "04b1efcdbf0603656481bd96daaca9605503c54e87efc7cef713b2db0c6cea77": "data/pyramid_prior_4.npz",
 }
 CURRENT = "9e19951e4b9d01de0e70b5aa833e1590a505f14de539f7b3367672ecda76d334"
 
@@ -102,6 +104,12 @@ def parse(data: bytes, name: str = "the pyramid prior") -> Prior:
     if prior.meta.get("online", 0) not in (0, *SETTINGS):
         raise DiffcodeError(f"{name} names an unknown online adaptation ({prior.meta['online']!r}): made by a newer "
                             f"diffcode?")
+    # the heads' outputs per channel: a logistic's two, or (float32 engine only) a mixture's five
+    outputs = {np.shape(prior.arrays.get(f"phases.{p}.heads2.{c}.bias"))
+               for p in range(len(ORDERS[prior.order])) for c in range(3)}
+    if outputs - {(n,) for n in (OUTPUTS if "quant" in prior.meta else OUTPUTS[:1])}:
+        raise DiffcodeError(f"{name} is a pyramid prior whose heads give {sorted(outputs)} numbers per channel, "
+                            f"which this diffcode cannot code: made by a newer diffcode?")
     if "quant" in prior.meta:
         try:
             Engine(prior.arrays, prior.meta["quant"], prior.order)

@@ -234,6 +234,10 @@ class TrainState:
     seconds: float = 0.0  # training seconds of earlier legs
 
 
+# settings of checkpoints made before they existed: all were of order 1, with one logistic per subpixel
+SETTINGS_BEFORE = {"order": 1, "components": 1}
+
+
 def learning_rate(lr: float, step: int, steps: int) -> float:
     """Cosine from `lr` at step 1 to lr/50 at step `steps`."""
     return lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * (step - 1) / steps)))
@@ -241,7 +245,8 @@ def learning_rate(lr: float, step: int, steps: int) -> float:
 
 def _new_state(settings: dict, net: PyramidNet | None, device: str) -> TrainState:
     generator = torch.Generator().manual_seed(settings["seed"])
-    net = (net or PyramidNet(settings["width"], settings["head"], generator, settings.get("order", 1))).to(device)
+    net = (net or PyramidNet(settings["width"], settings["head"], generator, settings["order"],
+                             settings["components"])).to(device)
     optimizer = torch.optim.Adam(net.parameters(), lr=settings["lr"])
     return TrainState(net, optimizer, np.random.default_rng(settings["seed"]), generator)
 
@@ -271,14 +276,14 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
 
 
 def _restored_state(ckpt: dict, settings: dict, device: str) -> TrainState:
-    ckpt["settings"] = {"order": 1, **ckpt["settings"]}  # checkpoints from before orders were all of order 1
+    ckpt["settings"] = {**SETTINGS_BEFORE, **ckpt["settings"]}
     if ckpt["settings"] != settings:
         differ = sorted(k for k in settings.keys() | ckpt["settings"].keys()
                         if settings.get(k) != ckpt["settings"].get(k))
         raise DiffcodeError(f"the checkpoint was made with other settings ({', '.join(differ)}): "
                             f"{ {k: ckpt['settings'].get(k) for k in differ} }")
     state = _new_state(settings, PyramidNet(settings["width"], settings["head"], torch.Generator(),
-                                            settings.get("order", 1)), device)
+                                            settings["order"], settings["components"]), device)
     state.net.load_state_dict(ckpt["weights"])
     state.optimizer.load_state_dict(ckpt["optimizer"])
     state.rng.bit_generator.state = json.loads(ckpt["rng"])
@@ -314,8 +319,8 @@ def _log_row(state: TrainState, seconds: float, val_set, settings: dict, device:
 
 
 def train(train_set: Samples, val_set: Samples | dict[str, Samples] | None, *, steps: int, batch: int = 32768,
-          lr: float = 3e-3, width: int = 64, head: int = 32, seed: int = 0, order: int = 1, device: str = "cpu",
-          net: PyramidNet | None = None, progress=None, log_every: int = 250, val_every: int | None = None,
+          lr: float = 3e-3, width: int = 64, head: int = 32, seed: int = 0, order: int = 1, components: int = 1,
+          device: str = "cpu", net: PyramidNet | None = None, progress=None, log_every: int = 250, val_every: int | None = None,
           checkpoint: str | os.PathLike | None = None, checkpoint_every: int = 0, resume: dict | None = None,
           until: int | None = None, meta: dict | None = None) -> tuple[PyramidNet, list[dict]]:
     """Adam on the mean bits of random batches; cosine learning rate from `lr` to lr/50 over `steps`.
@@ -329,7 +334,7 @@ def train(train_set: Samples, val_set: Samples | dict[str, Samples] | None, *, s
     Returns the network and the log so far [{step, seconds (of training, all legs), train_bpsp (mean of the batches
     since the previous row), val_bpsp, ...}]."""
     settings = {"steps": steps, "batch": batch, "lr": lr, "width": width, "head": head, "seed": seed, "order": order,
-                "log_every": log_every, "val_every": val_every or 4 * log_every}
+                "components": components, "log_every": log_every, "val_every": val_every or 4 * log_every}
     state = _new_state(settings, net, device) if resume is None else _restored_state(resume, settings, device)
     last, start = min(until or steps, steps), time.perf_counter()
     while state.step < last:
@@ -350,7 +355,7 @@ def _leg_done(state: TrainState, start: float) -> TrainState:
 
 
 def train_prior(*, steps: int = 6000, batch: int = 32768, lr: float = 3e-3, width: int = 64, head: int = 32,
-                order: int = 1, crop: int = 640, data: DataSpec | None = None, seed: int = 0, val_every: int | None = None,
+                order: int = 1, components: int = 1, crop: int = 640, data: DataSpec | None = None, seed: int = 0, val_every: int | None = None,
                 kodak_dir: str | None = None, photos_dir: str | None = None, log=print,
                 checkpoint: str | None = None, checkpoint_every: int = 0, resume: str | None = None,
                 until: int | None = None, meta: dict | None = None, online: int = 1):
@@ -369,9 +374,9 @@ def train_prior(*, steps: int = 6000, batch: int = 32768, lr: float = 3e-3, widt
 
     start = time.perf_counter()
     ckpt = load_checkpoint(resume) if resume else None
-    settings = {"order": 1, **ckpt["settings"]} if ckpt else {
+    settings = {**SETTINGS_BEFORE, **ckpt["settings"]} if ckpt else {
         "steps": steps, "batch": batch, "lr": lr, "width": width, "head": head, "seed": seed, "order": order,
-        "log_every": 250, "val_every": val_every or 1000}
+        "components": components, "log_every": 250, "val_every": val_every or 1000}
     data = DataSpec.from_dict(ckpt["meta"]["data"]) if ckpt else (data or DataSpec(crop=crop))
     train_images, about = training_images(data, photos_dir, kodak_dir)
     if ckpt and about["pixels_sha256"] != ckpt["meta"]["data"]["pixels_sha256"]:

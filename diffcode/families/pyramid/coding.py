@@ -19,7 +19,7 @@ from typing import Callable
 import numpy as np
 
 from ...errors import ChecksumError
-from . import entropy, layout
+from . import entropy, layout, spec
 from .network import ExactNet, input_integers, own_integers
 from .online import Online, Settings
 
@@ -78,6 +78,9 @@ def _walk(height: int, width: int, net: ExactNet, code: Code, online: Online | N
     return known
 
 
+assert -(1 << 15) <= spec.LOC_MIN and spec.LOC_MAX < 1 << 15 and entropy.SINGLE < 1 << 15  # `_Segments.add`'s int16
+
+
 class _Segments:
     """The encoder's stream: the symbols and parameters of the current segment, coded (backwards) when it ends,
     and each coded segment decoded at once under the same parameters, so a stream that would not read back
@@ -89,11 +92,13 @@ class _Segments:
         self.bits = 0.0
 
     def add(self, symbols: np.ndarray, params: np.ndarray) -> None:
-        self.parts.append((np.asarray(symbols, np.uint8).ravel(), entropy.checked(params)))
+        # int16 holds every parameter (locations -384..3444, scale indexes 0..64, weights 0..256): a quarter
+        # of the memory of int64 for the segment's subpixels
+        self.parts.append((np.asarray(symbols, np.uint8).ravel(), entropy.checked(params).astype(np.int16)))
 
     def end(self) -> None:
         symbols = np.concatenate([p[0] for p in self.parts])
-        params = np.concatenate([p[1] for p in self.parts], 1)
+        params = entropy.checked(np.concatenate([p[1] for p in self.parts], 1))
         self.parts.clear()
         stream, bits = entropy.encode(symbols, params)
         decoder = entropy.Decoder(stream)

@@ -171,12 +171,15 @@ def _decode(words, position, state, p, tab):
 def checked(*params: np.ndarray) -> np.ndarray:
     """Model parameters, (loc12, scale) of single logistics or (loc1, j1, loc2, j2, w) of mixtures (each (N,)),
     or one (2 | 5, N) array of them, as one contiguous int64 (5, N) array, in range (ValueError otherwise)."""
-    rows = [np.asarray(p, np.int64).ravel() for p in (params[0] if len(params) == 1 else params)]
-    if len(rows) == 2:
-        rows = [rows[0], rows[1], rows[0], rows[1], np.full(len(rows[0]), SINGLE, np.int64)]
-    if len(rows) != N_PARAMS or len({len(r) for r in rows}) != 1:
-        raise ValueError("model parameters: (loc12, scale) or (loc1, j1, loc2, j2, w) of equal lengths")
-    p = np.ascontiguousarray(np.stack(rows))
+    p = params[0] if len(params) == 1 else None
+    if not (isinstance(p, np.ndarray) and p.dtype == np.int64 and p.shape[:1] == (N_PARAMS,) and p.ndim == 2
+            and p.flags.c_contiguous):  # else a copy (a checked array is used as it is: a segment's are 40 MB)
+        rows = [np.asarray(r, np.int64).ravel() for r in (params[0] if len(params) == 1 else params)]
+        if len(rows) == 2:
+            rows = [rows[0], rows[1], rows[0], rows[1], np.full(len(rows[0]), SINGLE, np.int64)]
+        if len(rows) != N_PARAMS or len({len(r) for r in rows}) != 1:
+            raise ValueError("model parameters: (loc12, scale) or (loc1, j1, loc2, j2, w) of equal lengths")
+        p = np.ascontiguousarray(np.stack(rows))
     locs, scales, w = p[[0, 2]], p[[1, 3]], p[4]
     mixed = w != SINGLE
     if np.any((locs < spec.LOC_MIN) | (locs > spec.LOC_MAX)) or np.any((scales < 0) | (scales > FLAT)) \

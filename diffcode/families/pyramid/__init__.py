@@ -43,11 +43,13 @@ class Pyramid:
     memory = {"fit": Linear(900.0, 40.0), "store": Linear(525.0, 17.0), "decode": Linear(500.0, 22.0)}
     memory_table = "memory-pyramid3.csv"
     # made with the shipped prior that was current: instant and fast with the first, prior2-* with model 2,
-    # prior3-* with model 2 in order 4 (the error table in segments), prior4-* with the mixture of two logistics
+    # prior3-* with model 2 in order 4 (the error table in segments), prior4-* with the mixture of two logistics,
+    # prior5-* with the mixture trained twice as long
     golden = {"instant": {"preset": "instant"}, "fast": {"preset": "fast", "steps": 3},
               "prior2-instant": {"preset": "instant"}, "prior2-fast": {"preset": "fast", "steps": 3},
               "prior3-instant": {"preset": "instant"}, "prior3-fast": {"preset": "fast", "steps": 3},
-              "prior4-instant": {"preset": "instant"}, "prior4-fast": {"preset": "fast", "steps": 3}}
+              "prior4-instant": {"preset": "instant"}, "prior4-fast": {"preset": "fast", "steps": 3},
+              "prior5-instant": {"preset": "instant"}, "prior5-fast": {"preset": "fast", "steps": 3}}
 
     def load_model(self, path=None) -> prior.Prior:
         return prior.load(path)

@@ -35,8 +35,10 @@ SHIPPED = {  # SHA-256 -> package file; never remove one (files that name it mus
     "9e19951e4b9d01de0e70b5aa833e1590a505f14de539f7b3367672ecda76d334": "data/pyramid_prior_3.npz",
     # a mixture of two logistics per subpixel, model 2's recipe otherwise (train_pyramid-mix2.md), order 4, online 1
     "04b1efcdbf0603656481bd96daaca9605503c54e87efc7cef713b2db0c6cea77": "data/pyramid_prior_4.npz",
+    # prior 4's recipe trained twice as long, 16,000 steps (train_pyramid-mix2-16k.md), order 4, online 1
+    "54d74d551674a40cd91ed5471c67014521ab2db9c3b240460054aab5df9f1423": "data/pyramid_prior_5.npz",
 }
-CURRENT = "04b1efcdbf0603656481bd96daaca9605503c54e87efc7cef713b2db0c6cea77"
+CURRENT = "54d74d551674a40cd91ed5471c67014521ab2db9c3b240460054aab5df9f1423"
 
 
 @dataclass(frozen=True)

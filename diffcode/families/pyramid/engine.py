@@ -93,16 +93,16 @@ def _relu32(acc, shift, out):
 
 @kernels.jit("void(float32[:, ::1], float32[::1], int32[:, ::1], int64, float32[:, ::1], float32[:, ::1], "
              "float32[::1], float64[::1], int32[:, ::1], int64[::1], int64[:, ::1], int64)")
-def _head(acc1, shift1, own, c, w_own, w2, b2, k, base12, weights, out, start):
+def _head(acc1, shift1, own, c, w_own, w2t, b2, k, base12, weights, out, start):
     """The rest of channel c's head after its first layer's trunk part `acc1` (N, head), which it overwrites: add
-    the own channels 0..c-1, activations, the second layer, then the distribution's parameters: columns
-    start..start + N of `out` (2 | 5, total), in float64 as `Engine.channel_reference` (see `outputs`). The second layer's sums are float32 sums of
-    integers below 2^24, exact in any order: each runs as 8 interleaved partial sums (8 independent chains
-    instead of one)."""
+    the own channels 0..c-1, activations, the second layer (w2t: its weight transposed, (2 | 5, head)), then the
+    distribution's parameters: columns start..start + N of `out` (2 | 5, total), in float64 as
+    `Engine.channel_reference` (see `outputs`). The second layer's sums are float32 sums of integers below 2^24,
+    exact in any order: each output runs as 8 partial sums over contiguous weights (vector lanes)."""
     half = np.float32(0.5)
     n, m = acc1.shape
-    n_out = w2.shape[1]
-    part = np.zeros((n_out, 8), np.float32)
+    n_out = w2t.shape[0]
+    lanes = np.zeros(8, np.float32)
     acc2 = np.zeros(n_out, np.float64)
     for i in range(n):
         a = acc1[i]
@@ -112,14 +112,18 @@ def _head(acc1, shift1, own, c, w_own, w2, b2, k, base12, weights, out, start):
                 a[j] += o * w_own[q, j]
         for j in range(m):
             a[j] = min(max(np.floor(a[j] * shift1[j] + half), np.float32(0.0)), np.float32(ACT_MAX))
-        part[:] = 0
-        for j in range(m):
-            for o in range(n_out):
-                part[o, j & 7] += a[j] * w2[j, o]
         for o in range(n_out):
+            w = w2t[o]
+            lanes[:] = 0
+            full = m - m % 8
+            for j0 in range(0, full, 8):
+                for q in range(8):
+                    lanes[q] += a[j0 + q] * w[j0 + q]
+            for j in range(full, m):
+                lanes[j - full] += a[j] * w[j]
             total = b2[o]
             for q in range(8):
-                total += part[o, q]
+                total += lanes[q]
             acc2[o] = np.float64(total)
         delta = np.floor(acc2[0] * k[0] + 0.5)
         out[0, start + i] = np.int64(min(max(base12[i, c] + delta, LOC_MIN), LOC_MAX))
@@ -272,10 +276,11 @@ class Engine:
         own, base12 = np.ascontiguousarray(own, np.int32), np.ascontiguousarray(base12, np.int32)
         shift1 = self.shifts32[phase][1][c]
         k, weights = self.multipliers(second), entropy.weight_table()
+        w2t = np.ascontiguousarray(second.weight.T)
         for start in range(0, n, self.ROWS):
             rows = slice(start, start + self.ROWS)
             _head(first.accumulate(hidden[rows].astype(np.float32)), shift1, own[rows], c, from_own[c],
-                  second.weight, second.bias, k, base12[rows], weights, out, start)
+                  w2t, second.bias, k, base12[rows], weights, out, start)
         return out
 
     @staticmethod

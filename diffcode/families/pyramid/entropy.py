@@ -82,6 +82,20 @@ def table() -> np.ndarray:
     return _mirror(half)
 
 
+_CODING_TABLE: list = []
+
+
+def coding_table() -> np.ndarray:
+    """The kernels' copy of `table()`: K[t + T_MAX, j] = C[j, t], int32 (every entry is at most 2^24), C-ordered
+    and read-only. The same integers, laid out so that one offset's 64 scales are neighbours in memory: online
+    adaptation reads 13 scale shifts of each component at one offset, one cache line apart instead of one row."""
+    if not _CODING_TABLE:
+        k = np.ascontiguousarray(table().T.astype(np.int32))
+        k.flags.writeable = False
+        _CODING_TABLE.append(k)
+    return _CODING_TABLE[0]
+
+
 # The first component's weight w = round(256 sigmoid(-q / WEIGHT_STEPS)), clipped to 0..256, of the second
 # component's integer logit q in -WEIGHT_Q..WEIGHT_Q (the engine's output, `engine.py`): 1/64 of a unit
 # of logit, finer than w's 1/256 steps where the logistic is steepest, and saturated (w = 0 or 256) at the ends.
@@ -108,12 +122,13 @@ def _cdf(x, loc1, j1, loc2, j2, w, tab):
         return TOTAL
     if j1 == FLAT:
         return x << (PRECISION - 8)
+    # tab is `coding_table()`: offset first, then scale
     if w == SINGLE:
-        c = tab[j1, 12 * x - 6 - loc1 + T_MAX]
+        c = np.int64(tab[12 * x - 6 - loc1 + T_MAX, j1])
     elif w == 0:
-        c = tab[j2, 12 * x - 6 - loc2 + T_MAX]
+        c = np.int64(tab[12 * x - 6 - loc2 + T_MAX, j2])
     else:
-        c = (w * tab[j1, 12 * x - 6 - loc1 + T_MAX] + (SINGLE - w) * tab[j2, 12 * x - 6 - loc2 + T_MAX]) >> 8
+        c = (w * np.int64(tab[12 * x - 6 - loc1 + T_MAX, j1]) + (SINGLE - w) * np.int64(tab[12 * x - 6 - loc2 + T_MAX, j2])) >> 8
     return ((c * (TOTAL - 256)) >> PRECISION) + x
 
 
@@ -123,7 +138,7 @@ def frequency(x, loc1, j1, loc2, j2, w, tab):
     return _cdf(x + 1, loc1, j1, loc2, j2, w, tab) - _cdf(x, loc1, j1, loc2, j2, w, tab)
 
 
-@kernels.jit("Tuple((int64[::1], int64[::1]))(uint8[::1], int64[:, ::1], int64[:, ::1])")
+@kernels.jit("Tuple((int64[::1], int64[::1]))(uint8[::1], int64[:, ::1], int32[:, ::1])")
 def _start_freq(symbols, p, tab):
     n = symbols.shape[0]
     start = np.empty(n, np.int64)
@@ -154,7 +169,7 @@ def decode_symbol(words, position, state, loc1, j1, loc2, j2, w, tab):
     return lo, state, position
 
 
-@kernels.jit("Tuple((uint8[::1], int64, uint64))(uint32[::1], int64, uint64, int64[:, ::1], int64[:, ::1])")
+@kernels.jit("Tuple((uint8[::1], int64, uint64))(uint32[::1], int64, uint64, int64[:, ::1], int32[:, ::1])")
 def _decode(words, position, state, p, tab):
     """`rans.Resumable.run`'s loop: the symbols (uint8) of one part, then position (-1: out of words), state."""
     n = p.shape[1]
@@ -201,14 +216,14 @@ def encode(symbols: np.ndarray, *params: np.ndarray) -> tuple[bytes, float]:
     """Code uint8 symbols in decoding order under their parameters (`checked`); returns (stream bytes, ideal bits
     of the integer model)."""
     symbols = np.ascontiguousarray(symbols, np.uint8).ravel()
-    start, freq = _start_freq(symbols, checked(*params), table())
+    start, freq = _start_freq(symbols, checked(*params), coding_table())
     bits = float(np.sum(PRECISION - np.log2(freq.astype(np.float64))))
     return rans.encode_segment(start, freq), bits
 
 
 def bits(symbols: np.ndarray, *params: np.ndarray) -> np.ndarray:
     """Ideal bits float64 (N,) of each symbol under the integer model (parameters as `checked`)."""
-    _, freq = _start_freq(np.ascontiguousarray(symbols, np.uint8).ravel(), checked(*params), table())
+    _, freq = _start_freq(np.ascontiguousarray(symbols, np.uint8).ravel(), checked(*params), coding_table())
     return PRECISION - np.log2(freq.astype(np.float64))
 
 
@@ -231,4 +246,4 @@ class Decoder(rans.Resumable):
 
     def decode(self, *params: np.ndarray) -> np.ndarray:
         """The next symbols, under their parameters (`checked`)."""
-        return self.run(_decode, checked(*params), table())
+        return self.run(_decode, checked(*params), coding_table())

@@ -119,7 +119,7 @@ def _update(k, x, centre, j1, j2, w, loc1, loc2, bias_sum, count, cost, tab, tab
 
 
 @kernels.jit("int64[:, ::1](uint8[::1], int64[:, ::1], int64[::1], int64[::1], int64[::1], int64[:, ::1], "
-             "int64[:, ::1], int64[::1], int64[::1])")
+             "int32[:, ::1], int64[::1], int64[::1])")
 def _adapt(symbols, p, ctx, bias_sum, count, cost, tab, table, params):
     """Encoder: the corrected parameters (5, N) of known symbols, in coding order (updating the statistics)."""
     n = symbols.shape[0]
@@ -134,7 +134,7 @@ def _adapt(symbols, p, ctx, bias_sum, count, cost, tab, table, params):
 
 
 @kernels.jit("Tuple((uint8[::1], int64[:, ::1], int64, uint64))(uint32[::1], int64, uint64, int64[:, ::1], "
-             "int64[::1], int64[::1], int64[::1], int64[:, ::1], int64[:, ::1], int64[::1], int64[::1])")
+             "int64[::1], int64[::1], int64[::1], int64[:, ::1], int32[:, ::1], int64[::1], int64[::1])")
 def _decode(words, position, state, p, ctx, bias_sum, count, cost, tab, table, params):
     """Decoder (`rans.Resumable.run`'s loop): `entropy.decode_symbol` with each subpixel's parameters corrected
     just before it is decoded."""
@@ -196,10 +196,10 @@ class Online:
     def adapt(self, symbols, params, ctx) -> np.ndarray:
         """The corrected parameters (5, N) of known symbols under the network's (`entropy.checked`)."""
         return _adapt(np.ascontiguousarray(symbols, np.uint8), entropy.checked(params),
-                      np.ascontiguousarray(ctx, np.int64), self.bias_sum, self.count, self.cost, entropy.table(),
+                      np.ascontiguousarray(ctx, np.int64), self.bias_sum, self.count, self.cost, entropy.coding_table(),
                       COST_TABLE, self.params)
 
     def decode(self, decoder: entropy.Decoder, params, ctx) -> tuple[np.ndarray, np.ndarray]:
         """Decode symbols with corrected parameters; returns (symbols, corrected parameters (5, N))."""
         return decoder.run(_decode, entropy.checked(params), np.ascontiguousarray(ctx, np.int64),
-                           self.bias_sum, self.count, self.cost, entropy.table(), COST_TABLE, self.params)
+                           self.bias_sum, self.count, self.cost, entropy.coding_table(), COST_TABLE, self.params)

@@ -152,19 +152,57 @@ def _start_freq(symbols, p, tab):
 
 
 @kernels.jit
+def _mixed(x, ta, tb, j1, j2, w, tab):
+    """F(x) for 0 <= x <= 256 of a non-flat subpixel whose rows start at ta = T_MAX - 6 - loc1, tb = T_MAX - 6 - loc2
+    (`_cdf`'s integers: at w = 256 or 0 the mix is one row exactly)."""
+    if x <= 0:
+        return 0
+    if x >= 256:
+        return TOTAL
+    c = (w * np.int64(tab[ta + 12 * x, j1]) + (SINGLE - w) * np.int64(tab[tb + 12 * x, j2])) >> 8
+    return ((c * (TOTAL - 256)) >> PRECISION) + x
+
+
+@kernels.jit
 def decode_symbol(words, position, state, loc1, j1, loc2, j2, w, tab):
     """One subpixel under (loc1, j1, loc2, j2, w): (symbol, state, position), position -1 if the words ran out.
-    The symbol is found by bisection on the increasing cdf, F(lo) <= slot < F(lo + 1)."""
+    The symbol is the one x with F(x) <= slot < F(x + 1): searched from the distribution's centre outwards in
+    doubling steps, then by bisection (F increases strictly, so any search finds the same x)."""
     slot = np.int64(state & np.uint64(TOTAL - 1))
-    lo, hi = 0, 256
-    while hi - lo > 1:
-        mid = (lo + hi) >> 1
-        if _cdf(mid, loc1, j1, loc2, j2, w, tab) <= slot:
-            lo = mid
-        else:
-            hi = mid
-    start = _cdf(lo, loc1, j1, loc2, j2, w, tab)
-    freq = _cdf(lo + 1, loc1, j1, loc2, j2, w, tab) - start
+    if j1 == FLAT:
+        lo = slot >> (PRECISION - 8)
+        start, freq = lo << (PRECISION - 8), np.int64(FLAT_FREQUENCY)
+    else:
+        ta, tb = T_MAX - 6 - loc1, T_MAX - 6 - loc2
+        guess = min(max((((w * loc1 + (SINGLE - w) * loc2) >> 8) + 6) // 12, 0), 255)
+        c = _mixed(guess, ta, tb, j1, j2, w, tab)
+        step = 1
+        if c <= slot:  # F(256) = TOTAL > slot ends the climb
+            lo, c_lo = guess, c
+            hi = lo + 1
+            c_hi = _mixed(hi, ta, tb, j1, j2, w, tab)
+            while c_hi <= slot:
+                lo, c_lo = hi, c_hi
+                step *= 2
+                hi = min(lo + step, 256)
+                c_hi = _mixed(hi, ta, tb, j1, j2, w, tab)
+        else:  # F(0) = 0 <= slot ends the descent
+            hi, c_hi = guess, c
+            lo = hi - 1
+            c_lo = _mixed(lo, ta, tb, j1, j2, w, tab)
+            while c_lo > slot:
+                hi, c_hi = lo, c_lo
+                step *= 2
+                lo = max(hi - step, 0)
+                c_lo = _mixed(lo, ta, tb, j1, j2, w, tab)
+        while hi - lo > 1:
+            mid = (lo + hi) >> 1
+            c = _mixed(mid, ta, tb, j1, j2, w, tab)
+            if c <= slot:
+                lo, c_lo = mid, c
+            else:
+                hi, c_hi = mid, c
+        start, freq = c_lo, c_hi - c_lo
     state, position = rans.pop(state, np.uint64(start), np.uint64(freq), np.uint64(slot), words, position)
     return lo, state, position
 

@@ -204,8 +204,11 @@ def bit_exact(path: Path, original: np.ndarray) -> bool:
 
 
 def child_environment(threads: int = 1) -> dict[str, str]:
-    """This environment with every thread pool held to `threads` threads and no progress bars."""
-    return {**os.environ, **{name: str(threads) for name in THREAD_VARIABLES}, "DIFFCODE_PROGRESS": "never"}
+    """This environment with every thread pool held to `threads` threads and no progress bars, and Python's bytecode
+    cache on, as an installed package has it (a PYTHONDONTWRITEBYTECODE environment would compile every diffcode
+    module from source in every process; the warm-up round writes the cache)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    return {**env, **{name: str(threads) for name in THREAD_VARIABLES}, "DIFFCODE_PROGRESS": "never"}
 
 
 def fill(template: tuple[str, ...], source: Path, target: Path) -> list[str]:

@@ -233,12 +233,24 @@ def checked(*params: np.ndarray) -> np.ndarray:
         if len(rows) != N_PARAMS or len({len(r) for r in rows}) != 1:
             raise ValueError("model parameters: (loc12, scale) or (loc1, j1, loc2, j2, w) of equal lengths")
         p = np.ascontiguousarray(np.stack(rows))
-    locs, scales, w = p[[0, 2]], p[[1, 3]], p[4]
-    mixed = w != SINGLE
-    if np.any((locs < spec.LOC_MIN) | (locs > spec.LOC_MAX)) or np.any((scales < 0) | (scales > FLAT)) \
-            or np.any((w < 0) | (w > SINGLE)) or np.any(mixed & ((p[1] == FLAT) | (p[3] == FLAT))):
+    if not _in_range(p):
         raise ValueError("model parameters out of range")
     return p
+
+
+@kernels.jit("boolean(int64[:, ::1])")
+def _in_range(p):
+    """Whether every subpixel's (loc1, j1, loc2, j2, w) is one the kernels may read the tables at: locations in
+    LOC_MIN..LOC_MAX, scales in 0..FLAT, w in 0..256, and FLAT only in a single logistic (w = 256)."""
+    for i in range(p.shape[1]):
+        loc1, j1, loc2, j2, w = p[0, i], p[1, i], p[2, i], p[3, i], p[4, i]
+        if loc1 < spec.LOC_MIN or loc1 > spec.LOC_MAX or loc2 < spec.LOC_MIN or loc2 > spec.LOC_MAX:
+            return False
+        if j1 < 0 or j1 > FLAT or j2 < 0 or j2 > FLAT or w < 0 or w > SINGLE:
+            return False
+        if w != SINGLE and (j1 == FLAT or j2 == FLAT):
+            return False
+    return True
 
 
 def centre(*params: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

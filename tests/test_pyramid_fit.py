@@ -101,3 +101,20 @@ def test_the_fit_runs_on_a_sampled_image(monkeypatch):
     (k, history), (k_again, history_again) = run(), run()
     assert len(history) == 3 and np.array_equal(k, k_again)
     assert [h["bpsp"] for h in history] == [h["bpsp"] for h in history_again]
+
+
+def test_the_deltas_are_weighed_on_a_subset_that_stands_for_the_image():
+    """`_pays` measures before and after on at most PAYS_TARGETS targets: a uniform subset of each phase, scaled
+    to the whole image (its mean bits within 2 % of the full set's), and the samples themselves below the bound."""
+    image = _image(96, 80, 2)
+    full = samples([image], 1)
+    assert fit._subset(full, full.targets, 0) is full
+    s = fit._subset(full, 1000, 0)
+    assert abs(s.targets - 1000) <= len(s.target) and s.image_targets == full.targets
+    assert s.subpixels == full.subpixels and s.scale == pytest.approx(full.targets / s.targets)
+    for phase in range(len(s.target)):
+        assert len(s.target[phase]) == pytest.approx(len(full.target[phase]) * 1000 / full.targets, abs=1)
+        known = {row.tobytes() for row in _rows(full, phase)}
+        assert all(row.tobytes() in known for row in _rows(s, phase))
+    net = PyramidNet(generator=torch.Generator().manual_seed(3))
+    assert mean_bpsp(net, s) == pytest.approx(mean_bpsp(net, full), rel=0.02)

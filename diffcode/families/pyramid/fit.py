@@ -25,13 +25,16 @@ from torch.nn.utils import parametrize
 from ...storage import container
 from . import deltas as delta_coding
 from .model import PyramidNet
-from .train import batch_bits, mean_bpsp, samples
+from .train import Samples, batch_bits, mean_bpsp, samples
 
 # The most targets (pixels, 159 bytes of contexts each) a fit holds: about 330 MB. Every image up to 2^21 pixels
 # (1920 x 1080, Kodak, the 0.8-1.4 MP photos) keeps all its targets, so its fit is what it was without the bound;
 # a 25 MP photo is fitted on a twelfth of its targets.
 MAX_TARGETS = 1 << 21
 SAMPLE_SEED = 0  # of the subset: it depends on the image alone
+# The most targets `_pays` weighs the deltas on: the same uniform subset before and after (a paired difference),
+# so its two passes of the float model cost a sixth of a Kodak image's instead of the whole
+PAYS_TARGETS = 1 << 16
 
 
 class _Delta(nn.Module):
@@ -120,6 +123,18 @@ def _pays(s, prior_arrays: dict, adapt: str, k: np.ndarray, coded: list, device:
     sizes = [p.size for p in coded]
     # their stream (ideal bits + the 64-bit flush and a last word), scale bytes, and section-table entry
     cost = delta_coding.encode(k, sizes)[2] + 96 + 8 * len(sizes) + 8 * (container.header_bytes(3) - container.header_bytes(2))
+    s = _subset(s, PAYS_TARGETS, SAMPLE_SEED)
     before = mean_bpsp(PyramidNet.from_arrays(prior_arrays, order).to(device), s, device)
     after = mean_bpsp(PyramidNet.from_arrays(delta_coding.apply(prior_arrays, adapt, k), order).to(device), s, device)
     return (before - after) * s.subpixels > cost
+
+
+def _subset(s: Samples, n: int, seed: int) -> Samples:
+    """A uniform random subset of about n of the samples' targets (each phase in proportion), standing for the same
+    image; the samples themselves when they hold at most n."""
+    if s.targets <= n:
+        return s
+    rng = np.random.default_rng(seed)
+    picks = [np.sort(rng.choice(len(t), round(n * len(t) / s.targets), replace=False)) for t in s.target]
+    fields = [[a[phase][pick] for phase, pick in enumerate(picks)] for a in (s.inputs, s.own, s.base12, s.target)]
+    return Samples(*fields, core_subpixels=s.core_subpixels, image_targets=s.image_targets or s.targets)

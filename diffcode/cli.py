@@ -188,10 +188,9 @@ def _read(path: Path) -> bytes:
 def _stage_bar(label: str):
     """A progress bar over the work of a store or a decode (stages, or subpixels: the pyramid family), shown from
     the first report (a family that reports none shows none)."""
-    from tqdm import tqdm
-
     if not _Show.bars():
         return None
+    from tqdm import tqdm  # only when a bar can show (0.06 s of a decode)
     bar = None
 
     def update(done: int, total: int) -> None:
@@ -209,10 +208,9 @@ def _stage_bar(label: str):
 def _progress(total: int, label: str):
     """A progress bar over a fit's steps, shown from the first step (a fit refused before it starts
     shows none)."""
-    from tqdm import tqdm
-
     if not _Show.bars():
         return None
+    from tqdm import tqdm  # only when a bar can show (0.06 s of a decode)
     bar = None
 
     def update(step: int, bpsp: float) -> None:

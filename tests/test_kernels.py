@@ -80,7 +80,8 @@ def test_one_or_two_threads_decode_the_same_pixels(files, threads):
 
 
 def test_the_command_line_decode_imports_no_numba(files, tmp_path):
-    """`diffcode decode` as a user runs it (typer, the batch runner, the jobs module) keeps numba out too."""
+    """`diffcode decode` as a user runs it (typer, the batch runner, the jobs module) keeps numba out too, and
+    tqdm where no progress bar can show."""
     if kernels.aot_module() is None:
         pytest.skip("the ahead-of-time module is not built from these sources: run python -m diffcode.kernels")
     paths, _ = files
@@ -88,7 +89,7 @@ def test_the_command_line_decode_imports_no_numba(files, tmp_path):
               f"sys.argv = ['cli.py', 'decode', {str(paths[-1])!r}, '-o', {str(tmp_path / 'out.png')!r}, '-q']\n"
               "try:\n    runpy.run_path('cli.py', run_name='__main__')\nexcept SystemExit as exit:\n"
               "    assert not exit.code, exit.code\n"
-              "print(sorted(m for m in ('numba', 'llvmlite', 'scipy', 'torch') if m in sys.modules))\n")
+              "print(sorted(m for m in ('numba', 'llvmlite', 'scipy', 'torch', 'tqdm') if m in sys.modules))\n")
     env = {k: v for k, v in os.environ.items() if k != kernels.ENV}
     out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "[]" and (tmp_path / "out.png").exists()

@@ -52,6 +52,8 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--checkpoint-every", type=int, default=0)
     parser.add_argument("--resume", help="continue from this checkpoint (its settings and data)")
     parser.add_argument("--until", type=int, help="stop after this step (one leg of the schedule)")
+    parser.add_argument("--init", help="start from this prior's network (a warm restart: new optimizer and "
+                                       "schedule; give its --width, --head, --components)")
     parser.add_argument("--name", default="")
     parser.add_argument("--record", help="the record's file name in experiments/results (no suffix; default "
                                          "train_pyramid[-NAME])")
@@ -98,7 +100,8 @@ def write_record(stem: Path, args, prior, rows: list[dict], legs: list[dict]) ->
              "Validation (float model, every coded subpixel, coarsest level at 8 bits): kodim09-16 whole (Kodak val) "
              "and centre crops of at most 640 of photos/val (photos val); `all` is both together.\n",
              f"Schedule: {meta['steps']} steps, batch {meta['batch']}, lr {meta['lr']} (cosine to 1/50), seed "
-             f"{meta['seed']}; width {meta['width']}, head {meta['head']}, pyramid order {meta.get('order', 1)}. This record stops at step {meta['step']}.\n",
+             f"{meta['seed']}; width {meta['width']}, head {meta['head']}, pyramid order {meta.get('order', 1)}. This record stops at step {meta['step']}." +
+             (f" Started from the network of prior {meta['init']} (a warm restart)." if "init" in meta else "") + "\n",
              f"Prior of step {meta['step']}: `{args.out}`, SHA-256 {prior.sha256}.\n",
              "| step | seconds (training) | train bpsp (batches) | Kodak val | photos val | all val |",
              "|---|---|---|---|---|---|"]
@@ -132,7 +135,7 @@ def main() -> None:
     prior, rows = train_prior(**{k: v for k, v in settings.items() if k != "log_every"}, data=data,
                               photos_dir=args.photos, log=lambda m: print(m, flush=True), checkpoint=args.checkpoint,
                               checkpoint_every=args.checkpoint_every, resume=args.resume, until=args.until,
-                              meta={"legs": legs + [leg]})
+                              meta={"legs": legs + [leg]}, init=args.init)
     prior.save(args.out, overwrite=True)
     stem = RESULTS / (args.record or f"train_pyramid{'-' + args.name if args.name else ''}")
     write_record(stem, args, prior, rows, legs + [{**leg, "seconds": prior.meta["seconds"]}])

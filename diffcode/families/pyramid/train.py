@@ -358,10 +358,13 @@ def train_prior(*, steps: int = 6000, batch: int = 32768, lr: float = 3e-3, widt
                 order: int = 1, components: int = 1, crop: int = 640, data: DataSpec | None = None, seed: int = 0, val_every: int | None = None,
                 kodak_dir: str | None = None, photos_dir: str | None = None, log=print,
                 checkpoint: str | None = None, checkpoint_every: int = 0, resume: str | None = None,
-                until: int | None = None, meta: dict | None = None, online: int = 1):
+                until: int | None = None, meta: dict | None = None, online: int = 1, init: str | None = None):
     """Train a prior; by default the shipped one's recipe (Kodak's training split + centre crops of photos/train;
     `data` chooses other images, `crop` is used only without it). Validation: the fixed images of
     `data.py`'s `validation_images`, scored as val_kodak, val_photos and val_bpsp (both together).
+
+    init: a prior file whose network the run starts from (a warm restart: a new optimizer and schedule; its
+    width, head, order and components must be the settings').
 
     resume: a checkpoint path; training continues with the checkpoint's settings and data (rebuilt, and refused
     unless their pixels are the same), and the settings and data arguments are not used. `checkpoint`,
@@ -394,7 +397,15 @@ def train_prior(*, steps: int = 6000, batch: int = 32768, lr: float = 3e-3, widt
             log(f"step {step}/{settings['steps']}: {bits:.4f} bpsp (batch), {time.perf_counter() - start:.0f} s")
 
     run_meta = {**(ckpt["meta"] if ckpt else {}), **(meta or {}), "data": about}
-    net, rows = train(train_set, val_set, **settings, progress=progress, checkpoint=checkpoint,
+    start_net = None
+    if init and not ckpt:
+        initial = prior.load(init)
+        start_net = PyramidNet.from_arrays(initial.arrays, settings["order"])
+        shape = (start_net.width, start_net.head, start_net.components)
+        if shape != (settings["width"], settings["head"], settings["components"]):
+            raise DiffcodeError(f"--init {init}: width, head and components {shape} differ from the settings'")
+        run_meta["init"] = initial.sha256
+    net, rows = train(train_set, val_set, **settings, net=start_net, progress=progress, checkpoint=checkpoint,
                       checkpoint_every=checkpoint_every, resume=ckpt, until=until, meta=run_meta)
     validated = [r for r in rows if "val_bpsp" in r]
     arrays = net.arrays()
@@ -403,5 +414,6 @@ def train_prior(*, steps: int = 6000, batch: int = 32768, lr: float = 3e-3, widt
                   "data": about, "step": min(until or settings["steps"], settings["steps"]),
                   "validation_bpsp": validated[-1]["val_bpsp"] if validated else None,
                   "seconds": round(time.perf_counter() - start), "crop": data.crop,
-                  "train": [s["folder"] for s in about["sources"]]}
+                  "train": [s["folder"] for s in about["sources"]],
+                  **({"init": run_meta["init"]} if "init" in run_meta else {})}
     return prior.from_bytes(prior.to_bytes(arrays, prior_meta)), rows

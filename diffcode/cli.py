@@ -210,7 +210,7 @@ def _progress(total: int, label: str):
     shows none)."""
     if not _Show.bars():
         return None
-    from tqdm import tqdm  # only when a bar can show (0.06 s of a decode)
+    from tqdm import tqdm  # only when a bar can show
     bar = None
 
     def update(step: int, bpsp: float) -> None:

@@ -110,7 +110,7 @@ def bits(recorded: list[tuple], mu: float) -> float:
     state = online.Online(online.SETTINGS[1])
     weights = np.zeros((2 * online.MAX_PHASES * 3, recorded[0][4].shape[1]))
     return sum(_simulate(s, loc, sc, ids, np.ascontiguousarray(f), state.bias_sum, state.count, state.cost,
-                         entropy.table(), online.COST_TABLE, state.params, weights, cls, mu)
+                         entropy.coding_table(), online.COST_TABLE, state.params, weights, cls, mu)
                for s, loc, sc, ids, f, cls in recorded)
 
 

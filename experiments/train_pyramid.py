@@ -53,7 +53,7 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--resume", help="continue from this checkpoint (its settings and data)")
     parser.add_argument("--until", type=int, help="stop after this step (one leg of the schedule)")
     parser.add_argument("--init", help="start from this prior's network (a warm restart: new optimizer and "
-                                       "schedule; give its --width, --head, --components)")
+                                       "schedule; give its --order, --width, --head and --components)")
     parser.add_argument("--name", default="")
     parser.add_argument("--record", help="the record's file name in experiments/results (no suffix; default "
                                          "train_pyramid[-NAME])")

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from diffcode import kernels
 from diffcode.errors import CorruptFileError
 from diffcode.storage import container
 from diffcode.families.pyramid import coding, deltas, engine, entropy, layout, spec
@@ -411,3 +412,27 @@ def test_deltas_beyond_the_exactness_bound_are_shrunk_not_dropped():
     header = container.Header("pyramid", height=20, width=18, pixel_hash=bytes(16), **encoded.fields)
     assert encoded.extras["n_nonzero_weights"] == len(k)
     assert np.array_equal(exact.decode(header, [(s.kind, s.payload) for s in encoded.sections], model).image, image)
+
+
+def test_the_symbol_search_reads_only_table_entries_it_may(monkeypatch):
+    """`decode_symbol` run as Python over the kernels' table (numpy checks every index): a single logistic whose
+    unused second scale is FLAT (`checked` accepts it) must not read that column; every slot of a few mixtures
+    decodes to the symbol whose interval holds it."""
+    import types
+
+    cases = [(spec.LOC_MIN, 5, spec.LOC_MIN, entropy.FLAT, entropy.SINGLE), (spec.LOC_MAX, 0, spec.LOC_MIN, 63, 0),
+             (1500, 20, 1600, 40, 77), (spec.LOC_MIN, 63, spec.LOC_MAX, 0, 200)]
+    intervals = []  # each symbol's (start, frequency), from the compiled coder (which binds the kernels first)
+    for params in cases:
+        bits = entropy.bits(np.arange(256, dtype=np.uint8), *[np.full(256, v) for v in params])
+        freqs = np.rint(2.0 ** (entropy.PRECISION - bits)).astype(np.int64)
+        intervals.append((np.concatenate([[0], np.cumsum(freqs)[:-1]]), freqs))
+    python = {f.__name__: f for f in kernels.python_functions() if f.__module__ == entropy.__name__}
+    monkeypatch.setattr(entropy, "_mixed", python["_mixed"])
+    monkeypatch.setattr(entropy, "rans", types.SimpleNamespace(pop=lambda state, start, freq, slot, words, pos: (state, pos)))
+    table = entropy.coding_table()
+    for params, (starts, freqs) in zip(cases, intervals):
+        for x in (0, 1, 100, 254, 255):
+            for slot in (starts[x], starts[x] + freqs[x] - 1):
+                symbol, _, _ = python["decode_symbol"](None, 0, np.uint64(slot), *params, table)
+                assert symbol == x, (params, x, slot)

@@ -134,7 +134,7 @@ def _cdf(x, loc1, j1, loc2, j2, w, tab):
 
 @kernels.jit
 def frequency(x, loc1, j1, loc2, j2, w, tab):
-    """The frequency of symbol x (at least 1)."""
+    """The frequency of symbol x (at least 1); tab is `coding_table()`."""
     return _cdf(x + 1, loc1, j1, loc2, j2, w, tab) - _cdf(x, loc1, j1, loc2, j2, w, tab)
 
 
@@ -154,7 +154,8 @@ def _start_freq(symbols, p, tab):
 @kernels.jit
 def _mixed(x, ta, tb, j1, j2, w, tab):
     """F(x) for 0 <= x <= 256 of a non-flat subpixel whose rows start at ta = T_MAX - 6 - loc1, tb = T_MAX - 6 - loc2
-    (`_cdf`'s integers: at w = 256 or 0 the mix is one row exactly)."""
+    (`_cdf`'s integers: at w = 256 or 0 the mix is one row's value exactly, though both rows are read, so both
+    scales must name table columns); tab is `coding_table()`."""
     if x <= 0:
         return 0
     if x >= 256:
@@ -173,6 +174,8 @@ def decode_symbol(words, position, state, loc1, j1, loc2, j2, w, tab):
         lo = slot >> (PRECISION - 8)
         start, freq = lo << (PRECISION - 8), np.int64(FLAT_FREQUENCY)
     else:
+        if w == SINGLE:  # the second row is weighted 0 and may name FLAT (`checked` allows it): read the first twice
+            loc2, j2 = loc1, j1
         ta, tb = T_MAX - 6 - loc1, T_MAX - 6 - loc2
         guess = min(max((((w * loc1 + (SINGLE - w) * loc2) >> 8) + 6) // 12, 0), 255)
         c = _mixed(guess, ta, tb, j1, j2, w, tab)

@@ -398,12 +398,18 @@ def train_prior(*, steps: int = 6000, batch: int = 32768, lr: float = 3e-3, widt
 
     run_meta = {**(ckpt["meta"] if ckpt else {}), **(meta or {}), "data": about}
     start_net = None
-    if init and not ckpt:
+    if init and ckpt:
+        raise DiffcodeError("--init starts a new schedule; a resumed run continues its checkpoint's")
+    if init:
         initial = prior.load(init)
+        phases = len({name.split(".")[1] for name in initial.arrays})
+        width, head = (initial.arrays[f"phases.0.{n}.weight"].shape[0] for n in ("trunk1", "heads1.0"))
+        components = (initial.arrays["phases.0.heads2.0.weight"].shape[0] + 1) // 3
+        if (phases, width, head, components) != (len(ORDERS[settings["order"]]), settings["width"], settings["head"],
+                                                 settings["components"]):
+            raise DiffcodeError(f"--init {init}: its network (phases, width, head, components) "
+                                f"{(phases, width, head, components)} is not the settings'")
         start_net = PyramidNet.from_arrays(initial.arrays, settings["order"])
-        shape = (start_net.width, start_net.head, start_net.components)
-        if shape != (settings["width"], settings["head"], settings["components"]):
-            raise DiffcodeError(f"--init {init}: width, head and components {shape} differ from the settings'")
         run_meta["init"] = initial.sha256
     net, rows = train(train_set, val_set, **settings, net=start_net, progress=progress, checkpoint=checkpoint,
                       checkpoint_every=checkpoint_every, resume=ckpt, until=until, meta=run_meta)

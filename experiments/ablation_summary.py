@@ -12,12 +12,12 @@ from __future__ import annotations
 import argparse
 import csv
 import re
-import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from diffcode.families.pyramid.prior import SHIPPED
+from diffcode import report
 
 RESULTS = Path(__file__).resolve().parent / "results"
 # a table's "prior 0123456789abcdef" (16 hex digits of its SHA-256) -> the shipped prior's name
@@ -362,7 +362,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--name", default="model2-ablation")
     args = parser.parse_args()
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    commit = report.git_commit()
     measured_rows = [measured(s) for s in SECTIONS]
     lines = ["# Model 2's ablations: one row per change (issue 21)", "",
              "What each change did to the pyramid family's second model (model 2's network and the priors built on "

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -27,6 +26,7 @@ import numpy as np  # noqa: E402
 
 from diffcode.families.pyramid import engine, prior  # noqa: E402
 from diffcode.families.pyramid.train import coded_targets  # noqa: E402
+from diffcode import report
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -79,7 +79,7 @@ def main() -> None:
     fit = width
     while fit > 8 and targets * (n_in * fit / rate64 + (fit * fit + fit * 3 * head) / rate32) > args.budget:
         fit -= 8
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    commit = report.git_commit()
     load = os.getloadavg()[0]
     text = [
         "# The floor of a pyramid decode: the network's products on this machine\n",

@@ -10,13 +10,13 @@ error-table stream. Writes experiments/results/engine_cost.md with the command a
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 
 from diffcode.families.pyramid import coding, engine, prior
 from diffcode.families.pyramid.network import ExactNet
 from diffcode.families.pyramid.train import samples
 from diffcode.image import read_image
+from diffcode import report
 from pyramid_ablation import PHOTOS, RESULTS, images
 
 FIRST_PRIOR = "ea6396d18181957995497ccdc0bf60c2e583382569322f1570e8b8161a3ce93a"
@@ -30,7 +30,7 @@ def main() -> None:
     calibration = [read_image(p)[:512, :512] for p in sorted((PHOTOS / "train").glob("*.png"))[:4]]
     quant = engine.make_quant(model.arrays, engine.calibrate(model.arrays, samples(calibration)), 1)
     nets = {"float64 pass": ExactNet(model.arrays), "float32 engine": engine.Engine(model.arrays, quant)}
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    commit = report.git_commit()
     lines = ["# The float32 engine's quantization cost\n",
              f"Command: `python {' '.join(sys.argv)}` at commit {commit}; the first shipped prior ({FIRST_PRIOR[:16]}), "
              f"no online adaptation, activations 0..{engine.ACT_MAX}. bpsp of the error-table stream.\n",

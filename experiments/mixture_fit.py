@@ -14,7 +14,6 @@ experiments/results/NAME.md with the command and commit.
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 from pathlib import Path
 
@@ -26,6 +25,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "experiments"))
 
 from diffcode.families.pyramid import deltas, fit, spec, train  # noqa: E402
+from diffcode import report
 from pyramid_ablation import images  # noqa: E402
 
 PRIORS = {"m2": ROOT / "experiments" / "checkpoints" / "prior-m2.npz",
@@ -50,8 +50,7 @@ def main() -> None:
         after = train.mean_bpsp(fit.PyramidNet.from_arrays(fitted, 1), s)
         rows.append((name, alone, after, int(np.count_nonzero(k))))
         print(rows[-1], flush=True)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                            cwd=ROOT).stdout.strip()
+    commit = report.git_commit()
     lines = [f"# Float bits before and after `default`'s per-image fit: prior {args.prior}\n",
              f"Command: `python {' '.join(sys.argv)}` at commit {commit}. Float model, whole image, bits per subpixel "
              "(the coarsest level at 8 bits); deltas rounded as a file holds them, their own bits not counted; no "

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import io
 import math
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -35,6 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from diffcode import api, baselines, codec  # noqa: E402
+from diffcode import report
 
 RESULTS = ROOT / "experiments" / "results"
 TEXT = "The quick brown fox jumps over the lazy dog. 0123456789 ({[ ]}) <= >= != == -> diffcode"
@@ -156,8 +156,7 @@ def main() -> None:
     parser.add_argument("--keep-images", action="store_true")
     parser.add_argument("--photos", default="", help="Kodak names: check that photos keep the photo model")
     args = parser.parse_args()
-    args.commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                 cwd=ROOT).stdout.strip()  # at the start: the code this run imported
+    args.commit = report.git_commit()  # at the start: the code this run imported
     if args.photos:
         rows = photo_rows(args.photos.split(","))
         columns = list(rows[0])

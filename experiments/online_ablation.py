@@ -10,7 +10,6 @@ again to check the pixels. Writes experiments/results/online_ablation[-NAME].md 
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import time
 from dataclasses import replace
@@ -19,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from diffcode.families.pyramid import coding, exact, online, prior
+from diffcode import report
 from pyramid_ablation import images  # the same image sets (val, photos-val, names or paths)
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -72,7 +72,7 @@ def main() -> None:
             rows.append({"variant": variant, "image": image_name, "bpsp": 8 * len(stream) / image.size,
                          "encode_s": seconds})
             print(rows[-1], flush=True)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    commit = report.git_commit()
     lines = ["# Online adaptation of the pyramid coder\n",
              f"Command: `python {' '.join(sys.argv)}` at commit {commit}; prior {model.sha256[:16]} (order "
              f"{model.order}), its network alone (no per-image fit). bpsp of the error-table stream; every stream "

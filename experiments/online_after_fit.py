@@ -11,7 +11,6 @@ image. Writes experiments/results/online_after_fit[-NAME].md with the command an
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import numpy as np
 from diffcode import fitfile
 from diffcode.families.pyramid import coding, deltas, exact, prior
 from diffcode.image import read_image
+from diffcode import report
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -59,7 +59,7 @@ def main() -> None:
                 bits.append(8 * len(stream) / image.size)
             rows.append((path.stem, *bits))
             print(rows[-1], flush=True)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    commit = report.git_commit()
     lines = ["# Online adaptation after the per-image fit\n",
              f"Command: `python {' '.join(sys.argv)}` at commit {commit}; prior {model.sha256[:16]}. Each image's "
              "fitted deltas (the evaluate run's `.fit`) make the exact network; bpsp of the error-table stream "

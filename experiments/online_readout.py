@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -38,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 from diffcode import kernels  # noqa: E402
 from diffcode.families.pyramid import coding, deltas, engine, entropy, exact, layout, online, prior, spec  # noqa: E402
+from diffcode import report
 from pyramid_ablation import images  # noqa: E402
 
 RESULTS = ROOT / "experiments" / "results"
@@ -144,8 +144,7 @@ def main() -> None:
             values = [bits(recorded, mu) / image.size for mu in mus]
             rows.append((name, network, values))
             print(name, network, [round(v, 4) for v in values], f"{time.perf_counter() - start:.0f} s", flush=True)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                            cwd=ROOT).stdout.strip()
+    commit = report.git_commit()
     lines = ["# An online readout of the trunk's activations on top of the online adaptation (prototype)\n",
              f"Command: `python {' '.join(sys.argv)}` at commit {commit}; prior {model.sha256[:16]}. Error-table "
              "bpsp under the integer model (ideal bits, not file bytes), simulated in float64 as the script's "

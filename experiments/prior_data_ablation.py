@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -23,6 +22,7 @@ import torch
 
 from diffcode.families.pyramid.data import DataSpec
 from diffcode.families.pyramid.train import train_prior
+from diffcode import report
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "photos"
@@ -53,7 +53,7 @@ def run_row(name: str, args, at_commit: str) -> dict:
 
 
 def commit() -> str:
-    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    return report.git_commit()
 
 
 def write_table(stem: Path) -> None:

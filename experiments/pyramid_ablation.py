@@ -10,7 +10,6 @@ Writes experiments/results/pyramid_ablation[-NAME].md|csv with the command and c
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import time
 from dataclasses import replace
@@ -24,6 +23,7 @@ from diffcode.families.pyramid import exact, prior, spec
 from diffcode.families.pyramid.fit import fit_deltas
 from diffcode.image import read_image
 from diffcode.storage import container
+from diffcode import report
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "photos"
@@ -107,7 +107,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     model = prior.load()
     # the commit the run starts from (the tree may move on while it runs)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    commit = report.git_commit()
     heading = (f"Command: `python {' '.join(sys.argv)}` at commit {commit}, prior {model.sha256[:16]}, {args.threads} "
                "thread(s), 2-core CPU. bpsp of the real sections (file bytes minus the ~70-byte header); weights = "
                "side info + per-image weight deltas.")

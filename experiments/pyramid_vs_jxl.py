@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import argparse
 import csv
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+
+from diffcode import report
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CODECS = ("cjxl-e7", "cjxl-e9", "cjxl-max", "webp", "png")
@@ -38,7 +39,7 @@ def main() -> None:
     for name in args.baselines.split(","):
         for r in rows(name):
             reference[(r["image"], r["codec"])] = float(r["bpsp"])
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    commit = report.git_commit()
     lines = ["# The pyramid family beside JPEG XL's command-line tool\n",
              f"Command: `python {' '.join(sys.argv)}` at commit {commit}. diffcode: real file bpsp of the evaluate "
              "tables (every file decoded and checked); cjxl 0.7 (`-d 0 -e 7`, `-e 9`, and `-e 9 -E 3 -I 100 -g 3` as "

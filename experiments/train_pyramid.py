@@ -22,7 +22,6 @@ per step (oversubscription).
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 from pathlib import Path
 
@@ -30,6 +29,7 @@ import torch
 
 from diffcode.families.pyramid.data import DataSpec
 from diffcode.families.pyramid.train import load_checkpoint, train_prior
+from diffcode import report
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "photos"
@@ -80,7 +80,7 @@ def settings_of(args: argparse.Namespace) -> tuple[dict, DataSpec]:
 
 
 def commit() -> str:
-    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    return report.git_commit()
 
 
 def describe_data(about: dict) -> str:

@@ -108,16 +108,12 @@ def _update(k, x, centre, j1, j2, w, loc1, loc2, bias_sum, count, cost, tab, tab
     halve, max_shift = params[2], params[3]
     bias_sum[k] += 12 * x - centre
     count[k] += 1
-    # entropy.frequency(x, loc1, j1 + s, loc2, j2 + s, w) for every shift s, with what does not depend on s
-    # hoisted: the same integers (at w = 256 or 0 the mix is one row exactly, and no shifted scale is FLAT)
-    ta, tb = 12 * x - 6 - loc1 + entropy.T_MAX, 12 * x - 6 - loc2 + entropy.T_MAX
-    v, span = entropy.SINGLE - w, entropy.TOTAL - 256
+    # entropy.frequency(x, loc1, j1 + s, loc2, j2 + s, w) for every shift s, the rows' offsets computed once
+    ta, tb = entropy.T_MAX - 6 - loc1, entropy.T_MAX - 6 - loc2
     for s in range(-max_shift, max_shift + 1):
         a, b = _clip_scale(j1 + s), _clip_scale(j2 + s)
-        lo = 0 if x == 0 else (((w * np.int64(tab[ta, a]) + v * np.int64(tab[tb, b])) >> 8) * span >> entropy.PRECISION) + x
-        hi = entropy.TOTAL if x == 255 else \
-            (((w * np.int64(tab[ta + 12, a]) + v * np.int64(tab[tb + 12, b])) >> 8) * span >> entropy.PRECISION) + x + 1
-        cost[k, max_shift + s] += code_length(hi - lo, table)
+        f = entropy._mixed(x + 1, ta, tb, a, b, w, tab) - entropy._mixed(x, ta, tb, a, b, w, tab)
+        cost[k, max_shift + s] += code_length(f, table)
     if count[k] >= halve:
         bias_sum[k] = bias_sum[k] // 2
         count[k] = count[k] // 2

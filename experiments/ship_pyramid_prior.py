@@ -5,7 +5,7 @@
 
 The prior's network and quantization stay as trained (`experiments/train_pyramid.py` calibrates them); its meta
 gets the coding order (`layout.ORDERS`: 3 codes order 1's phases in chunks) and the online adaptation
-(`online.SETTINGS`) its files are coded with. Prints the SHA-256 to add to `prior.SHIPPED` (and CURRENT). An
+(`online.SETTINGS`) its files are coded with, or (--online-choices) the ones each file chooses from. Prints the SHA-256 to add to `prior.SHIPPED` (and CURRENT). An
 existing output is never replaced: a shipped prior is never edited, only added.
 """
 
@@ -24,6 +24,8 @@ def main() -> None:
     parser.add_argument("prior", help="a prior file written by train_pyramid.py")
     parser.add_argument("--order", type=int, required=True)
     parser.add_argument("--online", type=int, required=True)
+    parser.add_argument("--online-choices", help="online codes each file chooses from, comma-separated (the first "
+                        "wins ties), written in its side information (`exact.choices`)")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     trained = prior.load(args.prior)
@@ -32,7 +34,8 @@ def main() -> None:
         sys.exit(f"order {args.order} has other phases than the order {trained.order} the prior was trained for")
     if "quant" not in trained.meta:
         sys.exit("the prior records no quantization: train it with this diffcode's train_pyramid.py")
-    shipped = prior.amended(trained, order=args.order, online=args.online, trained_order=trained.order)
+    meta = {"online_choices": [int(c) for c in args.online_choices.split(",")]} if args.online_choices else {}
+    shipped = prior.amended(trained, order=args.order, online=args.online, trained_order=trained.order, **meta)
     try:
         shipped.save(args.out)
     except DiffcodeError as exc:

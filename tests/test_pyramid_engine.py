@@ -228,3 +228,39 @@ def test_a_mixture_prior_needs_the_engine_and_two_components_at_most():
             meta["quant"] = engine.make_quant(arrays, units, 1)
         with pytest.raises(DiffcodeError, match="numbers per channel"):
             prior.parse(prior.to_bytes(arrays, meta))
+
+
+def test_a_prior_with_online_choices_codes_each_file_with_its_smallest_stream(model):
+    """A prior whose meta lists "online_choices" lets the encoder code the image under each (one walk of the
+    network) and keep the smallest; the side information names it, the decoder reads it back, and a code the prior
+    does not offer is a corrupt file."""
+    from diffcode.families.pyramid import spec
+    from diffcode.storage import container
+
+    chooser = prior.amended(model, online=1, online_choices=[1, 0, 2])
+    image = _image(31, 27, 8)
+    net = exact.exact_net(chooser, chooser.arrays)
+    sizes = [len(coding.encode(image, net, exact.settings(code))[0]) for code in (1, 0, 2)]
+    encoded = exact.encode(image, np.zeros(0, np.int16), spec.PRESETS["instant"], None, chooser)
+    side, table = encoded.sections[0].payload, encoded.sections[-1].payload
+    assert len(side) == 3 and side[2] == (1, 0, 2)[int(np.argmin(sizes))] and len(table) == min(sizes)
+    header = container.Header("pyramid", height=31, width=27, pixel_hash=bytes(16), **encoded.fields)
+    sections = [(s.kind, s.payload) for s in encoded.sections]
+    assert np.array_equal(exact.decode(header, sections, chooser).image, image)
+    with pytest.raises(CorruptFileError, match="online adaptation"):
+        exact.decode(header, [(sections[0][0], side[:2] + bytes([3]))] + sections[1:], chooser)
+
+
+def test_scale_only_and_censored_online_adaptation_round_trip(model):
+    """The settings without bias, and with censored values (0 and 255) left out of the bias, decode to the same
+    pixels; on an image that sits at 255 the censored bias differs from the plain one."""
+    image = _image(40, 33, 9)
+    image[:, :16] = 255
+    net = exact.exact_net(model, model.arrays)
+    streams = {}
+    for name, settings in (("base", online.SETTINGS[1]), ("scale", online.Settings(bias=False)),
+                           ("censor", online.Settings(censor=True))):
+        streams[name], _ = coding.encode(image, net, settings)
+        decoded, _ = coding.decode(40, 33, streams[name], net, settings)
+        assert np.array_equal(decoded, image), name
+    assert streams["censor"] != streams["base"] and streams["scale"] != streams["base"]

@@ -44,12 +44,14 @@ class Pyramid:
     memory_table = "memory-pyramid3.csv"
     # made with the shipped prior that was current: instant and fast with the first, prior2-* with model 2,
     # prior3-* with model 2 in order 4 (the error table in segments), prior4-* with the mixture of two logistics,
-    # prior5-* with the mixture trained twice as long
+    # prior5-* with the mixture trained twice as long, prior6-* with it trained 32,000 steps and a per-file online
+    # adaptation (the side information names it)
     golden = {"instant": {"preset": "instant"}, "fast": {"preset": "fast", "steps": 3},
               "prior2-instant": {"preset": "instant"}, "prior2-fast": {"preset": "fast", "steps": 3},
               "prior3-instant": {"preset": "instant"}, "prior3-fast": {"preset": "fast", "steps": 3},
               "prior4-instant": {"preset": "instant"}, "prior4-fast": {"preset": "fast", "steps": 3},
-              "prior5-instant": {"preset": "instant"}, "prior5-fast": {"preset": "fast", "steps": 3}}
+              "prior5-instant": {"preset": "instant"}, "prior5-fast": {"preset": "fast", "steps": 3},
+              "prior6-instant": {"preset": "instant"}, "prior6-fast": {"preset": "fast", "steps": 3}}
 
     def load_model(self, path=None) -> prior.Prior:
         return prior.load(path)

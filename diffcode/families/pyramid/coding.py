@@ -112,30 +112,40 @@ class _Segments:
 def encode(image: np.ndarray, net: ExactNet, online: Settings | None = None,
            progress: Callable[[int, int], None] | None = None) -> tuple[bytes, float]:
     """uint8 (H, W, 3) -> (error-table stream, ideal bits of the integer model)."""
-    stream, bits, _ = encode_with_model(image, net, online, progress)
+    stream, bits, _, _ = encode_with_model(image, net, (online,), progress)
     return stream, bits
 
 
-def encode_with_model(image: np.ndarray, net: ExactNet, online: Settings | None = None,
-                      progress: Callable[[int, int], None] | None = None) -> tuple[bytes, float, np.ndarray]:
-    """`encode`, also returning the image its walk rebuilt from the coded symbols (uint8 (H, W, 3)), which a
-    decode would give (`online`: the adaptation's settings, None: none). Every segment of the stream has been
-    read back under the parameters it was coded with (`_Segments`)."""
+def encode_with_model(image: np.ndarray, net: ExactNet, candidates: tuple[Settings | None, ...] = (None,),
+                      progress: Callable[[int, int], None] | None = None
+                      ) -> tuple[bytes, float, np.ndarray, int]:
+    """`encode` under each candidate online adaptation (None: none) in one walk of the network, keeping the
+    smallest stream (ties: the first). Returns (stream, its ideal bits, the image its walk rebuilt from the
+    coded symbols (uint8 (H, W, 3)), which a decode would give, the index of its candidate). Every segment of
+    every candidate's stream has been read back under the parameters it was coded with (`_Segments`)."""
     levels = layout.pyramid(image)
-    segments = _Segments()
-    state = Online(online) if online else None
+    states = [Online(settings) if settings else None for settings in candidates]
+    segments = [_Segments() for _ in candidates]
+    adapted = [state for state in states if state is not None]
+    if len({state.settings.level_classes for state in adapted}) > 1:
+        raise ValueError("the candidate online adaptations must share their contexts (level_classes)")
 
     def record(params, ids, where):
         level, rows, cols, c = where
         symbols = levels[level].reshape(-1) if rows is None else levels[level][rows, cols, c]
-        if ids is not None:
-            params = state.adapt(symbols, params, ids)
-        segments.add(symbols, params)
+        for state, part in zip(states, segments):
+            part.add(symbols, params if state is None or ids is None else state.adapt(symbols, params, ids))
         return symbols
 
-    walked = _walk(image.shape[0], image.shape[1], net, record, state, segments.end, progress)
-    segments.end()
-    return b"".join(segments.streams), segments.bits, walked
+    def end():
+        for part in segments:
+            part.end()
+
+    walked = _walk(image.shape[0], image.shape[1], net, record, adapted[0] if adapted else None, end, progress)
+    end()
+    streams = [b"".join(part.streams) for part in segments]
+    best = min(range(len(streams)), key=lambda i: (len(streams[i]), i))
+    return streams[best], segments[best].bits, walked, best
 
 
 def decode(height: int, width: int, stream: bytes, net: ExactNet, online: Settings | None = None,

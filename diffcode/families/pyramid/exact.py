@@ -1,6 +1,7 @@
 """The pyramid family's sections: fitted deltas + image -> sections -> pixels (exact; no torch).
 
-    SIDE_INFO      preset code, adapt code (0: no per-image weights), one scale index per adapted tensor
+    SIDE_INFO      preset code, adapt code (0: no per-image weights), [online code: only for priors whose meta
+                   lists "online_choices"], one scale index per adapted tensor
     WEIGHT_DELTAS  (only with per-image weights) rANS stream of the integer deltas (`deltas`)
     ERROR_TABLE    rANS stream of every subpixel in pyramid order (`coding`)
 
@@ -35,8 +36,23 @@ def exact_net(prior: Prior, arrays: dict) -> ExactNet | Engine:
 
 
 def online(prior: Prior) -> Settings | None:
-    """The online adaptation files of this prior are coded with (`online.py`; a prior's meta names it), or None."""
-    code = prior.meta.get("online", 0)
+    """The online adaptation files of this prior are coded with (`online.py`; a prior's meta names it), or None;
+    for a prior that lets each file choose (`choices`), the first choice."""
+    return settings(candidates(prior)[0])
+
+
+def choices(prior: Prior) -> tuple[int, ...] | None:
+    """The online adaptation codes a file of this prior chooses from and names in its side information (the meta's
+    "online_choices"), or None: every file is coded with the meta's "online" code."""
+    return tuple(prior.meta["online_choices"]) if "online_choices" in prior.meta else None
+
+
+def candidates(prior: Prior) -> tuple[int, ...]:
+    """The online codes an encoder tries for this prior (0: none): its choices, or its one code."""
+    return choices(prior) or (prior.meta.get("online", 0),)
+
+
+def settings(code: int) -> Settings | None:
     return SETTINGS[code] if code else None
 
 
@@ -68,7 +84,7 @@ def encode(image: np.ndarray, k: np.ndarray, preset: spec.Preset, adapt: str | N
     file's: the adaptation corrects much of what bias deltas do. So the image is then coded both ways and the
     smaller sections are kept (the side information says which).
     progress: optional callable(done, total) in subpixels, over every pass."""
-    passes = 2 if len(k) and online(prior) is not None else 1
+    passes = 2 if len(k) and any(candidates(prior)) else 1
     coded = encode_once(image, k, preset, adapt, prior, _share(progress, 0, passes))
     if passes == 2:
         alone = encode_once(image, np.zeros(0, np.int16), preset, None, prior, _share(progress, 1, passes))
@@ -116,12 +132,13 @@ def encode_once(image: np.ndarray, k: np.ndarray, preset: spec.Preset, adapt: st
         raise DiffcodeError(f"{len(k)} weight deltas given, adapt set {adapt} has {sum(sizes)} weights")
     k, net = _network(prior, adapt, k)
     scales, stream, delta_bits = deltas.encode(k, sizes) if adapt else (np.zeros(0, np.uint8), None, 0.0)
-    side = bytes([preset.code, _adapt_code(adapt)]) + scales.tobytes()
-    table, table_bits, walked = coding.encode_with_model(image, net, online(prior), progress)
+    codes = candidates(prior)
+    table, table_bits, walked, chosen = coding.encode_with_model(image, net, tuple(map(settings, codes)), progress)
+    side = bytes([preset.code, _adapt_code(adapt)] + [codes[chosen]] * (choices(prior) is not None)) + scales.tobytes()
     fields = {"storage": spec.STORAGE, "rng_version": 0, "error_model": spec.ERROR_MODEL, "seed": 0,
               "segment_budget_cnats": 0, "decoder_hash": prior.hash16}
     return Encoded(fields, _sections(side, stream, delta_bits, table, table_bits), _extras(preset, k),
-                   Replay(preset.code, adapt, np.array(k, np.int16), table, table_bits, walked))
+                   Replay(preset.code, adapt, codes[chosen], np.array(k, np.int16), table, table_bits, walked))
 
 
 @dataclass
@@ -130,6 +147,7 @@ class Replay:
 
     preset_code: int
     adapt: str | None  # the adapted tensors (None: no deltas)
+    online: int  # the online adaptation's code (0: none)
     deltas: np.ndarray  # int16, the weight deltas k
     table: bytes  # the error table the encoder read back under its own model (`coding._Segments`)
     table_bits: float  # its ideal bits
@@ -140,8 +158,9 @@ class Replay:
         back to the encoder's deltas, and the error table must be the bytes the encoder read back under
         its model (ChecksumError otherwise). Gives the image the encoder's walk rebuilt: the walk, whose
         network reads the decoded pixels, is not run again."""
-        _, preset, adapt, k, delta_bits = _read_side(header, sections, model)
-        if (preset.code, adapt) != (self.preset_code, self.adapt) or not np.array_equal(k, self.deltas):
+        _, preset, adapt, code, k, delta_bits = _read_side(header, sections, model)
+        if (preset.code, adapt, code) != (self.preset_code, self.adapt, self.online) or \
+                not np.array_equal(k, self.deltas):
             raise ChecksumError("internal error: the side information or weight deltas read back differently")
         if sections[-1][1] != self.table:
             raise ChecksumError("internal error: the error table reads back differently from what was coded")
@@ -198,27 +217,32 @@ def decode(header: container.Header, sections: list[tuple[int, bytes]], model: P
 
     progress: optional callable(done, total) in subpixels while the error table decodes.
     """
-    prior, preset, adapt, k, delta_bits = _read_side(header, sections, model)
+    prior, preset, adapt, code, k, delta_bits = _read_side(header, sections, model)
     try:
         net = exact_net(prior, deltas.apply(prior.arrays, adapt or "all", k))
     except ValueError as exc:
         raise CorruptFileError(f"the weight deltas break the network's exactness bound ({exc})") from exc
-    image, table_bits = coding.decode(header.height, header.width, sections[-1][1], net, online(prior), progress)
+    image, table_bits = coding.decode(header.height, header.width, sections[-1][1], net, settings(code), progress)
     return _decoded(sections, preset, k, delta_bits, table_bits, image)
 
 
 def _read_side(header: container.Header, sections: list[tuple[int, bytes]], model: Prior):
-    """(the prior the header names, preset, adapt, the weight deltas k, their ideal bits) of a file's
-    side information and deltas sections."""
+    """(the prior the header names, preset, adapt, the online adaptation's code, the weight deltas k, their ideal
+    bits) of a file's side information and deltas sections."""
     prior = check_header(header, model)
     check_sizes(header, sections)  # the codec ran it already; cheap, and `decode` may be called alone
     preset, adapt, scales = _side(sections[0][1])
+    code = candidates(prior)[0]
+    if choices(prior) is not None:
+        if len(scales) == 0 or scales[0] not in choices(prior):
+            raise CorruptFileError("corrupt pyramid side information (no online adaptation its prior offers)")
+        code, scales = int(scales[0]), scales[1:]
     sizes = _sizes(prior, adapt)
     if len(scales) != len(sizes):
         raise CorruptFileError(f"pyramid side information has {len(scales)} scales for {len(sizes)} tensors")
     has_deltas = len(sections) == 3
     k, delta_bits = deltas.decode(sections[1][1], scales, sizes) if has_deltas else (np.zeros(0, np.int16), 0.0)
-    return prior, preset, adapt, k, delta_bits
+    return prior, preset, adapt, code, k, delta_bits
 
 
 def _decoded(sections: list[tuple[int, bytes]], preset: spec.Preset, k: np.ndarray, delta_bits: float,

@@ -106,7 +106,8 @@ def _update(k, x, centre, j1, j2, w, loc1, loc2, bias_sum, count, cost, tab, tab
     """Learn from subpixel x of context k: the network's centre location and scale indexes j1, j2, weight w, and the
     corrected locations loc1, loc2."""
     halve, max_shift = params[2], params[3]
-    bias_sum[k] += 12 * x - centre
+    if params[4] and not (params[5] and (x == 0 or x == 255)):  # bias on; a censored value (clipped at 0 or
+        bias_sum[k] += 12 * x - centre                          # 255) says nothing of it when censor is on
     count[k] += 1
     # entropy.frequency(x, loc1, j1 + s, loc2, j2 + s, w) for every shift s, the rows' offsets computed once
     ta, tb = entropy.T_MAX - 6 - loc1, entropy.T_MAX - 6 - loc2
@@ -166,14 +167,16 @@ class Settings:
     halve: int = HALVE
     max_shift: int = MAX_SHIFT
     level_classes: int = 2  # contexts are also split by min(level, level_classes - 1): level 0 and the rest
+    bias: bool = True  # False: scale shifts only
+    censor: bool = False  # True: subpixels of value 0 or 255 do not move the bias
 
     def params(self) -> np.ndarray:
-        return np.array([self.bias_prior, self.warmup, self.halve, self.max_shift], np.int64)
+        return np.array([self.bias_prior, self.warmup, self.halve, self.max_shift, self.bias, self.censor], np.int64)
 
 
 # a prior's meta "online" code -> its settings; never change a published one. 1: chosen on kodim09/11/13/15
 # (experiments/results/online_ablation-val4*.md: -2.90 % against no adaptation with the first prior's network)
-SETTINGS = {1: Settings()}
+SETTINGS = {1: Settings(), 2: Settings(bias=False), 3: Settings(censor=True)}
 
 
 class Online:

@@ -37,8 +37,11 @@ SHIPPED = {  # SHA-256 -> package file; never remove one (files that name it mus
     "04b1efcdbf0603656481bd96daaca9605503c54e87efc7cef713b2db0c6cea77": "data/pyramid_prior_4.npz",
     # prior 4's recipe trained twice as long, 16,000 steps (train_pyramid-mix2-16k.md), order 4, online 1
     "54d74d551674a40cd91ed5471c67014521ab2db9c3b240460054aab5df9f1423": "data/pyramid_prior_5.npz",
+    # the same recipe trained for 32,000 steps (train_pyramid-mix2-32k.md), order 4; each file chooses its online
+    # adaptation among 3 (censored bias), 2 (scale shifts only) and 0 (none) (online_ablation-prior6-val-default.md)
+    "29638dfa453d5c3952003b290fcb2ad26390825162115dec5442e9c99906d044": "data/pyramid_prior_6.npz",
 }
-CURRENT = "54d74d551674a40cd91ed5471c67014521ab2db9c3b240460054aab5df9f1423"
+CURRENT = "29638dfa453d5c3952003b290fcb2ad26390825162115dec5442e9c99906d044"
 
 
 @dataclass(frozen=True)
@@ -103,9 +106,9 @@ def parse(data: bytes, name: str = "the pyramid prior") -> Prior:
         raise DiffcodeError(f"{name} is not a pyramid prior (no network arrays named phases.*)")
     if prior.order not in ORDERS or f"phases.{len(ORDERS[prior.order]) - 1}.trunk1.weight" not in prior.arrays:
         raise DiffcodeError(f"{name} is a pyramid prior of an unknown order or with too few phases")
-    if prior.meta.get("online", 0) not in (0, *SETTINGS):
-        raise DiffcodeError(f"{name} names an unknown online adaptation ({prior.meta['online']!r}): made by a newer "
-                            f"diffcode?")
+    codes = [prior.meta.get("online", 0)] + list(prior.meta.get("online_choices", [0]))
+    if not all(code in (0, *SETTINGS) for code in codes) or prior.meta.get("online_choices") == []:
+        raise DiffcodeError(f"{name} names an unknown online adaptation ({codes!r}): made by a newer diffcode?")
     # the heads' outputs per channel: a logistic's two, or (float32 engine only) a mixture's five
     outputs = {np.shape(prior.arrays.get(f"phases.{p}.heads2.{c}.bias"))
                for p in range(len(ORDERS[prior.order])) for c in range(3)}

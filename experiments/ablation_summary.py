@@ -161,6 +161,10 @@ def variant(table: str, name: str) -> Ref:
     return Ref(f"online_ablation-{table}-val4.md", {"variant": name})
 
 
+def fitted(name: str) -> Ref:
+    return Ref("online_ablation-prior6-val-default.md", {"variant": name})
+
+
 EXTRA = "photos/train + photos/extra/"
 ALL_THREE = EXTRA + "bsd68 + photos/extra/urban100 + photos/extra/usc-sipi"
 W128 = "ablation-o1w128.md"
@@ -197,6 +201,11 @@ SECTIONS = [
                     record("train_pyramid-mix2.md", "8000"), record("train_pyramid-mix2-16k.md", "16000")),
                 Row("the 16,000-step schedule at its step 8,000", "the 8,000-step schedule's end",
                     record("train_pyramid-mix2.md", "8000"), record("train_pyramid-mix2-16k.md", "8000", False)),
+                Row("32,000 steps", "16,000 steps (two logistics, width 128, all photo folders)",
+                    record("train_pyramid-mix2-16k.md", "16000"), record("train_pyramid-mix2-32k.md", "32000")),
+                Row("the 32,000-step schedule at its step 16,000", "the 16,000-step schedule's end",
+                    record("train_pyramid-mix2-16k.md", "16000"),
+                    record("train_pyramid-mix2-32k.md", "16000", False)),
                 Row("12,000 steps", "3,000 steps (one logistic, width 64, photos/train, seed 0)",
                     data(), record("prior-kodak-free-curve.md", "12000")),
                 Row("the 12,000-step schedule at its step 3,000", "the 3,000-step schedule's end",
@@ -313,6 +322,17 @@ SECTIONS = [
                     variant("model4", "none"), variant("model5", "none")),
                 Row("16,000 training steps (prior 5)", "8,000 steps (prior 4), online adaptation",
                     variant("model4", "base"), variant("model5", "base")),
+            ]),
+    Section("7. Online adaptation after the fit", "Real bits of the error-table stream of each image's network "
+            "with its `default` fit's deltas (`online_ablation.py --fits`), every stream decoded; mean of the 8 "
+            "images. Online 1 is the base settings of section 5; censored: values 0 and 255 do not move the bias; "
+            "each image's best: what a file that names its own adaptation gets.",
+            "Kodak val (kodim09-16), real bits, default fits", "mean bpsp", priors=True, rows=[
+                Row("online adaptation 1", "none", fitted("none"), fitted("base")),
+                Row("censored bias", "online adaptation 1", fitted("base"), fitted("censor")),
+                Row("scale shifts only (no bias)", "online adaptation 1", fitted("base"), fitted("scale-only")),
+                Row("each image's best of the four", "online adaptation 1", fitted("base"),
+                    fitted("each image's best")),
             ]),
 ]
 

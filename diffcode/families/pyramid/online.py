@@ -16,6 +16,9 @@ neighbours lie above the network's location (a mixture: `entropy.centre`'s), and
 the bias cancellation of CALIC on top of a learned predictor. Code lengths come from an integer
 table of -log2 (`COST_TABLE`, pinned), never from floating-point logarithms, so every machine makes
 the same choices. The first shipped prior codes without it; a prior whose meta says "online": 1 with it.
+Settings 2 shifts scales only (no bias); 3 leaves subpixels of value 0 or 255 out of the bias (a clipped value
+says only that the true one lies at or beyond it: on a sky saturated at 255, counting them drags the location
+away from 255). A prior whose meta lists "online_choices" lets each file choose (`exact.choices`).
 """
 
 from __future__ import annotations
@@ -174,8 +177,9 @@ class Settings:
         return np.array([self.bias_prior, self.warmup, self.halve, self.max_shift, self.bias, self.censor], np.int64)
 
 
-# a prior's meta "online" code -> its settings; never change a published one. 1: chosen on kodim09/11/13/15
-# (experiments/results/online_ablation-val4*.md: -2.90 % against no adaptation with the first prior's network)
+# a prior's meta "online" code (or a file's, `exact.choices`) -> its settings; never change a published one. 1: chosen
+# on kodim09/11/13/15 (experiments/results/online_ablation-val4*.md: -2.90 % against no adaptation with the first
+# prior's network); 2 and 3: online_ablation-prior6-val-default.md
 SETTINGS = {1: Settings(), 2: Settings(bias=False), 3: Settings(censor=True)}
 
 

@@ -76,7 +76,7 @@ def tables(table: str) -> list[list[dict]]:
     lines = text(table).splitlines()
     found = []
     for i, line in enumerate(lines[:-1]):
-        if line.startswith("|") and lines[i + 1].startswith("|---"):
+        if line.startswith("|") and re.match(r"\|\s*---", lines[i + 1]):
             header, rows = cells(line), []
             for body in lines[i + 2:]:
                 if not body.startswith("|"):
@@ -159,6 +159,10 @@ def config(table: str, name: str, image: str = "mean of 4") -> Ref:
 
 def variant(table: str, name: str) -> Ref:
     return Ref(f"online_ablation-{table}-val4.md", {"variant": name})
+
+
+def evaluated(table: str) -> Ref:
+    return Ref(table, {"image": "mean"})
 
 
 def fitted(name: str) -> Ref:
@@ -333,6 +337,15 @@ SECTIONS = [
                 Row("scale shifts only (no bias)", "online adaptation 1", fitted("base"), fitted("scale-only")),
                 Row("each image's best of the four", "online adaptation 1", fitted("base"),
                     fitted("each image's best")),
+            ]),
+    Section("8. Prior 6 in real files", "Whole files of the `default` preset (`cli.py evaluate`: fit, store, "
+            "every file decoded and checked), mean of Kodak's validation split.",
+            "Kodak val (kodim09-16), real files, default", "bpsp", rows=[
+                Row("the 32,000-step network, online adaptation 1", "prior 5 (16,000 steps, online adaptation 1)",
+                    evaluated("kodak-pyramid5-val-default.md"), evaluated("kodak-pyramid6a-val-default.md")),
+                Row("censored bias, each file choosing its online adaptation (prior 6)",
+                    "the same network, online adaptation 1", evaluated("kodak-pyramid6a-val-default.md"),
+                    evaluated("kodak-pyramid6-val-default.md")),
             ]),
 ]
 

@@ -436,3 +436,32 @@ def test_the_symbol_search_reads_only_table_entries_it_may(monkeypatch):
             for slot in (starts[x], starts[x] + freqs[x] - 1):
                 symbol, _, _ = python["decode_symbol"](None, 0, np.uint64(slot), *params, table)
                 assert symbol == x, (params, x, slot)
+
+
+def test_a_preset_that_tries_another_keeps_the_fit_of_the_smaller_file(monkeypatch):
+    """`max` also makes `default`'s fit and keeps the deltas whose real file is smaller (`spec.Preset.tries`); its
+    step count includes the tried fit's. The fits are stubbed: harmful random deltas from one, none from the other,
+    under the first prior (no online adaptation, so the encoder keeps any deltas it is given)."""
+    from dataclasses import replace
+
+    from diffcode.families import get
+    from diffcode.families.pyramid import fit as fitting, prior
+
+    model, image = prior.shipped(FIRST_PRIOR), _image(24, 20)
+    presets = dict(spec.PRESETS, max=replace(spec.PRESETS["max"], tries=("fast",)))
+    monkeypatch.setattr(spec, "PRESETS", presets)
+    family = get("pyramid")
+    assert family.fit_steps("max", None) == 1000 + 300 and family.fit_steps("max", 2) == 302
+    assert family.fit_steps("max", 0) == 0 and family.fit_steps("default", None) == 500
+    for harmful in ("gains2", "gains"):  # the adapt set of the fit that returns harmful deltas
+
+        def fake(image, arrays, *, steps, adapt, progress, **_):
+            if adapt != harmful:
+                return np.zeros(0, np.int16), [{"step": steps}]
+            n = sum(p.size for p in deltas.parts(arrays, adapt))
+            return np.random.default_rng(0).integers(-40, 40, n).astype(np.int16), [{"step": steps}]
+
+        monkeypatch.setattr(fitting, "fit_deltas", fake)
+        fit = family.fit(image, model, preset="max", steps=2)
+        assert len(fit.arrays["deltas"]) == 0 and fit.meta["adapt"] != harmful
+        assert fit.history == [{"step": 300 if harmful == "gains2" else 2}]

@@ -60,7 +60,10 @@ class Pyramid:
         return prior.find(bytes.fromhex(hash[:32]))
 
     def fit_steps(self, preset: str, steps: int | None) -> int:
-        return steps if steps is not None else spec.PRESETS[preset].steps
+        """Adam steps of a fit, those of the presets it also tries included (`spec.Preset.tries`)."""
+        p = spec.PRESETS[preset]
+        own = steps if steps is not None else p.steps
+        return own + sum(spec.PRESETS[t].steps for t in p.tries) if own else 0
 
     def preset_settings(self, preset: str) -> dict:
         if preset not in spec.PRESETS:
@@ -75,19 +78,27 @@ class Pyramid:
         if steps is not None and steps < 0:
             raise DiffcodeError(f"--steps must be 0 or more, not {steps}")
         p = spec.PRESETS[preset]
-        steps = self.fit_steps(preset, steps)
+        steps = steps if steps is not None else p.steps
         start = time.perf_counter()
-        k, history = np.zeros(0, np.int16), []
+        k, adapt, history = np.zeros(0, np.int16), p.adapt, []
         if steps:
             import torch
 
             from .fit import fit_deltas  # the fitting code (torch) loads only to fit
 
-            generator = generator or torch.Generator().manual_seed(0 if seed is None else seed)
-            k, history = fit_deltas(image, model.arrays, steps=steps, adapt=p.adapt, lr=p.lr, batch=p.batch,
-                                    generator=generator, progress=progress, device=device,
-                                    order=model.order)
-        return Fit(self.name, image, {"deltas": k}, {"adapt": p.adapt}, model.sha256, preset,
+            runs = [(p, steps, generator)] + [(spec.PRESETS[t], spec.PRESETS[t].steps, None) for t in p.tries]
+            best, done = None, 0
+            for q, n, gen in runs:
+                gen = gen or torch.Generator().manual_seed(0 if seed is None else seed)
+                shifted = progress and (lambda step, bpsp, done=done: progress(done + step, bpsp))
+                k, history = fit_deltas(image, model.arrays, steps=n, adapt=q.adapt, lr=q.lr, batch=q.batch,
+                                        generator=gen, progress=shifted, device=device, order=model.order)
+                done += n
+                size = _file_bytes(exact.encode(image, k, p, q.adapt, model)) if len(runs) > 1 else 0
+                if best is None or size < best[0]:
+                    best = (size, k, q.adapt, history)
+            _, k, adapt, history = best
+        return Fit(self.name, image, {"deltas": k}, {"adapt": adapt}, model.sha256, preset,
                    0 if seed is None else seed, history, time.perf_counter() - start)
 
     def encode(self, fit: Fit, model: prior.Prior, *, device: str = "cpu", progress=None, **options) -> Encoded:
@@ -119,6 +130,10 @@ class Pyramid:
 
     def maps(self, decoded: Decoded) -> None:
         return None
+
+
+def _file_bytes(encoded: Encoded) -> int:
+    return sum(len(section.payload) for section in encoded.sections)
 
 
 FAMILY = Pyramid()

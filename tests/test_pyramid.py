@@ -453,15 +453,58 @@ def test_a_preset_that_tries_another_keeps_the_fit_of_the_smaller_file(monkeypat
     family = get("pyramid")
     assert family.fit_steps("max", None) == 1000 + 300 and family.fit_steps("max", 2) == 302
     assert family.fit_steps("max", 0) == 0 and family.fit_steps("default", None) == 500
-    for harmful in ("gains2", "gains"):  # the adapt set of the fit that returns harmful deltas
+    for harmful in ("gains2", "gains"):  # the adapt set of the fit whose deltas are large random ones
 
         def fake(image, arrays, *, steps, adapt, progress, **_):
-            if adapt != harmful:
-                return np.zeros(0, np.int16), [{"step": steps}]
             n = sum(p.size for p in deltas.parts(arrays, adapt))
-            return np.random.default_rng(0).integers(-40, 40, n).astype(np.int16), [{"step": steps}]
+            size = 40 if adapt == harmful else 1  # both fits give deltas; the small ones make the smaller file
+            k = np.random.default_rng(0).integers(-size, size + 1, n).astype(np.int16)
+            return k, [{"step": steps}]
 
         monkeypatch.setattr(fitting, "fit_deltas", fake)
         fit = family.fit(image, model, preset="max", steps=2)
-        assert len(fit.arrays["deltas"]) == 0 and fit.meta["adapt"] != harmful
-        assert fit.history == [{"step": 300 if harmful == "gains2" else 2}]
+        kept = "gains" if harmful == "gains2" else "gains2"
+        assert fit.meta["adapt"] == kept and fit.history == [{"step": 300 if kept == "gains" else 2}]
+        n = sum(p.size for p in deltas.parts(model.arrays, kept))
+        assert len(fit.arrays["deltas"]) == n and np.abs(fit.arrays["deltas"]).max() == 1
+
+
+PRIOR_6 = "29638dfa453d5c3952003b290fcb2ad26390825162115dec5442e9c99906d044"
+# each online setting's stream of a 40x48 image with 0s and 255s, and a file with gains2 deltas: change only with the
+# format
+PINNED_PRIOR_6 = {3: "22dc923011f1ddab", 2: "4adf4fd636fc4d0e", 0: "17c18cbecf56a395", "file": "a3770513244dbf4a"}
+
+
+def _saturated(h, w):
+    image = _image(h, w, seed=5)
+    image[: h // 2, : w // 2] = 255  # a saturated corner, where the censored bias differs
+    image[h // 2:, w // 2:, 2] = 0
+    return image
+
+
+def test_prior_6_online_settings_and_side_information_are_pinned():
+    """Prior 6's files take paths its golden files (no deltas, no saturated values) do not: each online setting a
+    file may name, on an image with 0s and 255s, and a file with deltas, whose side information holds the online
+    code between the adapt code and the scales. Pinned, so a change to either shows even when encoder and decoder
+    change alike."""
+    from diffcode.families.pyramid import exact, prior
+
+    model = prior.shipped(PRIOR_6)
+    assert exact.choices(model) == (3, 2, 0)
+    image = _saturated(40, 48)
+    net = exact.exact_net(model, model.arrays)
+    digests = {}
+    assert len({coding.encode(image, net, exact.settings(code))[0] for code in (1, 3)}) == 2  # censoring matters
+    for code in exact.choices(model):
+        stream, _ = coding.encode(image, net, exact.settings(code))
+        assert np.array_equal(coding.decode(40, 48, stream, net, exact.settings(code))[0], image)
+        digests[code] = hashlib.sha256(stream).hexdigest()[:16]
+    sizes = [p.size for p in deltas.parts(model.arrays, "gains2")]
+    k = (np.arange(sum(sizes)) % 5 - 2).astype(np.int16)
+    encoded = exact.encode_once(image, k, spec.PRESETS["default"], "gains2", model)
+    side = encoded.sections[0].payload
+    assert side[:2] == bytes([3, 8]) and side[2] in (3, 2, 0) and len(side) == 3 + len(sizes)
+    header = container.Header("pyramid", height=40, width=48, pixel_hash=bytes(16), **encoded.fields)
+    assert np.array_equal(exact.decode(header, [(s.kind, s.payload) for s in encoded.sections], model).image, image)
+    digests["file"] = hashlib.sha256(b"".join(s.payload for s in encoded.sections)).hexdigest()[:16]
+    assert digests == PINNED_PRIOR_6

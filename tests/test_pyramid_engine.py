@@ -232,23 +232,39 @@ def test_a_mixture_prior_needs_the_engine_and_two_components_at_most():
 
 def test_a_prior_with_online_choices_codes_each_file_with_its_smallest_stream(model):
     """A prior whose meta lists "online_choices" lets the encoder code the image under each (one walk of the
-    network) and keep the smallest; the side information names it, the decoder reads it back, and a code the prior
-    does not offer is a corrupt file."""
+    network) and keep the smallest, whatever the choices' order; the side information names it, the decoder reads
+    it back, and a code the prior does not offer, or no code at all, is a corrupt file."""
     from diffcode.families.pyramid import spec
     from diffcode.storage import container
 
-    chooser = prior.amended(model, online=1, online_choices=[1, 0, 2])
     image = _image(31, 27, 8)
-    net = exact.exact_net(chooser, chooser.arrays)
-    sizes = [len(coding.encode(image, net, exact.settings(code))[0]) for code in (1, 0, 2)]
-    encoded = exact.encode(image, np.zeros(0, np.int16), spec.PRESETS["instant"], None, chooser)
-    side, table = encoded.sections[0].payload, encoded.sections[-1].payload
-    assert len(side) == 3 and side[2] == (1, 0, 2)[int(np.argmin(sizes))] and len(table) == min(sizes)
-    header = container.Header("pyramid", height=31, width=27, pixel_hash=bytes(16), **encoded.fields)
-    sections = [(s.kind, s.payload) for s in encoded.sections]
-    assert np.array_equal(exact.decode(header, sections, chooser).image, image)
-    with pytest.raises(CorruptFileError, match="online adaptation"):
-        exact.decode(header, [(sections[0][0], side[:2] + bytes([3]))] + sections[1:], chooser)
+    image[:, :9] = 255  # a saturated band: the censored bias (3) differs from the plain one (1)
+    net = exact.exact_net(model, model.arrays)
+    sizes = {code: len(coding.encode(image, net, exact.settings(code))[0]) for code in (1, 0, 2, 3)}
+    first, second = sorted(sizes.values())[:2]
+    assert first < second  # a unique smallest, which each order below lists at another place
+    for order in ([1, 0, 2, 3], [3, 2, 0, 1], [0, 3, 1, 2]):
+        chooser = prior.amended(model, online=order[0], online_choices=order)
+        encoded = exact.encode(image, np.zeros(0, np.int16), spec.PRESETS["instant"], None, chooser)
+        side, table = encoded.sections[0].payload, encoded.sections[-1].payload
+        assert len(side) == 3 and side[2] == min(sizes, key=sizes.get) and len(table) == min(sizes.values())
+        header = container.Header("pyramid", height=31, width=27, pixel_hash=bytes(16), **encoded.fields)
+        sections = [(s.kind, s.payload) for s in encoded.sections]
+        assert np.array_equal(exact.decode(header, sections, chooser).image, image)
+    for bad in (side[:2] + bytes([7]), side[:2]):  # a code the prior does not offer; no code at all
+        with pytest.raises(CorruptFileError, match="online adaptation"):
+            exact.decode(header, [(sections[0][0], bad)] + sections[1:], chooser)
+
+
+def test_a_prior_with_odd_online_choices_is_refused(model):
+    from diffcode.errors import DiffcodeError
+
+    for meta in ({"online_choices": []}, {"online_choices": 3}, {"online_choices": [3.0, 2]},
+                 {"online_choices": [True]}, {"online_choices": [3, 3]}, {"online_choices": [9]},
+                 {"online": 2.0}, {"online_choices": None}):
+        with pytest.raises(DiffcodeError, match="online adaptation"):
+            prior.parse(prior.to_bytes(model.arrays, {**model.meta, **meta}))
+    prior.parse(prior.to_bytes(model.arrays, {**model.meta, "online": 3, "online_choices": [3, 2, 0]}))
 
 
 def test_scale_only_and_censored_online_adaptation_round_trip(model):

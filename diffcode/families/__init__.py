@@ -43,7 +43,7 @@ class Entry:
 REGISTERED = {
     "per-pixel": Entry("diffcode.families.per_pixel", {"default": 150}),
     "weights": Entry("diffcode.families.weights", {"default": 1000, "tiny": 24, "report": 5700}),
-    "pyramid": Entry("diffcode.families.pyramid", {"default": 500, "fast": 300, "instant": 0, "max": 1000}),
+    "pyramid": Entry("diffcode.families.pyramid", {"default": 500, "fast": 300, "instant": 0, "max": 1500}),
     "classic": Entry("diffcode.families.classic", {"default": 0}),
 }
 

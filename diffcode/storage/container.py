@@ -30,8 +30,8 @@ Variant `weights` (diffcode.families.weights.spec; decoder_hash names its shared
 `SIDE_INFO` section (preset code byte, then the width levels), one `WEIGHT_ENCODINGS` section,
 one `ERROR_TABLE` section, then the palette as above. Variant `pyramid` (diffcode.families.pyramid;
 decoder_hash names its shared prior; storage 0 = none, error model 2 = logistic: quantized
-discretized logistics, one rANS stream): one `SIDE_INFO` section (preset code, adapt code, a scale
-index per adapted tensor), one `WEIGHT_DELTAS` section if the file has per-image weights, one
+discretized logistics, one rANS stream): one `SIDE_INFO` section (preset code, adapt code, for a
+prior whose meta lists online choices the file's online adaptation code, a scale index per adapted tensor), one `WEIGHT_DELTAS` section if the file has per-image weights, one
 `ERROR_TABLE` section, then the palette as above. Variant `classic` (diffcode.families.classic;
 decoder_hash names its coder's specification; storage 0 = none, error model 0 = none): one
 `SIDE_INFO` section (method, transform, palette table) and one `PIXEL_DATA` section (stored

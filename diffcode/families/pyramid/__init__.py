@@ -94,7 +94,7 @@ class Pyramid:
                 k, history = fit_deltas(image, model.arrays, steps=n, adapt=q.adapt, lr=q.lr, batch=q.batch,
                                         generator=gen, progress=shifted, device=device, order=model.order)
                 done += n
-                size = _file_bytes(exact.encode(image, k, p, q.adapt, model)) if len(runs) > 1 else 0
+                size = exact.file_bytes(exact.encode(image, k, p, q.adapt, model)) if len(runs) > 1 else 0
                 if best is None or size < best[0]:
                     best = (size, k, q.adapt, history)
             _, k, adapt, history = best
@@ -130,10 +130,6 @@ class Pyramid:
 
     def maps(self, decoded: Decoded) -> None:
         return None
-
-
-def _file_bytes(encoded: Encoded) -> int:
-    return sum(len(section.payload) for section in encoded.sections)
 
 
 FAMILY = Pyramid()

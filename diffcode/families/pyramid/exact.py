@@ -88,7 +88,7 @@ def encode(image: np.ndarray, k: np.ndarray, preset: spec.Preset, adapt: str | N
     coded = encode_once(image, k, preset, adapt, prior, _share(progress, 0, passes))
     if passes == 2:
         alone = encode_once(image, np.zeros(0, np.int16), preset, None, prior, _share(progress, 1, passes))
-        if _size(alone) < _size(coded):
+        if file_bytes(alone) < file_bytes(coded):
             return alone
     return coded
 
@@ -117,8 +117,11 @@ def _share(progress, index: int, count: int):
     return progress and (lambda done, total: progress(index * total + done, count * total))
 
 
-def _size(encoded: Encoded) -> int:
-    return sum(len(section.payload) for section in encoded.sections)
+def file_bytes(encoded: Encoded) -> int:
+    """The bytes the sections make in a file: payloads plus the container's entry for each (the rest of the
+    header is the same for any coding of the same image)."""
+    return sum(len(section.payload) for section in encoded.sections) + \
+        container.header_bytes(len(encoded.sections)) - container.header_bytes(0)
 
 
 def encode_once(image: np.ndarray, k: np.ndarray, preset: spec.Preset, adapt: str | None, prior: Prior,

@@ -106,9 +106,12 @@ def parse(data: bytes, name: str = "the pyramid prior") -> Prior:
         raise DiffcodeError(f"{name} is not a pyramid prior (no network arrays named phases.*)")
     if prior.order not in ORDERS or f"phases.{len(ORDERS[prior.order]) - 1}.trunk1.weight" not in prior.arrays:
         raise DiffcodeError(f"{name} is a pyramid prior of an unknown order or with too few phases")
-    codes = [prior.meta.get("online", 0)] + list(prior.meta.get("online_choices", [0]))
-    if not all(code in (0, *SETTINGS) for code in codes) or prior.meta.get("online_choices") == []:
-        raise DiffcodeError(f"{name} names an unknown online adaptation ({codes!r}): made by a newer diffcode?")
+    online, choices = prior.meta.get("online", 0), prior.meta.get("online_choices", [0])
+    valid = (0, *SETTINGS)
+    if not (type(online) is int and online in valid and isinstance(choices, list) and choices and
+            all(type(c) is int and c in valid for c in choices) and len(set(choices)) == len(choices)):
+        raise DiffcodeError(f"{name} names an unknown online adaptation ({online!r}, {choices!r}): made by a newer "
+                            f"diffcode?")
     # the heads' outputs per channel: a logistic's two, or (float32 engine only) a mixture's five
     outputs = {np.shape(prior.arrays.get(f"phases.{p}.heads2.{c}.bias"))
                for p in range(len(ORDERS[prior.order])) for c in range(3)}

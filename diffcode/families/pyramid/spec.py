@@ -53,7 +53,8 @@ class Preset:
     adapt: str = "heads"  # which tensors get a delta (deltas.ADAPT)
     lr: float = 3e-3
     batch: int = 16384  # subpixel contexts per step
-    tries: tuple[str, ...] = ()  # presets whose fits are made too: the deltas of the smallest real file are kept
+    tries: tuple[str, ...] = ()  # presets whose fits are made too (as they are: --steps sets the own fit's steps only);
+    # the deltas of the smallest real file are kept
 
 
 PRESETS = {p.name: p for p in (

@@ -191,6 +191,11 @@ def output_format(path: PathLike) -> str:
     return OUTPUT_FORMATS[suffix]
 
 
+# zlib level of the PNGs a decode writes: on kodim17 level 3 wrote in 0.037 s against level 6's (Pillow's default)
+# 0.108 s, for a PNG 2.2 % larger (a throwaway timing, one thread, under load); the pixels are the same
+PNG_LEVEL = 3
+
+
 def encode_image(array: np.ndarray, color: ColorMode = ColorMode(), format: str = "PNG",
                  metadata: Metadata | None = None) -> bytes:
     """The bytes of RGB pixels in their original mode, as a `format` file (see OUTPUT_FORMATS) with
@@ -198,8 +203,9 @@ def encode_image(array: np.ndarray, color: ColorMode = ColorMode(), format: str 
     ImageError if the format cannot hold the mode exactly."""
     image = to_pil(array, color)
     buffer = io.BytesIO()
+    level = {"compress_level": PNG_LEVEL} if format == "PNG" else {}
     try:
-        image.save(buffer, format=format, **save_options(metadata, format))
+        image.save(buffer, format=format, **level, **save_options(metadata, format))
     except (OSError, ValueError) as e:
         raise ImageError(f"cannot write a mode {color.mode} image as {format} ({e}); use .png") from e
     with _open(io.BytesIO(buffer.getvalue())) as back:

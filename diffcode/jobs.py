@@ -122,7 +122,7 @@ def choose(image, *, preset: str = "default", steps: int | None = None, seed: in
            device: str = "cpu", progress=None, stage_progress=None, model=None, color: ColorMode | None = None,
            metadata: Metadata | None = None) -> tuple[bytes, codec.SizeReport]:
     """The mode decision (`diffcode.families.auto`): (the smallest .dfc bytes, its size report) of
-    the classic family's file, the photo model's unfitted (`instant`) file and, where
+    the classic family's file (unless `auto.outclassed`), the photo model's unfitted (`instant`) file and, where
     `auto.worth_fitting` says it can win, the photo model fitted with `preset`.
     model: the photo model's shared model (None: the shipped one); metadata: kept in the file."""
     family = check_options(auto.NAME, preset=preset, steps=steps, seed=seed, device=device)
@@ -131,15 +131,18 @@ def choose(image, *, preset: str = "default", steps: int | None = None, seed: in
         return store(fit(image, variant=auto.CLASSIC, color=color), metadata=metadata)
 
     # with a second thread, the classic file is made while the photo model codes (LZMA, most of its time, runs
-    # without the GIL); the same files either way
+    # without the GIL); with one, only when its estimate says it can win (`auto.outclassed`). The same files
+    # either way: the estimate decides with two threads too
     from .fixedpoint import threads  # here: fixedpoint imports numba, which a decode never needs
 
-    background = _in_thread(classic) if threads() > 1 else None
+    background = _in_thread(lambda: (auto.classic_estimate(image), classic())) if threads() > 1 else None
     model = model if model is not None else family.load_model()
     instant = fit(image, variant=auto.MODEL, model=model, color=color, preset="instant", seed=seed, device=device)
     instant = store(instant, model=model, device=device, progress=stage_progress, metadata=metadata)
-    candidates = [background.result() if background else classic(), instant]
-    if family.fit_steps(preset, steps) > 0 and auto.worth_fitting(len(candidates[1][0]), len(candidates[0][0])):
+    estimate, made = background.result() if background else (auto.classic_estimate(image), None)
+    candidates = [instant] if auto.outclassed(estimate, len(instant[0])) else [made or classic(), instant]
+    if family.fit_steps(preset, steps) > 0 and (
+            len(candidates) == 1 or auto.worth_fitting(len(candidates[1][0]), len(candidates[0][0]))):
         fitted = fit(image, variant=auto.MODEL, model=model, color=color, preset=preset, steps=steps, seed=seed,
                      device=device, progress=progress)
         candidates.append(store(fitted, model=model, device=device, progress=stage_progress, metadata=metadata))

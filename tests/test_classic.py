@@ -99,6 +99,54 @@ def test_a_photo_keeps_the_photo_model():
     assert report.variant == "pyramid" and data == instant
 
 
+@pytest.mark.parametrize("name", ["noise", "palette", "gradient", "gray"])
+def test_the_estimate_is_the_file_when_the_image_is_its_own_sample(name):
+    image = IMAGES[name]
+    assert exact.sample(image) is image
+    data, report = api.store(api.fit(image, variant="classic", method="lzma"))
+    stored, _ = api.store(api.fit(image, variant="classic", method="stored"))
+    header, sections = container.unpack(data)
+    table = len(sections[0][1]) - 4  # the side information's palette, if any, after its four code bytes
+    lzma_bytes = len(sections[1][1]) + max(0, table - 1)
+    _, stored_sections = container.unpack(stored)
+    assert exact.estimate(image)[0] == min(lzma_bytes, len(stored_sections[1][1]) + max(0, table - 1))
+
+
+def test_the_sample_is_four_bands_spread_over_a_large_image():
+    image = np.broadcast_to(np.arange(1000)[:, None, None], (1000, 300, 3))  # each pixel holds its row
+    part = exact.sample(image)
+    rows = -(-exact.SAMPLE_PIXELS // (exact.SAMPLE_BANDS * 300))
+    assert part.shape == (exact.SAMPLE_BANDS * rows, 300, 3)
+    tops = part[::rows, 0, 0]
+    assert np.array_equal(part[:, 0, 0], np.concatenate([np.arange(top, top + rows) for top in tops]))
+    assert list(tops) == sorted(tops) and tops[0] < 250 - rows and tops[-1] > 750
+
+
+def test_the_classic_file_is_skipped_only_where_dense_and_far_behind():
+    assert auto.outclassed((1200, 2.5), 1000)
+    assert not auto.outclassed((1100, 2.5), 1000)  # within the margin: made
+    assert not auto.outclassed((5000, 0.5), 1000)  # a sparse sample: the estimate is not trusted
+
+
+def test_a_photo_on_one_thread_skips_the_classic_file(monkeypatch):
+    """The photo model's file wins by far: the classic one is not made, and the file is what two threads make."""
+    from diffcode import fixedpoint, jobs, kodak
+
+    photo = kodak.crop(kodak.load("kodim23"), (96, 128))
+    made, real_fit = [], jobs.fit
+    monkeypatch.setattr(jobs, "fit", lambda image, variant, **k: made.append(variant) or real_fit(image, variant=variant, **k))
+    files = []
+    for n in (1, 2):
+        fixedpoint.set_threads(n)
+        try:
+            files.append(api.choose(photo, preset="instant")[0])
+        finally:
+            fixedpoint.set_threads(None)
+    assert auto.outclassed(auto.classic_estimate(photo), len(files[0]))
+    assert sorted(made) == sorted([auto.MODEL, auto.MODEL, auto.CLASSIC])  # the classic file: two threads only
+    assert made[0] == auto.MODEL and files[0] == files[1]
+
+
 @pytest.mark.parametrize("name", ["noise", "palette"])
 def test_the_decision_makes_the_same_file_with_one_thread_or_two(name):
     """With two threads the classic file is made beside the photo model's (`jobs.choose`): the same bytes."""

@@ -228,8 +228,9 @@ def checked(*params: np.ndarray) -> np.ndarray:
     """Model parameters, (loc12, scale) of single logistics or (loc1, j1, loc2, j2, w) of mixtures (each (N,)),
     or one (2 | 5, N) array of them, as one contiguous int64 (5, N) array, in range (ValueError otherwise)."""
     p = params[0] if len(params) == 1 else None
-    if not (isinstance(p, np.ndarray) and p.dtype == np.int64 and p.shape[:1] == (N_PARAMS,) and p.ndim == 2
-            and p.flags.c_contiguous):  # else a copy (a checked array is used as it is: a segment's are 40 MB)
+    if isinstance(p, np.ndarray) and p.ndim == 2 and p.shape[0] == N_PARAMS and p.dtype.kind in "iu":
+        p = np.ascontiguousarray(p, np.int64)  # one pass (a segment's (5, N) int16, say); as it is if it fits
+    else:  # rows: a copy (a checked array is used as it is: a segment's are 40 MB)
         rows = [np.asarray(r, np.int64).ravel() for r in (params[0] if len(params) == 1 else params)]
         if len(rows) == 2:
             rows = [rows[0], rows[1], rows[0], rows[1], np.full(len(rows[0]), SINGLE, np.int64)]

@@ -211,9 +211,9 @@ def decode_data(task: Task, source: bytes, progress=None, stage_progress=None) -
 
 def _threads(task: Task) -> None:
     if task.threads:
-        from . import fixedpoint
+        from . import parallel
 
-        fixedpoint.set_threads(task.threads)
+        parallel.set_threads(task.threads)
         if "torch" in sys.modules:
             sys.modules["torch"].set_num_threads(task.threads)
         else:  # a fit imports torch later, which reads this; a decode never pays the import

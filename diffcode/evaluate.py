@@ -131,11 +131,11 @@ def run_job(job: Job, progress: Callable[[int, float], None] | None = None) -> d
     """Fit (or reuse the cached fit), store, decode and check one image; returns its row."""
     import torch
 
-    from . import codec, fitfile, fixedpoint, jobs, report
+    from . import codec, fitfile, jobs, parallel, report
     from .outputs import write_bytes_atomic
 
     torch.set_num_threads(job.threads)
-    fixedpoint.set_threads(job.threads)
+    parallel.set_threads(job.threads)
     cache = Path(job.cache)
     cache.mkdir(parents=True, exist_ok=True)
     family = families.get(job.variant)

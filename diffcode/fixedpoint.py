@@ -11,7 +11,7 @@ relu (exact) and integer lookup tables (`cos_sin_fixed` here, entropies in
 `diffcode.storage.entropy_units`, Cauchy indexes in `diffcode.cauchy`) built with numpy and
 checked against pinned hashes, or else with mpmath (`diffcode.pinned`). No libm function touches a value that reaches the coder.
 
-Threads: a convolution's output rows are split among `threads()` Python threads, each running
+Threads: a convolution's output rows are split among `parallel.threads()` Python threads, each running
 single-threaded BLAS products on its own blocks of rows (numpy and the compiled requantization
 release the GIL). Importing torch costs 1.3-2 s, more than the exact pass of a weights image, so
 the coding path does not.
@@ -19,19 +19,13 @@ the coding path does not.
 
 from __future__ import annotations
 
-import ctypes
-import functools
-import glob
 import math
-import os
-import threading
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import numba
 import numpy as np
 
+from .parallel import executor, single_threaded_blas, threads
 from .pinned import pinned_table
 
 if TYPE_CHECKING:
@@ -59,71 +53,6 @@ def requantize(acc: np.ndarray, shift: int = FRAC_BITS) -> np.ndarray:
     """Round an exact integer accumulator (float64) from 2^-2F to 2^-F units, then clamp (a new array)."""
     out = np.floor((acc + float(1 << (shift - 1))) * (1.0 / (1 << shift)))
     return np.clip(out, -ACT_LIMIT, ACT_LIMIT, out=out)
-
-
-# ----------------------------------------------------------------------------- threads
-
-_threads: int | None = None
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
-
-
-def set_threads(n: int | None) -> None:
-    """Threads of the exact convolutions (None: the default of `threads`). Any count gives the same integers."""
-    global _threads
-    if n is not None and int(n) < 1:
-        raise ValueError(f"threads must be >= 1, got {n}")
-    _threads = None if n is None else int(n)
-
-
-def threads() -> int:
-    """The exact convolutions' thread count: `set_threads`, else $OMP_NUM_THREADS, else the usable CPUs."""
-    if _threads is not None:
-        return _threads
-    try:
-        return max(1, int(os.environ["OMP_NUM_THREADS"]))
-    except (KeyError, ValueError):
-        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
-def _executor(n: int) -> ThreadPoolExecutor:
-    global _pool
-    with _pool_lock:
-        if _pool is None or _pool._max_workers < n:
-            _pool = ThreadPoolExecutor(n, thread_name_prefix="diffcode-exact")
-        return _pool
-
-
-@functools.lru_cache(maxsize=1)
-def _blas_thread_control():
-    """(get, set) of numpy's OpenBLAS thread count, or None when numpy's BLAS is not a known OpenBLAS."""
-    libs = glob.glob(os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs", "*openblas*"))
-    for path in libs:
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for prefix, suffix in (("scipy_openblas", "64_"), ("scipy_openblas", ""), ("openblas", "64_"), ("openblas", "")):
-            get = getattr(lib, f"{prefix}_get_num_threads{suffix}", None)
-            put = getattr(lib, f"{prefix}_set_num_threads{suffix}", None)
-            if get is not None and put is not None:
-                put.argtypes = [ctypes.c_int]
-                return get, put
-    return None
-
-
-@contextmanager
-def _single_threaded_blas():
-    """numpy's BLAS on one thread while our own threads split the rows (speed only: the sums are exact)."""
-    control = _blas_thread_control()
-    before = control[0]() if control else 1
-    if control and before != 1:
-        control[1](1)
-    try:
-        yield
-    finally:
-        if control and before != 1:
-            control[1](before)
 
 
 # ----------------------------------------------------------------------------- convolutions
@@ -211,11 +140,11 @@ def _conv3x3_flat(flat: np.ndarray, h: int, w: int, weight: np.ndarray, bias: np
     low = 0.0 if relu else -float(ACT_LIMIT)
     blocks = -(-max(h - 2, 0) // rows_per_chunk)
     n = min(threads(), blocks)
-    with _single_threaded_blas():  # also for one thread: OpenBLAS would otherwise take every core
+    with single_threaded_blas():  # also for one thread: OpenBLAS would otherwise take every core
         if n <= 1:
             _conv_rows(flat, h, w, taps, bias, out_flat, start, ww, 0, 1, rows_per_chunk, low)
             return out
-        jobs = [_executor(n).submit(_conv_rows, flat, h, w, taps, bias, out_flat, start, ww, i, n, rows_per_chunk,
+        jobs = [executor(n).submit(_conv_rows, flat, h, w, taps, bias, out_flat, start, ww, i, n, rows_per_chunk,
                                     low) for i in range(n)]
         for job in jobs:
             job.result()

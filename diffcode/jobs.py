@@ -26,7 +26,7 @@ from __future__ import annotations
 import re
 from typing import Any, Callable
 
-from . import codec, families, limits
+from . import codec, families, limits, parallel
 from .errors import DecoderMismatchError, DiffcodeError, UsageError
 from .families import Fit, auto
 from .image import ColorMode, image_and_mode
@@ -130,17 +130,14 @@ def choose(image, *, preset: str = "default", steps: int | None = None, seed: in
     def classic():
         return store(fit(image, variant=auto.CLASSIC, color=color), metadata=metadata)
 
-    # with a second thread, the classic file is made while the photo model codes (LZMA, most of its time, runs
-    # without the GIL); with one, only when its estimate says it can win (`auto.outclassed`). The same files
-    # either way: the estimate decides with two threads too
-    from .fixedpoint import threads  # here: fixedpoint imports numba, which a decode never needs
-
-    background = _in_thread(lambda: (auto.classic_estimate(image), classic())) if threads() > 1 else None
+    # the classic file is made only when its estimate says it can win (`auto.outclassed`: on a photo its LZMA2 pass
+    # would be most of an `instant` compress); with a second thread the estimate runs beside the photo model
+    estimate = _in_thread(lambda: auto.classic_estimate(image)) if parallel.threads() > 1 else None
     model = model if model is not None else family.load_model()
     instant = fit(image, variant=auto.MODEL, model=model, color=color, preset="instant", seed=seed, device=device)
     instant = store(instant, model=model, device=device, progress=stage_progress, metadata=metadata)
-    estimate, made = background.result() if background else (auto.classic_estimate(image), None)
-    candidates = [instant] if auto.outclassed(estimate, len(instant[0])) else [made or classic(), instant]
+    estimate = estimate.result() if estimate else auto.classic_estimate(image)
+    candidates = [instant] if auto.outclassed(estimate, len(instant[0])) else [classic(), instant]
     if family.fit_steps(preset, steps) > 0 and (
             len(candidates) == 1 or auto.worth_fitting(len(candidates[1][0]), len(candidates[0][0]))):
         fitted = fit(image, variant=auto.MODEL, model=model, color=color, preset=preset, steps=steps, seed=seed,

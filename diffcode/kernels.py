@@ -20,7 +20,9 @@ Binding (at the first call of any kernel): every kernel name in its module is re
   DIFFCODE_KERNELS=jit in the environment (the tests compare both ways).
 
 Both compile the same integer code with the same LLVM, so they give the same integers; a test
-decodes files both ways. Kernels refer to each other through their module's globals (`rans.pop`,
+decodes files both ways. Both release the GIL while a loop runs (`nogil`; the ahead-of-time build sets numba's
+`release_gil` flag, which numba.pycc does not offer), so the pyramid's engine runs its blocks of rows on two
+threads at once (`diffcode.parallel`). Kernels refer to each other through their module's globals (`rans.pop`,
 `_cdf`), which binding replaces, so a loop compiled just in time calls its callees' dispatchers.
 
 An exported function checks its arguments' types but not their layout: a Fortran-ordered array passed
@@ -154,7 +156,7 @@ def bind(jit_only: bool = False) -> str:
         import numba
 
         for k in _KERNELS:
-            setattr(sys.modules[k.module], k.name, numba.njit(cache=True, **k.options)(k.function))
+            setattr(sys.modules[k.module], k.name, numba.njit(cache=True, nogil=True, **k.options)(k.function))
         _bound = "jit"
     else:
         for k in _KERNELS:
@@ -188,8 +190,14 @@ def build(output: Path = PACKAGE) -> Path:
     bind(jit_only=True)  # the exported loops call their callees' dispatchers
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # numba.pycc is pending deprecation; it is still the way to build ahead
-        from numba.pycc import CC
+        from numba.pycc import CC, compiler
 
+        class ReleasingFlags(compiler.Flags):  # as numba.njit(nogil=True): numba.pycc has no such option, and
+            def __init__(self, *args, **kwargs):  # its wrappers would hold the GIL (no two threads' loops at once)
+                super().__init__(*args, **kwargs)
+                self.release_gil = True
+
+        plain, compiler.Flags = compiler.Flags, ReleasingFlags
         cc = CC(module_name())
         cc.output_dir = str(output)
         cc.verbose = False
@@ -197,7 +205,10 @@ def build(output: Path = PACKAGE) -> Path:
         for k in _KERNELS:
             if k.signature is not None:
                 cc.export(_export_name(k), k.signature)(k.function)
-        cc.compile()
+        try:
+            cc.compile()
+        finally:
+            compiler.Flags = plain
     for old in output.glob(PREFIX + "*"):
         if not old.name.startswith(module_name() + "."):
             old.unlink()

@@ -128,55 +128,52 @@ def test_the_classic_file_is_skipped_only_where_dense_and_far_behind():
     assert not auto.outclassed((5000, 0.5), 1000)  # a sparse sample: the estimate is not trusted
 
 
-def test_a_photo_on_one_thread_skips_the_classic_file(monkeypatch):
-    """The photo model's file wins by far: the classic one is not made, and the file is what two threads make."""
-    from diffcode import fixedpoint, jobs, kodak
+def test_a_photo_skips_the_classic_file_with_one_thread_or_two(monkeypatch):
+    """The photo model's file wins by far: the classic one is not made, and one thread or two make the same file."""
+    from diffcode import jobs, kodak, parallel
 
     photo = kodak.crop(kodak.load("kodim23"), (96, 128))
     made, real_fit = [], jobs.fit
     monkeypatch.setattr(jobs, "fit", lambda image, variant, **k: made.append(variant) or real_fit(image, variant=variant, **k))
     files = []
     for n in (1, 2):
-        fixedpoint.set_threads(n)
+        parallel.set_threads(n)
         try:
             files.append(api.choose(photo, preset="instant")[0])
         finally:
-            fixedpoint.set_threads(None)
+            parallel.set_threads(None)
     assert auto.outclassed(auto.classic_estimate(photo), len(files[0]))
-    assert sorted(made) == sorted([auto.MODEL, auto.MODEL, auto.CLASSIC])  # the classic file: two threads only
-    assert made[0] == auto.MODEL and files[0] == files[1]
+    assert made == [auto.MODEL, auto.MODEL] and files[0] == files[1]
 
 
 @pytest.mark.parametrize("name", ["noise", "palette"])
 def test_the_decision_makes_the_same_file_with_one_thread_or_two(name):
-    """With two threads the classic file is made beside the photo model's (`jobs.choose`): the same bytes."""
-    from diffcode import fixedpoint
+    """With two threads the estimate runs beside the photo model and the network splits its rows: the same bytes."""
+    from diffcode import parallel
 
     files = []
     for n in (1, 2):
-        fixedpoint.set_threads(n)
+        parallel.set_threads(n)
         try:
             files.append(api.choose(IMAGES[name], preset="instant")[0])
         finally:
-            fixedpoint.set_threads(None)
+            parallel.set_threads(None)
     assert files[0] == files[1]
 
 
-def test_a_failure_while_the_classic_file_is_made_in_its_thread_is_raised(monkeypatch):
-    from diffcode import fixedpoint, jobs
+def test_a_failure_of_the_estimate_in_its_thread_is_raised(monkeypatch):
+    from diffcode import parallel
 
-    def broken(*args, **kwargs):
-        raise RuntimeError("classic failed")
+    def broken(image):
+        raise RuntimeError("estimate failed")
 
-    real_fit = jobs.fit
-    monkeypatch.setattr(jobs, "fit", lambda image, variant, **k: broken() if variant == auto.CLASSIC
-                        else real_fit(image, variant=variant, **k))
-    fixedpoint.set_threads(2)
+    monkeypatch.setattr(auto, "classic_estimate", broken)
+    parallel.set_threads(2)
     try:
-        with pytest.raises(RuntimeError, match="classic failed"):
+        with pytest.raises(RuntimeError, match="estimate failed"):
             api.choose(IMAGES["palette"], preset="instant")
     finally:
-        fixedpoint.set_threads(None)
+        parallel.set_threads(None)
 
 
 def test_compress_chooses_by_default(tmp_path, monkeypatch):

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from diffcode import api, codec, families, fixedpoint
+from diffcode import api, codec, families, parallel
 from diffcode.errors import ChecksumError
 from diffcode.storage import container
 from diffcode.damage import REJECTED, raw_cases, sweep
@@ -105,12 +105,12 @@ def test_same_pixels_and_bytes_with_one_and_two_threads(family, models):
     try:
         for threads in (1, 2):
             torch.set_num_threads(threads)
-            fixedpoint.set_threads(threads)  # the exact convolutions' own threads
+            parallel.set_threads(threads)  # the exact convolutions' own threads
             data, _ = api.store(fit, model=models[family], verify=False)
             out.append((data, codec.load(data, models[family])))
     finally:
         torch.set_num_threads(before)
-        fixedpoint.set_threads(None)
+        parallel.set_threads(None)
     assert out[0][0] == out[1][0] and np.array_equal(out[0][1], out[1][1]) and np.array_equal(out[0][1], image)
 
 

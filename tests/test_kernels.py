@@ -34,7 +34,7 @@ print(json.dumps({"pixels": out, "numba": "numba" in sys.modules}))
 def _decode_in_process(paths: list[Path], mode: str, threads: int | None = None) -> dict:
     env = dict(os.environ)
     env.pop(kernels.ENV, None)
-    if threads:  # the matrix products' threads (numpy's BLAS)
+    if threads:  # the engine's threads and numpy's BLAS's
         env.update({name: str(threads) for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")})
     if mode == "jit":
         env[kernels.ENV] = "jit"
@@ -45,14 +45,14 @@ def _decode_in_process(paths: list[Path], mode: str, threads: int | None = None)
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory) -> tuple[list[Path], dict]:
-    """The pyramid golden files and a 64x80 file coded here (more chunks and contexts than the golden ones), with
-    the sha256 of their pixels."""
+    """The pyramid golden files and a 96x128 file coded here (more chunks and contexts than the golden ones, and
+    groups of more than one block of the engine's rows), with the sha256 of their pixels."""
     manifest = json.loads((GOLDEN / "manifest.json").read_text())["files"]
     expected = {e["file"]: e["pixels_sha256"] for e in manifest if e["variant"] == "pyramid"}
     paths = [GOLDEN / name for name in expected]
     rng = np.random.default_rng(3)
-    y, x = np.mgrid[:64, :80]
-    image = np.clip(np.stack([x * 3, y * 4, x + y], -1) + rng.integers(-9, 10, (64, 80, 3)), 0, 255).astype(np.uint8)
+    y, x = np.mgrid[:96, :128]
+    image = np.clip(np.stack([x * 3, y * 4, x + y], -1) + rng.integers(-9, 10, (96, 128, 3)), 0, 255).astype(np.uint8)
     data = api.compress(image, variant="pyramid", preset="instant")
     path = tmp_path_factory.mktemp("kernels") / "ramp.dfc"
     path.write_bytes(data)
@@ -74,7 +74,8 @@ def test_ahead_of_time_kernels_decode_the_files_without_numba(files):
 
 @pytest.mark.parametrize("threads", [1, 2])
 def test_one_or_two_threads_decode_the_same_pixels(files, threads):
-    """The engine's products are exact in any summation order, so BLAS's thread count cannot change a pixel."""
+    """The engine's products are exact in any summation order and its blocks of rows are computed apart, so neither
+    its threads (`parallel.threads`, from OMP_NUM_THREADS here) nor BLAS's can change a pixel."""
     paths, expected = files
     assert _decode_in_process(paths, "aot", threads)["pixels"] == expected
 

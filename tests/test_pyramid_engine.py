@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from diffcode import parallel
 from diffcode.errors import CorruptFileError
 
 from diffcode.families.pyramid import coding, engine, exact, layout, online, prior
@@ -49,10 +50,17 @@ def test_every_layer_keeps_its_bound(model):
     assert net.phases[0][1].weight.dtype == np.float32
 
 
+@pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])
+def threads(request):
+    parallel.set_threads(request.param)
+    yield request.param
+    parallel.set_threads(None)
+
+
 @pytest.mark.parametrize("which", ["shipped", "test model"])
-def test_compiled_loops_give_the_numpy_formulas_integers(model, which):
-    """`hidden` and `channel` (compiled loops between the products, in blocks of ROWS) against their numpy
-    formulas over the inputs' whole range (activations clipped at both ends)."""
+def test_compiled_loops_give_the_numpy_formulas_integers(model, which, threads):
+    """`hidden` and `channel` (compiled loops between the products, in blocks of ROWS, on one thread or two)
+    against their numpy formulas over the inputs' whole range (activations clipped at both ends)."""
     source = prior.load() if which == "shipped" else model
     net = exact.exact_net(source, source.arrays)
     rng = np.random.default_rng(5)

@@ -71,7 +71,7 @@ def test_fixed_point_pass_matches_the_float_pass():
 
 
 def test_fixed_point_pass_is_identical_across_threads_and_chunking():
-    from diffcode import fixedpoint
+    from diffcode import parallel
 
     ckpt = _random_checkpoint(1)
     schedule = size_schedule(45, 61, ckpt.config)
@@ -79,10 +79,10 @@ def test_fixed_point_pass_is_identical_across_threads_and_chunking():
     try:
         outs = []
         for threads, rows in [(1, 64), (2, 64), (2, 3), (3, 1), (1, 1000)]:
-            fixedpoint.set_threads(threads)
+            parallel.set_threads(threads)
             outs.append(_fixed_output(ckpt, schedule, values, rows))
     finally:
-        fixedpoint.set_threads(None)
+        parallel.set_threads(None)
     assert all(np.array_equal(outs[0], o) for o in outs[1:])
     assert np.array_equal(outs[0], np.round(outs[0]))  # integers in 2^-12 units
 

@@ -75,15 +75,15 @@ def test_positions_lie_in_their_intervals():
 def test_fixed_pass_does_not_depend_on_thread_count(mlp):
     positions = np.random.default_rng(1).integers(0, 2**32, wv.layout(TINY)[-1].size * 0 + sum(
         s.size for s in wv.layout(TINY)), dtype=np.uint64).astype(np.uint32)
-    from diffcode import fixedpoint
+    from diffcode import parallel
 
     try:
-        fixedpoint.set_threads(1)
+        parallel.set_threads(1)
         one = wv.fixed_pass(mlp, TINY, positions, 17, 11)
-        fixedpoint.set_threads(2)
+        parallel.set_threads(2)
         two = wv.fixed_pass(mlp, TINY, positions, 17, 11)
     finally:
-        fixedpoint.set_threads(None)
+        parallel.set_threads(None)
     assert np.array_equal(one, two)
 
 

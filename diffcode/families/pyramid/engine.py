@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ... import kernels
+from ... import kernels, parallel
 from . import entropy, spec
 from .layout import MAX_LEVELS, ORDERS
 
@@ -229,6 +229,8 @@ def make_quant(arrays: dict, units: dict, order: int) -> dict:
 class Engine:
     """The quantized network of float arrays (a prior, plus deltas) with the prior's `quant` (`make_quant`).
     The same interface as network.ExactNet: hidden(phase, inputs), channel(phase, c, hidden, own, base12).
+    Blocks of rows are computed apart, on `parallel.threads()` threads (numpy's products and the compiled loops
+    release the GIL): every block's integers are the same on any thread count.
 
     `hidden` keeps the trunk's output activations (integers 0..ACT_MAX, as uint16) of a chunk's targets, which
     every channel's head reads; `channel` runs one head, its first layer's trunk part plus the pixel's own
@@ -261,12 +263,15 @@ class Engine:
         """The trunk's output activations (N, width): integers 0..ACT_MAX, uint16."""
         trunk1, trunk2 = self.phases[phase][:2]
         out = np.empty((len(inputs), trunk2.weight.shape[1]), np.uint16)
-        h = np.empty((min(len(inputs), self.ROWS), trunk1.weight.shape[1]), np.float32)
         shift2 = self.shifts32[phase][0]
-        for start in range(0, len(inputs), self.ROWS):
-            block = inputs[start:start + self.ROWS]
-            _relu64(trunk1.accumulate(np.asarray(block, np.float64)), trunk1.shift, h[:len(block)])
-            _relu32(trunk2.accumulate(h[:len(block)]), shift2, out[start:start + len(block)])
+
+        def block(start: int) -> None:
+            rows = np.asarray(inputs[start:start + self.ROWS], np.float64)
+            h = np.empty((len(rows), trunk1.weight.shape[1]), np.float32)
+            _relu64(trunk1.accumulate(rows), trunk1.shift, h)
+            _relu32(trunk2.accumulate(h), shift2, out[start:start + len(rows)])
+
+        parallel.each(block, range(0, len(inputs), self.ROWS))
         return out
 
     def channel(self, phase: int, c: int, hidden: np.ndarray, own: np.ndarray, base12: np.ndarray) -> np.ndarray:
@@ -280,10 +285,13 @@ class Engine:
         shift1 = self.shifts32[phase][1][c]
         k, weights = self.multipliers(second), entropy.weight_table()
         w2t = np.ascontiguousarray(second.weight.T)
-        for start in range(0, n, self.ROWS):
+
+        def block(start: int) -> None:
             rows = slice(start, start + self.ROWS)
             _head(first.accumulate(hidden[rows].astype(np.float32)), shift1, own[rows], c, from_own[c],
                   w2t, second.bias, k, base12[rows], weights, out, start)
+
+        parallel.each(block, range(0, n, self.ROWS))
         return out
 
     @staticmethod

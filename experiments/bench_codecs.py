@@ -23,7 +23,8 @@ files the decoders read); then `--repeats` rounds, each running every command of
 turn, so the commands of one round share the machine's state. Every decode is compared with the
 image's pixels (a row that is not bit-exact stops the run). Rows give the median of the rounds with
 min and max, and the median over rounds of each round's ratio to `djxl` of the effort-7 file of the
-same image (`x djxl`: paired, so it holds when the machine's speed drifts).
+same image (`x djxl`: paired, so it holds when the machine's speed drifts). With `--before DIR`, the diffcode
+of another checkout runs in the same rounds, its rows labelled with its commit: a before/after pair.
 
 A missing tool is named and its rows are left out; diffcode is benchmarked all the same (exit 0).
 
@@ -87,13 +88,15 @@ class Measure:
     peak_mib: float
 
 
-def diffcode_codecs(python: str, presets: list[str], jit: bool = False) -> list[Codec]:
-    """`python cli.py compress --preset P` and `decode` for each preset; with `jit`, run with DIFFCODE_KERNELS=jit
-    (numba's just-in-time kernels instead of the ahead-of-time module: `diffcode.kernels`)."""
-    cli = ["env", "DIFFCODE_KERNELS=jit"] * jit + [python, str(ROOT / "cli.py")]
-    tag = " [jit kernels]" * jit
+def diffcode_codecs(python: str, presets: list[str], jit: bool = False, root: Path = ROOT,
+                    label: str = "") -> list[Codec]:
+    """`python cli.py compress --preset P` and `decode` for each preset, cli.py of the checkout at `root`
+    (`label` names another one in the rows and file names); with `jit`, run with DIFFCODE_KERNELS=jit (numba's
+    just-in-time kernels instead of the ahead-of-time module: `diffcode.kernels`)."""
+    cli = ["env", "DIFFCODE_KERNELS=jit"] * jit + [python, str(root / "cli.py")]
+    tag = " [jit kernels]" * jit + f" [{label}]" * bool(label)
     return [Codec(f"diffcode compress --preset {preset}{tag}", f"diffcode decode ({preset} file){tag}",
-                  f".{preset}{'.jit' * jit}.dfc",
+                  f".{preset}{'.jit' * jit}{'.other' * bool(label)}.dfc",
                   (*cli, "compress", "{input}", "-o", "{output}", "--preset", preset, "--force", "-q"),
                   (*cli, "decode", "{input}", "-o", "{output}", "--force", "-q"))
             for preset in presets]
@@ -118,6 +121,15 @@ def available(codecs: list[Codec]) -> tuple[list[Codec], list[str]]:
     missing = sorted({tool for codec in codecs for tool in codec.tools if shutil.which(tool) is None})
     notes = [f"{tool} not found (apt-get install {packages.get(tool, tool)}): its rows are left out" for tool in missing]
     return [c for c in codecs if not set(c.tools) & set(missing)], notes
+
+
+def checkout(root: Path) -> str:
+    """The short commit of the checkout at `root` (SystemExit if it is not one)."""
+    try:
+        return subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError) as exc:
+        raise SystemExit(f"--before {root}: not a git checkout ({exc})") from exc
 
 
 def image_path(name: str) -> Path:
@@ -320,6 +332,9 @@ def parse_args(argv: list[str] | None):
     ap.add_argument("--no-references", action="store_true", help="diffcode only (no cjxl, djxl, cwebp, dwebp)")
     ap.add_argument("--jit-too", action="store_true",
                     help="also diffcode with numba's just-in-time kernels (DIFFCODE_KERNELS=jit), in the same rounds")
+    ap.add_argument("--before", type=Path,
+                    help="another checkout (git worktree add DIR COMMIT; its kernels built) whose diffcode runs in "
+                         "the same rounds: a before/after pair")
     ap.add_argument("--work-dir", type=Path, default=ROOT / "runs" / "bench_codecs")
     ap.add_argument("--out-dir", type=Path, default=ROOT / "experiments" / "results")
     ap.add_argument("--name", default="codecs")
@@ -359,7 +374,8 @@ def main(argv: list[str] | None = None) -> None:
     originals = {name: read_image(path) for name, path in images.items()}
     codecs, missing = available([] if args.no_references else reference_codecs(threads=args.threads))
     codecs = diffcode_codecs(args.python, args.presets) + diffcode_codecs(args.python, args.presets, True) * args.jit_too \
-        + codecs
+        + (diffcode_codecs(args.python, args.presets, root=args.before, label=f"before: {checkout(args.before)}")
+           if args.before else []) + codecs
     for line in missing:
         print(f"note: {line}", file=sys.stderr)
     for folder in (args.work_dir, args.out_dir):

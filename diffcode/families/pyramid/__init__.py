@@ -51,7 +51,8 @@ class Pyramid:
               "prior3-instant": {"preset": "instant"}, "prior3-fast": {"preset": "fast", "steps": 3},
               "prior4-instant": {"preset": "instant"}, "prior4-fast": {"preset": "fast", "steps": 3},
               "prior5-instant": {"preset": "instant"}, "prior5-fast": {"preset": "fast", "steps": 3},
-              "prior6-instant": {"preset": "instant"}, "prior6-fast": {"preset": "fast", "steps": 3}}
+              "prior6-instant": {"preset": "instant"}, "prior6-fast": {"preset": "fast", "steps": 3},
+              "prior7-instant": {"preset": "instant"}, "prior7-fast": {"preset": "fast", "steps": 3}}
 
     def load_model(self, path=None) -> prior.Prior:
         return prior.load(path)

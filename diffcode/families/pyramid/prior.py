@@ -40,8 +40,10 @@ SHIPPED = {  # SHA-256 -> package file; never remove one (files that name it mus
     # the same recipe trained for 32,000 steps (train_pyramid-mix2-32k.md), order 4; each file chooses its online
     # adaptation among 3 (censored bias), 2 (scale shifts only) and 0 (none) (online_ablation-prior6-val-default.md)
     "29638dfa453d5c3952003b290fcb2ad26390825162115dec5442e9c99906d044": "data/pyramid_prior_6.npz",
+    # the same recipe and online choices, trained for 64,000 steps (train_pyramid-mix2-64k.md)
+    "c8d6f3baf08219adcf46114718c592fbc88c6fd284e754cc997815caf80450b7": "data/pyramid_prior_7.npz",
 }
-CURRENT = "29638dfa453d5c3952003b290fcb2ad26390825162115dec5442e9c99906d044"
+CURRENT = "c8d6f3baf08219adcf46114718c592fbc88c6fd284e754cc997815caf80450b7"
 
 
 @dataclass(frozen=True)

@@ -338,7 +338,7 @@ SECTIONS = [
                 Row("each image's best of the four", "online adaptation 1", fitted("base"),
                     fitted("each image's best")),
             ]),
-    Section("8. Prior 6 in real files", "Whole files of the `default` preset (`cli.py evaluate`: fit, store, "
+    Section("8. Priors 6 and 7 in real files", "Whole files of the `default` preset (`cli.py evaluate`: fit, store, "
             "every file decoded and checked), mean of Kodak's validation split.",
             "Kodak val (kodim09-16), real files, default", "bpsp", rows=[
                 Row("the 32,000-step network, online adaptation 1", "prior 5 (16,000 steps, online adaptation 1)",
@@ -346,6 +346,8 @@ SECTIONS = [
                 Row("censored bias, each file choosing its online adaptation (prior 6)",
                     "the same network, online adaptation 1", evaluated("kodak-pyramid6a-val-default.md"),
                     evaluated("kodak-pyramid6-val-default.md")),
+                Row("the 64,000-step network, the same online choices (prior 7)", "prior 6 (32,000 steps)",
+                    evaluated("kodak-pyramid6-val-default.md"), evaluated("kodak-pyramid7-val-default.md")),
             ]),
 ]
 

@@ -35,6 +35,9 @@ one thread:
 - `cjxl -d 0 -e 7 --num_threads=1` and `djxl`, `cwebp -lossless -z 9` and `dwebp`, where installed (a
   missing tool is named in the notes and its rows are left out; `--no-references`: none of them).
 
+`--threads N` runs every command with N threads instead (diffcode's engine splits its rows, cjxl and djxl
+get `--num_threads=N`, WebP `-mt`).
+
 Every decode is compared with the image's pixels: a difference stops the run. A diffcode command that
 exits non-zero with "too large" in its error (the memory limits' refusal) is recorded as `refused`, with
 the time and memory the refusal took, and the decode of a refused file as `skipped`; any other failure
@@ -263,7 +266,7 @@ def summary(outcomes: list[Outcome]) -> dict:
 def measure_images(args, codecs: list[Codec], diffcode: set[str], decoded: str, work: Path):
     """Every image in turn (kodim17 and its warm-up rounds first, then the mosaics, smallest first): the
     rows, the notes' lines on the images and their refusals, and the launcher's peak floor in MiB."""
-    env, rows, described, refusals = bench_codecs.child_environment(), [], [], []
+    env, rows, described, refusals = bench_codecs.child_environment(args.threads), [], [], []
     with Launcher() as launcher:
         for key in [REFERENCE_IMAGE, *sorted(args.sizes, key=lambda k: np.prod(parse_size(k)))]:
             image = make_image(key, work)
@@ -333,8 +336,9 @@ def notes(args, load: tuple[float, float], floor_mib: float, codecs: list[Codec]
           image_lines: list[str], target_lines: list[str]) -> list[str]:
     """The lines under the table: targets, images, how it was run, the load, tools, refusals."""
     lines = target_lines + image_lines + [
-        f"Whole processes, one thread ({', '.join(bench_codecs.THREAD_VARIABLES)} = 1; cjxl/djxl "
-        f"--num_threads=1); {args.warmup} uncounted round(s) of {REFERENCE_IMAGE} first, then {args.repeats} "
+        f"Whole processes, {'one thread' if args.threads == 1 else f'{args.threads} threads'} "
+        f"({', '.join(bench_codecs.THREAD_VARIABLES)} = {args.threads}; cjxl/djxl "
+        f"--num_threads={args.threads}); {args.warmup} uncounted round(s) of {REFERENCE_IMAGE} first, then {args.repeats} "
         "counted round(s) of every command per image; medians. Every decode was compared with the image's pixels.",
         f"diffcode ran as `{args.python} cli.py`; the default preset was skipped above {args.max_mp_default:g} MP.",
         f"Peak memory is the child's ru_maxrss; the launcher's own peak, {floor_mib:.1f} MiB, is the floor.",
@@ -353,6 +357,7 @@ def parse_args(argv: list[str] | None):
                     help="skip the default preset on images above this many megapixels")
     ap.add_argument("--repeats", type=int, default=1, help="counted rounds per image")
     ap.add_argument("--warmup", type=int, default=1, help=f"uncounted rounds of {REFERENCE_IMAGE} first")
+    ap.add_argument("--threads", type=int, default=1, help="threads of every command (1: issue 27's measure)")
     ap.add_argument("--python", default=sys.executable, help="the interpreter that runs diffcode's cli.py")
     ap.add_argument("--no-references", action="store_true", help="diffcode only (no cjxl, djxl, cwebp, dwebp)")
     ap.add_argument("--tmp-dir", type=Path, default=None,
@@ -372,7 +377,7 @@ def parse_args(argv: list[str] | None):
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    references, missing = bench_codecs.available([] if args.no_references else bench_codecs.reference_codecs((7,)))
+    references, missing = bench_codecs.available([] if args.no_references else bench_codecs.reference_codecs((7,), args.threads))
     ours = bench_codecs.diffcode_codecs(args.python, args.presets)
     decoded = next((c.name for c in ours if c.name.endswith("--preset instant")), ours[0].name)
     for line in missing:

@@ -122,6 +122,16 @@ def test_the_sample_is_four_bands_spread_over_a_large_image():
     assert list(tops) == sorted(tops) and tops[0] < 250 - rows and tops[-1] > 750
 
 
+def test_the_estimate_of_a_large_image_is_scaled_from_its_sample():
+    noise = RNG.integers(0, 256, (400, 400, 3), dtype=np.uint8)  # sampled (160,000 pixels), incompressible
+    estimated, density = exact.estimate(noise)
+    assert exact.sample(noise).shape[0] < 400 and estimated == noise.size and density > 7.9  # the stored pixels
+    ramp = np.ascontiguousarray(np.broadcast_to((np.arange(480) % 256).astype(np.uint8)[None, :, None], (400, 480, 3)))
+    estimated, density = exact.estimate(ramp)
+    data, _ = api.store(api.fit(ramp, variant="classic", method="lzma"))
+    assert density < 1 and 0 < estimated < 4 * len(data)  # a sparse sample: scaled, and not trusted
+
+
 def test_the_classic_file_is_skipped_only_where_dense_and_far_behind():
     assert auto.outclassed((1200, 2.5), 1000)
     assert not auto.outclassed((1100, 2.5), 1000)  # within the margin: made

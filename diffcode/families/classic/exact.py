@@ -302,13 +302,12 @@ def estimate(image: np.ndarray) -> tuple[int, float]:
     images whose LZMA2 matches reach beyond a band (text, gradients): the decision trusts it only where the
     sample is dense (`auto.outclassed`)."""
     bases = bases_of(image)
-    options = [(option, sample(channels)) for transform, table, channels in bases
+    options = [(option, channels.size, sample(channels)) for transform, table, channels in bases
                for option in candidates(transform, table)]
-    best, part = min(options, key=lambda option: fast_size(option[0], option[1]))
+    best, size, part = min(options, key=lambda option: fast_size(option[0], option[2]))
     coded = len(_lzma(residual_pieces(best, part), part.size)) + len(best.table)
-    whole = min(bases, key=lambda base: base[2].size + len(base[1]))
-    scaled = round(coded * bases[0][2].size / part.size)
-    return min(scaled, whole[2].size + len(whole[1])), 8.0 * coded / part.size
+    stored = min(base[2].size + len(base[1]) for base in bases)
+    return min(round(coded * size / part.size), stored), 8.0 * coded / part.size
 
 
 def encode_payload(method: str, bases: list[tuple[str, bytes, np.ndarray]]) -> tuple[Layout, bytes]:

@@ -298,7 +298,7 @@ def estimate(image: np.ndarray) -> tuple[int, float]:
     """What the classic file of a uint8 (H, W, 3) image would cost, for a tenth of its time: (bytes, bits per
     subpixel of the sample). The lzma method on `sample` (its layouts ranked there, then preset 9), scaled to the
     whole image, or the stored pixels if fewer. Exact when the image is its own sample; on the Kodak images and
-    eight 0.8-1.3 MP photos within -3 % and +7 % of the lzma payload, but far from it (0.25x to 6x) on drawn
+    eight 0.8-1.3 MP photos within -3 % and +7 % of the lzma payload, but far from it (0.7x to 6x) on drawn
     images whose LZMA2 matches reach beyond a band (text, gradients): the decision trusts it only where the
     sample is dense (`auto.outclassed`)."""
     bases = bases_of(image)

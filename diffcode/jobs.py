@@ -131,12 +131,13 @@ def choose(image, *, preset: str = "default", steps: int | None = None, seed: in
         return store(fit(image, variant=auto.CLASSIC, color=color), metadata=metadata)
 
     # the classic file is made only when its estimate says it can win (`auto.outclassed`: on a photo its LZMA2 pass
-    # would be most of an `instant` compress); with a second thread the estimate runs beside the photo model
-    estimate = _in_thread(lambda: auto.classic_estimate(image)) if parallel.threads() > 1 else None
+    # would be most of an `instant` compress); with a second thread the estimate runs beside the photo model, and
+    # the files are the same either way
+    pending = _in_thread(lambda: auto.classic_estimate(image)) if parallel.threads() > 1 else None
     model = model if model is not None else family.load_model()
     instant = fit(image, variant=auto.MODEL, model=model, color=color, preset="instant", seed=seed, device=device)
     instant = store(instant, model=model, device=device, progress=stage_progress, metadata=metadata)
-    estimate = estimate.result() if estimate else auto.classic_estimate(image)
+    estimate = pending.result() if pending else auto.classic_estimate(image)
     candidates = [instant] if auto.outclassed(estimate, len(instant[0])) else [classic(), instant]
     if family.fit_steps(preset, steps) > 0 and (
             len(candidates) == 1 or auto.worth_fitting(len(candidates[1][0]), len(candidates[0][0]))):

@@ -288,12 +288,16 @@ def tool_versions(codecs: list[Codec]) -> list[str]:
     return versions
 
 
+def threads_note(threads: int) -> str:
+    """How many threads every command had, as the tables' notes say it."""
+    count = "one thread" if threads == 1 else f"{threads} threads"
+    return (f"Whole processes, {count} ({', '.join(THREAD_VARIABLES)} = {threads}; cjxl/djxl "
+            f"--num_threads={threads}{'; cwebp/dwebp -mt' * (threads > 1)})")
+
+
 def notes(args, load: tuple[float, float], floor_mib: float, codecs: list[Codec], missing: list[str]) -> list[str]:
     """The lines under the table: how it was run, the load, the tools and what was left out."""
-    threads = "one thread" if args.threads == 1 else f"{args.threads} threads"
-    lines = [f"Whole processes, {threads} ({', '.join(THREAD_VARIABLES)} = {args.threads}; cjxl/djxl "
-             f"--num_threads={args.threads}{'; cwebp/dwebp -mt' * (args.threads > 1)}); "
-             f"{args.warmup} uncounted round(s), then {args.repeats} counted round(s), every command once per "
+    lines = [f"{threads_note(args.threads)}; {args.warmup} uncounted round(s), then {args.repeats} counted round(s), every command once per "
              f"round in turn; medians, and `x djxl`: the median of each round's ratio to `{REFERENCE}` of the same "
              "image. Every decode was compared with the image's pixels.",
              f"diffcode ran as `{args.python} cli.py`.",

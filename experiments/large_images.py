@@ -336,9 +336,7 @@ def notes(args, load: tuple[float, float], floor_mib: float, codecs: list[Codec]
           image_lines: list[str], target_lines: list[str]) -> list[str]:
     """The lines under the table: targets, images, how it was run, the load, tools, refusals."""
     lines = target_lines + image_lines + [
-        f"Whole processes, {'one thread' if args.threads == 1 else f'{args.threads} threads'} "
-        f"({', '.join(bench_codecs.THREAD_VARIABLES)} = {args.threads}; cjxl/djxl "
-        f"--num_threads={args.threads}); {args.warmup} uncounted round(s) of {REFERENCE_IMAGE} first, then {args.repeats} "
+        f"{bench_codecs.threads_note(args.threads)}; {args.warmup} uncounted round(s) of {REFERENCE_IMAGE} first, then {args.repeats} "
         "counted round(s) of every command per image; medians. Every decode was compared with the image's pixels.",
         f"diffcode ran as `{args.python} cli.py`; the default preset was skipped above {args.max_mp_default:g} MP.",
         f"Peak memory is the child's ru_maxrss; the launcher's own peak, {floor_mib:.1f} MiB, is the floor.",
